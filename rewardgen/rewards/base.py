@@ -1,0 +1,129 @@
+"""The spine: a vectorized reward function over a batch of transitions.
+
+Every method in rewardgen ends in a :class:`RewardFn`. It is called once per vector step with a
+:class:`TransitionBatch` of ``n`` transitions and returns a :class:`RewardOutput`: ``total`` of
+shape ``(n,)`` and named ``components``, each of shape ``(n,)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rewardgen.errors import RewardgenError
+
+__all__ = ["RewardFn", "RewardOutput", "RewardOutputError", "TransitionBatch", "check_output"]
+
+
+class RewardOutputError(RewardgenError, ValueError):
+    """A reward function returned something that is not a valid batch of rewards."""
+
+
+@dataclass(frozen=True)
+class TransitionBatch:
+    """``n`` transitions, one per environment, with a leading batch axis on every array.
+
+    ``info`` holds named fields as arrays of shape ``(n, ...)`` (the gymnasium vector convention).
+    ``frames`` is set only when the reward function asks for them (``needs_frames``).
+
+    Example:
+        >>> import numpy as np
+        >>> b = TransitionBatch(obs=np.zeros((2, 3)), action=np.zeros((2, 1)),
+        ...                     next_obs=np.ones((2, 3)), terminated=np.zeros(2, bool),
+        ...                     truncated=np.zeros(2, bool), info={"x_velocity": np.ones(2)})
+        >>> b.n
+        2
+    """
+
+    obs: Any
+    action: np.ndarray
+    next_obs: Any
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info: Mapping[str, np.ndarray] = field(default_factory=dict)
+    frames: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.terminated)
+
+
+@dataclass(frozen=True)
+class RewardOutput:
+    """The reward of a batch: ``total`` (n,) and named ``components`` (n,) each."""
+
+    total: np.ndarray
+    components: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class RewardFn:
+    """Base class of vectorized reward functions.
+
+    Subclasses implement :meth:`compute`; ``needs_frames`` asks the wrapper to render frames;
+    ``reset`` is called with the indices of environments that start a new episode.
+
+    Example:
+        >>> import numpy as np
+        >>> class Speed(RewardFn):
+        ...     def compute(self, batch):
+        ...         v = batch.info["x_velocity"]
+        ...         return RewardOutput(total=v, components={"speed": v})
+        >>> b = TransitionBatch(np.zeros((2, 1)), np.zeros((2, 1)), np.zeros((2, 1)),
+        ...                     np.zeros(2, bool), np.zeros(2, bool), {"x_velocity": np.ones(2)})
+        >>> Speed()(b).total
+        array([1., 1.])
+    """
+
+    needs_frames: bool = False
+
+    def compute(self, batch: TransitionBatch) -> RewardOutput:
+        raise NotImplementedError
+
+    def __call__(self, batch: TransitionBatch) -> RewardOutput:
+        return self.compute(batch)
+
+    def reset(self, env_indices: np.ndarray) -> None:
+        """Forget per-episode state of the given environments (default: nothing to forget)."""
+
+    def close(self) -> None:
+        """Release resources (worker processes, models)."""
+
+
+def _as_vector(value: Any, n: int, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise RewardOutputError(
+            f"{what} is not numeric ({type(value).__name__}): return a numpy array of shape ({n},)"
+        ) from exc
+    if arr.shape != (n,):
+        raise RewardOutputError(
+            f"{what} has shape {arr.shape}, expected ({n},): compute one value per row of the batch"
+        )
+    return arr
+
+
+def check_output(total: Any, components: Any, n: int) -> RewardOutput:
+    """Validate a reward function's raw output and return it as float64 arrays.
+
+    Raises :class:`RewardOutputError` naming the offending component for wrong shapes,
+    non-numeric values and NaN/inf.
+    """
+    total_arr = _as_vector(total, n, "total reward")
+    if not isinstance(components, Mapping):
+        raise RewardOutputError(
+            f"components must be a dict of name -> array, got {type(components).__name__}"
+        )
+    comps: dict[str, np.ndarray] = {}
+    for name, value in components.items():
+        if not isinstance(name, str):
+            raise RewardOutputError(f"component names must be strings, got {name!r}")
+        comps[name] = arr = _as_vector(value, n, f"component '{name}'")
+        if not np.isfinite(arr).all():
+            raise RewardOutputError(f"component '{name}' has NaN or inf values: {arr.tolist()}")
+    if not np.isfinite(total_arr).all():
+        raise RewardOutputError(f"total reward has NaN or inf values: {total_arr.tolist()}")
+    return RewardOutput(total=total_arr, components=comps)

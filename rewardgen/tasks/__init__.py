@@ -1,0 +1,33 @@
+"""The task catalog: env ids per gymnasium version, goals, named fields, success metrics."""
+
+from rewardgen.tasks.fields import StateFieldsWrapper, TaskFields
+from rewardgen.tasks.make import episode_metrics, make_env, make_env_fn, task_fields
+from rewardgen.tasks.spec import (
+    FieldSpec,
+    MetricSpec,
+    TaskSpec,
+    UnknownTaskError,
+    catalog_dir,
+    env_version,
+    get_task,
+    list_tasks,
+    load_task_file,
+)
+
+__all__ = [
+    "FieldSpec",
+    "MetricSpec",
+    "StateFieldsWrapper",
+    "TaskFields",
+    "TaskSpec",
+    "UnknownTaskError",
+    "catalog_dir",
+    "env_version",
+    "episode_metrics",
+    "get_task",
+    "list_tasks",
+    "load_task_file",
+    "make_env",
+    "make_env_fn",
+    "task_fields",
+]

@@ -1,0 +1,218 @@
+"""Task specs: the YAML files under ``envs/<family>/<task>.yaml``, and the catalog of them."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rewardgen.errors import RewardgenError
+
+__all__ = [
+    "FieldSpec",
+    "MetricSpec",
+    "TaskSpec",
+    "UnknownTaskError",
+    "catalog_dir",
+    "env_version",
+    "get_task",
+    "list_tasks",
+    "load_task_file",
+]
+
+GYM_MAJOR = int(gym.__version__.split(".")[0])
+
+
+def env_version() -> str:
+    """The MuJoCo env version this gymnasium provides: ``v5`` on gymnasium >= 1, else ``v4``."""
+    return "v5" if GYM_MAJOR >= 1 else "v4"
+
+
+class UnknownTaskError(RewardgenError, KeyError):
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0])
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Model):
+    """One named quantity the reward program can read from ``info``."""
+
+    source: str
+    doc: str
+    unit: str = ""
+
+
+class MetricSpec(_Model):
+    """The task's success metric: ``reduce`` of a field over an episode, against a threshold."""
+
+    field: str
+    reduce: Literal["mean", "sum", "max", "min", "final"] = "mean"
+    above: float | None = None
+    below: float | None = None
+    doc: str = ""
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> MetricSpec:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of 'above' or 'below'")
+        return self
+
+    def success(self, value: float) -> bool:
+        return value > self.above if self.above is not None else value < self.below  # type: ignore[operator]
+
+    def describe(self) -> str:
+        op, thr = (">", self.above) if self.above is not None else ("<", self.below)
+        return f"{self.reduce} of {self.field} over an episode {op} {thr}"
+
+
+class VersionOverride(_Model):
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    reward_params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Budget(_Model):
+    steps: int = 1_000_000
+    algo: Literal["ppo", "sac"] = "ppo"
+    n_envs: int = 1
+
+
+class TaskSpec(_Model):
+    """A task: an env, a goal sentence, named fields, a success metric, a reference reward."""
+
+    id: str
+    env_id: str
+    goal: str
+    fields: dict[str, FieldSpec]
+    action: str
+    metric: MetricSpec
+    reward: str
+    standard: bool = False
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    reward_params: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, VersionOverride] = Field(default_factory=dict)
+    budget: Budget = Field(default_factory=Budget)
+    path: Path | None = None
+
+    @model_validator(mode="after")
+    def _metric_field_exists(self) -> TaskSpec:
+        if self.metric.field not in self.fields:
+            raise ValueError(f"metric field '{self.metric.field}' is not among the task's fields")
+        return self
+
+    @property
+    def family(self) -> str:
+        return self.id.split("-", 1)[0]
+
+    @property
+    def version(self) -> str:
+        return env_version()
+
+    @property
+    def gym_id(self) -> str:
+        """The gymnasium id: versioned (``HalfCheetah-v5``) unless ``env_id`` has a version."""
+        return self.env_id if "-v" in self.env_id else f"{self.env_id}-{self.version}"
+
+    def _override(self) -> VersionOverride:
+        return self.versions.get(self.version, VersionOverride())
+
+    def resolved_env_kwargs(self) -> dict[str, Any]:
+        return {**self.env_kwargs, **self._override().env_kwargs}
+
+    def resolved_fields(self) -> dict[str, FieldSpec]:
+        return {**self.fields, **self._override().fields}
+
+    def resolved_reward_params(self) -> dict[str, Any]:
+        return {**self.reward_params, **self._override().reward_params}
+
+    @property
+    def reward_path(self) -> Path:
+        base = self.path.parent if self.path else catalog_dir()
+        return base / self.reward
+
+    def describe(self) -> str:
+        """The compact, Pythonic description of the env shown to a person or an LLM."""
+        lines = [f"# Task {self.id} on {self.gym_id}", f"# Goal: {self.goal}", "",
+                 "# action: " + self.action, "# info fields (each a numpy array, batch axis first):"]
+        for name, f in self.resolved_fields().items():
+            unit = f" [{f.unit}]" if f.unit else ""
+            lines.append(f'info["{name}"]{unit}: {f.doc}')
+        lines.append(f"# success: {self.metric.describe()}")
+        return "\n".join(lines)
+
+
+def catalog_dir() -> Path:
+    """The shipped ``envs/`` folder: inside the wheel (``rewardgen/_envs``) or the source tree."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_envs", here.parent / "envs"):
+        if candidate.is_dir():
+            return candidate
+    raise RewardgenError(f"task catalog not found next to {here}: reinstall rewardgen")
+
+
+FAMILY_FILE = "_family.yaml"
+
+
+def _read_yaml(p: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RewardgenError(f"cannot read task file {p}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RewardgenError(f"invalid task file {p}: expected a mapping of keys, got {data!r}")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    """Load a task YAML, on top of the ``_family.yaml`` beside it when there is one."""
+    p = Path(path)
+    data = _read_yaml(p)
+    family = p.parent / FAMILY_FILE
+    if family.is_file():
+        data = _merge(_read_yaml(family), data)
+    try:
+        return TaskSpec(**data, path=p)
+    except (TypeError, ValidationError) as exc:
+        raise RewardgenError(f"invalid task file {p}: {exc}".replace("\n", "; ")) from exc
+
+
+@functools.cache
+def _catalog() -> dict[str, TaskSpec]:
+    tasks = [load_task_file(p) for p in sorted(catalog_dir().glob("*/[!_]*.yaml"))]
+    return {t.id: t for t in tasks}
+
+
+def list_tasks() -> list[TaskSpec]:
+    return list(_catalog().values())
+
+
+def get_task(task: str | TaskSpec) -> TaskSpec:
+    """A task by id (or a path to a task YAML); unknown ids list the closest ones."""
+    if isinstance(task, TaskSpec):
+        return task
+    catalog = _catalog()
+    if task in catalog:
+        return catalog[task]
+    if task.endswith((".yaml", ".yml")) and Path(task).is_file():
+        return load_task_file(task)
+    close = difflib.get_close_matches(task, list(catalog), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "run `rewardgen tasks` to list them"
+    raise UnknownTaskError(f"unknown task '{task}': {hint}")

@@ -1,0 +1,209 @@
+"""What every reward wrapper shares: field reading, the one reward call, reward mixing and
+per-episode accounting. The wrappers in this package only translate their env's conventions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from rewardgen.errors import RewardgenError
+from rewardgen.rewards import EpisodeReducer, RewardFn, RewardOutput, TransitionBatch
+
+__all__ = ["FieldReader", "InfoView", "RewardMixer", "ToInfoFields"]
+
+MODES = ("replace", "add")
+
+
+class InfoView(Protocol):
+    """Read-only view of a batch of step infos, whatever the env's convention."""
+
+    n: int
+
+    def keys(self) -> Sequence[str]: ...
+
+    def get(self, name: str) -> np.ndarray | None:
+        """The field as an array of shape (n, ...), or None when no env reported it."""
+
+
+class DictOfArraysView:
+    """gymnasium vector convention: ``info[key]`` is an array, ``info["_key"]`` its mask."""
+
+    def __init__(self, info: Mapping[str, Any], n: int):
+        self.info, self.n = info, n
+
+    def keys(self) -> Sequence[str]:
+        return [k for k in self.info if not k.startswith("_")]
+
+    def get(self, name: str) -> np.ndarray | None:
+        value = self.info.get(name)
+        if value is None:
+            return None
+        value = np.asarray(value)
+        if value.dtype == object:  # gymnasium < 1 batches array-valued infos as object arrays
+            value = np.stack([np.asarray(v, dtype=np.float64) for v in value])
+        return value
+
+
+class ListOfDictsView:
+    """SB3 VecEnv convention: one info dict per env."""
+
+    def __init__(self, infos: Sequence[Mapping[str, Any]]):
+        self.infos, self.n = infos, len(infos)
+
+    def keys(self) -> Sequence[str]:
+        return list(self.infos[0]) if self.infos else []
+
+    def get(self, name: str) -> np.ndarray | None:
+        try:
+            return np.asarray([info[name] for info in self.infos])
+        except KeyError:
+            return None
+
+
+class FieldReader(Protocol):
+    """Turns a step's next observations and infos into the named fields a reward reads."""
+
+    def __call__(self, next_obs: Any, info: InfoView) -> dict[str, np.ndarray]: ...
+
+
+class ToInfoFields:
+    """Default field reader: every numeric scalar or array the env puts in ``info``."""
+
+    def __call__(self, next_obs: Any, info: InfoView) -> dict[str, np.ndarray]:
+        fields = {}
+        for key in info.keys():
+            value = info.get(key)
+            if value is not None and value.dtype.kind in "biuf":
+                fields[key] = value
+        return fields
+
+
+class RewardMixer:
+    """Calls the reward function once per batch, mixes it with the env's reward and keeps
+    per-env episode sums of the env reward, the synthesized reward and every component.
+
+    ``mode="replace"``: ``r = reward_coef * synth``; ``mode="add"``:
+    ``r = env_coef * r_env + reward_coef * synth``.
+    """
+
+    def __init__(
+        self,
+        reward_fn: RewardFn,
+        n_envs: int,
+        mode: str = "replace",
+        env_coef: float = 1.0,
+        reward_coef: float = 1.0,
+        fields: FieldReader | None = None,
+        episode_metrics: Mapping[str, tuple[str, str]] | None = None,
+        render: Callable[[], np.ndarray] | None = None,
+    ):
+        if mode not in MODES:
+            raise RewardgenError(f"unknown reward mode {mode!r}: choose 'replace' or 'add'")
+        self.reward_fn, self.n, self.mode = reward_fn, n_envs, mode
+        self.env_coef, self.reward_coef = float(env_coef), float(reward_coef)
+        self.fields = fields or ToInfoFields()
+        self.render = render
+        if reward_fn.needs_frames and render is None:
+            raise RewardgenError(
+                "this reward scores rendered frames: make the env with render_mode='rgb_array'"
+            )
+        self._metrics = {
+            name: (field, EpisodeReducer(how, n_envs))
+            for name, (field, how) in (episode_metrics or {}).items()
+        }
+        self._env_return = np.zeros(n_envs)
+        self._synth_return = np.zeros(n_envs)
+        self._length = np.zeros(n_envs, dtype=np.int64)
+        self._comp_sums: dict[str, np.ndarray] = {}
+
+    def __call__(
+        self,
+        obs: Any,
+        action: np.ndarray,
+        next_obs: Any,
+        env_reward: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: InfoView,
+        active: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, RewardOutput, dict[str, np.ndarray]]:
+        """Return the mixed reward (n,), the reward output and the batch's fields.
+
+        ``active`` is False for envs whose step is an autoreset step: they get reward 0
+        and nothing is added to their episode.
+        """
+        fields = self.fields(next_obs, info)
+        batch = TransitionBatch(
+            obs=obs,
+            action=action,
+            next_obs=next_obs,
+            terminated=terminated,
+            truncated=truncated,
+            info=fields,
+            frames=self.render() if self.reward_fn.needs_frames else None,
+        )
+        out = self.reward_fn(batch)
+        env_reward = np.asarray(env_reward, dtype=np.float64)
+        synth = out.total
+        if self.mode == "replace":
+            mixed = self.reward_coef * synth if self.reward_coef != 1.0 else synth.copy()
+        else:
+            mixed = self.env_coef * env_reward + self.reward_coef * synth
+        if active is not None:
+            mixed = np.where(active, mixed, 0.0)
+        self._accumulate(env_reward, synth, out.components, fields, active)
+        return mixed, out, fields
+
+    def _accumulate(self, env_reward, synth, components, fields, active) -> None:
+        step = 1 if active is None else active
+        self._env_return += env_reward * step
+        self._synth_return += synth * step
+        self._length += step
+        sums = self._comp_sums
+        for name, value in components.items():
+            acc = sums.get(name)
+            if acc is None:
+                acc = sums[name] = np.zeros(self.n)
+            acc += value * step
+        for name, (field, reducer) in self._metrics.items():
+            values = fields.get(field)
+            if values is None:
+                raise RewardgenError(
+                    f"episode metric '{name}' reads field '{field}', which this env does not "
+                    f"provide (fields: {', '.join(sorted(fields))})"
+                )
+            reducer.update(values, active)
+
+    def end_episodes(self, done: np.ndarray) -> dict[str, Any]:
+        """Episode summaries of the ``done`` envs (arrays in index order), then restart them."""
+        idx = np.flatnonzero(done)
+        summary: dict[str, Any] = {
+            "env_return": self._env_return[idx].copy(),
+            "reward_return": self._synth_return[idx].copy(),
+            "length": self._length[idx].copy(),
+            "components": {k: v[idx].copy() for k, v in self._comp_sums.items()},
+            "metrics": {k: r.pop(done) for k, (_, r) in self._metrics.items()},
+        }
+        self._env_return[idx] = 0.0
+        self._synth_return[idx] = 0.0
+        self._length[idx] = 0
+        for v in self._comp_sums.values():
+            v[idx] = 0.0
+        self.reward_fn.reset(idx)
+        return summary
+
+    def restart_all(self) -> None:
+        self.end_episodes(np.ones(self.n, dtype=bool))
+
+
+def summary_row(summary: Mapping[str, Any], j: int) -> dict[str, Any]:
+    """The ``j``-th env's episode summary as plain floats."""
+    return {
+        "env_return": float(summary["env_return"][j]),
+        "reward_return": float(summary["reward_return"][j]),
+        "length": int(summary["length"][j]),
+        "components": {k: float(v[j]) for k, v in summary["components"].items()},
+        "metrics": {k: float(v[j]) for k, v in summary["metrics"].items()},
+    }
