@@ -15,5 +15,9 @@ def compute_reward(obs, action, next_obs, info):
     ctrl_cost = CTRL_COST_WEIGHT * np.sum(np.square(action), axis=1)
     contact_cost = CONTACT_COST_WEIGHT * np.sum(np.square(info["contact_forces"]), axis=(1, 2))
     total = forward + survive - ctrl_cost - contact_cost
-    return total, {"forward": forward, "survive": survive, "ctrl_cost": -ctrl_cost,
-                   "contact_cost": -contact_cost}
+    return total, {
+        "forward": forward,
+        "survive": survive,
+        "ctrl_cost": -ctrl_cost,
+        "contact_cost": -contact_cost,
+    }

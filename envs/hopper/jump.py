@@ -18,5 +18,10 @@ def compute_reward(obs, action, next_obs, info):
     drift = -DRIFT_WEIGHT * np.abs(info["x_velocity"])
     ctrl_cost = CTRL_COST_WEIGHT * np.sum(np.square(action), axis=1)
     total = height + up_speed + survive + drift - ctrl_cost
-    return total, {"height": height, "up_speed": up_speed, "survive": survive,
-                   "drift": drift, "ctrl_cost": -ctrl_cost}
+    return total, {
+        "height": height,
+        "up_speed": up_speed,
+        "survive": survive,
+        "drift": drift,
+        "ctrl_cost": -ctrl_cost,
+    }

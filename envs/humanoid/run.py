@@ -17,5 +17,9 @@ def compute_reward(obs, action, next_obs, info):
     contact = CONTACT_COST_WEIGHT * np.sum(np.square(info["contact_forces"]), axis=(1, 2))
     contact_cost = np.minimum(contact, CONTACT_COST_MAX)
     total = forward + survive - ctrl_cost - contact_cost
-    return total, {"forward": forward, "survive": survive, "ctrl_cost": -ctrl_cost,
-                   "contact_cost": -contact_cost}
+    return total, {
+        "forward": forward,
+        "survive": survive,
+        "ctrl_cost": -ctrl_cost,
+        "contact_cost": -contact_cost,
+    }

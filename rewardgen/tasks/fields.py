@@ -26,8 +26,19 @@ __all__ = ["StateFieldsWrapper", "TaskFields", "parse_source"]
 
 _OBS = re.compile(r"^obs\[\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?\]$")
 _INFO = re.compile(r"^info\.([A-Za-z_][A-Za-z0-9_]*)$")
-_ALLOWED = (ast.Expression, ast.Attribute, ast.Subscript, ast.Call, ast.Name, ast.Constant,
-            ast.Slice, ast.Tuple, ast.Load, ast.UnaryOp, ast.USub)
+_ALLOWED = (
+    ast.Expression,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Call,
+    ast.Name,
+    ast.Constant,
+    ast.Slice,
+    ast.Tuple,
+    ast.Load,
+    ast.UnaryOp,
+    ast.USub,
+)
 
 
 class FieldSourceError(RewardgenError, ValueError):
@@ -43,7 +54,7 @@ def parse_source(name: str, source: str) -> tuple[str, Any]:
     if m := _INFO.match(source):
         return "info", m.group(1)
     if source.startswith("state."):
-        expr = "env." + source[len("state."):]
+        expr = "env." + source[len("state.") :]
         try:
             tree = ast.parse(expr, mode="eval")
         except SyntaxError as exc:
@@ -94,8 +105,11 @@ class TaskFields:
 
     def __init__(self, sources: Mapping[str, tuple[str, Any]]):
         self.obs = {n: arg for n, (kind, arg) in sources.items() if kind == "obs"}
-        self.info = {n: (arg if kind == "info" else n)
-                     for n, (kind, arg) in sources.items() if kind in ("info", "state")}
+        self.info = {
+            n: (arg if kind == "info" else n)
+            for n, (kind, arg) in sources.items()
+            if kind in ("info", "state")
+        }
         self.names = list(sources)
 
     def __call__(self, next_obs: Any, info: InfoView) -> dict[str, np.ndarray]:

@@ -46,8 +46,7 @@ def make_env(task: TaskSpec | str, render_mode: str | None = None, **kwargs: Any
     return StateFieldsWrapper(env, state) if state else env
 
 
-def make_env_fn(task: TaskSpec | str, render_mode: str | None = None, **kwargs: Any
-                ) -> Callable[[], gym.Env]:
+def make_env_fn(task: TaskSpec | str, render_mode: str | None = None, **kwargs: Any) -> Callable[[], gym.Env]:
     """A picklable-enough factory for vector envs (SB3 ``SubprocVecEnv`` uses cloudpickle)."""
     spec = get_task(task)
     return lambda: make_env(spec, render_mode=render_mode, **kwargs)

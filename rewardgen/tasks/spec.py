@@ -140,8 +140,13 @@ class TaskSpec(_Model):
 
     def describe(self) -> str:
         """The compact, Pythonic description of the env shown to a person or an LLM."""
-        lines = [f"# Task {self.id} on {self.gym_id}", f"# Goal: {self.goal}", "",
-                 "# action: " + self.action, "# info fields (each a numpy array, batch axis first):"]
+        lines = [
+            f"# Task {self.id} on {self.gym_id}",
+            f"# Goal: {self.goal}",
+            "",
+            "# action: " + self.action,
+            "# info fields (each a numpy array, batch axis first):",
+        ]
         for name, f in self.resolved_fields().items():
             unit = f" [{f.unit}]" if f.unit else ""
             lines.append(f'info["{name}"]{unit}: {f.doc}')
@@ -165,7 +170,8 @@ def _read_yaml(p: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise RewardgenError(f"cannot read task file {p}: {exc}") from exc
+        reason = " ".join(str(exc).split())
+        raise RewardgenError(f"cannot read task file {p}: {reason}") from exc
     if not isinstance(data, dict):
         raise RewardgenError(f"invalid task file {p}: expected a mapping of keys, got {data!r}")
     return data
@@ -190,8 +196,9 @@ def load_task_file(path: str | Path) -> TaskSpec:
         data = _merge(_read_yaml(family), data)
     try:
         return TaskSpec(**data, path=p)
-    except (TypeError, ValidationError) as exc:
-        raise RewardgenError(f"invalid task file {p}: {exc}".replace("\n", "; ")) from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors())
+        raise RewardgenError(f"invalid task file {p}: {problems}") from exc
 
 
 @functools.cache

@@ -34,7 +34,7 @@ class DictOfArraysView:
         self.info, self.n = info, n
 
     def keys(self) -> Sequence[str]:
-        return [k for k in self.info if not k.startswith("_")]
+        return [k for k in self.info if not k.startswith(("_", "final_"))]
 
     def get(self, name: str) -> np.ndarray | None:
         value = self.info.get(name)
@@ -42,7 +42,10 @@ class DictOfArraysView:
             return None
         value = np.asarray(value)
         if value.dtype == object:  # gymnasium < 1 batches array-valued infos as object arrays
-            value = np.stack([np.asarray(v, dtype=np.float64) for v in value])
+            try:
+                value = np.stack([np.asarray(v, dtype=np.float64) for v in value])
+            except (TypeError, ValueError):
+                return None  # not every env reported it, or it is not numeric
         return value
 
 

@@ -48,7 +48,13 @@ class SB3RewardVecWrapper(VecEnvWrapper):
         super().__init__(venv)
         render = (lambda: np.stack(self.venv.get_images())) if reward_fn.needs_frames else None
         self.mixer = RewardMixer(
-            reward_fn, venv.num_envs, mode, env_coef, reward_coef, fields, episode_metrics,
+            reward_fn,
+            venv.num_envs,
+            mode,
+            env_coef,
+            reward_coef,
+            fields,
+            episode_metrics,
             render=render if venv.render_mode == "rgb_array" else None,
         )
         self._obs: Any = None
@@ -76,7 +82,12 @@ class SB3RewardVecWrapper(VecEnvWrapper):
         else:
             truncated = dones
         mixed, out, _ = self.mixer(
-            self._obs, self._actions, next_obs, env_reward, dones & ~truncated, truncated,
+            self._obs,
+            self._actions,
+            next_obs,
+            env_reward,
+            dones & ~truncated,
+            truncated,
             ListOfDictsView(infos),
         )
         comps = out.components

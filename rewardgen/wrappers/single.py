@@ -53,13 +53,24 @@ class RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         episode_metrics: Mapping[str, tuple[str, str]] | None = None,
     ):
         gym.utils.RecordConstructorArgs.__init__(
-            self, reward_fn=reward_fn, mode=mode, env_coef=env_coef, reward_coef=reward_coef,
-            fields=fields, episode_metrics=episode_metrics,
+            self,
+            reward_fn=reward_fn,
+            mode=mode,
+            env_coef=env_coef,
+            reward_coef=reward_coef,
+            fields=fields,
+            episode_metrics=episode_metrics,
         )
         gym.Wrapper.__init__(self, env)
         render = (lambda: add_batch_axis(self.env.render())) if reward_fn.needs_frames else None
         self.mixer = RewardMixer(
-            reward_fn, 1, mode, env_coef, reward_coef, fields, episode_metrics,
+            reward_fn,
+            1,
+            mode,
+            env_coef,
+            reward_coef,
+            fields,
+            episode_metrics,
             render=render if env.render_mode == "rgb_array" else None,
         )
         self._obs: Any = None

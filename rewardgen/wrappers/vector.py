@@ -121,7 +121,7 @@ class VectorRewardWrapper(_VectorWrapper):
         self.n = env.num_envs
         self.autoreset = _autoreset_mode(env)
         render = None
-        if reward_fn.needs_frames and env.render_mode == "rgb_array":
+        if reward_fn.needs_frames and env.get_attr("render_mode")[0] == "rgb_array":
             render = lambda: np.stack(self.env.call("render"))  # noqa: E731
         self.mixer = RewardMixer(
             reward_fn, self.n, mode, env_coef, reward_coef, fields, episode_metrics, render
@@ -150,8 +150,9 @@ class VectorRewardWrapper(_VectorWrapper):
             idx = np.flatnonzero(done)
             if self.autoreset == "same_step":
                 final_obs, final_info = info["final_obs"], info.get("final_info", {})
-                rows = {int(i): {k: v[i] for k, v in final_info.items() if not k.startswith("_")}
-                        for i in idx}
+                rows = {
+                    int(i): {k: v[i] for k, v in final_info.items() if not k.startswith("_")} for i in idx
+                }
             else:
                 final_obs, final_info = info["final_observation"], info["final_info"]
                 rows = {int(i): final_info[i] for i in idx}
@@ -171,5 +172,6 @@ class VectorRewardWrapper(_VectorWrapper):
         return obs, mixed, terminated, truncated, info
 
     def close(self, **kwargs):
-        self.mixer.reward_fn.close()
+        if hasattr(self, "mixer"):  # a failed __init__ still gets closed by VectorEnv.__del__
+            self.mixer.reward_fn.close()
         return self.env.close(**kwargs)

@@ -1,0 +1,184 @@
+"""The ``rewardgen`` command. Each sub-command is a thin shell over the packages."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rewardgen.errors import RewardgenError
+
+app = typer.Typer(
+    help="Turn a sentence into a reward and train an agent on it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEMO_TASK = "halfcheetah-run"
+DEMO_STEPS = 100_000
+
+
+def parse_steps(value: str | None) -> int | None:
+    """``"1e6"``, ``"200000"`` or ``"200_000"`` -> int; anything else is a clear error."""
+    if value is None:
+        return None
+    try:
+        steps = float(value.replace("_", ""))
+    except ValueError:
+        raise RewardgenError(f"--steps must be a number such as 200000 or 1e6, got '{value}'") from None
+    if steps <= 0 or steps != int(steps):
+        raise RewardgenError(f"--steps must be a positive whole number, got '{value}'")
+    return int(steps)
+
+
+def _report(result) -> None:
+    ev = result.eval
+    table = Table(title=f"evaluation ({len(ev['episodes'])} episodes)")
+    for col in ("env return", "synthesized return", "success metric", "success rate"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{ev['env_return_mean']:.1f}",
+        f"{ev['reward_return_mean']:.1f}",
+        f"{ev['success_metric_mean']:.3f}",
+        f"{ev['success_rate']:.0%}",
+    )
+    console.print(table)
+    console.print(f"success metric: {ev['metric']}")
+    console.print(f"run directory: [bold]{result.run_dir}[/bold]")
+    for name in ("learning_curve.png", "video.mp4", "metrics.csv", "reward.py", "manifest.json"):
+        if (result.run_dir / name).exists():
+            console.print(f"  {name}")
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Option(help="task id (see `rewardgen tasks`) or a task YAML file")],
+    reward: Annotated[
+        Path | None, typer.Option(help="reward program (.py); default: the task's reference")
+    ] = None,
+    steps: Annotated[
+        str | None, typer.Option(help="training steps, e.g. 1e6; default: the task's budget")
+    ] = None,
+    algo: Annotated[str | None, typer.Option(help="ppo or sac; default: the task's")] = None,
+    n_envs: Annotated[int | None, typer.Option(help="parallel envs")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="run directory; default runs/<utc>-<task>-train")] = None,
+    mode: Annotated[str, typer.Option(help="replace the env reward, or add to it")] = "replace",
+    video: Annotated[bool, typer.Option(help="record an MP4 of the final policy")] = True,
+    eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
+    fast: Annotated[bool, typer.Option(help="quick PPO settings for short budgets")] = False,
+) -> None:
+    """Train an agent on a reward program and evaluate it on the task's success metric."""
+    from rewardgen.train import TrainConfig
+    from rewardgen.train import train as run_train
+    from rewardgen.train.hyperparams import FAST_PPO
+
+    config = TrainConfig(
+        task=task,
+        reward=str(reward) if reward else None,
+        steps=parse_steps(steps),
+        algo=algo,
+        n_envs=n_envs,
+        seed=seed,
+        device=device,
+        video=video,
+        eval_episodes=eval_episodes,
+        mode=mode,
+        hyperparams=dict(FAST_PPO) if fast else {},
+    )
+    _report(run_train(config, out=out))
+
+
+@app.command()
+def demo(
+    steps: Annotated[str, typer.Option(help="training steps")] = str(DEMO_STEPS),
+    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Train HalfCheetah with PPO on its bundled reference reward for a short budget."""
+    from rewardgen.train import TrainConfig
+    from rewardgen.train import train as run_train
+    from rewardgen.train.hyperparams import FAST_PPO
+
+    n = parse_steps(steps)
+    console.print(f"[bold]rewardgen demo[/bold]: PPO on {DEMO_TASK} with its reference reward, {n:,} steps")
+    config = TrainConfig(
+        task=DEMO_TASK,
+        steps=n,
+        algo="ppo",
+        seed=seed,
+        device=device,
+        eval_episodes=2,
+        hyperparams=dict(FAST_PPO),
+    )
+    _report(run_train(config, out=out, method="demo"))
+
+
+@app.command()
+def tasks(show: Annotated[str | None, typer.Option(help="print one task's full description")] = None) -> None:
+    """List the task catalog, or show one task's description."""
+    from rewardgen.tasks import get_task, list_tasks
+
+    if show:
+        console.print(get_task(show).describe(), markup=False, highlight=False)
+        return
+    table = Table(title="rewardgen tasks")
+    for col in ("id", "env", "goal", "success", "standard"):
+        table.add_column(col)
+    for t in list_tasks():
+        table.add_row(t.id, t.gym_id, t.goal, t.metric.describe(), "yes" if t.standard else "")
+    console.print(table)
+
+
+@app.command()
+def check(
+    task: Annotated[str, typer.Option(help="task id or task YAML")],
+    reward: Annotated[Path | None, typer.Option(help="reward program; default: the task's reference")] = None,
+    steps: Annotated[int, typer.Option(help="random steps per env")] = 250,
+    n_envs: Annotated[int, typer.Option(help="parallel envs")] = 4,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Run a reward program on random rollouts: component statistics and the env's own reward."""
+    from rewardgen.train.check import check_reward
+
+    stats = check_reward(task, str(reward) if reward else None, steps=steps, n_envs=n_envs, seed=seed)
+    table = Table(title=f"{stats['program']} on {stats['env_id']}: {stats['transitions']} random transitions")
+    for col in ("term", "mean", "min", "max"):
+        table.add_column(col, justify="right" if col != "term" else "left")
+    for name, s in stats["terms"].items():
+        table.add_row(name, f"{s['mean']:.4g}", f"{s['min']:.4g}", f"{s['max']:.4g}")
+    console.print(table)
+    console.print(f"max |reward - env reward| = {stats['max_abs_diff_to_env']:.3g}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        app(args=argv, standalone_mode=False)
+    except RewardgenError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: the run directory keeps the model and metrics saved so far")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

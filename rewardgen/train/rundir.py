@@ -1,0 +1,106 @@
+"""Run directories: one folder per command that does work, with a manifest that says what ran."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import rewardgen
+
+__all__ = ["RunDir", "package_versions"]
+
+_PACKAGES = ("gymnasium", "numpy", "torch", "stable-baselines3", "mujoco", "sample-factory", "openai")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {
+        "python": platform.python_version(),
+        "rewardgen": rewardgen.__version__,
+    }
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(rewardgen.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class RunDir:
+    """A run directory (default ``runs/<utc-time>-<task>-<method>/``) and its ``manifest.json``.
+
+    Example:
+        >>> import tempfile
+        >>> run = RunDir.create("halfcheetah-run", "train", {"steps": 10}, out=tempfile.mkdtemp())
+        >>> run.update(status="finished")
+        >>> run.manifest["status"]
+        'finished'
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = path
+        self.manifest = manifest
+
+    @classmethod
+    def create(
+        cls,
+        task: str,
+        method: str,
+        config: dict[str, Any],
+        out: str | Path | None = None,
+        root: str | Path = "runs",
+    ) -> RunDir:
+        if out is None:
+            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            out = Path(root) / f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}-{method}"
+        path = Path(out)
+        path.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "task": task,
+            "method": method,
+            "status": "running",
+            "started_at": _utc_now(),
+            "config": config,
+            "versions": package_versions(),
+            "git_revision": git_revision(),
+        }
+        run = cls(path, manifest)
+        run.save()
+        return run
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def update(self, **fields: Any) -> None:
+        if fields.get("status") in ("finished", "failed", "interrupted"):
+            fields.setdefault("finished_at", _utc_now())
+        self.manifest.update(fields)
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.file("manifest.json.tmp")
+        tmp.write_text(json.dumps(self.manifest, indent=2, default=str))
+        tmp.replace(self.file("manifest.json"))

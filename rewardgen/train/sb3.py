@@ -1,0 +1,315 @@
+"""The stable-baselines3 back end: PPO or SAC on any reward, VecNormalize, checkpoints,
+evaluation on the task's success metric, a video and a learning curve in the run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardgen.code import CodeReward, RewardProgram, RewardProgramError
+from rewardgen.errors import RewardgenError
+from rewardgen.rewards import RewardFn
+from rewardgen.tasks import TaskSpec, episode_metrics, get_task, make_env, make_env_fn, task_fields
+from rewardgen.train.hyperparams import default_hyperparams
+from rewardgen.train.report import MetricsWriter, plot_learning_curve, write_video
+from rewardgen.train.rundir import RunDir
+
+__all__ = ["TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
+
+ALGOS = ("ppo", "sac")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; stored in the run's manifest."""
+
+    task: str
+    reward: str | None = None  # reward program path; None: the task's reference reward
+    steps: int | None = None  # None: the task's default budget
+    algo: str | None = None
+    n_envs: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    eval_episodes: int = 3
+    video: bool = True
+    video_steps: int = 400
+    checkpoint_every: int | None = None  # None: 10 checkpoints over the run
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    mode: str = "replace"
+    env_coef: float = 1.0
+    reward_coef: float = 1.0
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    eval: dict[str, Any]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; anything else is checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RewardgenError(
+            f"device '{device}' asked for, but torch sees no CUDA GPU: use --device auto or cpu"
+        )
+    if device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise RewardgenError(f"unknown device '{device}': use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def _check_video(spec: TaskSpec) -> None:
+    env = make_env(spec)
+    modes = env.metadata.get("render_modes", [])
+    env.close()
+    if "rgb_array" not in modes:
+        raise RewardgenError(
+            f"{spec.gym_id} cannot render rgb_array frames (render modes: {modes or 'none'}): "
+            "train with --no-video"
+        )
+
+
+def load_reward(spec: TaskSpec, reward: str | None) -> tuple[RewardProgram, CodeReward]:
+    """The task's reference program (with its version's parameters) or a user's file."""
+    path = spec.reward_path if reward is None else Path(reward)
+    params = spec.resolved_reward_params() if reward is None else {}
+    program = RewardProgram.from_file(path, params)
+    return program, CodeReward(program)
+
+
+def _make_callback(writer: MetricsWriter, log_every: int, metric_spec, run: RunDir, ckpt_every: int):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class RewardgenCallback(BaseCallback):
+        """Logs env and synthesized returns and the success metric; saves checkpoints."""
+
+        def _on_training_start(self) -> None:
+            self.t0, self.episodes, self.buffer = time.time(), 0, []
+            self.last_log, self.last_ckpt = 0, 0
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                ep = info.get("reward_episode")
+                if ep is not None:
+                    self.buffer.append(ep)
+            if self.buffer and self.num_timesteps - self.last_log >= log_every:
+                self._flush()
+            if self.num_timesteps - self.last_ckpt >= ckpt_every:
+                self._checkpoint()
+            return True
+
+        def _flush(self) -> None:
+            eps, self.buffer = self.buffer, []
+            self.episodes += len(eps)
+            self.last_log = self.num_timesteps
+            metric = np.array([e["metrics"]["success_metric"] for e in eps])
+            row = {
+                "timesteps": self.num_timesteps,
+                "wall_time_s": round(time.time() - self.t0, 2),
+                "episodes": self.episodes,
+                "env_return_mean": float(np.mean([e["env_return"] for e in eps])),
+                "reward_return_mean": float(np.mean([e["reward_return"] for e in eps])),
+                "ep_length_mean": float(np.mean([e["length"] for e in eps])),
+                "success_metric_mean": float(metric.mean()),
+                "success_rate": float(np.mean([metric_spec.success(v) for v in metric])),
+            }
+            for name in eps[-1]["components"]:
+                row[f"component/{name}"] = float(np.mean([e["components"].get(name, 0.0) for e in eps]))
+            writer.write(row)
+            for key in ("env_return_mean", "reward_return_mean", "success_metric_mean"):
+                self.logger.record(f"rewardgen/{key}", row[key])
+
+        def _checkpoint(self) -> None:
+            self.last_ckpt = self.num_timesteps
+            ckpt = run.file("checkpoints")
+            ckpt.mkdir(exist_ok=True)
+            self.model.save(ckpt / "model.zip")
+            env = self.model.get_vec_normalize_env()
+            if env is not None:
+                env.save(str(ckpt / "vecnormalize.pkl"))
+            run.update(checkpoint={"timesteps": self.num_timesteps, "path": "checkpoints/model.zip"})
+
+        def _on_training_end(self) -> None:
+            if self.buffer:
+                self._flush()
+
+    return RewardgenCallback()
+
+
+def train(config: TrainConfig, out: str | Path | None = None, method: str = "train") -> TrainResult:
+    """Train a policy on ``config.reward`` for ``config.task`` and write a run directory.
+
+    Example:
+        >>> result = train(TrainConfig(task="halfcheetah-run", steps=2048))  # doctest: +SKIP
+        >>> result.eval["success_rate"]  # doctest: +SKIP
+    """
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.utils import set_random_seed
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
+
+    spec = get_task(config.task)
+    algo = (config.algo or spec.budget.algo).lower()
+    if algo not in ALGOS:
+        raise RewardgenError(f"unknown algorithm '{config.algo}': choose one of {', '.join(ALGOS)}")
+    steps = int(config.steps or spec.budget.steps)
+    if steps <= 0:
+        raise RewardgenError(f"--steps must be positive, got {steps}")
+    n_envs = int(config.n_envs or spec.budget.n_envs)
+    device = resolve_device(config.device)
+    program, reward = load_reward(spec, config.reward)
+    if config.video:
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        _check_video(spec)
+
+    run = RunDir.create(
+        spec.id, method, {**asdict(config), "algo": algo, "steps": steps, "n_envs": n_envs}, out=out
+    )
+    run.file("reward.py").write_text(program.source)
+    run.update(
+        env_id=spec.gym_id,
+        device=device,
+        reward={"path": program.name, "sha256": program.sha256, "params": dict(program.params)},
+    )
+    set_random_seed(config.seed)
+    venv = make_vec_env(make_env_fn(spec), n_envs=n_envs, seed=config.seed)
+    venv = SB3RewardVecWrapper(
+        venv,
+        reward,
+        config.mode,
+        config.env_coef,
+        config.reward_coef,
+        fields=task_fields(spec),
+        episode_metrics=episode_metrics(spec),
+    )
+    hp = {**default_hyperparams(algo, spec.env_id), **config.hyperparams}
+    venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99))
+    cls = PPO if algo == "ppo" else SAC
+    if algo == "ppo":
+        hp["n_steps"] = max(8, min(hp.get("n_steps", 2048), steps // n_envs))
+        hp["batch_size"] = min(hp.get("batch_size", 64), hp["n_steps"] * n_envs)
+    else:
+        hp["learning_starts"] = min(hp.get("learning_starts", 100), steps // 10)
+    model = cls("MlpPolicy", venv, device=device, seed=config.seed, verbose=0, **hp)
+    log_every = max(1000, steps // 100)
+    callback = _make_callback(
+        MetricsWriter(run.file("metrics.csv")),
+        log_every,
+        spec.metric,
+        run,
+        config.checkpoint_every or max(steps // 10, 1000),
+    )
+    try:
+        model.learn(total_timesteps=steps, callback=callback, progress_bar=config.progress)
+    except KeyboardInterrupt:
+        _save(model, run)
+        run.update(status="interrupted")
+        raise
+    except RewardProgramError as exc:
+        _save(model, run)
+        run.update(status="failed", error=str(exc))
+        raise
+    _save(model, run)
+    venv.close()
+    plot_learning_curve(
+        run.file("metrics.csv"),
+        run.file("learning_curve.png"),
+        f"{spec.id}: {algo.upper()} on {Path(program.name).name}",
+        spec.metric.above if spec.metric.above is not None else spec.metric.below,
+        metric_label=f"{spec.metric.reduce} {spec.metric.field}",
+    )
+    result = evaluate(
+        run.path,
+        spec,
+        reward,
+        config.eval_episodes,
+        config.seed + 10_000,
+        video=config.video,
+        video_steps=config.video_steps,
+    )
+    run.update(status="finished", eval=result)
+    return TrainResult(run.path, result)
+
+
+def _save(model: Any, run: RunDir) -> None:
+    model.save(run.file("model.zip"))
+    env = model.get_vec_normalize_env()
+    if env is not None:
+        env.save(str(run.file("vecnormalize.pkl")))
+
+
+def evaluate(
+    run_dir: str | Path,
+    task: TaskSpec | str,
+    reward: RewardFn,
+    episodes: int = 3,
+    seed: int = 10_000,
+    video: bool = True,
+    video_steps: int = 400,
+    deterministic: bool = True,
+) -> dict[str, Any]:
+    """Run the saved policy of ``run_dir`` for ``episodes`` episodes: env return, synthesized
+    return, success metric and success per episode -> ``eval.json``; the first episode -> ``video.mp4``."""
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
+
+    spec = get_task(task)
+    run_dir = Path(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    cls = PPO if manifest["config"]["algo"] == "ppo" else SAC
+    model = cls.load(run_dir / "model.zip", device="cpu")
+    venv = DummyVecEnv([make_env_fn(spec, render_mode="rgb_array" if video else None)])
+    venv.seed(seed)
+    venv = SB3RewardVecWrapper(venv, reward, fields=task_fields(spec), episode_metrics=episode_metrics(spec))
+    if (run_dir / "vecnormalize.pkl").exists():
+        venv = VecNormalize.load(str(run_dir / "vecnormalize.pkl"), venv)
+        venv.training, venv.norm_reward = False, False
+    frames: list[np.ndarray] = []
+    results: list[dict[str, Any]] = []
+    obs = venv.reset()
+    while len(results) < episodes:
+        if video and not results and len(frames) < video_steps:
+            frames.append(venv.get_images()[0])
+        action, _ = model.predict(obs, deterministic=deterministic)
+        obs, _, dones, infos = venv.step(action)
+        if dones[0]:
+            ep = infos[0]["reward_episode"]
+            value = ep["metrics"]["success_metric"]
+            results.append(
+                {
+                    "env_return": ep["env_return"],
+                    "reward_return": ep["reward_return"],
+                    "length": ep["length"],
+                    "success_metric": value,
+                    "success": bool(spec.metric.success(value)),
+                    "components": ep["components"],
+                }
+            )
+    venv.close()
+    summary = {
+        "episodes": results,
+        "env_return_mean": float(np.mean([r["env_return"] for r in results])),
+        "reward_return_mean": float(np.mean([r["reward_return"] for r in results])),
+        "success_metric_mean": float(np.mean([r["success_metric"] for r in results])),
+        "success_rate": float(np.mean([r["success"] for r in results])),
+        "metric": spec.metric.describe(),
+    }
+    (run_dir / "eval.json").write_text(json.dumps(summary, indent=2))
+    if video and frames:
+        fps = int(make_env(spec).metadata.get("render_fps", 30))
+        write_video(frames, run_dir / "video.mp4", fps=fps)
+    return summary

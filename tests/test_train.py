@@ -1,0 +1,160 @@
+import csv
+import json
+
+import gymnasium as gym
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+from rewardgen.errors import RewardgenError
+from rewardgen.train import TrainConfig, train
+from rewardgen.train.check import check_reward
+from rewardgen.train.hyperparams import FAST_PPO
+from rewardgen.train.sb3 import resolve_device
+
+FAST = {**FAST_PPO, "n_steps": 256}
+
+
+@pytest.fixture(scope="module")
+def ppo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "hc"
+    config = TrainConfig(
+        task="halfcheetah-run",
+        steps=1024,
+        eval_episodes=1,
+        video_steps=40,
+        hyperparams=FAST,
+        progress=False,
+        checkpoint_every=512,
+    )
+    return train(config, out=out)
+
+
+def test_training_writes_a_complete_run_directory(ppo_run):
+    run = ppo_run.run_dir
+    for name in (
+        "manifest.json",
+        "metrics.csv",
+        "learning_curve.png",
+        "video.mp4",
+        "reward.py",
+        "eval.json",
+        "model.zip",
+        "vecnormalize.pkl",
+        "checkpoints/model.zip",
+    ):
+        assert (run / name).is_file(), name
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "finished"
+    assert manifest["config"]["steps"] == 1024 and manifest["config"]["algo"] == "ppo"
+    assert manifest["versions"]["gymnasium"] == gym.__version__
+    assert len(manifest["reward"]["sha256"]) == 64
+    assert (run / "reward.py").read_text().startswith('"""HalfCheetah')
+
+
+def test_metrics_log_env_and_synthesized_returns(ppo_run):
+    with (ppo_run.run_dir / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {
+        "env_return_mean",
+        "reward_return_mean",
+        "success_metric_mean",
+        "component/forward",
+        "component/ctrl_cost",
+    } <= set(rows[0])
+    row = rows[-1]
+    # the reference reward is the env's own: both returns agree, and components add up to it
+    assert float(row["env_return_mean"]) == pytest.approx(float(row["reward_return_mean"]), rel=1e-4)
+    parts = float(row["component/forward"]) + float(row["component/ctrl_cost"])
+    assert parts == pytest.approx(float(row["reward_return_mean"]), rel=1e-3, abs=1e-3)
+
+
+def test_evaluation_and_video(ppo_run):
+    ev = json.loads((ppo_run.run_dir / "eval.json").read_text())
+    assert len(ev["episodes"]) == 1 and ev["episodes"][0]["length"] == 1000
+    assert ev["success_rate"] in (0.0, 1.0)
+    frames = imageio.mimread(ppo_run.run_dir / "video.mp4")
+    assert len(frames) == 40 and frames[0].ndim == 3 and frames[0].shape[2] == 3
+    assert np.std(frames[0]) > 1  # a rendered scene, not a blank frame
+
+
+def test_sac_with_a_user_reward_and_add_mode(tmp_path):
+    reward = tmp_path / "r.py"
+    reward.write_text(
+        "import numpy as np\n"
+        "def compute_reward(obs, action, next_obs, info):\n"
+        "    up = np.maximum(info['torso_z'], 0)\n"
+        "    return up, {'up': up}\n"
+    )
+    config = TrainConfig(
+        task="hopper-jump",
+        reward=str(reward),
+        algo="sac",
+        steps=300,
+        video=False,
+        eval_episodes=1,
+        mode="add",
+        progress=False,
+        hyperparams={"learning_starts": 100},
+    )
+    result = train(config, out=tmp_path / "run")
+    assert (result.run_dir / "model.zip").is_file()
+    assert json.loads((result.run_dir / "manifest.json").read_text())["config"]["mode"] == "add"
+    ep = result.eval["episodes"][0]
+    assert ep["env_return"] > 0 and "up" in ep["components"]
+
+
+def test_video_needs_rgb_array_rendering(tmp_path):
+    gym.register("rewardgen-test/NoRender-v0", entry_point="conftest:CountEnv", kwargs={"length": 5})
+    (tmp_path / "r.py").write_text(
+        "def compute_reward(obs, action, next_obs, info):\n    return info['t'], {}\n"
+    )
+    (tmp_path / "task.yaml").write_text(
+        "id: norender\nenv_id: rewardgen-test/NoRender-v0\ngoal: count\naction: one number\nreward: r.py\n"
+        "fields: {t: {source: info.t, doc: step count}}\nmetric: {field: t, reduce: max, above: 1}\n"
+    )
+    import conftest
+
+    conftest.CountEnv.metadata = {"render_modes": []}
+    try:
+        with pytest.raises(RewardgenError, match=r"cannot render rgb_array frames.*--no-video"):
+            train(TrainConfig(task=str(tmp_path / "task.yaml"), steps=64, progress=False), out=tmp_path / "x")
+    finally:
+        conftest.CountEnv.metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+
+def test_bad_training_inputs(tmp_path):
+    with pytest.raises(RewardgenError, match="unknown algorithm 'dqn'"):
+        train(TrainConfig(task="hopper-run", algo="dqn", steps=10), out=tmp_path / "a")
+    with pytest.raises(RewardgenError, match="not found"):
+        train(TrainConfig(task="hopper-run", reward=str(tmp_path / "none.py"), steps=10), out=tmp_path / "b")
+    with pytest.raises(RewardgenError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+
+
+def test_a_broken_reward_fails_the_run_and_says_why(tmp_path):
+    (tmp_path / "r.py").write_text(
+        "def compute_reward(obs, action, next_obs, info):\n    return info['x_velocity'] / 0.0, {}\n"
+    )
+    with pytest.raises(RewardgenError, match="total reward has NaN or inf"):
+        train(
+            TrainConfig(
+                task="halfcheetah-run",
+                reward=str(tmp_path / "r.py"),
+                steps=256,
+                video=False,
+                hyperparams=FAST,
+                progress=False,
+            ),
+            out=tmp_path / "run",
+        )
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "NaN or inf" in manifest["error"]
+
+
+def test_check_reward_reports_components_and_env_gap():
+    stats = check_reward("walker2d-run", steps=50, n_envs=2)
+    assert stats["max_abs_diff_to_env"] < 1e-6
+    assert {"total", "forward", "survive", "ctrl_cost"} <= set(stats["terms"])
+    backward = check_reward("walker2d-run-backward", steps=50, n_envs=2)
+    assert backward["max_abs_diff_to_env"] > 0.01
