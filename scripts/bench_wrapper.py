@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rewardgen.tasks import episode_metrics, get_task, make_env_fn, task_fields
+from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
 from rewardgen.train.sb3 import load_reward
 from rewardgen.wrappers import SB3RewardVecWrapper, VectorRewardWrapper
 
@@ -35,13 +35,14 @@ def _raw_fn(spec):
 
 def build(kind: str, wrapped: bool):
     spec = get_task(TASK)
-    fns = [make_env_fn(spec) if wrapped else _raw_fn(spec) for _ in range(N_ENVS)]
-    kwargs = {"fields": task_fields(spec), "episode_metrics": episode_metrics(spec)}
+    reward = load_reward(spec, None)[1]
+    fns = [make_env_fn(spec, fields=reward.fields) if wrapped else _raw_fn(spec) for _ in range(N_ENVS)]
+    kwargs = wrapper_kwargs(spec, reward.fields)
     if kind == "gymnasium":
         env = gym.vector.SyncVectorEnv(fns)
-        return VectorRewardWrapper(env, load_reward(spec, None)[1], **kwargs) if wrapped else env
+        return VectorRewardWrapper(env, reward, **kwargs) if wrapped else env
     env = DummyVecEnv(fns)
-    return SB3RewardVecWrapper(env, load_reward(spec, None)[1], **kwargs) if wrapped else env
+    return SB3RewardVecWrapper(env, reward, **kwargs) if wrapped else env
 
 
 def steps_per_second(env, kind: str, steps: int, actions: np.ndarray) -> float:

@@ -19,6 +19,7 @@ in-process; the sandbox for LLM-written code is another runner behind the same i
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import traceback
@@ -85,6 +86,31 @@ class RewardProgram:
 
     def with_params(self, params: Mapping[str, Any]) -> RewardProgram:
         return RewardProgram(self.source, self.name, {**self.params, **params})
+
+
+def read_fields(source: str) -> frozenset[str] | None:
+    """The info field names a program may read: every string literal in it, or ``None`` (any
+    field) when it builds keys at run time (an f-string, or ``info[name]`` with a variable).
+
+    Example:
+        >>> sorted(read_fields("def compute_reward(o, a, n, info):\n    return info['v'], {}"))
+        ['v']
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            return None
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            key = node.slice
+            if node.value.id == "info" and not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                return None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)
+    return frozenset(names)
 
 
 class ProgramRunner(Protocol):
@@ -190,6 +216,7 @@ class CodeReward(RewardFn):
     def __init__(self, program: RewardProgram, runner: ProgramRunner | None = None):
         self.program = program
         self.runner = runner if runner is not None else InProcessRunner(program)
+        self.fields = read_fields(program.source)
 
     def compute(self, batch: TransitionBatch) -> RewardOutput:
         result = self.runner(batch.obs, batch.action, batch.next_obs, dict(batch.info))

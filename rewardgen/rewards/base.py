@@ -7,6 +7,7 @@ shape ``(n,)`` and named ``components``, each of shape ``(n,)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,7 @@ class RewardFn:
     """Base class of vectorized reward functions.
 
     Subclasses implement :meth:`compute`; ``needs_frames`` asks the wrapper to render frames;
-    ``reset`` is called with the indices of environments that start a new episode.
+    ``fields`` names the info fields it reads (None: any); ``reset`` is called with the indices of environments that start a new episode.
 
     Example:
         >>> import numpy as np
@@ -78,6 +79,9 @@ class RewardFn:
     """
 
     needs_frames: bool = False
+    #: The names of the ``info`` fields this reward reads; ``None`` means "any of them". Envs
+    #: skip computing fields that neither the reward nor the success metric reads.
+    fields: frozenset[str] | None = None
 
     def compute(self, batch: TransitionBatch) -> RewardOutput:
         raise NotImplementedError
@@ -93,6 +97,8 @@ class RewardFn:
 
 
 def _as_vector(value: Any, n: int, what: str) -> np.ndarray:
+    if type(value) is np.ndarray and value.dtype == np.float64 and value.shape == (n,):
+        return value  # the common case, kept cheap: this runs once per vector step
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -118,12 +124,17 @@ def check_output(total: Any, components: Any, n: int) -> RewardOutput:
             f"components must be a dict of name -> array, got {type(components).__name__}"
         )
     comps: dict[str, np.ndarray] = {}
+    checksum = total_arr.sum()
     for name, value in components.items():
         if not isinstance(name, str):
             raise RewardOutputError(f"component names must be strings, got {name!r}")
         comps[name] = arr = _as_vector(value, n, f"component '{name}'")
-        if not np.isfinite(arr).all():
-            raise RewardOutputError(f"component '{name}' has NaN or inf values: {arr.tolist()}")
-    if not np.isfinite(total_arr).all():
-        raise RewardOutputError(f"total reward has NaN or inf values: {total_arr.tolist()}")
+        checksum += arr.sum()
+    if not math.isfinite(checksum):  # NaN and inf survive a sum; find and name the culprit
+        for name, arr in comps.items():
+            if not np.isfinite(arr).all():
+                raise RewardOutputError(f"component '{name}' has NaN or inf values: {arr.tolist()}")
+        if not np.isfinite(total_arr).all():
+            raise RewardOutputError(f"total reward has NaN or inf values: {total_arr.tolist()}")
+        raise RewardOutputError("the reward values are too large: their sum overflows to inf")
     return RewardOutput(total=total_arr, components=comps)

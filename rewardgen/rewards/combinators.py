@@ -20,6 +20,8 @@ class _Composite(RewardFn):
     def __init__(self, parts: Sequence[RewardFn]):
         self._parts = list(parts)
         self.needs_frames = any(p.needs_frames for p in self._parts)
+        used = [p.fields for p in self._parts]
+        self.fields = None if any(u is None for u in used) else frozenset().union(*used)
 
     def reset(self, env_indices: np.ndarray) -> None:
         for p in self._parts:

@@ -33,15 +33,16 @@ class EpisodeReducer:
 
     def update(self, values: np.ndarray, active: np.ndarray | None = None) -> None:
         """Fold one step's values in; ``active`` masks out envs whose step does not count."""
-        v = values if active is None else np.where(active, values, self._init)
+        if active is not None:
+            values = np.where(active, values, self._acc if self.how == "final" else self._init)
         if self.how in ("mean", "sum"):
-            self._acc += v if active is None else np.where(active, values, 0.0)
+            self._acc += values
         elif self.how == "max":
-            np.maximum(self._acc, v, out=self._acc)
+            np.maximum(self._acc, values, out=self._acc)
         elif self.how == "min":
-            np.minimum(self._acc, v, out=self._acc)
+            np.minimum(self._acc, values, out=self._acc)
         else:
-            self._acc = values.astype(np.float64) if active is None else np.where(active, values, self._acc)
+            self._acc[:] = values
         self._count += 1 if active is None else active
 
     def pop(self, done: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The task catalog: env ids per gymnasium version, goals, named fields, success metrics."""
 
 from rewardgen.tasks.fields import StateFieldsWrapper, TaskFields
-from rewardgen.tasks.make import episode_metrics, make_env, make_env_fn, task_fields
+from rewardgen.tasks.make import episode_metrics, make_env, make_env_fn, task_fields, wrapper_kwargs
 from rewardgen.tasks.spec import (
     FieldSpec,
     MetricSpec,
@@ -30,4 +30,5 @@ __all__ = [
     "make_env",
     "make_env_fn",
     "task_fields",
+    "wrapper_kwargs",
 ]

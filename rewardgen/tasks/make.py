@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gymnasium as gym
@@ -11,16 +11,23 @@ from rewardgen.errors import RewardgenError, require
 from rewardgen.tasks.fields import StateFieldsWrapper, TaskFields, parse_source
 from rewardgen.tasks.spec import TaskSpec, get_task
 
-__all__ = ["episode_metrics", "make_env", "make_env_fn", "task_fields"]
+__all__ = ["episode_metrics", "make_env", "make_env_fn", "task_fields", "wrapper_kwargs"]
 
 
-def _sources(task: TaskSpec) -> dict[str, tuple[str, Any]]:
-    return {name: parse_source(name, f.source) for name, f in task.resolved_fields().items()}
+def _sources(task: TaskSpec, only: Iterable[str] | None = None) -> dict[str, tuple[str, Any]]:
+    """Parsed field sources; ``only`` keeps the named fields plus the success metric's."""
+    keep = None if only is None else {*only, task.metric.field}
+    return {
+        name: parse_source(name, f.source)
+        for name, f in task.resolved_fields().items()
+        if keep is None or name in keep
+    }
 
 
-def task_fields(task: TaskSpec | str) -> TaskFields:
-    """The field reader that hands the task's named fields to a reward."""
-    return TaskFields(_sources(get_task(task)))
+def task_fields(task: TaskSpec | str, only: Iterable[str] | None = None) -> TaskFields:
+    """The field reader that hands the task's named fields (or ``only`` those) to a reward."""
+    spec = get_task(task)
+    return TaskFields(_sources(spec, only))
 
 
 def episode_metrics(task: TaskSpec | str) -> dict[str, tuple[str, str]]:
@@ -29,8 +36,20 @@ def episode_metrics(task: TaskSpec | str) -> dict[str, tuple[str, str]]:
     return {"success_metric": (m.field, m.reduce)}
 
 
-def make_env(task: TaskSpec | str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """One env of the task (with its state fields in ``info``).
+def wrapper_kwargs(task: TaskSpec | str, reads: Iterable[str] | None = None) -> dict[str, Any]:
+    """The task-specific arguments of every reward wrapper: its field reader (``reads``: the
+    fields the reward reads, None for all) and the success metric tracked per episode.
+
+    Example:
+        >>> # VectorRewardWrapper(envs, reward, **wrapper_kwargs("hopper-run", reward.fields))
+    """
+    return {"fields": task_fields(task, reads), "episode_metrics": episode_metrics(task)}
+
+
+def make_env(
+    task: TaskSpec | str, render_mode: str | None = None, fields: Iterable[str] | None = None, **kwargs: Any
+) -> gym.Env:
+    """One env of the task, with its state fields (or those in ``fields``) in ``info``.
 
     Example:
         >>> env = make_env("halfcheetah-run")  # doctest: +SKIP
@@ -42,11 +61,13 @@ def make_env(task: TaskSpec | str, render_mode: str | None = None, **kwargs: Any
         env = gym.make(spec.gym_id, render_mode=render_mode, **{**spec.resolved_env_kwargs(), **kwargs})
     except gym.error.Error as exc:
         raise RewardgenError(f"cannot make {spec.gym_id} for task {spec.id}: {exc}") from exc
-    state = {n: code for n, (kind, code) in _sources(spec).items() if kind == "state"}
+    state = {n: code for n, (kind, code) in _sources(spec, fields).items() if kind == "state"}
     return StateFieldsWrapper(env, state) if state else env
 
 
-def make_env_fn(task: TaskSpec | str, render_mode: str | None = None, **kwargs: Any) -> Callable[[], gym.Env]:
-    """A picklable-enough factory for vector envs (SB3 ``SubprocVecEnv`` uses cloudpickle)."""
+def make_env_fn(
+    task: TaskSpec | str, render_mode: str | None = None, fields: Iterable[str] | None = None, **kwargs: Any
+) -> Callable[[], gym.Env]:
+    """An env factory for vector envs (SB3's ``SubprocVecEnv`` pickles it with cloudpickle)."""
     spec = get_task(task)
-    return lambda: make_env(spec, render_mode=render_mode, **kwargs)
+    return lambda: make_env(spec, render_mode=render_mode, fields=fields, **kwargs)

@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rewardgen.tasks import episode_metrics, get_task, make_env_fn, task_fields
+from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
 from rewardgen.train.sb3 import load_reward
 from rewardgen.wrappers import VectorRewardWrapper
 
@@ -26,16 +26,17 @@ def check_reward(
     """
     spec = get_task(task)
     program, fn = load_reward(spec, reward)
-    envs = gym.vector.SyncVectorEnv([make_env_fn(spec) for _ in range(n_envs)])
-    envs = VectorRewardWrapper(envs, fn, fields=task_fields(spec), episode_metrics=episode_metrics(spec))
+    envs = gym.vector.SyncVectorEnv([make_env_fn(spec, fields=fn.fields) for _ in range(n_envs)])
+    envs = VectorRewardWrapper(envs, fn, **wrapper_kwargs(spec, fn.fields))
     envs.reset(seed=seed)
     action_space = envs.env.action_space
     action_space.seed(seed)
     terms: dict[str, list[np.ndarray]] = {"total": []}
-    max_diff, count = 0.0, 0
+    max_diff, count, episodes = 0.0, 0, 0
     try:
         for _ in range(steps):
-            _, r, _, _, info = envs.step(action_space.sample())
+            _, r, term, trunc, info = envs.step(action_space.sample())
+            episodes += int((term | trunc).sum())
             live = info["_env_reward"]
             count += int(live.sum())
             terms["total"].append(r[live])
@@ -53,6 +54,7 @@ def check_reward(
         "program": program.name,
         "env_id": spec.gym_id,
         "transitions": count,
+        "episode_ends": episodes,
         "terms": stats,
         "max_abs_diff_to_env": max_diff,
     }

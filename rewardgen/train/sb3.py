@@ -15,7 +15,7 @@ import numpy as np
 from rewardgen.code import CodeReward, RewardProgram, RewardProgramError
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn
-from rewardgen.tasks import TaskSpec, episode_metrics, get_task, make_env, make_env_fn, task_fields
+from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 from rewardgen.train.hyperparams import default_hyperparams
 from rewardgen.train.report import MetricsWriter, plot_learning_curve, write_video
 from rewardgen.train.rundir import RunDir
@@ -184,15 +184,9 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         reward={"path": program.name, "sha256": program.sha256, "params": dict(program.params)},
     )
     set_random_seed(config.seed)
-    venv = make_vec_env(make_env_fn(spec), n_envs=n_envs, seed=config.seed)
+    venv = make_vec_env(make_env_fn(spec, fields=reward.fields), n_envs=n_envs, seed=config.seed)
     venv = SB3RewardVecWrapper(
-        venv,
-        reward,
-        config.mode,
-        config.env_coef,
-        config.reward_coef,
-        fields=task_fields(spec),
-        episode_metrics=episode_metrics(spec),
+        venv, reward, config.mode, config.env_coef, config.reward_coef, **wrapper_kwargs(spec, reward.fields)
     )
     hp = {**default_hyperparams(algo, spec.env_id), **config.hyperparams}
     venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99))
@@ -272,9 +266,9 @@ def evaluate(
     manifest = json.loads((run_dir / "manifest.json").read_text())
     cls = PPO if manifest["config"]["algo"] == "ppo" else SAC
     model = cls.load(run_dir / "model.zip", device="cpu")
-    venv = DummyVecEnv([make_env_fn(spec, render_mode="rgb_array" if video else None)])
+    venv = DummyVecEnv([make_env_fn(spec, render_mode="rgb_array" if video else None, fields=reward.fields)])
     venv.seed(seed)
-    venv = SB3RewardVecWrapper(venv, reward, fields=task_fields(spec), episode_metrics=episode_metrics(spec))
+    venv = SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
     if (run_dir / "vecnormalize.pkl").exists():
         venv = VecNormalize.load(str(run_dir / "vecnormalize.pkl"), venv)
         venv.training, venv.norm_reward = False, False

@@ -151,7 +151,7 @@ class RewardMixer:
         env_reward = np.asarray(env_reward, dtype=np.float64)
         synth = out.total
         if self.mode == "replace":
-            mixed = self.reward_coef * synth if self.reward_coef != 1.0 else synth.copy()
+            mixed = synth if self.reward_coef == 1.0 else self.reward_coef * synth
         else:
             mixed = self.env_coef * env_reward + self.reward_coef * synth
         if active is not None:
@@ -160,16 +160,18 @@ class RewardMixer:
         return mixed, out, fields
 
     def _accumulate(self, env_reward, synth, components, fields, active) -> None:
-        step = 1 if active is None else active
-        self._env_return += env_reward * step
-        self._synth_return += synth * step
-        self._length += step
+        if active is not None:  # autoreset steps add nothing to the episode that follows
+            env_reward, synth = env_reward * active, synth * active
+            components = {k: v * active for k, v in components.items()}
+        self._env_return += env_reward
+        self._synth_return += synth
+        self._length += 1 if active is None else active
         sums = self._comp_sums
         for name, value in components.items():
             acc = sums.get(name)
             if acc is None:
                 acc = sums[name] = np.zeros(self.n)
-            acc += value * step
+            acc += value
         for name, (field, reducer) in self._metrics.items():
             values = fields.get(field)
             if values is None:

@@ -128,6 +128,8 @@ class VectorRewardWrapper(_VectorWrapper):
         )
         self._obs: Any = None
         self._resetting = np.zeros(self.n, dtype=bool)
+        self._all_live = np.ones(self.n, dtype=bool)
+        self._all_live.flags.writeable = False
 
     def reset(self, *, seed: Any = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -145,7 +147,7 @@ class VectorRewardWrapper(_VectorWrapper):
             if self._resetting.any():
                 active = ~self._resetting
                 view = _ResetStepView(view)
-            self._resetting = done.copy()
+            self._resetting = done
         elif done.any() and self.autoreset in ("same_step", "legacy_same_step"):
             idx = np.flatnonzero(done)
             if self.autoreset == "same_step":
@@ -162,7 +164,7 @@ class VectorRewardWrapper(_VectorWrapper):
             self._obs, actions, next_obs, env_reward, terminated, truncated, view, active
         )
         info = dict(info)
-        mask = np.ones(self.n, dtype=bool) if active is None else active
+        mask = self._all_live if active is None else active
         info["env_reward"], info["_env_reward"] = env_reward, mask
         info["reward_components"], info["_reward_components"] = out.components, mask
         if done.any():
