@@ -64,7 +64,8 @@ class RewardFn:
     """Base class of vectorized reward functions.
 
     Subclasses implement :meth:`compute`; ``needs_frames`` asks the wrapper to render frames;
-    ``fields`` names the info fields it reads (None: any); ``reset`` is called with the indices of environments that start a new episode.
+    ``fields`` names the info fields it reads (None: any); ``reset`` is called with the indices
+    of environments that start a new episode.
 
     Example:
         >>> import numpy as np
