@@ -2,10 +2,10 @@
 """Env steps/s of HalfCheetah with 8 envs: raw vs wrapped with the reference reward program.
 
 Measured for a gymnasium SyncVectorEnv and an SB3 DummyVecEnv, raw and wrapped interleaved in
-one run (several rounds, median) so that machine noise hits both alike; prints the ratio.
-Target: wrapped / raw >= 0.95.
+one run (short blocks, alternating, CPU time of this process, median) so that machine noise
+hits both alike; prints the ratio. Target: wrapped / raw >= 0.95.
 
-    python scripts/bench_wrapper.py [--steps 2000] [--rounds 5]
+    python scripts/bench_wrapper.py [--block 100] [--blocks 60]
 """
 
 from __future__ import annotations
@@ -45,46 +45,49 @@ def build(kind: str, wrapped: bool):
     return SB3RewardVecWrapper(env, reward, **kwargs) if wrapped else env
 
 
-def steps_per_second(env, kind: str, steps: int, actions: np.ndarray) -> float:
+def reset(env, kind: str) -> None:
     if kind == "gymnasium":
         env.reset(seed=0)
     else:
         env.seed(0)
         env.reset()
-    t0 = time.perf_counter()
+
+
+def block_seconds(env, steps: int, actions: np.ndarray) -> float:
+    """CPU seconds of this process for ``steps`` vector steps (robust to other processes)."""
+    t0 = time.process_time()
     for i in range(steps):
         env.step(actions[i % len(actions)])
-    return steps * N_ENVS / (time.perf_counter() - t0)
+    return time.process_time() - t0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--steps", type=int, default=2000, help="vector steps per measurement")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--block", type=int, default=100, help="vector steps per timed block")
+    parser.add_argument("--blocks", type=int, default=60, help="blocks per variant, raw and wrapped alternating")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, size=(256, N_ENVS, 6)).astype(np.float32)
     print(
-        f"HalfCheetah ({get_task(TASK).gym_id}), {N_ENVS} envs, "
-        f"{args.steps} vector steps x {args.rounds} rounds"
+        f"HalfCheetah ({get_task(TASK).gym_id}), {N_ENVS} envs, {args.blocks} blocks of {args.block} "
+        "vector steps per variant, raw and wrapped alternating; median block time"
     )
     for kind in ("gymnasium", "sb3"):
         envs = {w: build(kind, w) for w in (False, True)}
-        ratios, raw_sps, wrapped_sps = [], [], []
-        for _ in range(args.rounds):
-            raw = steps_per_second(envs[False], kind, args.steps, actions)
-            wrapped = steps_per_second(envs[True], kind, args.steps, actions)
-            raw_sps.append(raw)
-            wrapped_sps.append(wrapped)
-            ratios.append(wrapped / raw)
+        for env in envs.values():
+            reset(env, kind)
+            block_seconds(env, 50, actions)  # warm up
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.blocks):
+            for wrapped in (False, True):
+                times[wrapped].append(block_seconds(envs[wrapped], args.block, actions))
         for env in envs.values():
             env.close()
+        raw, wrapped = statistics.median(times[False]), statistics.median(times[True])
+        sps = args.block * N_ENVS
         print(
-            f"{kind:>10}: raw {statistics.median(raw_sps):8.0f} steps/s, wrapped "
-            f"{statistics.median(wrapped_sps):8.0f} steps/s, wrapped/raw = {statistics.median(ratios):.3f}"
-            f"  (rounds: {', '.join(f'{r:.3f}' for r in ratios)})"
+            f"{kind:>10}: raw {sps / raw:8.0f} steps/s, wrapped {sps / wrapped:8.0f} steps/s, "
+            f"wrapped/raw = {raw / wrapped:.3f}"
         )
 
 

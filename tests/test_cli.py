@@ -40,4 +40,6 @@ def test_tasks_lists_and_shows(capsys):
 def test_check_command(capsys):
     main(["check", "--task", "hopper-run", "--steps", "30", "--n-envs", "2"])
     out = capsys.readouterr().out
-    assert "survive" in out and "max |reward - env reward| = 0" in out
+    assert "survive" in out
+    gap = float(out.split("max |reward - env reward| = ")[1].split()[0])
+    assert gap < 1e-6

@@ -90,10 +90,11 @@ class SB3RewardVecWrapper(VecEnvWrapper):
             truncated,
             ListOfDictsView(infos),
         )
-        comps = out.components
-        for j, info in enumerate(infos):
-            info["env_reward"] = float(env_reward[j])
-            info["reward_components"] = {k: float(v[j]) for k, v in comps.items()}
+        names = list(out.components)
+        rows = np.stack(list(out.components.values()), axis=1).tolist() if names else [[]] * len(infos)
+        for info, r_env, row in zip(infos, env_reward.tolist(), rows, strict=True):
+            info["env_reward"] = r_env
+            info["reward_components"] = dict(zip(names, row, strict=True))
         if dones.any():
             summary = self.mixer.end_episodes(dones)
             for pos, j in enumerate(np.flatnonzero(dones)):
