@@ -93,7 +93,7 @@ def read_fields(source: str) -> frozenset[str] | None:
     field) when it builds keys at run time (an f-string, or ``info[name]`` with a variable).
 
     Example:
-        >>> sorted(read_fields("def compute_reward(o, a, n, info):\n    return info['v'], {}"))
+        >>> sorted(read_fields("def compute_reward(o, a, n, info):\\n    return info['v'], {}"))
         ['v']
     """
     try:

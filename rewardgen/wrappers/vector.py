@@ -100,7 +100,8 @@ class VectorRewardWrapper(_VectorWrapper):
         >>> class Upright(RewardFn):
         ...     def compute(self, batch):
         ...         return RewardOutput(batch.next_obs[:, 2], {})
-        >>> envs = VectorRewardWrapper(gym.make_vec("Pendulum-v1", num_envs=2), Upright())
+        >>> envs = gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1")] * 2)
+        >>> envs = VectorRewardWrapper(envs, Upright())
         >>> _ = envs.reset(seed=0)
         >>> obs, rewards, *_ = envs.step(envs.action_space.sample())
         >>> rewards.shape
