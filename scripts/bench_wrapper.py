@@ -62,9 +62,10 @@ def block_seconds(env, steps: int, actions: np.ndarray) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("--block", type=int, default=100, help="vector steps per timed block")
-    parser.add_argument("--blocks", type=int, default=60, help="blocks per variant, raw and wrapped alternating")
+    parser.add_argument("--blocks", type=int, default=60, help="blocks per variant, alternating")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, size=(256, N_ENVS, 6)).astype(np.float32)
