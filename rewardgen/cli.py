@@ -161,6 +161,64 @@ def check(
     console.print(f"max |reward - env reward| = {stats['max_abs_diff_to_env']:.3g}")
 
 
+llm_app = typer.Typer(
+    help="Talk to the configured LLM endpoint (check settings, cost, replay).", no_args_is_help=True
+)
+app.add_typer(llm_app, name="llm")
+
+LLMModel = Annotated[str | None, typer.Option("--llm-model", help="model name (REWARDGEN_LLM_MODEL)")]
+LLMBaseURL = Annotated[
+    str | None, typer.Option("--llm-base-url", help="OpenAI-compatible URL, e.g. http://localhost:8000/v1")
+]
+LLMBudget = Annotated[float | None, typer.Option("--llm-budget-usd", help="stop when this much is spent")]
+LLMMaxCalls = Annotated[int | None, typer.Option("--llm-max-calls", help="stop after this many API calls")]
+LLMMode = Annotated[str | None, typer.Option("--llm", help="replay:RUN_DIR re-runs a recorded run offline")]
+LLMConfig = Annotated[
+    Path | None, typer.Option("--llm-config", help="settings file (default ~/.config/rewardgen/llm.yaml)")
+]
+
+
+@llm_app.command("ask")
+def llm_ask(
+    prompt: Annotated[str, typer.Argument(help="the user message")],
+    n: Annotated[int, typer.Option(help="samples")] = 1,
+    temperature: Annotated[float, typer.Option(help="sampling temperature")] = 1.0,
+    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    llm_model: LLMModel = None,
+    llm_base_url: LLMBaseURL = None,
+    llm_budget_usd: LLMBudget = None,
+    llm_max_calls: LLMMaxCalls = None,
+    llm: LLMMode = None,
+    llm_config: LLMConfig = None,
+) -> None:
+    """Send one prompt; print the replies and what they cost. Checks your LLM settings end to end."""
+    from rewardgen.llm import BudgetExceededError
+    from rewardgen.llm.options import client_from_options
+    from rewardgen.train.rundir import RunDir
+
+    run = RunDir.create("llm", "ask", {"prompt": prompt, "n": n, "temperature": temperature}, out=out)
+    client = client_from_options(
+        run.path, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config
+    )
+    run.update(llm={"model": client.settings.model, "endpoint": client.settings.endpoint})
+    try:
+        replies = client.complete([{"role": "user", "content": prompt}], n=n, temperature=temperature)
+    except BudgetExceededError as exc:
+        run.update(status="stopped", reason=str(exc), llm_usage=client.usage.__dict__)
+        raise
+    except RewardgenError as exc:
+        run.update(status="failed", error=str(exc), llm_usage=client.usage.__dict__)
+        raise
+    finally:
+        client.close()
+    for i, reply in enumerate(replies):
+        console.rule(f"sample {i}" + (" (cached)" if reply.cached else ""))
+        console.print(reply.text, markup=False, highlight=False)
+    run.update(status="finished", llm_usage=client.usage.__dict__)
+    console.print(client.usage.summary())
+    console.print(f"run directory: [bold]{run.path}[/bold]")
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:

@@ -43,3 +43,30 @@ def test_check_command(capsys):
     assert "survive" in out
     gap = float(out.split("max |reward - env reward| = ")[1].split()[0])
     assert gap < 1e-6
+
+
+def test_llm_ask_records_replays_and_stops_on_budget(tmp_path, monkeypatch, capsys):
+    import json
+
+    from rewardgen.llm.testing import LoopbackLLMServer
+
+    monkeypatch.setenv("REWARDGEN_LLM_CACHE", str(tmp_path / "cache.sqlite"))
+    with LoopbackLLMServer() as server:
+        server.push("hello from the model")
+        base = ["--llm-base-url", server.url, "--llm-model", "m"]
+        main(["llm", "ask", "hi", *base, "--out", str(tmp_path / "live")])
+        assert "hello from the model" in capsys.readouterr().out
+        code, text = run_cli(
+            ["llm", "ask", "another", *base, "--llm-max-calls", "0", "--out", str(tmp_path / "capped")],
+            capsys,
+        )
+        assert code == 2 and "call budget of 0 calls reached" in text
+        manifest = json.loads((tmp_path / "capped" / "manifest.json").read_text())
+        assert manifest["status"] == "stopped" and "budget" in manifest["reason"]
+    # offline: no server, no key
+    main(["llm", "ask", "hi", "--llm", f"replay:{tmp_path / 'live'}", "--out", str(tmp_path / "replayed")])
+    assert "hello from the model" in capsys.readouterr().out
+    code, text = run_cli(
+        ["llm", "ask", "new", "--llm", f"replay:{tmp_path / 'live'}", "--out", str(tmp_path / "miss")], capsys
+    )
+    assert code == 2 and "never recorded" in text

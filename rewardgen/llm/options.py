@@ -1,0 +1,43 @@
+"""Build a client from command-line options: the one place every LLM-using command goes through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rewardgen.errors import RewardgenError
+from rewardgen.llm.client import LLMClient
+from rewardgen.llm.settings import DEFAULT_CONFIG, LLMSettings
+
+__all__ = ["client_from_options"]
+
+
+def client_from_options(
+    run_dir: Path,
+    model: str | None = None,
+    base_url: str | None = None,
+    budget_usd: float | None = None,
+    max_calls: int | None = None,
+    llm: str | None = None,
+    config_file: str | Path | None = None,
+    cache_path: str | Path | None = None,
+    no_cache: bool = False,
+) -> LLMClient:
+    """An :class:`LLMClient` that records to ``run_dir/llm/transcript.jsonl``.
+
+    ``llm`` is ``None`` (live) or ``replay:RUN_DIR`` (offline, from that run's transcript).
+    """
+    replay = None
+    if llm:
+        if not llm.startswith("replay:") or len(llm) <= len("replay:"):
+            raise RewardgenError(f"--llm {llm!r} not understood: use --llm replay:RUN_DIR")
+        replay = Path(llm[len("replay:") :])
+    settings = LLMSettings.resolve(
+        config_file=config_file or DEFAULT_CONFIG,
+        model=model,
+        base_url=base_url,
+        budget_usd=budget_usd,
+        max_calls=max_calls,
+        cache_path=cache_path,
+        cache=False if no_cache else None,
+    )
+    return LLMClient(settings, transcript=run_dir / "llm" / "transcript.jsonl", replay=replay)

@@ -1,0 +1,65 @@
+"""The transcript of a run's LLM traffic (``llm/transcript.jsonl``), and replay from it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rewardgen.errors import RewardgenError
+
+__all__ = ["ReplayMissError", "Transcript", "load_replay"]
+
+
+class ReplayMissError(RewardgenError):
+    """Replay met a request the recorded run never made."""
+
+
+class Transcript:
+    """Appends one JSON line per request (flushed at once, so a killed run keeps every line).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> t = Transcript(pathlib.Path(tempfile.mkdtemp()) / "llm" / "transcript.jsonl")
+        >>> t.write({"model": "m", "samples": []})
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", buffering=1)
+        self._lock = threading.Lock()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, default=str)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def load_replay(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Replay key -> recorded sample, from a run directory (or a transcript file)."""
+    p = Path(run_dir)
+    path = p if p.is_file() else p / "llm" / "transcript.jsonl"
+    if not path.is_file():
+        raise RewardgenError(f"cannot replay {run_dir}: no LLM transcript at {path}")
+    samples: dict[str, dict[str, Any]] = {}
+    with path.open() as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                # the last line of a killed run may be cut short; anything earlier is damage
+                continue
+            if not isinstance(record, dict):
+                raise RewardgenError(f"{path}:{number} is not a transcript record")
+            for sample in record.get("samples", []):
+                samples[sample["replay_key"]] = sample
+    return samples
