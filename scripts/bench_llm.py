@@ -80,7 +80,8 @@ def main() -> None:
             f"loopback server (own process), {args.latency * 1000:.0f} ms per reply, {args.requests} requests"
         )
         print(
-            "  ideal = concurrency / latency; wave-bound = requests / (ceil(requests / concurrency) * latency)"
+            "  ideal = concurrency / latency; "
+            "wave-bound = requests / (ceil(requests / concurrency) * latency)"
         )
         for concurrency in (1, 8, 32):
             rate = throughput(url, args.requests, concurrency)
