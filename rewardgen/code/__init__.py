@@ -1,4 +1,7 @@
-"""Reward programs: load Python reward code into a :class:`~rewardgen.rewards.RewardFn`."""
+"""Reward programs: load Python reward code into a :class:`~rewardgen.rewards.RewardFn`;
+check and sandbox untrusted (LLM-written) code."""
+
+from rewardgen.code.checks import CodeCheckError, extract_code, static_check
 
 from rewardgen.code.program import (
     CodeReward,
@@ -8,12 +11,18 @@ from rewardgen.code.program import (
     RewardProgramError,
     load_reward_program,
 )
+from rewardgen.code.sandbox import SandboxLimits, SandboxRunner
 
 __all__ = [
+    "CodeCheckError",
     "CodeReward",
     "InProcessRunner",
     "ProgramRunner",
     "RewardProgram",
     "RewardProgramError",
+    "SandboxLimits",
+    "SandboxRunner",
+    "extract_code",
     "load_reward_program",
+    "static_check",
 ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import linecache
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -121,8 +122,14 @@ class ProgramRunner(Protocol):
     def close(self) -> None: ...
 
 
+def register_source(name: str, source: str) -> None:
+    """Let tracebacks show the program's lines (it has no file of its own when it came from an LLM)."""
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+
+
 def compile_program(program: RewardProgram) -> dict[str, Any]:
     """Execute the program's module body and return its namespace, with parameters applied."""
+    register_source(program.name, program.source)
     try:
         code = compile(program.source, program.name, "exec")
     except SyntaxError as exc:

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -356,7 +356,3 @@ def _retry_after(exc: Any) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
-
-
-def usage_dict(usage: Usage) -> dict[str, Any]:
-    return asdict(usage)

@@ -1,0 +1,173 @@
+"""Static checks for untrusted reward code (written by an LLM): extract it, parse it, refuse what
+a reward never needs. The sandbox (:mod:`rewardgen.code.sandbox`) is the second line."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from rewardgen.errors import RewardgenError
+
+__all__ = ["ALLOWED_IMPORTS", "CodeCheckError", "extract_code", "static_check"]
+
+#: Modules a reward program may import (and their submodules, unless refused below).
+ALLOWED_IMPORTS = frozenset(
+    {"numpy", "math", "scipy", "typing", "dataclasses", "functools", "itertools", "collections", "__future__"}
+)
+_REFUSED_MODULES = (
+    "numpy.ctypeslib",
+    "numpy.f2py",
+    "numpy.distutils",
+    "numpy.testing",
+    "scipy.io",
+    "scipy.misc",
+    "scipy.datasets",
+    "numpy.lib.format",
+    "numpy.lib.npyio",
+)
+_REFUSED_NAMES = frozenset(
+    {
+        "open",
+        "eval",
+        "exec",
+        "compile",
+        "__import__",
+        "globals",
+        "locals",
+        "vars",
+        "getattr",
+        "setattr",
+        "delattr",
+        "input",
+        "breakpoint",
+        "help",
+        "memoryview",
+        "exit",
+        "quit",
+        "__builtins__",
+        "__loader__",
+        "__spec__",
+    }
+)
+#: numpy/scipy functions and methods that read or write files or reach outside the process.
+_REFUSED_ATTRS = frozenset(
+    {
+        "load",
+        "loads",
+        "save",
+        "savez",
+        "savez_compressed",
+        "savetxt",
+        "loadtxt",
+        "genfromtxt",
+        "fromfile",
+        "tofile",
+        "memmap",
+        "fromregex",
+        "DataSource",
+        "ctypeslib",
+        "ctypes",
+        "f2py",
+        "lib",
+        "dump",
+        "dumps",
+        "open_memmap",
+        "system",
+        "popen",
+        "os",
+        "sys",
+        "subprocess",
+        "socket",
+        "builtins",
+        "importlib",
+    }
+)
+
+_FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)```", re.S)
+
+
+class CodeCheckError(RewardgenError, ValueError):
+    """Untrusted code was refused before it ran."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    problems: tuple[str, ...]
+
+
+def extract_code(text: str) -> str:
+    """The reward code in an LLM reply: the fenced block that defines ``compute_reward`` (else
+    the longest fenced block), or the whole reply when it has no fence but parses as Python.
+
+    Example:
+        >>> extract_code("Here:\\n```python\\ndef compute_reward(o, a, n, i):\\n    pass\\n```\\nDone.")
+        'def compute_reward(o, a, n, i):\\n    pass\\n'
+    """
+    blocks = _FENCE.findall(text)
+    if blocks:
+        with_entry = [b for b in blocks if "def compute_reward" in b]
+        return max(with_entry or blocks, key=len)
+    try:
+        ast.parse(text)
+    except SyntaxError:
+        raise CodeCheckError("the reply has no ```python code block and is not Python itself") from None
+    return text
+
+
+def _module_allowed(name: str) -> bool:
+    if any(name == r or name.startswith(r + ".") for r in _REFUSED_MODULES):
+        return False
+    return name.split(".")[0] in ALLOWED_IMPORTS
+
+
+def static_check(source: str) -> CheckResult:
+    """Every reason to refuse ``source`` (empty when it may run in the sandbox).
+
+    Example:
+        >>> static_check("import os\\n").problems[0][:35]
+        "line 1: import of 'os' is not allow"
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return CheckResult(False, (f"line {exc.lineno}: syntax error: {exc.msg}",))
+    problems: list[str] = []
+    allowed = ", ".join(sorted(ALLOWED_IMPORTS))
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", "?")
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if not _module_allowed(alias.name):
+                    problems.append(
+                        f"line {line}: import of '{alias.name}' is not allowed (allowed: {allowed})"
+                    )
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            if node.level or not _module_allowed(module):
+                problems.append(f"line {line}: import from '{module}' is not allowed (allowed: {allowed})")
+            for alias in node.names:
+                if alias.name in _REFUSED_ATTRS or alias.name.startswith("_"):
+                    problems.append(f"line {line}: importing '{alias.name}' is not allowed")
+        elif isinstance(node, ast.Name):
+            if node.id in _REFUSED_NAMES:
+                problems.append(f"line {line}: '{node.id}' is not allowed in a reward program")
+            elif node.id.startswith("__") and node.id != "__name__":
+                problems.append(f"line {line}: dunder name '{node.id}' is not allowed")
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_"):
+                problems.append(f"line {line}: private or dunder attribute '.{node.attr}' is not allowed")
+            elif node.attr in _REFUSED_ATTRS:
+                problems.append(
+                    f"line {line}: '.{node.attr}' (file, process or system access) is not allowed"
+                )
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("__"):
+            problems.append(f"line {line}: the string {node.value!r} looks like a dunder lookup")
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            problems.append(f"line {line}: '{type(node).__name__.lower()}' statements are not allowed")
+    if not problems and not any(
+        isinstance(n, ast.FunctionDef) and n.name == "compute_reward" for n in tree.body
+    ):
+        problems.append("no top-level function compute_reward(obs, action, next_obs, info)")
+    return CheckResult(not problems, tuple(dict.fromkeys(problems)))

@@ -1,0 +1,200 @@
+"""The sandbox worker process: sets its limits, then runs one untrusted reward program.
+
+Started by :class:`rewardgen.code.sandbox.SandboxRunner`; speaks length-prefixed
+:mod:`rewardgen.code.wire` messages on stdin/stdout. Nothing here trusts the program: the limits
+and the audit hook are in place before its first line runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _read_message(stream) -> bytes | None:
+    head = stream.read(8)
+    if len(head) < 8:
+        return None
+    return stream.read(int.from_bytes(head, "little"))
+
+
+def _no_network() -> None:
+    """A private network namespace (no interfaces but a down loopback) where the OS allows it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.unshare(0x40000000)  # CLONE_NEWNET; fails quietly without the privilege
+    except Exception:
+        pass
+
+
+_BLOCKED_PREFIXES = (
+    "socket.",
+    "subprocess.",
+    "os.",
+    "shutil.",
+    "ctypes.",
+    "urllib.",
+    "http.",
+    "ftplib.",
+    "smtplib.",
+    "webbrowser.",
+    "winreg.",
+    "_winapi.",
+    "msvcrt.",
+    "sqlite3.",
+    "pty.",
+    "fcntl.",
+    "resource.",
+    "signal.",
+    "sys._getframe",
+    "sys.settrace",
+    "sys.setprofile",
+    "code.",
+    "marshal.",
+    "pickle.",
+    "gc.get_referrers",
+    "gc.get_objects",
+    "object.__setattr__",
+    "object.__delattr__",
+    "function.__new__",
+    "cpython.",
+)
+_BLOCKED_EVENTS = frozenset(
+    {"open", "import", "builtins.input", "sys.addaudithook", "socket.connect", "glob.glob", "syslog.openlog"}
+)
+
+
+_GATE = {"worker": True}  # open while the worker's own code runs; the program cannot reach it
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _GATE["worker"]:
+        return
+    if event in _BLOCKED_EVENTS or event.startswith(_BLOCKED_PREFIXES):
+        raise PermissionError(f"the sandbox refuses '{event}'")
+
+
+def main() -> int:
+    stdin = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # the program's print() goes to stderr, never into the protocol
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+
+    import collections  # noqa: F401 - preloaded: imports are refused once the program runs
+    import dataclasses  # noqa: F401
+    import functools  # noqa: F401
+    import itertools  # noqa: F401
+    import math  # noqa: F401
+    import resource
+    import typing  # noqa: F401
+
+    import numpy as np
+
+    from rewardgen.code.program import ENTRY_POINT, SIGNATURE, _describe, _read_only, register_source
+    from rewardgen.code.wire import decode, encode
+
+    def send(obj) -> None:
+        data = encode(obj)
+        proto_out.write(len(data).to_bytes(8, "little") + data)
+
+    first = _read_message(stdin)
+    if first is None:
+        return 1
+    setup = decode(first)
+    limits = setup["limits"]
+    memory = int(limits["memory_mb"]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # no file writes at all
+    try:
+        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    except (ValueError, OSError):
+        pass
+    _no_network()
+    cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    call_cpu = int(limits["call_cpu_s"])
+
+    def cpu_budget(seconds: int) -> None:
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        soft = int(used.ru_utime + used.ru_stime) + seconds + 1
+        hard = cpu_hard if cpu_hard != resource.RLIM_INFINITY else soft + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+
+    namespace: dict = {"__name__": "rewardgen_program", "__builtins__": __builtins__}
+    name = setup["name"]
+    register_source(name, setup["source"])
+    try:
+        code = compile(setup["source"], name, "exec")
+    except SyntaxError as exc:
+        send({"error": f"syntax error at line {exc.lineno}: {exc.msg}"})
+        return 0
+    sys.addaudithook(_audit)
+    cpu_budget(call_cpu)
+    try:
+        _GATE["worker"] = False
+        exec(code, namespace)
+        _GATE["worker"] = True
+        fn = namespace.get(ENTRY_POINT)
+        if not callable(fn):
+            send({"error": f"defines no function {ENTRY_POINT}: define {SIGNATURE}"})
+            return 0
+        for key, value in setup["params"].items():
+            if key not in namespace:
+                send({"error": f"parameter {key!r} is not defined in the program"})
+                return 0
+            namespace[key] = value
+    except MemoryError:
+        _GATE["worker"] = True
+        send({"error": f"MemoryError: went over the memory limit of {limits['memory_mb']} MB while loading"})
+        return 0
+    except BaseException as exc:
+        _GATE["worker"] = True
+        send({"error": f"failed while loading: {_describe(exc, name)}"})
+        return 0
+    send({"ok": True})
+
+    while True:
+        message = _read_message(stdin)
+        if message is None:
+            return 0
+        call = decode(message)
+        cpu_budget(call_cpu)
+        args = (
+            _read_only(call["obs"]),
+            _read_only(call["action"]),
+            _read_only(call["next_obs"]),
+            _read_only(call["info"]),
+        )
+        try:
+            _GATE["worker"] = False
+            try:
+                result = fn(*args)
+            finally:
+                _GATE["worker"] = True
+            if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
+                send(
+                    {
+                        "error": f"TypeError: {ENTRY_POINT} must return (total, components), got "
+                        f"{type(result).__name__}"
+                    }
+                )
+                continue
+            total = np.asarray(result[0], dtype=np.float64)
+            comps = {str(k): np.asarray(v, dtype=np.float64) for k, v in result[1].items()}
+            send({"total": total, "components": comps})
+        except MemoryError:
+            send({"error": f"MemoryError: went over the memory limit of {limits['memory_mb']} MB"})
+        except KeyError as exc:
+            send({"error": f"{_describe(exc, name)}; info has the fields: {', '.join(sorted(call['info']))}"})
+        except BaseException as exc:
+            msg = _describe(exc, name)
+            if isinstance(exc, TypeError | ValueError) and "float" in str(exc):
+                msg += " (return numbers: arrays of shape (n,))"
+            send({"error": msg})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
