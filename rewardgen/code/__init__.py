@@ -2,7 +2,6 @@
 check and sandbox untrusted (LLM-written) code."""
 
 from rewardgen.code.checks import CodeCheckError, extract_code, static_check
-
 from rewardgen.code.program import (
     CodeReward,
     InProcessRunner,
