@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -46,6 +47,18 @@ def wrapper_kwargs(task: TaskSpec | str, reads: Iterable[str] | None = None) -> 
     return {"fields": task_fields(task, reads), "episode_metrics": episode_metrics(task)}
 
 
+def _mujoco_warning(message: str) -> None:
+    # gymnasium's MuJoCo XMLs use `settotalmass`, which MuJoCo >= 3.3 reports as deprecated on
+    # every env made (to stdout and a MUJOCO_LOG.TXT in the working directory). Harmless: drop it.
+    if "settotalmass" not in message:
+        warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+
+def _quiet_mujoco(mujoco: Any) -> None:
+    if hasattr(mujoco, "set_mju_user_warning") and mujoco.get_mju_user_warning() is not _mujoco_warning:
+        mujoco.set_mju_user_warning(_mujoco_warning)
+
+
 def make_env(
     task: TaskSpec | str, render_mode: str | None = None, fields: Iterable[str] | None = None, **kwargs: Any
 ) -> gym.Env:
@@ -56,7 +69,7 @@ def make_env(
     """
     spec = get_task(task)
     if spec.gym_id.split("-")[0] in {"HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid"}:
-        require("mujoco", extra="mujoco", purpose=f"task {spec.id}")
+        _quiet_mujoco(require("mujoco", extra="mujoco", purpose=f"task {spec.id}"))
     try:
         env = gym.make(spec.gym_id, render_mode=render_mode, **{**spec.resolved_env_kwargs(), **kwargs})
     except gym.error.Error as exc:
