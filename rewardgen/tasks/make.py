@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 import warnings
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gymnasium as gym
