@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+BLOCKS = [m[1] for m in re.findall(r"^(`{3,4})python\n(.*?)^\1$", README, flags=re.S | re.M)]
 
 
 def test_readme_python_examples_run():

@@ -30,10 +30,10 @@ def _autoreset_mode(env: Any) -> str:
 
 
 class _FinalRowsView:
-    """An info view whose ``done`` rows come from the episodes' final infos (same-step autoreset)."""
+    """An info view whose finished rows come from the episodes' final infos (same-step autoreset)."""
 
-    def __init__(self, base: InfoView, done: np.ndarray, final_rows: dict[int, Mapping[str, Any]]):
-        self.base, self.n, self.done, self.rows = base, base.n, done, final_rows
+    def __init__(self, base: InfoView, final_rows: dict[int, Mapping[str, Any]]):
+        self.base, self.n, self.rows = base, base.n, final_rows
 
     def keys(self):
         return self.base.keys()
@@ -160,7 +160,7 @@ class VectorRewardWrapper(_VectorWrapper):
                 final_obs, final_info = info["final_observation"], info["final_info"]
                 rows = {int(i): final_info[i] for i in idx}
             next_obs = _replace_rows(obs, {int(i): final_obs[i] for i in idx})
-            view = _FinalRowsView(view, done, rows)
+            view = _FinalRowsView(view, rows)
         mixed, out, _ = self.mixer(
             self._obs, actions, next_obs, env_reward, terminated, truncated, view, active
         )
