@@ -219,6 +219,75 @@ def llm_ask(
     console.print(f"run directory: [bold]{run.path}[/bold]")
 
 
+@app.command()
+def synthesize(
+    task: Annotated[str, typer.Option(help="task id or task YAML")],
+    method: Annotated[str, typer.Option(help="text2reward (one round) or evolution")] = "evolution",
+    samples: Annotated[int, typer.Option(help="candidates per round (K)")] = 4,
+    iterations: Annotated[int, typer.Option(help="rounds (evolution)")] = 3,
+    steps: Annotated[str, typer.Option(help="training steps per candidate")] = "200000",
+    goal: Annotated[str | None, typer.Option(help="the goal sentence; default: the task's")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    fast: Annotated[bool, typer.Option(help="quick PPO settings for short budgets")] = False,
+    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    llm_model: LLMModel = None,
+    llm_base_url: LLMBaseURL = None,
+    llm_budget_usd: LLMBudget = None,
+    llm_max_calls: LLMMaxCalls = None,
+    llm: LLMMode = None,
+    llm_config: LLMConfig = None,
+) -> None:
+    """Write reward code with an LLM, train a policy on each candidate, keep the best."""
+    from rewardgen.llm.options import client_from_options
+    from rewardgen.synthesis import SearchConfig
+    from rewardgen.synthesis import synthesize as run_search
+    from rewardgen.tasks import get_task
+    from rewardgen.train.hyperparams import FAST_PPO
+    from rewardgen.train.rundir import RunDir
+
+    spec = get_task(task)
+    config = SearchConfig(
+        task=task,
+        method=method,
+        samples=samples,
+        iterations=iterations,
+        steps=parse_steps(steps) or 0,
+        goal=goal,
+        seed=seed,
+        hyperparams=dict(FAST_PPO) if fast else {},
+    )
+    from dataclasses import asdict
+
+    run = RunDir.create(spec.id, method, asdict(config), out=out)
+    client = client_from_options(
+        run.path, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config
+    )
+    try:
+        summary = run_search(config, client, run)
+    except RewardgenError as exc:
+        run.update(status="failed", error=str(exc), llm_usage=client.usage.__dict__)
+        raise
+    finally:
+        client.close()
+    table = Table(title=f"{spec.id}: {method}")
+    for col in ("round", "cand", "status", "success metric", "reason"):
+        table.add_column(col)
+    for c in summary["candidates"]:
+        metric = f"{c['eval']['success_metric_mean']:.3f}" if c.get("eval") else ""
+        table.add_row(str(c["iteration"]), str(c["index"]), c["status"], metric, (c.get("reason") or "")[:60])
+    console.print(table)
+    if summary["stopped"]:
+        console.print(f"[yellow]stopped early:[/yellow] {summary['stopped']}")
+    console.print(client.usage.summary())
+    best = summary["best"]
+    if best:
+        console.print(
+            f"best reward: {run.file('best_reward.py')} (success metric "
+            f"{best['eval']['success_metric_mean']:.3f})"
+        )
+    console.print(f"run directory: [bold]{run.path}[/bold]")
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:

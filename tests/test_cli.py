@@ -70,3 +70,41 @@ def test_llm_ask_records_replays_and_stops_on_budget(tmp_path, monkeypatch, caps
         ["llm", "ask", "new", "--llm", f"replay:{tmp_path / 'live'}", "--out", str(tmp_path / "miss")], capsys
     )
     assert code == 2 and "never recorded" in text
+
+
+def test_synthesize_command(tmp_path, monkeypatch, capsys):
+    import json
+
+    from rewardgen.llm.testing import LoopbackLLMServer
+
+    monkeypatch.setenv("REWARDGEN_LLM_CACHE", str(tmp_path / "cache.sqlite"))
+    code = (
+        "```python\ndef compute_reward(obs, action, next_obs, info):\n"
+        "    v = -info['x_velocity']\n    return v, {'v': v}\n```"
+    )
+    with LoopbackLLMServer() as server:
+        server.push(code)
+        main(
+            [
+                "synthesize",
+                "--task",
+                "hopper-run-backward",
+                "--method",
+                "text2reward",
+                "--samples",
+                "1",
+                "--steps",
+                "256",
+                "--fast",
+                "--llm-base-url",
+                server.url,
+                "--llm-model",
+                "m",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+    out = capsys.readouterr().out
+    assert "trained" in out and "best reward" in out and "LLM: 1 calls" in out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best"]["status"] == "trained"

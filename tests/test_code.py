@@ -73,7 +73,7 @@ def test_missing_file(tmp_path):
         ("return np.zeros(2), {'height': np.array([np.nan, 0.0])}", "component 'height' has NaN"),
         ("return np.zeros(2), {'speed': np.zeros((2, 2))}", r"component 'speed' has shape \(2, 2\)"),
         ("return 'fast', {}", "not numeric"),
-        ("return info['x_vel'], {}", "KeyError: 'x_vel'.*info has the fields: x_velocity"),
+        ("return info['x_vel'], {}", "KeyError: 'x_vel'.*the reward was given: x_velocity"),
         ("return 1 / 0, {}", r"ZeroDivisionError: division by zero \(line 3"),
     ],
 )

@@ -192,7 +192,7 @@ class InProcessRunner:
         except KeyError as exc:
             raise RewardProgramError(
                 f"{ENTRY_POINT} in {self.program.name} raised {_describe(exc, self.program.name)}; "
-                f"info has the fields: {', '.join(sorted(info))}"
+                f"the reward was given: {', '.join(sorted(info))}"
             ) from exc
         except Exception as exc:
             raise RewardProgramError(

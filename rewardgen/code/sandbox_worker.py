@@ -188,7 +188,9 @@ def main() -> int:
         except MemoryError:
             send({"error": f"MemoryError: went over the memory limit of {limits['memory_mb']} MB"})
         except KeyError as exc:
-            send({"error": f"{_describe(exc, name)}; info has the fields: {', '.join(sorted(call['info']))}"})
+            send(
+                {"error": f"{_describe(exc, name)}; the reward was given: {', '.join(sorted(call['info']))}"}
+            )
         except BaseException as exc:
             msg = _describe(exc, name)
             if isinstance(exc, TypeError | ValueError) and "float" in str(exc):

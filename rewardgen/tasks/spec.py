@@ -68,6 +68,10 @@ class MetricSpec(_Model):
     def success(self, value: float) -> bool:
         return value > self.above if self.above is not None else value < self.below  # type: ignore[operator]
 
+    def score(self, value: float) -> float:
+        """Higher is better: the value for ``above`` metrics, its negative for ``below``."""
+        return value if self.above is not None else -value
+
     def describe(self) -> str:
         op, thr = (">", self.above) if self.above is not None else ("<", self.below)
         return f"{self.reduce} of {self.field} over an episode {op} {thr}"

@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rewardgen.code import RewardProgramError, SandboxLimits
 from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
 from rewardgen.train.sb3 import load_reward
 from rewardgen.wrappers import VectorRewardWrapper
@@ -15,7 +16,12 @@ __all__ = ["check_reward"]
 
 
 def check_reward(
-    task: str, reward: str | None = None, steps: int = 250, n_envs: int = 4, seed: int = 0
+    task: str,
+    reward: str | None = None,
+    steps: int = 250,
+    n_envs: int = 4,
+    seed: int = 0,
+    sandbox: SandboxLimits | None = None,
 ) -> dict[str, Any]:
     """Statistics of the total and each component on random actions, and the largest gap
     between the program and the env's own reward (0 for a faithful copy of it).
@@ -25,7 +31,7 @@ def check_reward(
         True
     """
     spec = get_task(task)
-    program, fn = load_reward(spec, reward)
+    program, fn = load_reward(spec, reward, sandbox)
     envs = gym.vector.SyncVectorEnv([make_env_fn(spec, fields=fn.fields) for _ in range(n_envs)])
     envs = VectorRewardWrapper(envs, fn, **wrapper_kwargs(spec, fn.fields))
     envs.reset(seed=seed)
@@ -35,7 +41,15 @@ def check_reward(
     max_diff, count, episodes = 0.0, 0, 0
     try:
         for _ in range(steps):
-            _, r, term, trunc, info = envs.step(action_space.sample())
+            try:
+                step = envs.step(action_space.sample())
+            except RewardProgramError as exc:
+                if "KeyError" not in str(exc):
+                    raise
+                raise RewardProgramError(
+                    f"{exc}; the task {spec.id} provides: {', '.join(spec.resolved_fields())}"
+                ) from exc
+            _, r, term, trunc, info = step
             episodes += int((term | trunc).sum())
             live = info["_env_reward"]
             count += int(live.sum())
@@ -45,7 +59,7 @@ def check_reward(
             if live.any():
                 max_diff = max(max_diff, float(np.abs(r - info["env_reward"])[live].max()))
     finally:
-        envs.close()
+        envs.close()  # closes the reward too (and its sandbox worker)
     stats = {}
     for name, chunks in terms.items():
         v = np.concatenate(chunks)

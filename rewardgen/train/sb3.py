@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardgen.code import CodeReward, RewardProgram, RewardProgramError
+from rewardgen.code import CodeReward, RewardProgram, RewardProgramError, SandboxLimits, SandboxRunner
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
@@ -45,6 +45,7 @@ class TrainConfig:
     env_coef: float = 1.0
     reward_coef: float = 1.0
     progress: bool = True
+    sandbox: SandboxLimits | None = None  # run the reward as untrusted code with these limits
 
 
 @dataclass
@@ -79,12 +80,16 @@ def _check_video(spec: TaskSpec) -> None:
         )
 
 
-def load_reward(spec: TaskSpec, reward: str | None) -> tuple[RewardProgram, CodeReward]:
-    """The task's reference program (with its version's parameters) or a user's file."""
+def load_reward(
+    spec: TaskSpec, reward: str | None, sandbox: SandboxLimits | None = None
+) -> tuple[RewardProgram, CodeReward]:
+    """The task's reference program (with its version's parameters) or a user's file; with
+    ``sandbox`` limits it is checked and run as untrusted code in a worker process."""
     path = spec.reward_path if reward is None else Path(reward)
     params = spec.resolved_reward_params() if reward is None else {}
     program = RewardProgram.from_file(path, params)
-    return program, CodeReward(program)
+    runner = SandboxRunner(program, sandbox) if sandbox is not None else None
+    return program, CodeReward(program, runner)
 
 
 def _make_callback(writer: MetricsWriter, log_every: int, metric_spec, run: RunDir, ckpt_every: int):
@@ -169,7 +174,7 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         raise RewardgenError(f"--steps must be positive, got {steps}")
     n_envs = int(config.n_envs or spec.budget.n_envs)
     device = resolve_device(config.device)
-    program, reward = load_reward(spec, config.reward)
+    program, reward = load_reward(spec, config.reward, config.sandbox)
     if config.video:
         os.environ.setdefault("MUJOCO_GL", "egl")
         _check_video(spec)

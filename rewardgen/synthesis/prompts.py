@@ -1,0 +1,111 @@
+"""Prompts of the code-writing methods: the first request, and the feedback that improves it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rewardgen.tasks import TaskSpec
+
+__all__ = ["SYSTEM", "feedback_message", "initial_messages"]
+
+SYSTEM = (
+    "You are a reward engineer. You write dense reward functions in Python that let a reinforcement "
+    "learning agent (PPO) learn a behaviour described in one sentence. Your rewards are readable, "
+    "numerically well-scaled and use only numpy and math."
+)
+
+SIGNATURE = """```python
+import numpy as np
+
+def compute_reward(obs, action, next_obs, info):
+    # Every argument is batched: n transitions at once, the batch axis first.
+    # info["<field>"] is a numpy array of shape (n,) or (n, ...), as listed above.
+    ...
+    return total, {"component_name": component, ...}  # total and each component: shape (n,)
+```"""
+
+GUIDANCE = """Reward design:
+- Reward progress at every step, not only success: velocities, heights, distances to a goal.
+- Name each term in the components dict; keep terms on similar scales (about -10..10 per step).
+- Shape transformed terms with a temperature, e.g. np.exp(-distance / 0.1), and name the temperature.
+- Penalise large actions lightly, e.g. 0.1 * np.sum(action**2, axis=1).
+- Module-level UPPER_CASE constants are tunable parameters: put weights there.
+- Only numpy and math; no files, network, processes, eval/exec, or dunder attributes."""
+
+
+def _task_text(task: TaskSpec, goal: str | None) -> str:
+    return (
+        f"Goal: {goal or task.goal}\n\n"
+        f"The environment ({task.gym_id}), described as the fields your function receives:\n\n"
+        f"{task.describe()}"
+    )
+
+
+def initial_messages(task: TaskSpec, goal: str | None = None) -> list[dict[str, str]]:
+    """Text2Reward's zero-shot prompt: role, goal, env description, guidance, signature."""
+    user = (
+        f"Write a reward function for this task.\n\n{_task_text(task, goal)}\n\n{GUIDANCE}\n\n"
+        f"Required signature:\n{SIGNATURE}\n\nReply with one ```python code block."
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def _trajectory(values: Sequence[float], points: int = 8) -> str:
+    if not values:
+        return "[]"
+    step = max(1, len(values) // points)
+    picked = list(values[::step])[:points]
+    if picked[-1] != values[-1]:
+        picked.append(values[-1])
+    return "[" + ", ".join(f"{v:.3g}" for v in picked) + "]"
+
+
+def reflection_text(task: TaskSpec, curves: dict[str, list[float]]) -> str:
+    """Eureka's reward reflection: every component's statistics along training, the success
+    metric's trajectory, and the env's own return."""
+    lines = ["Reward reflection (episode sums along training, oldest first):"]
+    if not curves.get("timesteps"):
+        return lines[0] + "\n- no episode finished during training (the budget is shorter than an episode)"
+    for key, values in curves.items():
+        if key.startswith("component/") and values:
+            name = key.split("/", 1)[1]
+            lines.append(
+                f"- component '{name}': mean {sum(values) / len(values):.3g}, min {min(values):.3g}, "
+                f"max {max(values):.3g}, trajectory {_trajectory(values)}"
+            )
+    metric = curves.get("success_metric_mean", [])
+    lines.append(f"- success metric ({task.metric.describe()}): trajectory {_trajectory(metric)}")
+    lines.append(f"- episode return of your reward: {_trajectory(curves.get('reward_return_mean', []))}")
+    lines.append(f"- the env's own episode return: {_trajectory(curves.get('env_return_mean', []))}")
+    return "\n".join(lines)
+
+
+def feedback_message(
+    task: TaskSpec, best: Any | None, failures: Sequence[Any], curves: dict[str, list[float]] | None
+) -> dict[str, str]:
+    """The next user message of an evolution round: the best code with its reflection, and the
+    reasons the failed candidates failed (so the model can repair them)."""
+    parts = []
+    if best is not None:
+        parts.append(
+            f"We trained a policy on each of your rewards. The best one (success metric "
+            f"{best.eval['success_metric_mean']:.3g}, success rate {best.eval['success_rate']:.0%}) was:\n"
+            f"```python\n{best.code}```"
+        )
+        if curves:
+            parts.append(reflection_text(task, curves))
+        parts.append(
+            "Write an improved reward. If the success metric stays near zero, rewrite the reward "
+            "from scratch; if a component is nearly constant, rescale or drop it; if one component "
+            "dominates the others, scale it down."
+        )
+    else:
+        parts.append("None of your rewards could be trained. Write a reward that runs.")
+    if failures:
+        parts.append("These candidates failed:")
+        for cand in failures:
+            parts.append(f"- candidate {cand.index}: {cand.reason}")
+        parts.append("Fix these errors in the new reward.")
+    parts.append(f"Required signature:\n{SIGNATURE}\nReply with one ```python code block.")
+    return {"role": "user", "content": "\n\n".join(parts)}

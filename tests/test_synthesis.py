@@ -1,0 +1,111 @@
+"""The search loops end to end against the loopback LLM server, on tiny training budgets."""
+
+import json
+
+import pytest
+
+from rewardgen.llm import LLMClient, LLMSettings
+from rewardgen.llm.testing import LoopbackLLMServer
+from rewardgen.synthesis import SearchConfig, synthesize
+from rewardgen.train.hyperparams import FAST_PPO
+from rewardgen.train.rundir import RunDir
+
+TASK = "hopper-run-backward"  # short episodes under a random policy: many to reflect on
+GOOD = """Here you go:
+```python
+import numpy as np
+
+BACKWARD_WEIGHT = 1.0
+
+def compute_reward(obs, action, next_obs, info):
+    backward = -BACKWARD_WEIGHT * info["x_velocity"]
+    ctrl = 0.1 * np.sum(action**2, axis=1)
+    return backward - ctrl, {"backward": backward, "ctrl": -ctrl}
+```"""
+BROKEN = """```python
+import numpy as np
+
+def compute_reward(obs, action, next_obs, info):
+    return -info["x_vel"], {}
+```"""
+HOSTILE = """```python
+import os
+
+def compute_reward(obs, action, next_obs, info):
+    os.system("echo pwned")
+    return -info["x_velocity"], {}
+```"""
+PROSE = "I would reward negative x velocity and penalise torque."
+
+
+def config(**kw):
+    base = dict(
+        task=TASK,
+        samples=2,
+        iterations=2,
+        steps=256,
+        eval_episodes=1,
+        hyperparams={**FAST_PPO, "n_steps": 128},
+    )
+    return SearchConfig(**{**base, **kw})
+
+
+def run_search(server, tmp_path, cfg, **settings):
+    run = RunDir.create(TASK, cfg.method, {}, out=tmp_path / "run")
+    client = LLMClient(
+        LLMSettings(base_url=server.url, model="m", cache=False, **settings),
+        transcript=run.path / "llm" / "transcript.jsonl",
+    )
+    try:
+        return run, synthesize(cfg, client, run)
+    finally:
+        client.close()
+
+
+def test_evolution_repairs_from_tracebacks_and_reflects(tmp_path):
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, BROKEN], [GOOD, HOSTILE])
+        run, summary = run_search(server, tmp_path, config())
+        feedback = server.requests[1]["messages"][-1]["content"]
+    statuses = [(c["iteration"], c["index"], c["status"]) for c in summary["candidates"]]
+    assert statuses == [(0, 0, "trained"), (0, 1, "failed"), (1, 0, "trained"), (1, 1, "refused")]
+    broken, hostile = summary["candidates"][1], summary["candidates"][3]
+    assert "KeyError: 'x_vel'" in broken["reason"] and "provides: x_velocity, x_position" in broken["reason"]
+    assert "import of 'os'" in hostile["reason"]
+    # the second prompt carries the failure (to repair it) and the reward reflection
+    assert "candidate 1" in feedback and "KeyError: 'x_vel'" in feedback
+    assert "component 'backward'" in feedback and "success metric" in feedback
+    assert "BACKWARD_WEIGHT" in feedback  # the best code so far
+    assert (run.path / "best_reward.py").read_text().startswith("import numpy")
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["best"]["status"] == "trained"
+    assert (run.path / "iter0" / "cand0" / "train" / "metrics.csv").exists()
+    assert len((run.path / "llm" / "transcript.jsonl").read_text().splitlines()) == 2
+
+
+def test_text2reward_is_one_round_and_survives_prose(tmp_path):
+    with LoopbackLLMServer() as server:
+        server.push([PROSE, GOOD])
+        _run, summary = run_search(server, tmp_path, config(method="text2reward", iterations=5))
+        assert len(server.requests) == 1
+        prompt = server.requests[0]["messages"][-1]["content"]
+    assert "Goal: Make the hopper hop backwards" in prompt and 'info["x_velocity"]' in prompt
+    assert [c["status"] for c in summary["candidates"]] == ["refused", "trained"]
+    assert "no ```python code block" in summary["candidates"][0]["reason"]
+    assert summary["best"]["index"] == 1
+
+
+def test_budget_stop_keeps_what_was_done(tmp_path):
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, GOOD])
+        run, summary = run_search(server, tmp_path, config(), max_calls=1)
+    assert summary["stopped"] and "budget" in summary["stopped"]
+    assert len(summary["candidates"]) == 2
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["status"] == "stopped" and "budget" in manifest["reason"]
+    assert (run.path / "best_reward.py").exists()
+
+
+def test_unknown_method(tmp_path):
+    with LoopbackLLMServer() as server, pytest.raises(Exception, match="unknown method 'magic'"):
+        run_search(server, tmp_path, config(method="magic"))
