@@ -134,7 +134,7 @@ def test_a_killed_worker_is_replaced_on_the_next_call():
 
 def test_print_cannot_corrupt_the_protocol():
     reward = sandboxed(
-        program("print('```' * 1000)\nreturn info['x_velocity'] * 2, {'v': info['x_velocity']}")
+        program("print('```' * 100_000)\nreturn info['x_velocity'] * 2, {'v': info['x_velocity']}")
     )
     try:
         out = reward(batch())

@@ -108,7 +108,8 @@ def main() -> int:
     memory = int(limits["memory_mb"]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # no file writes at all
+    # stderr (where print() goes) is a file: cap what any write can do rather than forbid it
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
     try:
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
     except (ValueError, OSError):
