@@ -220,8 +220,9 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         _save(model, run)
         run.update(status="failed", error=str(exc))
         raise
+    finally:
+        venv.close()  # and the reward's sandbox worker, if any; evaluation starts a fresh one
     _save(model, run)
-    venv.close()
     plot_learning_curve(
         run.file("metrics.csv"),
         run.file("learning_curve.png"),
