@@ -221,15 +221,18 @@ def llm_ask(
 
 @app.command()
 def synthesize(
-    task: Annotated[str, typer.Option(help="task id or task YAML")],
+    task: Annotated[str | None, typer.Option(help="task id or task YAML")] = None,
     method: Annotated[str, typer.Option(help="text2reward (one round) or evolution")] = "evolution",
     samples: Annotated[int, typer.Option(help="candidates per round (K)")] = 4,
     iterations: Annotated[int, typer.Option(help="rounds (evolution)")] = 3,
     steps: Annotated[str, typer.Option(help="training steps per candidate")] = "200000",
     goal: Annotated[str | None, typer.Option(help="the goal sentence; default: the task's")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    workers: Annotated[int | None, typer.Option(help="candidates trained at once; default: cores")] = None,
+    final_seeds: Annotated[int, typer.Option(help="retrain the best reward with N more seeds")] = 0,
     fast: Annotated[bool, typer.Option(help="quick PPO settings for short budgets")] = False,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue a killed search in RUN_DIR")] = None,
     llm_model: LLMModel = None,
     llm_base_url: LLMBaseURL = None,
     llm_budget_usd: LLMBudget = None,
@@ -238,6 +241,10 @@ def synthesize(
     llm_config: LLMConfig = None,
 ) -> None:
     """Write reward code with an LLM, train a policy on each candidate, keep the best."""
+    import json
+    from dataclasses import asdict
+
+    from rewardgen.code import SandboxLimits
     from rewardgen.llm.options import client_from_options
     from rewardgen.synthesis import SearchConfig
     from rewardgen.synthesis import synthesize as run_search
@@ -245,20 +252,33 @@ def synthesize(
     from rewardgen.train.hyperparams import FAST_PPO
     from rewardgen.train.rundir import RunDir
 
-    spec = get_task(task)
-    config = SearchConfig(
-        task=task,
-        method=method,
-        samples=samples,
-        iterations=iterations,
-        steps=parse_steps(steps) or 0,
-        goal=goal,
-        seed=seed,
-        hyperparams=dict(FAST_PPO) if fast else {},
-    )
-    from dataclasses import asdict
-
-    run = RunDir.create(spec.id, method, asdict(config), out=out)
+    if resume is not None:
+        manifest_path = resume / "manifest.json"
+        if not manifest_path.is_file():
+            raise RewardgenError(f"cannot resume {resume}: no manifest.json there")
+        manifest = json.loads(manifest_path.read_text())
+        saved = dict(manifest["config"])
+        saved["sandbox"] = SandboxLimits(**saved["sandbox"])
+        config = SearchConfig(**saved)
+        run = RunDir(resume, manifest)
+        run.update(status="running", resumed=True)
+    else:
+        if task is None:
+            raise RewardgenError("give --task (or --resume RUN_DIR)")
+        config = SearchConfig(
+            task=task,
+            method=method,
+            samples=samples,
+            iterations=iterations,
+            steps=parse_steps(steps) or 0,
+            goal=goal,
+            seed=seed,
+            workers=workers or min(samples, os.cpu_count() or 1),
+            final_seeds=final_seeds,
+            hyperparams=dict(FAST_PPO) if fast else {},
+        )
+        run = RunDir.create(get_task(task).id, method, asdict(config), out=out)
+    spec = get_task(config.task)
     client = client_from_options(
         run.path, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config
     )
@@ -269,7 +289,7 @@ def synthesize(
         raise
     finally:
         client.close()
-    table = Table(title=f"{spec.id}: {method}")
+    table = Table(title=f"{spec.id}: {config.method}")
     for col in ("round", "cand", "status", "success metric", "reason"):
         table.add_column(col)
     for c in summary["candidates"]:
@@ -278,13 +298,15 @@ def synthesize(
     console.print(table)
     if summary["stopped"]:
         console.print(f"[yellow]stopped early:[/yellow] {summary['stopped']}")
+    for f in summary["final_seeds"]:
+        console.print(
+            f"best reward, seed {f['seed']}: success metric {f.get('success_metric_mean', float('nan')):.3f}"
+        )
     console.print(client.usage.summary())
     best = summary["best"]
     if best:
-        console.print(
-            f"best reward: {run.file('best_reward.py')} (success metric "
-            f"{best['eval']['success_metric_mean']:.3f})"
-        )
+        metric = best["eval"]["success_metric_mean"]
+        console.print(f"best reward: {run.file('best_reward.py')} (success metric {metric:.3f})")
     console.print(f"run directory: [bold]{run.path}[/bold]")
 
 

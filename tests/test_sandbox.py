@@ -202,3 +202,15 @@ def test_reference_rewards_pass_the_checks_and_match_in_process():
         np.testing.assert_allclose(inside(b).total, outside(b).total)
     finally:
         inside.close()
+
+
+def test_cpu_limit_is_per_call_not_per_worker():
+    """A long training run calls the reward many times: only one call's CPU time counts."""
+    limits = SandboxLimits(call_timeout_s=5.0, call_cpu_s=1, memory_mb=600)
+    prog = program("s = sum(range(4_000_000))\nreturn info['x_velocity'], {}")
+    reward = CodeReward(prog, SandboxRunner(prog, limits))
+    try:
+        for _ in range(30):  # ~0.1 s of CPU each: well over the 1 s limit in all
+            reward(batch())
+    finally:
+        reward.close()

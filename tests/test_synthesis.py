@@ -109,3 +109,73 @@ def test_budget_stop_keeps_what_was_done(tmp_path):
 def test_unknown_method(tmp_path):
     with LoopbackLLMServer() as server, pytest.raises(Exception, match="unknown method 'magic'"):
         run_search(server, tmp_path, config(method="magic"))
+
+
+def test_candidates_train_in_parallel_workers_and_the_best_is_retrained(tmp_path):
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, BROKEN])
+        run, summary = run_search(server, tmp_path, config(method="text2reward", workers=2, final_seeds=2))
+    assert [c["status"] for c in summary["candidates"]] == ["trained", "failed"]
+    assert "KeyError" in summary["candidates"][1]["reason"]
+    assert [f["seed"] for f in summary["final_seeds"]] == [1, 2]
+    assert all("success_metric_mean" in f for f in summary["final_seeds"])
+    assert (run.path / "final" / "seed2" / "model.zip").exists()
+
+
+CHILD = """
+import json, sys
+from rewardgen.llm import LLMClient, LLMSettings
+from rewardgen.synthesis import SearchConfig, synthesize
+from rewardgen.train.rundir import RunDir
+
+url, out, cache, cfg = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+run = RunDir.create(cfg["task"], "evolution", {}, out=out)
+client = LLMClient(LLMSettings(base_url=url, model="m", cache_path=cache))
+synthesize(SearchConfig(**cfg), client, run)
+"""
+
+
+def test_resume_after_sigkill_retrains_nothing_and_pays_nothing_twice(tmp_path):
+    import dataclasses
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    cfg = config(iterations=2)
+    out, cache = tmp_path / "run", tmp_path / "cache.sqlite"
+    slow = GOOD.replace("return backward", "s = sum(range(1_000_000))\n    return backward")
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, slow], [GOOD, GOOD])
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                server.url,
+                str(out),
+                str(cache),
+                json.dumps(dataclasses.asdict(cfg) | {"sandbox": None}),
+            ],
+            env=env,
+        )
+        first = out / "iter0" / "cand0" / "candidate.json"
+        deadline = time.time() + 120
+        while not first.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert first.exists() and not (out / "summary.json").exists()
+        before = first.read_text()
+        assert len(server.requests) == 1
+        run = RunDir(out, json.loads((out / "manifest.json").read_text()))
+        client = LLMClient(LLMSettings(base_url=server.url, model="m", cache_path=cache))
+        summary = synthesize(cfg, client, run)
+        client.close()
+        assert len(server.requests) == 2  # round 0 came from the cache; only round 1 was asked
+    assert first.read_text() == before  # candidate 0 was not trained again
+    assert [c["status"] for c in summary["candidates"]] == ["trained"] * 4
+    assert client.usage.cache_hits == 2

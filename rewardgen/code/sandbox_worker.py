@@ -119,10 +119,13 @@ def main() -> int:
     call_cpu = int(limits["call_cpu_s"])
 
     def cpu_budget(seconds: int) -> None:
+        # Only the soft limit moves (SIGXCPU when it is reached); the hard limit stays where it
+        # was, since a process may never raise it again once lowered.
         used = resource.getrusage(resource.RUSAGE_SELF)
         soft = int(used.ru_utime + used.ru_stime) + seconds + 1
-        hard = cpu_hard if cpu_hard != resource.RLIM_INFINITY else soft + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+        if cpu_hard != resource.RLIM_INFINITY:
+            soft = min(soft, cpu_hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_hard))
 
     namespace: dict = {"__name__": "rewardgen_program", "__builtins__": __builtins__}
     name = setup["name"]

@@ -16,6 +16,7 @@ from typing import Any
 from rewardgen.code import CodeCheckError, SandboxLimits, extract_code, static_check
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import BudgetExceededError, LLMClient
+from rewardgen.synthesis.executor import Executor, LocalExecutor
 from rewardgen.synthesis.prompts import feedback_message, initial_messages
 from rewardgen.tasks import TaskSpec, get_task
 from rewardgen.train.check import check_reward
@@ -43,6 +44,8 @@ class SearchConfig:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     smoke_steps: int = 20
+    workers: int = 1  # candidates trained at once, each in its own process
+    final_seeds: int = 0  # retrain the best reward with this many more seeds and report them
 
 
 @dataclass
@@ -57,6 +60,19 @@ class Candidate:
     eval: dict[str, Any] | None = None
     score: float | None = None
     path: Path | None = None
+
+    @classmethod
+    def load(cls, folder: Path) -> Candidate | None:
+        """A candidate a previous (killed) run already finished, or None."""
+        path = folder / "candidate.json"
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None  # cut short by the kill: evaluate it again
+        data["path"] = folder
+        return cls(**data)
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
@@ -132,8 +148,31 @@ def _task_ref(task: TaskSpec) -> str:
 
 def _saved(cand: Candidate) -> Candidate:
     assert cand.path is not None
-    (cand.path / "candidate.json").write_text(json.dumps(cand.summary(), indent=2, default=str))
+    tmp = cand.path / "candidate.json.tmp"  # written whole or not at all: resume trusts it
+    tmp.write_text(json.dumps(cand.summary(), indent=2, default=str))
+    tmp.replace(cand.path / "candidate.json")
     return cand
+
+
+def _retrain(task: TaskSpec, reward: Path, seed: int, folder: Path, config: SearchConfig) -> dict[str, Any]:
+    from rewardgen.train import TrainConfig, train
+
+    result = train(
+        TrainConfig(
+            task=_task_ref(task),
+            reward=str(reward),
+            steps=config.steps,
+            seed=seed,
+            video=False,
+            eval_episodes=config.eval_episodes,
+            hyperparams=dict(config.hyperparams),
+            progress=False,
+            sandbox=config.sandbox,
+        ),
+        out=folder,
+        method="final",
+    )
+    return {"seed": seed, **{k: v for k, v in result.eval.items() if k != "episodes"}}
 
 
 def _curves(cand: Candidate) -> dict[str, list[float]]:
@@ -144,50 +183,58 @@ def _curves(cand: Candidate) -> dict[str, list[float]]:
     return {k: [float(x) for x in v] for k, v in read_metrics(metrics).items()}
 
 
-def synthesize(config: SearchConfig, client: LLMClient, run: RunDir) -> dict[str, Any]:
+def synthesize(
+    config: SearchConfig, client: LLMClient, run: RunDir, executor: Executor | None = None
+) -> dict[str, Any]:
     """Run the search in ``run``; returns the summary also written to ``summary.json``.
 
+    Candidates already finished in ``run`` (a killed run) are not evaluated again, and the LLM
+    cache answers the repeated requests, so calling it again on the same run directory resumes.
     A budget stop ends the search cleanly: candidates so far are kept and the manifest says why.
     """
     if config.method not in METHODS:
         raise RewardgenError(f"unknown method '{config.method}': choose one of {', '.join(METHODS)}")
     task = get_task(config.task)
+    own_executor = executor is None
+    executor = executor or LocalExecutor(config.workers)
     iterations = 1 if config.method == "text2reward" else config.iterations
     messages = initial_messages(task, config.goal)
     candidates: list[Candidate] = []
     best: Candidate | None = None
     stopped = None
-    for it in range(iterations):
-        try:
-            replies = client.complete(
-                messages, n=config.samples, temperature=config.temperature, seed=config.seed + it
+    try:
+        for it in range(iterations):
+            try:
+                replies = client.complete(
+                    messages, n=config.samples, temperature=config.temperature, seed=config.seed + it
+                )
+            except BudgetExceededError as exc:
+                stopped = str(exc)
+                break
+            round_cands = _evaluate_round(task, [r.text for r in replies], it, run, config, executor)
+            candidates.extend(round_cands)
+            trained = [c for c in round_cands if c.status == "trained" and c.score is not None]
+            round_best = max(trained, key=lambda c: c.score, default=None)  # type: ignore[arg-type,return-value]
+            if round_best is not None and (best is None or round_best.score >= best.score):  # type: ignore[operator]
+                best = round_best
+            run.update(
+                progress={
+                    "iteration": it,
+                    "candidates": [c.summary() for c in candidates],
+                    "best": best.summary() if best else None,
+                }
             )
-        except BudgetExceededError as exc:
-            stopped = str(exc)
-            break
-        round_cands = [
-            evaluate_candidate(task, r.text, it, i, run.path / f"iter{it}" / f"cand{i}", config)
-            for i, r in enumerate(replies)
-        ]
-        candidates.extend(round_cands)
-        trained = [c for c in round_cands if c.status == "trained"]
-        round_best = max(trained, key=lambda c: c.score or 0.0, default=None)
-        if round_best is not None and (best is None or (round_best.score or 0) >= (best.score or 0)):
-            best = round_best
-        run.update(
-            progress={
-                "iteration": it,
-                "candidates": [c.summary() for c in candidates],
-                "best": best.summary() if best else None,
-            }
-        )
-        if it + 1 < iterations:
-            failures = [c for c in round_cands if c.status != "trained"]
-            anchor = round_best or best
-            messages = [
-                *messages[:2],
-                feedback_message(task, anchor, failures, _curves(anchor) if anchor else None),
-            ]
+            if it + 1 < iterations:
+                failures = [c for c in round_cands if c.status != "trained"]
+                anchor = round_best or best
+                messages = [
+                    *messages[:2],
+                    feedback_message(task, anchor, failures, _curves(anchor) if anchor else None),
+                ]
+        final = _final_seeds(task, best, run, config, executor) if best and not stopped else []
+    finally:
+        if own_executor:
+            executor.close()
     if best is not None and best.path is not None:
         shutil.copy(best.path / "reward.py", run.file("best_reward.py"))
     summary = {
@@ -195,6 +242,7 @@ def synthesize(config: SearchConfig, client: LLMClient, run: RunDir) -> dict[str
         "method": config.method,
         "candidates": [c.summary() for c in candidates],
         "best": best.summary() if best else None,
+        "final_seeds": final,
         "llm_usage": client.usage.__dict__,
         "stopped": stopped,
     }
@@ -203,6 +251,38 @@ def synthesize(config: SearchConfig, client: LLMClient, run: RunDir) -> dict[str
         status="stopped" if stopped else "finished",
         reason=stopped,
         best=summary["best"],
+        final_seeds=final,
         llm_usage=client.usage.__dict__,
     )
     return summary
+
+
+def _evaluate_round(
+    task: TaskSpec, replies: list[str], it: int, run: RunDir, config: SearchConfig, executor: Executor
+) -> list[Candidate]:
+    folders = [run.path / f"iter{it}" / f"cand{i}" for i in range(len(replies))]
+    done = {i: c for i, f in enumerate(folders) if (c := Candidate.load(f)) is not None}
+    todo = [i for i in range(len(replies)) if i not in done]
+    results = executor.map(evaluate_candidate, [(task, replies[i], it, i, folders[i], config) for i in todo])
+    for i, result in zip(todo, results, strict=True):
+        if isinstance(result, BudgetExceededError):
+            raise result
+        if isinstance(result, BaseException):  # the worker itself crashed: the candidate failed
+            result = _saved(
+                Candidate(it, i, "failed", reason=f"its worker crashed: {result!r}", path=folders[i])
+            )
+        done[i] = result
+    return [done[i] for i in range(len(replies))]
+
+
+def _final_seeds(
+    task: TaskSpec, best: Candidate, run: RunDir, config: SearchConfig, executor: Executor
+) -> list[dict[str, Any]]:
+    if config.final_seeds <= 0 or best.path is None:
+        return []
+    seeds = [config.seed + 1 + k for k in range(config.final_seeds)]
+    jobs = [(task, best.path / "reward.py", s, run.path / "final" / f"seed{s}", config) for s in seeds]
+    return [
+        r if isinstance(r, dict) else {"seed": s, "error": repr(r)}
+        for s, r in zip(seeds, executor.map(_retrain, jobs), strict=True)
+    ]
