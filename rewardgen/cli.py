@@ -230,6 +230,7 @@ def synthesize(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     workers: Annotated[int | None, typer.Option(help="candidates trained at once; default: cores")] = None,
     final_seeds: Annotated[int, typer.Option(help="retrain the best reward with N more seeds")] = 0,
+    few_shot: Annotated[int, typer.Option(help="show K reference rewards of the closest goals")] = 0,
     fast: Annotated[bool, typer.Option(help="quick PPO settings for short budgets")] = False,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue a killed search in RUN_DIR")] = None,
@@ -275,6 +276,7 @@ def synthesize(
             seed=seed,
             workers=workers or min(samples, os.cpu_count() or 1),
             final_seeds=final_seeds,
+            few_shot=few_shot,
             hyperparams=dict(FAST_PPO) if fast else {},
         )
         run = RunDir.create(get_task(task).id, method, asdict(config), out=out)

@@ -42,10 +42,20 @@ def _task_text(task: TaskSpec, goal: str | None) -> str:
     )
 
 
-def initial_messages(task: TaskSpec, goal: str | None = None) -> list[dict[str, str]]:
-    """Text2Reward's zero-shot prompt: role, goal, env description, guidance, signature."""
+def initial_messages(
+    task: TaskSpec, goal: str | None = None, examples: Sequence[tuple[str, str]] = ()
+) -> list[dict[str, str]]:
+    """Text2Reward's prompt: role, goal, env description, guidance, signature; few-shot when
+    ``examples`` holds (goal, reward code) pairs written by experts for related tasks."""
+    shots = ""
+    if examples:
+        shots = (
+            "Rewards that experts wrote for related tasks (other robots may have other fields):\n\n"
+            + "\n\n".join(f"# Goal: {g}\n```python\n{code.strip()}\n```" for g, code in examples)
+            + "\n\n"
+        )
     user = (
-        f"Write a reward function for this task.\n\n{_task_text(task, goal)}\n\n{GUIDANCE}\n\n"
+        f"Write a reward function for this task.\n\n{_task_text(task, goal)}\n\n{GUIDANCE}\n\n{shots}"
         f"Required signature:\n{SIGNATURE}\n\nReply with one ```python code block."
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

@@ -18,6 +18,7 @@ from rewardgen.errors import RewardgenError
 from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.synthesis.executor import Executor, LocalExecutor
 from rewardgen.synthesis.prompts import feedback_message, initial_messages
+from rewardgen.synthesis.retrieval import few_shot_examples
 from rewardgen.tasks import TaskSpec, get_task
 from rewardgen.train.check import check_reward
 from rewardgen.train.report import read_metrics
@@ -45,6 +46,8 @@ class SearchConfig:
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     smoke_steps: int = 20
     workers: int = 1  # candidates trained at once, each in its own process
+    few_shot: int = 0  # Text2Reward few-shot: k reference rewards of the closest goals in the prompt
+    retrieval: str = "auto"  # "minilm" (extra embed), "tfidf", or auto
     final_seeds: int = 0  # retrain the best reward with this many more seeds and report them
 
 
@@ -198,7 +201,8 @@ def synthesize(
     own_executor = executor is None
     executor = executor or LocalExecutor(config.workers)
     iterations = 1 if config.method == "text2reward" else config.iterations
-    messages = initial_messages(task, config.goal)
+    examples = few_shot_examples(task, config.goal, config.few_shot, config.retrieval)
+    messages = initial_messages(task, config.goal, examples)
     candidates: list[Candidate] = []
     best: Candidate | None = None
     stopped = None
