@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -178,6 +179,26 @@ LLMConfig = Annotated[
 ]
 
 
+@contextlib.contextmanager
+def _llm_client(run, model, base_url, budget_usd, max_calls, llm, config):
+    """The run's LLM client; a budget stop marks the run `stopped`, any other error `failed`."""
+    from rewardgen.llm import BudgetExceededError
+    from rewardgen.llm.options import client_from_options
+
+    client = client_from_options(run.path, model, base_url, budget_usd, max_calls, llm, config)
+    run.update(llm={"model": client.settings.model, "endpoint": client.settings.endpoint})
+    try:
+        yield client
+    except BudgetExceededError as exc:
+        run.update(status="stopped", reason=str(exc), llm_usage=client.usage.__dict__)
+        raise
+    except RewardgenError as exc:
+        run.update(status="failed", error=str(exc), llm_usage=client.usage.__dict__)
+        raise
+    finally:
+        client.close()
+
+
 @llm_app.command("ask")
 def llm_ask(
     prompt: Annotated[str, typer.Argument(help="the user message")],
@@ -192,25 +213,11 @@ def llm_ask(
     llm_config: LLMConfig = None,
 ) -> None:
     """Send one prompt; print the replies and what they cost. Checks your LLM settings end to end."""
-    from rewardgen.llm import BudgetExceededError
-    from rewardgen.llm.options import client_from_options
     from rewardgen.train.rundir import RunDir
 
     run = RunDir.create("llm", "ask", {"prompt": prompt, "n": n, "temperature": temperature}, out=out)
-    client = client_from_options(
-        run.path, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config
-    )
-    run.update(llm={"model": client.settings.model, "endpoint": client.settings.endpoint})
-    try:
+    with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
         replies = client.complete([{"role": "user", "content": prompt}], n=n, temperature=temperature)
-    except BudgetExceededError as exc:
-        run.update(status="stopped", reason=str(exc), llm_usage=client.usage.__dict__)
-        raise
-    except RewardgenError as exc:
-        run.update(status="failed", error=str(exc), llm_usage=client.usage.__dict__)
-        raise
-    finally:
-        client.close()
     for i, reply in enumerate(replies):
         console.rule(f"sample {i}" + (" (cached)" if reply.cached else ""))
         console.print(reply.text, markup=False, highlight=False)
@@ -246,7 +253,6 @@ def synthesize(
     from dataclasses import asdict
 
     from rewardgen.code import SandboxLimits
-    from rewardgen.llm.options import client_from_options
     from rewardgen.synthesis import SearchConfig
     from rewardgen.synthesis import synthesize as run_search
     from rewardgen.tasks import get_task
@@ -281,16 +287,8 @@ def synthesize(
         )
         run = RunDir.create(get_task(task).id, method, asdict(config), out=out)
     spec = get_task(config.task)
-    client = client_from_options(
-        run.path, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config
-    )
-    try:
+    with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
         summary = run_search(config, client, run)
-    except RewardgenError as exc:
-        run.update(status="failed", error=str(exc), llm_usage=client.usage.__dict__)
-        raise
-    finally:
-        client.close()
     table = Table(title=f"{spec.id}: {config.method}")
     for col in ("round", "cand", "status", "success metric", "reason"):
         table.add_column(col)

@@ -226,7 +226,7 @@ class CodeReward(RewardFn):
         self.fields = read_fields(program.source)
 
     def compute(self, batch: TransitionBatch) -> RewardOutput:
-        result = self.runner(batch.obs, batch.action, batch.next_obs, dict(batch.info))
+        result = self.runner(batch.obs, batch.action, batch.next_obs, batch.info)  # runners copy it
         if not (isinstance(result, tuple) and len(result) == 2):
             raise RewardProgramError(
                 f"{ENTRY_POINT} in {self.program.name} must return (total, components), "

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol
 
-__all__ = ["Executor", "LocalExecutor", "make_executor"]
+__all__ = ["Executor", "LocalExecutor"]
 
 
 class Executor(Protocol):
@@ -75,11 +75,3 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
-
-
-def make_executor(kind: str = "local", workers: int = 1) -> Executor:
-    if kind == "local":
-        return LocalExecutor(workers)
-    from rewardgen.errors import RewardgenError
-
-    raise RewardgenError(f"unknown executor '{kind}': use 'local' (Ray support is planned)")
