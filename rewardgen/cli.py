@@ -238,6 +238,10 @@ def synthesize(
     workers: Annotated[int | None, typer.Option(help="candidates trained at once; default: cores")] = None,
     final_seeds: Annotated[int, typer.Option(help="retrain the best reward with N more seeds")] = 0,
     few_shot: Annotated[int, typer.Option(help="show K reference rewards of the closest goals")] = 0,
+    early_stop: Annotated[
+        bool, typer.Option(help="successive halving: drop the worse half after a fraction of the steps")
+    ] = False,
+    videos: Annotated[int, typer.Option(help="film the N best policies for report.html")] = 3,
     fast: Annotated[bool, typer.Option(help="quick PPO settings for short budgets")] = False,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue a killed search in RUN_DIR")] = None,
@@ -252,7 +256,6 @@ def synthesize(
     import json
     from dataclasses import asdict
 
-    from rewardgen.code import SandboxLimits
     from rewardgen.synthesis import SearchConfig
     from rewardgen.synthesis import synthesize as run_search
     from rewardgen.tasks import get_task
@@ -260,14 +263,8 @@ def synthesize(
     from rewardgen.train.rundir import RunDir
 
     if resume is not None:
-        manifest_path = resume / "manifest.json"
-        if not manifest_path.is_file():
-            raise RewardgenError(f"cannot resume {resume}: no manifest.json there")
-        manifest = json.loads(manifest_path.read_text())
-        saved = dict(manifest["config"])
-        saved["sandbox"] = SandboxLimits(**saved["sandbox"])
-        config = SearchConfig(**saved)
-        run = RunDir(resume, manifest)
+        config = SearchConfig.from_run(resume)
+        run = RunDir(resume, json.loads((resume / "manifest.json").read_text()))
         run.update(status="running", resumed=True)
     else:
         if task is None:
@@ -283,6 +280,8 @@ def synthesize(
             workers=workers or min(samples, os.cpu_count() or 1),
             final_seeds=final_seeds,
             few_shot=few_shot,
+            early_stop=early_stop,
+            videos=videos,
             hyperparams=dict(FAST_PPO) if fast else {},
         )
         run = RunDir.create(get_task(task).id, method, asdict(config), out=out)
@@ -292,9 +291,7 @@ def synthesize(
     table = Table(title=f"{spec.id}: {config.method}")
     for col in ("round", "cand", "status", "success metric", "reason"):
         table.add_column(col)
-    for c in summary["candidates"]:
-        metric = f"{c['eval']['success_metric_mean']:.3f}" if c.get("eval") else ""
-        table.add_row(str(c["iteration"]), str(c["index"]), c["status"], metric, (c.get("reason") or "")[:60])
+    _candidate_rows(table, summary["candidates"])
     console.print(table)
     if summary["stopped"]:
         console.print(f"[yellow]stopped early:[/yellow] {summary['stopped']}")
@@ -308,6 +305,70 @@ def synthesize(
         metric = best["eval"]["success_metric_mean"]
         console.print(f"best reward: {run.file('best_reward.py')} (success metric {metric:.3f})")
     console.print(f"run directory: [bold]{run.path}[/bold]")
+    console.print(f"report: [bold]{run.file('report.html')}[/bold]")
+
+
+def _candidate_rows(table: Table, candidates: list[dict]) -> None:
+    for c in candidates:
+        metric = f"{c['eval']['success_metric_mean']:.3f}" if c.get("eval") else ""
+        status = c["status"] + (" (stopped early)" if c.get("pruned") else "")
+        table.add_row(str(c["iteration"]), str(c["index"]), status, metric, (c.get("reason") or "")[:60])
+
+
+@app.command()
+def refine(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory of `rewardgen synthesize`")],
+    feedback: Annotated[str, typer.Option(help="what you saw the policy do wrong, in your words")],
+    candidate: Annotated[
+        str | None, typer.Option(help="refine this one, e.g. iter1/cand0; default: latest refinement or best")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="refined rewards to write and train")] = 1,
+    steps: Annotated[str | None, typer.Option(help="training steps; default: the search's")] = None,
+    llm_model: LLMModel = None,
+    llm_base_url: LLMBaseURL = None,
+    llm_budget_usd: LLMBudget = None,
+    llm_max_calls: LLMMaxCalls = None,
+    llm: LLMMode = None,
+    llm_config: LLMConfig = None,
+) -> None:
+    """Improve a synthesized reward from your words about its policy (Text2Reward refinement)."""
+    import json
+
+    from rewardgen.synthesis import refine as run_refine
+    from rewardgen.train.rundir import RunDir
+
+    manifest = run_dir / "manifest.json"
+    if not manifest.is_file():
+        raise RewardgenError(f"{run_dir} is not a run directory: it has no manifest.json")
+    run = RunDir(run_dir, json.loads(manifest.read_text()))
+    status = run.manifest.get("status")
+    with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
+        record = run_refine(run, feedback, client, candidate, samples, parse_steps(steps))
+    run.update(status=status)  # refining does not change how the search itself ended
+    table = Table(title=f"{record['round']}: refined from {record['parent']}")
+    for col in ("round", "cand", "status", "success metric", "reason"):
+        table.add_column(col)
+    _candidate_rows(table, record["candidates"])
+    console.print(table)
+    console.print(client.usage.summary())
+    if record["best"]:
+        console.print(f"refined reward: {run.file('refined_reward.py')}")
+        video = run.path / record["best"] / "train" / "video.mp4"
+        if video.is_file():
+            console.print(f"watch it: {video}")
+    console.print(f"report: [bold]{run.file('report.html')}[/bold]")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory of `rewardgen synthesize`")],
+) -> None:
+    """(Re)write RUN_DIR/report.html: every candidate's curves, videos of the best, the code."""
+    from rewardgen.synthesis import write_report
+
+    if not (run_dir / "manifest.json").is_file():
+        raise RewardgenError(f"{run_dir} is not a run directory: it has no manifest.json")
+    console.print(f"report: [bold]{write_report(run_dir)}[/bold]")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -82,8 +82,12 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
         "```python\ndef compute_reward(obs, action, next_obs, info):\n"
         "    v = -info['x_velocity']\n    return v, {'v': v}\n```"
     )
+    refined = code.replace(
+        "v = -info['x_velocity']", "v = -info['x_velocity'] - 0.5 * abs(info['x_velocity'])"
+    )
     with LoopbackLLMServer() as server:
         server.push(code)
+        server.push(refined)
         main(
             [
                 "synthesize",
@@ -104,7 +108,23 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
                 str(tmp_path / "run"),
             ]
         )
-    out = capsys.readouterr().out
-    assert "trained" in out and "best reward" in out and "LLM: 1 calls" in out
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["best"]["status"] == "trained"
+        out = capsys.readouterr().out
+        assert "trained" in out and "best reward" in out and "LLM: 1 calls" in out
+        assert "report.html" in out and (tmp_path / "run" / "report.html").is_file()
+        summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+        assert summary["best"]["status"] == "trained"
+
+        args = ["--llm-base-url", server.url, "--llm-model", "m"]
+        main(["refine", str(tmp_path / "run"), "--feedback", "it falls on its back", *args])
+        out = capsys.readouterr().out
+        assert "refine1" in out and "refined reward" in out and "watch it" in out
+        assert "it falls on its back" in server.requests[-1]["messages"][-1]["content"]
+        assert (tmp_path / "run" / "refined_reward.py").read_text() == refined.split("```python\n")[1][:-3]
+        manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+        assert manifest["status"] == "finished" and manifest["refinements"][0]["parent"] == "iter0/cand0"
+
+    (tmp_path / "run" / "report.html").unlink()
+    main(["report", str(tmp_path / "run")])
+    assert "refine1" in (tmp_path / "run" / "report.html").read_text()
+    code, out = run_cli(["refine", str(tmp_path), "--feedback", "x"], capsys)
+    assert code == 2 and "no manifest.json" in out

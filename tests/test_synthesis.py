@@ -1,6 +1,7 @@
 """The search loops end to end against the loopback LLM server, on tiny training budgets."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,7 @@ def config(**kw):
         steps=256,
         eval_episodes=1,
         hyperparams={**FAST_PPO, "n_steps": 128},
+        videos=1,
     )
     return SearchConfig(**{**base, **kw})
 
@@ -81,6 +83,17 @@ def test_evolution_repairs_from_tracebacks_and_reflects(tmp_path):
     assert manifest["status"] == "finished" and manifest["best"]["status"] == "trained"
     assert (run.path / "iter0" / "cand0" / "train" / "metrics.csv").exists()
     assert len((run.path / "llm" / "transcript.jsonl").read_text().splitlines()) == 2
+    # report.html: every candidate with its fate and code, the prompts, curves, a video of the best
+    page = (run.path / "report.html").read_text()
+    for label in ("iter0/cand0", "iter0/cand1", "iter1/cand0", "iter1/cand1"):
+        assert f"id='{label}'" in page
+    assert "KeyError: &#x27;x_vel&#x27;" in page and "import of &#x27;os&#x27;" in page
+    assert "BACKWARD_WEIGHT" in page and "Reward reflection" in page  # code, and round 1's prompt
+    assert (run.path / "report_curves.png").stat().st_size > 1000
+    best = manifest["best"]
+    video = f"iter{best['iteration']}/cand{best['index']}/train/video.mp4"
+    assert (run.path / video).is_file() and f"src='{video}'" in page
+    assert len(list(run.path.glob("iter*/cand*/train/video.mp4"))) == 1  # videos=1: the best only
 
 
 def test_text2reward_is_one_round_and_survives_prose(tmp_path):
@@ -179,3 +192,75 @@ def test_resume_after_sigkill_retrains_nothing_and_pays_nothing_twice(tmp_path):
     assert first.read_text() == before  # candidate 0 was not trained again
     assert [c["status"] for c in summary["candidates"]] == ["trained"] * 4
     assert client.usage.cache_hits == 2
+
+
+def test_successive_halving_continues_the_better_half(tmp_path):
+    strong = GOOD.replace("BACKWARD_WEIGHT = 1.0", "BACKWARD_WEIGHT = 3.0")
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, strong])
+        run, summary = run_search(
+            server, tmp_path, config(method="text2reward", steps=512, early_stop=True, videos=0)
+        )
+    a, b = summary["candidates"]
+    assert a["status"] == b["status"] == "trained"
+    survivor, dropped = (a, b) if b["pruned"] else (b, a)
+    assert dropped["pruned"] and not survivor["pruned"]
+    assert dropped["steps"] == 256 and survivor["steps"] == 512
+    assert summary["best"]["index"] == survivor["index"]  # only full-budget candidates can win
+    steps = [
+        int(r.split(",")[0])
+        for r in (Path(survivor["path"]) / "train" / "metrics.csv").read_text().split()[1:]
+    ]
+    assert steps == sorted(steps) and steps[-1] > 256  # one curve, continued
+    assert "stopped early" in (run.path / "report.html").read_text()
+
+
+def test_halving_rungs():
+    from rewardgen.synthesis import halving_rungs
+
+    assert halving_rungs(1000, 4, early_stop=False) == [1000]
+    assert halving_rungs(1000, 1, early_stop=True) == [1000]
+    assert halving_rungs(1000, 2, early_stop=True) == [500, 1000]
+    assert halving_rungs(800, 8, early_stop=True) == [100, 200, 400, 800]
+
+
+def test_refine_with_a_persons_words_chains_and_survives_broken_replies(tmp_path):
+    from rewardgen.errors import RewardgenError
+    from rewardgen.synthesis import refine
+
+    fixed = GOOD.replace("ctrl = 0.1", "ctrl = 0.5")
+    again = GOOD.replace("ctrl = 0.1", "ctrl = 0.7")
+    with LoopbackLLMServer() as server:
+        server.push([GOOD])
+        server.push([fixed, BROKEN])
+        server.push([again])
+        run, _ = run_search(server, tmp_path, config(method="text2reward", samples=1))
+        client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
+        try:
+            first = refine(run, "it flails its legs wildly", client, samples=2)
+            messages = server.requests[-1]["messages"]
+            second = refine(run, "better, but still too shaky", client)
+            chained = server.requests[-1]["messages"]
+            with pytest.raises(RewardgenError, match="no finished candidate"):
+                refine(run, "x", client, candidate="iter7/cand0")
+            with pytest.raises(RewardgenError, match="--feedback is empty"):
+                refine(run, "  ", client)
+        finally:
+            client.close()
+    # the model saw its own code, what the policy did, and the person's words
+    assert messages[-2] == {
+        "role": "assistant",
+        "content": "```python" + GOOD.split("```python")[1].rstrip("`").rstrip() + "\n```",
+    }
+    assert "it flails its legs wildly" in messages[-1]["content"]
+    assert "component 'backward' per episode" in messages[-1]["content"]
+    assert [c["status"] for c in first["candidates"]] == ["trained", "failed"]
+    assert first["parent"] == "iter0/cand0" and first["best"] == "refine1/cand0"
+    # the second refinement starts from the first one's result
+    assert second["parent"] == "refine1/cand0" and "ctrl = 0.5" in chained[-2]["content"]
+    assert (run.path / "refined_reward.py").read_text().count("ctrl = 0.7") == 1
+    assert (run.path / "refine1" / "cand0" / "train" / "video.mp4").is_file()
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert [r["round"] for r in manifest["refinements"]] == ["refine1", "refine2"]
+    page = (run.path / "report.html").read_text()
+    assert "it flails its legs wildly" in page and "id='refine2/cand0'" in page

@@ -175,3 +175,27 @@ def test_ppo_learns_halfcheetah_on_the_reference_reward(tmp_path):
     with (result.run_dir / "metrics.csv").open() as f:
         returns = [float(r["env_return_mean"]) for r in csv.DictReader(f)]
     assert np.mean(returns[-5:]) > np.mean(returns[:5]) + 100
+
+
+def test_training_continues_from_a_saved_run(tmp_path):
+    """Successive halving and interrupted runs continue a saved policy: its weights, its
+    VecNormalize statistics and its step count carry over, and metrics.csv grows."""
+    from stable_baselines3 import PPO
+
+    base = dict(task="halfcheetah-run", eval_episodes=1, video=False, hyperparams=FAST, progress=False)
+    first = train(TrainConfig(steps=1024, **base), out=tmp_path / "run")
+    rows_before = (first.run_dir / "metrics.csv").read_text().splitlines()
+    weights = PPO.load(first.run_dir / "model.zip").policy.state_dict()
+    cont = train(TrainConfig(steps=2048, resume_from=str(first.run_dir), **base), out=tmp_path / "run")
+    rows_after = (cont.run_dir / "metrics.csv").read_text().splitlines()
+    assert rows_after[: len(rows_before)] == rows_before and len(rows_after) > len(rows_before)
+    steps = [int(r.split(",")[0]) for r in rows_after[1:]]
+    assert steps == sorted(steps) and steps[-1] > 1024
+    model = PPO.load(cont.run_dir / "model.zip")
+    assert model.num_timesteps == 2048
+    changed = model.policy.state_dict()
+    assert any(not np.allclose(weights[k].numpy(), changed[k].numpy()) for k in weights)
+    with pytest.raises(RewardgenError, match="already trained 2048 steps"):
+        train(TrainConfig(steps=2048, resume_from=str(cont.run_dir), **base), out=tmp_path / "again")
+    with pytest.raises(RewardgenError, match=r"no model\.zip"):
+        train(TrainConfig(steps=2048, resume_from=str(tmp_path), **base), out=tmp_path / "x")

@@ -7,7 +7,7 @@ from typing import Any
 
 from rewardgen.tasks import TaskSpec
 
-__all__ = ["SYSTEM", "feedback_message", "initial_messages"]
+__all__ = ["SYSTEM", "feedback_message", "initial_messages", "refine_message"]
 
 SYSTEM = (
     "You are a reward engineer. You write dense reward functions in Python that let a reinforcement "
@@ -117,5 +117,50 @@ def feedback_message(
         for cand in failures:
             parts.append(f"- candidate {cand.index}: {cand.reason}")
         parts.append("Fix these errors in the new reward.")
+    parts.append(f"Required signature:\n{SIGNATURE}\nReply with one ```python code block.")
+    return {"role": "user", "content": "\n\n".join(parts)}
+
+
+def _policy_text(cand: Any, ev: dict[str, Any] | None) -> str:
+    """What the policy trained on ``cand`` did in evaluation (``ev``: its eval.json), in words and
+    numbers."""
+    if cand.status != "trained" or not ev:
+        return f"This reward could not be trained: {cand.reason}"
+    lines = [
+        "We trained a policy on it and evaluated it:",
+        f"- success metric ({ev.get('metric', 'task metric')}): {ev['success_metric_mean']:.3g}, "
+        f"success rate {ev['success_rate']:.0%}",
+        f"- the env's own return {ev['env_return_mean']:.4g}, "
+        f"your reward's return {ev['reward_return_mean']:.4g}",
+    ]
+    episodes = ev.get("episodes") or []
+    if episodes:
+        lengths = [e["length"] for e in episodes]
+        lines.append(f"- episode lengths: {', '.join(str(n) for n in lengths)}")
+        names = list(episodes[0].get("components", {}))
+        for name in names:
+            vals = [e["components"].get(name, 0.0) for e in episodes]
+            lines.append(f"- component '{name}' per episode: {', '.join(f'{v:.3g}' for v in vals)}")
+    return "\n".join(lines)
+
+
+def refine_message(
+    task: TaskSpec,
+    cand: Any,
+    evaluation: dict[str, Any] | None,
+    curves: dict[str, list[float]] | None,
+    feedback: str,
+) -> dict[str, str]:
+    """Text2Reward's refinement: after the person watched the policy, their words, what the
+    policy did (``evaluation``, per episode), and the reflection of its training, asking for a
+    corrected reward."""
+    parts = [_policy_text(cand, evaluation)]
+    if curves:
+        parts.append(reflection_text(task, curves))
+    parts.append(f'A person watched the policy and said:\n"""\n{feedback.strip()}\n"""')
+    parts.append(
+        "Change the reward so that the behaviour the person asks for is rewarded and the behaviour "
+        "they object to is not. Keep what works; explain nothing outside the code."
+    )
     parts.append(f"Required signature:\n{SIGNATURE}\nReply with one ```python code block.")
     return {"role": "user", "content": "\n\n".join(parts)}

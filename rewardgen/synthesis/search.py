@@ -8,6 +8,7 @@ success metric. A broken or hostile candidate is recorded with its reason and th
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,13 +19,24 @@ from rewardgen.errors import RewardgenError
 from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.synthesis.executor import Executor, LocalExecutor
 from rewardgen.synthesis.prompts import feedback_message, initial_messages
+from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
 from rewardgen.tasks import TaskSpec, get_task
 from rewardgen.train.check import check_reward
 from rewardgen.train.report import read_metrics
 from rewardgen.train.rundir import RunDir
 
-__all__ = ["Candidate", "SearchConfig", "evaluate_candidate", "synthesize"]
+__all__ = [
+    "Candidate",
+    "SearchConfig",
+    "best_candidate",
+    "continue_candidate",
+    "evaluate_candidate",
+    "evaluate_round",
+    "halving_rungs",
+    "record_videos",
+    "synthesize",
+]
 
 METHODS = ("text2reward", "evolution")
 
@@ -49,6 +61,24 @@ class SearchConfig:
     few_shot: int = 0  # Text2Reward few-shot: k reference rewards of the closest goals in the prompt
     retrieval: str = "auto"  # "minilm" (extra embed), "tfidf", or auto
     final_seeds: int = 0  # retrain the best reward with this many more seeds and report them
+    early_stop: bool = False  # successive halving: train all for a fraction, continue the better half
+    videos: int = 3  # record a video of this many best policies for report.html
+
+    @classmethod
+    def from_run(cls, run: Path) -> SearchConfig:
+        """The configuration a search stored in ``run/manifest.json``."""
+        path = Path(run) / "manifest.json"
+        if not path.is_file():
+            raise RewardgenError(f"{run} is not a search run directory: it has no manifest.json")
+        saved = dict(json.loads(path.read_text()).get("config") or {})
+        if "task" not in saved:
+            raise RewardgenError(
+                f"{path} holds no search configuration (was it made by `rewardgen synthesize`?)"
+            )
+        if saved.get("sandbox") is not None:
+            saved["sandbox"] = SandboxLimits(**saved["sandbox"])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in saved.items() if k in known})
 
 
 @dataclass
@@ -63,6 +93,8 @@ class Candidate:
     eval: dict[str, Any] | None = None
     score: float | None = None
     path: Path | None = None
+    steps: int | None = None  # training steps so far (successive halving trains in stages)
+    pruned: bool = False  # dropped by successive halving before the full budget
 
     @classmethod
     def load(cls, folder: Path) -> Candidate | None:
@@ -86,11 +118,16 @@ class Candidate:
 
 
 def evaluate_candidate(
-    task: TaskSpec, reply: str, iteration: int, index: int, folder: Path, config: SearchConfig
+    task: TaskSpec,
+    reply: str,
+    iteration: int,
+    index: int,
+    folder: Path,
+    config: SearchConfig,
+    steps: int | None = None,
 ) -> Candidate:
-    """Check, smoke-test, train and evaluate one reply; never raises for a bad program."""
-    from rewardgen.train import TrainConfig, train
-
+    """Check, smoke-test, train (``steps``, default the config's) and evaluate one reply; never
+    raises for a bad program."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "reply.md").write_text(reply)
     cand = Candidate(iteration, index, status="refused", path=folder)
@@ -116,27 +153,45 @@ def evaluate_candidate(
             sandbox=config.sandbox,
         )
         (folder / "smoke.json").write_text(json.dumps(smoke, indent=2))
+    except RewardgenError as exc:
+        cand.reason = str(exc)
+        return _saved(cand)
+    return _train_candidate(task, cand, config, steps or config.steps, resume=False)
+
+
+def continue_candidate(task: TaskSpec, cand: Candidate, config: SearchConfig, steps: int) -> Candidate:
+    """Train a candidate that survived a successive-halving rung on to ``steps`` in total."""
+    return _train_candidate(task, cand, config, steps, resume=True)
+
+
+def _train_candidate(
+    task: TaskSpec, cand: Candidate, config: SearchConfig, steps: int, resume: bool
+) -> Candidate:
+    from rewardgen.train import TrainConfig, train
+
+    assert cand.path is not None
+    out = cand.path / "train"
+    try:
         result = train(
             TrainConfig(
-                task=ref,
-                reward=str(folder / "reward.py"),
-                steps=config.steps,
+                task=_task_ref(task),
+                reward=str(cand.path / "reward.py"),
+                steps=steps,
                 seed=config.seed,
                 video=False,
                 eval_episodes=config.eval_episodes,
                 hyperparams=dict(config.hyperparams),
                 progress=False,
                 sandbox=config.sandbox,
+                resume_from=str(out) if resume else None,
             ),
-            out=folder / "train",
+            out=out,
             method="candidate",
         )
-    except BudgetExceededError:
-        raise
     except RewardgenError as exc:
-        cand.reason = str(exc)
+        cand.status, cand.reason = "failed", str(exc)
         return _saved(cand)
-    cand.status, cand.eval = "trained", result.eval
+    cand.status, cand.eval, cand.steps = "trained", result.eval, steps
     cand.score = task.metric.score(result.eval["success_metric_mean"])
     return _saved(cand)
 
@@ -157,16 +212,22 @@ def _saved(cand: Candidate) -> Candidate:
     return cand
 
 
-def _retrain(task: TaskSpec, reward: Path, seed: int, folder: Path, config: SearchConfig) -> dict[str, Any]:
+def _retrain(
+    task: TaskSpec, reward: Path, seed: int, folder: Path, config: SearchConfig, video: bool = False
+) -> dict[str, Any]:
     from rewardgen.train import TrainConfig, train
 
+    done = folder / "eval.json"
+    if done.is_file():  # finished before a kill: not retrained on resume
+        ev = json.loads(done.read_text())
+        return {"seed": seed, **{k: v for k, v in ev.items() if k != "episodes"}}
     result = train(
         TrainConfig(
             task=_task_ref(task),
             reward=str(reward),
             steps=config.steps,
             seed=seed,
-            video=False,
+            video=video,
             eval_episodes=config.eval_episodes,
             hyperparams=dict(config.hyperparams),
             progress=False,
@@ -194,10 +255,12 @@ def synthesize(
     Candidates already finished in ``run`` (a killed run) are not evaluated again, and the LLM
     cache answers the repeated requests, so calling it again on the same run directory resumes.
     A budget stop ends the search cleanly: candidates so far are kept and the manifest says why.
+    ``report.html`` is rewritten after every round.
     """
     if config.method not in METHODS:
         raise RewardgenError(f"unknown method '{config.method}': choose one of {', '.join(METHODS)}")
     task = get_task(config.task)
+    run.update(config=asdict(config))  # what `--resume` and `rewardgen refine` read back
     own_executor = executor is None
     executor = executor or LocalExecutor(config.workers)
     iterations = 1 if config.method == "text2reward" else config.iterations
@@ -208,6 +271,9 @@ def synthesize(
     stopped = None
     try:
         for it in range(iterations):
+            round_dir = run.path / f"iter{it}"
+            round_dir.mkdir(exist_ok=True)
+            (round_dir / "prompt.md").write_text(messages[-1]["content"])
             try:
                 replies = client.complete(
                     messages, n=config.samples, temperature=config.temperature, seed=config.seed + it
@@ -215,10 +281,9 @@ def synthesize(
             except BudgetExceededError as exc:
                 stopped = str(exc)
                 break
-            round_cands = _evaluate_round(task, [r.text for r in replies], it, run, config, executor)
+            round_cands = evaluate_round(task, [r.text for r in replies], round_dir, it, config, executor)
             candidates.extend(round_cands)
-            trained = [c for c in round_cands if c.status == "trained" and c.score is not None]
-            round_best = max(trained, key=lambda c: c.score, default=None)  # type: ignore[arg-type,return-value]
+            round_best = best_candidate(round_cands)
             if round_best is not None and (best is None or round_best.score >= best.score):  # type: ignore[operator]
                 best = round_best
             run.update(
@@ -226,16 +291,20 @@ def synthesize(
                     "iteration": it,
                     "candidates": [c.summary() for c in candidates],
                     "best": best.summary() if best else None,
-                }
+                },
+                best=best.summary() if best else None,
             )
+            write_report(run.path)
             if it + 1 < iterations:
-                failures = [c for c in round_cands if c.status != "trained"]
+                failures = [c for c in round_cands if c.status not in ("trained",)]
                 anchor = round_best or best
                 messages = [
                     *messages[:2],
                     feedback_message(task, anchor, failures, _curves(anchor) if anchor else None),
                 ]
         final = _final_seeds(task, best, run, config, executor) if best and not stopped else []
+        if not stopped:
+            record_videos(task, candidates, config, executor, best)
     finally:
         if own_executor:
             executor.close()
@@ -243,6 +312,7 @@ def synthesize(
         shutil.copy(best.path / "reward.py", run.file("best_reward.py"))
     summary = {
         "task": task.id,
+        "goal": config.goal or task.goal,
         "method": config.method,
         "candidates": [c.summary() for c in candidates],
         "best": best.summary() if best else None,
@@ -258,25 +328,113 @@ def synthesize(
         final_seeds=final,
         llm_usage=client.usage.__dict__,
     )
+    write_report(run.path)
     return summary
 
 
-def _evaluate_round(
-    task: TaskSpec, replies: list[str], it: int, run: RunDir, config: SearchConfig, executor: Executor
+def best_candidate(cands: list[Candidate]) -> Candidate | None:
+    """The best candidate trained on the full budget (successive halving's dropped ones excluded)."""
+    trained = [c for c in cands if c.status == "trained" and c.score is not None and not c.pruned]
+    return max(trained, key=lambda c: c.score, default=None)  # type: ignore[arg-type,return-value]
+
+
+def halving_rungs(steps: int, samples: int, early_stop: bool) -> list[int]:
+    """Training steps of each successive-halving rung: K candidates train ``steps / 2**r`` steps,
+    the better half goes on, until one is left (``[s/4, s/2, s]`` for K=4), or ``[steps]``.
+
+    Example:
+        >>> halving_rungs(200_000, 4, early_stop=True)
+        [50000, 100000, 200000]
+    """
+    if not early_stop or samples < 2:
+        return [steps]
+    halvings = math.ceil(math.log2(samples))
+    return [steps // 2**k for k in range(halvings, 0, -1)] + [steps]
+
+
+def evaluate_round(
+    task: TaskSpec,
+    replies: list[str],
+    round_dir: Path,
+    it: int,
+    config: SearchConfig,
+    executor: Executor,
 ) -> list[Candidate]:
-    folders = [run.path / f"iter{it}" / f"cand{i}" for i in range(len(replies))]
-    done = {i: c for i, f in enumerate(folders) if (c := Candidate.load(f)) is not None}
-    todo = [i for i in range(len(replies)) if i not in done]
-    results = executor.map(evaluate_candidate, [(task, replies[i], it, i, folders[i], config) for i in todo])
-    for i, result in zip(todo, results, strict=True):
-        if isinstance(result, BudgetExceededError):
-            raise result
-        if isinstance(result, BaseException):  # the worker itself crashed: the candidate failed
-            result = _saved(
-                Candidate(it, i, "failed", reason=f"its worker crashed: {result!r}", path=folders[i])
-            )
-        done[i] = result
-    return [done[i] for i in range(len(replies))]
+    """Evaluate one round's replies in ``round_dir/cand<i>``; with ``config.early_stop`` by
+    successive halving. Finished work of a killed run is loaded, not redone."""
+    folders = [round_dir / f"cand{i}" for i in range(len(replies))]
+    cands: dict[int, Candidate] = {
+        i: c for i, f in enumerate(folders) if (c := Candidate.load(f)) is not None
+    }
+    rungs = halving_rungs(config.steps, len(replies), config.early_stop)
+    for r, rung_steps in enumerate(rungs):
+        if r == 0:
+            todo = [i for i in range(len(replies)) if i not in cands]
+            jobs = [(task, replies[i], it, i, folders[i], config, rung_steps) for i in todo]
+            fn: Any = evaluate_candidate
+        else:
+            todo = [
+                i
+                for i, c in cands.items()
+                if c.status == "trained" and not c.pruned and (c.steps or 0) < rung_steps
+            ]
+            jobs = [(task, cands[i], config, rung_steps) for i in todo]
+            fn = continue_candidate
+        for i, result in zip(todo, executor.map(fn, jobs), strict=True):
+            if isinstance(result, BudgetExceededError):
+                raise result
+            if isinstance(result, BaseException):  # the worker itself crashed: the candidate failed
+                result = _saved(
+                    Candidate(it, i, "failed", reason=f"its worker crashed: {result!r}", path=folders[i])
+                )
+            cands[i] = result
+        if r + 1 < len(rungs):
+            _prune(cands)
+    return [cands[i] for i in range(len(replies))]
+
+
+def _prune(cands: dict[int, Candidate]) -> None:
+    """Successive halving: keep the better half of the candidates still training (ties stay)."""
+    alive = sorted(
+        (c for c in cands.values() if c.status == "trained" and not c.pruned and c.score is not None),
+        key=lambda c: c.score,  # type: ignore[arg-type,return-value]
+        reverse=True,
+    )
+    if len(alive) < 2:
+        return
+    cutoff = alive[math.ceil(len(alive) / 2) - 1].score
+    for c in alive:
+        if c.score < cutoff:  # type: ignore[operator]
+            c.pruned = True
+            _saved(c)
+
+
+def record_videos(
+    task: TaskSpec,
+    candidates: list[Candidate],
+    config: SearchConfig,
+    executor: Executor,
+    best: Candidate | None = None,
+) -> None:
+    """A video of the ``config.videos`` best policies, ``best`` first (for report.html); a failure
+    costs only the video."""
+    ranked = sorted(
+        (c for c in candidates if c.status == "trained" and c.score is not None and c.path is not None),
+        key=lambda c: (c is best, c.score),  # type: ignore[arg-type,return-value]
+        reverse=True,
+    )
+    todo = [c for c in ranked[: config.videos] if not (c.path / "train" / "video.mp4").is_file()]  # type: ignore[operator]
+    executor.map(_record_video, [(task, c.path, config) for c in todo])
+
+
+def _record_video(task: TaskSpec, folder: Path, config: SearchConfig) -> None:
+    from rewardgen.train.sb3 import evaluate, load_reward
+
+    _, reward = load_reward(task, str(folder / "reward.py"), config.sandbox)
+    try:
+        evaluate(folder / "train", task, reward, episodes=1, seed=config.seed + 20_000, eval_file=None)
+    finally:
+        reward.close()
 
 
 def _final_seeds(

@@ -27,11 +27,15 @@ BASE_COLUMNS = [
 
 class MetricsWriter:
     """Appends one row per logging interval to ``metrics.csv`` and flushes it (nothing lost on a
-    crash). Component columns are ``component/<name>`` episode sums, fixed at the first row."""
+    crash). Component columns are ``component/<name>`` episode sums, fixed at the first row.
+    With ``append`` (training that continues a run) rows go under the file's existing header."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, append: bool = False):
         self.path = path
         self.columns: list[str] | None = None
+        if append and path.is_file():
+            with path.open(newline="") as f:
+                self.columns = next(csv.reader(f), None)
 
     def write(self, row: dict[str, Any]) -> None:
         if self.columns is None:

@@ -46,6 +46,7 @@ class TrainConfig:
     reward_coef: float = 1.0
     progress: bool = True
     sandbox: SandboxLimits | None = None  # run the reward as untrusted code with these limits
+    resume_from: str | None = None  # a run directory whose model.zip (and VecNormalize) training continues
 
 
 @dataclass
@@ -100,7 +101,7 @@ def _make_callback(writer: MetricsWriter, log_every: int, metric_spec, run: RunD
 
         def _on_training_start(self) -> None:
             self.t0, self.episodes, self.buffer = time.time(), 0, []
-            self.last_log, self.last_ckpt = 0, 0
+            self.last_log = self.last_ckpt = self.num_timesteps  # not 0 when training continues
 
         def _on_step(self) -> bool:
             for info in self.locals["infos"]:
@@ -194,24 +195,37 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         venv, reward, config.mode, config.env_coef, config.reward_coef, **wrapper_kwargs(spec, reward.fields)
     )
     hp = {**default_hyperparams(algo, spec.env_id), **config.hyperparams}
-    venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99))
     cls = PPO if algo == "ppo" else SAC
-    if algo == "ppo":
-        hp["n_steps"] = max(8, min(hp.get("n_steps", 2048), steps // n_envs))
-        hp["batch_size"] = min(hp.get("batch_size", 64), hp["n_steps"] * n_envs)
+    if config.resume_from is not None:
+        model, venv = _resume(cls, Path(config.resume_from), venv, device)
+        if model.num_timesteps >= steps:
+            venv.close()
+            raise RewardgenError(
+                f"{config.resume_from} already trained {model.num_timesteps} steps: ask for more than that"
+            )
     else:
-        hp["learning_starts"] = min(hp.get("learning_starts", 100), steps // 10)
-    model = cls("MlpPolicy", venv, device=device, seed=config.seed, verbose=0, **hp)
+        venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99))
+        if algo == "ppo":
+            hp["n_steps"] = max(8, min(hp.get("n_steps", 2048), steps // n_envs))
+            hp["batch_size"] = min(hp.get("batch_size", 64), hp["n_steps"] * n_envs)
+        else:
+            hp["learning_starts"] = min(hp.get("learning_starts", 100), steps // 10)
+        model = cls("MlpPolicy", venv, device=device, seed=config.seed, verbose=0, **hp)
     log_every = max(1000, steps // 100)
     callback = _make_callback(
-        MetricsWriter(run.file("metrics.csv")),
+        MetricsWriter(run.file("metrics.csv"), append=config.resume_from is not None),
         log_every,
         spec.metric,
         run,
         config.checkpoint_every or max(steps // 10, 1000),
     )
     try:
-        model.learn(total_timesteps=steps, callback=callback, progress_bar=config.progress)
+        model.learn(
+            total_timesteps=steps - model.num_timesteps,
+            callback=callback,
+            progress_bar=config.progress,
+            reset_num_timesteps=config.resume_from is None,
+        )
     except KeyboardInterrupt:
         _save(model, run)
         run.update(status="interrupted")
@@ -243,6 +257,26 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
     return TrainResult(run.path, result)
 
 
+def _resume(cls: Any, folder: Path, venv: Any, device: str) -> tuple[Any, Any]:
+    """The model (and its VecNormalize statistics) a previous run saved, on the new envs."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    if not (folder / "model.zip").is_file():
+        raise RewardgenError(f"cannot continue training from {folder}: it has no model.zip")
+    if (folder / "vecnormalize.pkl").is_file():
+        venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), venv)
+        venv.training = True
+    model = cls.load(folder / "model.zip", env=venv, device=device)
+    metrics = folder / "metrics.csv"
+    if metrics.is_file():  # rows a killed continuation wrote past the saved model are dropped
+        lines = metrics.read_text().splitlines(keepends=True)
+        kept = lines[:1] + [
+            r for r in lines[1:] if r.split(",", 1)[0] and int(r.split(",", 1)[0]) <= model.num_timesteps
+        ]
+        metrics.write_text("".join(kept))
+    return model, venv
+
+
 def _save(model: Any, run: RunDir) -> None:
     model.save(run.file("model.zip"))
     env = model.get_vec_normalize_env()
@@ -259,9 +293,11 @@ def evaluate(
     video: bool = True,
     video_steps: int = 400,
     deterministic: bool = True,
+    eval_file: str | None = "eval.json",
 ) -> dict[str, Any]:
     """Run the saved policy of ``run_dir`` for ``episodes`` episodes: env return, synthesized
-    return, success metric and success per episode -> ``eval.json``; the first episode -> ``video.mp4``."""
+    return, success metric and success per episode -> ``eval_file`` (None: not written); the
+    first episode -> ``video.mp4``."""
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -308,7 +344,8 @@ def evaluate(
         "success_rate": float(np.mean([r["success"] for r in results])),
         "metric": spec.metric.describe(),
     }
-    (run_dir / "eval.json").write_text(json.dumps(summary, indent=2))
+    if eval_file:
+        (run_dir / eval_file).write_text(json.dumps(summary, indent=2))
     if video and frames:
         fps = int(make_env(spec).metadata.get("render_fps", 30))
         write_video(frames, run_dir / "video.mp4", fps=fps)

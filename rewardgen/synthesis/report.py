@@ -1,0 +1,229 @@
+"""``report.html``: what a person opens after a search. Every candidate's learning curves, videos
+of the best policies, each round's prompt and every candidate's code with its fate.
+
+The page is written from the run directory alone (``candidate.json`` files, ``metrics.csv``,
+``manifest.json``), so it can be rebuilt at any time: after each round, after a kill, after
+``rewardgen refine``, or by ``rewardgen report RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardgen.train.report import read_metrics
+
+__all__ = ["collect_candidates", "round_dirs", "write_report"]
+
+_ROUND = re.compile(r"^(iter|refine)(\d+)$")
+
+
+def round_dirs(run: Path) -> list[Path]:
+    """The run's round folders in the order they ran: ``iter0, iter1, ..., refine1, refine2``."""
+    found = [(m.group(1) != "iter", int(m.group(2)), p) for p in run.iterdir() if (m := _ROUND.match(p.name))]
+    return [p for *_, p in sorted(found)]
+
+
+def collect_candidates(run: Path) -> list[dict[str, Any]]:
+    """Every finished candidate of the run (its ``candidate.json``) with ``round`` and ``folder``."""
+    out = []
+    for rnd in round_dirs(run):
+        folders = sorted(rnd.glob("cand*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+        for folder in folders:
+            try:
+                data = json.loads((folder / "candidate.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue  # still training, or cut short by a kill
+            data["round"], data["folder"] = rnd.name, folder
+            out.append(data)
+    return out
+
+
+def _label(c: dict[str, Any]) -> str:
+    return f"{c['round']}/cand{c['index']}"
+
+
+def _plot_curves(cands: list[dict[str, Any]], out_png: Path, metric_label: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = []
+    for c in cands:
+        path = c["folder"] / "train" / "metrics.csv"
+        if path.is_file() and (m := read_metrics(path)):
+            curves.append((c, m))
+    if not curves:
+        return False
+    rounds = sorted({c["round"] for c, _ in curves}, key=[r.name for r in round_dirs(out_png.parent)].index)
+    cmap = plt.get_cmap("viridis", max(2, len(rounds)))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for c, m in curves:
+        color = cmap(rounds.index(c["round"]))
+        style = "--" if c.get("pruned") else "-"
+        ax1.plot(m["timesteps"], m["success_metric_mean"], style, color=color, label=_label(c), alpha=0.85)
+        ax2.plot(m["timesteps"], m["env_return_mean"], style, color=color, alpha=0.85)
+    ax1.set_title(f"success metric ({metric_label})")
+    ax2.set_title("env's own episode return")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    ax1.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def _fmt(value: Any, spec: str = ".3g") -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    return format(value, spec)
+
+
+def _rel(path: Path, run: Path) -> str:
+    return html.escape(path.relative_to(run).as_posix(), quote=True)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+tr.best { background: #e9f7e9; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.status-refused, .status-failed { color: #b00; }
+.videos { display: flex; flex-wrap: wrap; gap: 1em; }
+.videos figure { margin: 0; }
+video { width: 360px; }
+"""
+
+
+def write_report(run: str | Path) -> Path:
+    """Write ``report.html`` (and ``report_curves.png``) into the run directory; returns its path.
+
+    Example:
+        >>> import tempfile, json, pathlib
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (run / "manifest.json").write_text(json.dumps({"task": "hopper-jump", "status": "running"}))
+        >>> write_report(run).name
+        'report.html'
+    """
+    run = Path(run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    summary_path = run / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    cands = collect_candidates(run)
+    best = summary.get("best") or manifest.get("best") or {}
+    best_folder = Path(best["path"]).resolve() if best.get("path") else None
+    config = manifest.get("config", {})
+    metric = ""
+    if cands and cands[0].get("eval"):
+        metric = cands[0]["eval"].get("metric", "")
+    has_plot = _plot_curves(cands, run / "report_curves.png", metric or "task metric")
+
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>rewardgen: {e(str(manifest.get('task')))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(str(manifest.get('task')))} &middot; {e(str(manifest.get('method', '')))}</h1>",
+        "<table>",
+    ]
+    rows = {
+        "goal": config.get("goal") or summary.get("goal") or manifest.get("goal"),
+        "status": manifest.get("status"),
+        "reason": manifest.get("reason") or manifest.get("error"),
+        "success metric": metric,
+        "candidates": f"{config.get('samples', '?')} per round, {config.get('steps', '?')} steps each",
+        "LLM": (manifest.get("llm") or {}).get("model"),
+        "LLM usage": json.dumps(manifest.get("llm_usage")) if manifest.get("llm_usage") else None,
+        "started": manifest.get("started_at"),
+        "finished": manifest.get("finished_at"),
+    }
+    for key, value in rows.items():
+        if value:
+            parts.append(f"<tr><th>{e(key)}</th><td>{e(str(value))}</td></tr>")
+    parts.append("</table>")
+
+    if has_plot:
+        parts.append("<h2>Learning curves</h2><p>Every trained candidate (dashed: stopped early).</p>")
+        parts.append("<img src='report_curves.png' alt='learning curves of every candidate'>")
+
+    videos = [(c, c["folder"] / "train" / "video.mp4") for c in cands]
+    videos = [(c, v) for c, v in videos if v.is_file()]
+    finals = sorted((run / "final").glob("seed*/video.mp4")) if (run / "final").is_dir() else []
+    if videos or finals:
+        parts.append("<h2>Videos of the best policies</h2><div class='videos'>")
+        for c, v in videos:
+            caption = f"{_label(c)}: success metric {_fmt((c.get('eval') or {}).get('success_metric_mean'))}"
+            parts.append(
+                f"<figure><video src='{_rel(v, run)}' controls loop muted></video>"
+                f"<figcaption>{e(caption)}</figcaption></figure>"
+            )
+        for v in finals:
+            parts.append(
+                f"<figure><video src='{_rel(v, run)}' controls loop muted></video>"
+                f"<figcaption>best reward, {e(v.parent.name)}</figcaption></figure>"
+            )
+        parts.append("</div>")
+
+    if summary.get("final_seeds"):
+        parts.append("<h2>The best reward retrained with more seeds</h2><table>")
+        parts.append("<tr><th>seed</th><th>success metric</th><th>success rate</th><th>env return</th></tr>")
+        for f in summary["final_seeds"]:
+            parts.append(
+                f"<tr><td>{f.get('seed')}</td><td>{_fmt(f.get('success_metric_mean'))}</td>"
+                f"<td>{_fmt(f.get('success_rate'), '.0%')}</td>"
+                f"<td>{_fmt(f.get('env_return_mean'), '.1f')}</td>"
+                f"{'<td>' + e(f['error']) + '</td>' if f.get('error') else ''}</tr>"
+            )
+        parts.append("</table>")
+
+    parts.append("<h2>Candidates</h2><table>")
+    parts.append(
+        "<tr><th>candidate</th><th>status</th><th>steps</th><th>score</th><th>success metric</th>"
+        "<th>success rate</th><th>env return</th><th>reason</th></tr>"
+    )
+    for c in cands:
+        ev = c.get("eval") or {}
+        is_best = best_folder is not None and c["folder"].resolve() == best_folder
+        status = c["status"] + (" (stopped early)" if c.get("pruned") else "")
+        parts.append(
+            f"<tr class='{'best' if is_best else ''}'><td><a href='#{e(_label(c))}'>{e(_label(c))}</a>"
+            f"{' &#9733;' if is_best else ''}</td><td class='status-{e(c['status'])}'>{e(status)}</td>"
+            f"<td>{_fmt(c.get('steps'), ',')}</td><td>{_fmt(c.get('score'))}</td>"
+            f"<td>{_fmt(ev.get('success_metric_mean'))}</td><td>{_fmt(ev.get('success_rate'), '.0%')}</td>"
+            f"<td>{_fmt(ev.get('env_return_mean'), '.1f')}</td><td>{e(c.get('reason') or '')}</td></tr>"
+        )
+    parts.append("</table>")
+
+    for rnd in round_dirs(run):
+        parts.append(f"<h2>{e(rnd.name)}</h2>")
+        for name, title in (("feedback.txt", "The person's feedback"), ("prompt.md", "The prompt")):
+            if (rnd / name).is_file():
+                parts.append(
+                    f"<details><summary>{title}</summary><pre>{e((rnd / name).read_text())}</pre></details>"
+                )
+        for c in (c for c in cands if c["round"] == rnd.name):
+            is_best = best_folder is not None and c["folder"].resolve() == best_folder
+            parts.append(
+                f"<details id='{e(_label(c))}'{' open' if is_best else ''}><summary>{e(_label(c))}: "
+                f"{e(c['status'])}</summary>"
+            )
+            if (c["folder"] / "train" / "learning_curve.png").is_file():
+                parts.append(
+                    f"<img src='{_rel(c['folder'] / 'train' / 'learning_curve.png', run)}' width=480>"
+                )
+            parts.append(f"<pre>{e(c.get('code') or (c['folder'] / 'reply.md').read_text())}</pre></details>")
+    parts.append("</body></html>")
+    out = run / "report.html"
+    tmp = run / "report.html.tmp"
+    tmp.write_text("\n".join(parts))
+    tmp.replace(out)
+    return out
