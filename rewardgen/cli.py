@@ -242,6 +242,11 @@ def synthesize(
         bool, typer.Option(help="successive halving: drop the worse half after a fraction of the steps")
     ] = False,
     videos: Annotated[int, typer.Option(help="film the N best policies for report.html")] = 3,
+    executor: Annotated[str, typer.Option(help="local (process pool) or ray")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (ray://host:10001 or auto); default: local Ray")
+    ] = None,
+    gpus_per_candidate: Annotated[float, typer.Option(help="Ray: GPUs per candidate, e.g. 0.25")] = 0,
     fast: Annotated[bool, typer.Option(help="quick PPO settings for short budgets")] = False,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue a killed search in RUN_DIR")] = None,
@@ -282,6 +287,9 @@ def synthesize(
             few_shot=few_shot,
             early_stop=early_stop,
             videos=videos,
+            executor=executor,
+            ray_address=ray_address,
+            gpus_per_candidate=gpus_per_candidate,
             hyperparams=dict(FAST_PPO) if fast else {},
         )
         run = RunDir.create(get_task(task).id, method, asdict(config), out=out)

@@ -264,3 +264,40 @@ def test_refine_with_a_persons_words_chains_and_survives_broken_replies(tmp_path
     assert [r["round"] for r in manifest["refinements"]] == ["refine1", "refine2"]
     page = (run.path / "report.html").read_text()
     assert "it flails its legs wildly" in page and "id='refine2/cand0'" in page
+
+
+def test_executor_choice_errors():
+    from rewardgen.errors import RewardgenError
+    from rewardgen.synthesis.executor import make_executor
+
+    with pytest.raises(RewardgenError, match="unknown executor 'slurm'"):
+        make_executor("slurm")
+    with pytest.raises(RewardgenError, match="--ray-address needs --executor ray"):
+        make_executor("local", address="auto")
+
+
+def test_search_on_a_local_ray_instance(tmp_path):
+    """Candidates as Ray tasks: results, a broken candidate's reason and the final seeds come back
+    as with the process pool; an exception inside a task is returned as that exception."""
+    import operator
+
+    ray = pytest.importorskip("ray")
+    from rewardgen.synthesis.executor import RayExecutor
+
+    ex = RayExecutor(cpus_per_job=1, num_cpus=2)
+    try:
+        out = ex.map(operator.truediv, [(4, 2), (1, 0)])
+        assert out[0] == 2 and isinstance(out[1], ZeroDivisionError)
+    finally:
+        ex.close()
+    assert not ray.is_initialized()
+    with LoopbackLLMServer() as server:  # the search starts (and stops) its own local Ray
+        server.push([GOOD, BROKEN])
+        run, summary = run_search(
+            server, tmp_path, config(method="text2reward", final_seeds=1, executor="ray", workers=2)
+        )
+    assert not ray.is_initialized()
+    assert [c["status"] for c in summary["candidates"]] == ["trained", "failed"]
+    assert "KeyError: 'x_vel'" in summary["candidates"][1]["reason"]
+    assert summary["final_seeds"][0]["seed"] == 1 and "success_metric_mean" in summary["final_seeds"][0]
+    assert (run.path / "iter0" / "cand0" / "train" / "video.mp4").is_file()

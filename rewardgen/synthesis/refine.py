@@ -16,7 +16,7 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import LLMClient
-from rewardgen.synthesis.executor import Executor, LocalExecutor
+from rewardgen.synthesis.executor import Executor, make_executor
 from rewardgen.synthesis.prompts import initial_messages, refine_message
 from rewardgen.synthesis.report import round_dirs, write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
@@ -101,7 +101,9 @@ def refine(
         messages, n=samples, temperature=config.temperature, seed=config.seed + 1000 + number
     )
     own_executor = executor is None
-    executor = executor or LocalExecutor(min(samples, config.workers))
+    executor = executor or make_executor(
+        config.executor, min(samples, config.workers), config.ray_address, config.gpus_per_candidate
+    )
     iteration = config.iterations + number - 1
     try:
         cands = evaluate_round(task, [r.text for r in replies], round_dir, iteration, config, executor)

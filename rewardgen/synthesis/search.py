@@ -17,7 +17,7 @@ from typing import Any
 from rewardgen.code import CodeCheckError, SandboxLimits, extract_code, static_check
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import BudgetExceededError, LLMClient
-from rewardgen.synthesis.executor import Executor, LocalExecutor
+from rewardgen.synthesis.executor import Executor, make_executor
 from rewardgen.synthesis.prompts import feedback_message, initial_messages
 from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
@@ -63,6 +63,9 @@ class SearchConfig:
     final_seeds: int = 0  # retrain the best reward with this many more seeds and report them
     early_stop: bool = False  # successive halving: train all for a fraction, continue the better half
     videos: int = 3  # record a video of this many best policies for report.html
+    executor: str = "local"  # "local" process pool, or "ray"
+    ray_address: str | None = None  # a running Ray cluster; None: a local Ray instance
+    gpus_per_candidate: float = 0  # Ray's GPU request per candidate (fractions share a GPU)
 
     @classmethod
     def from_run(cls, run: Path) -> SearchConfig:
@@ -262,7 +265,9 @@ def synthesize(
     task = get_task(config.task)
     run.update(config=asdict(config))  # what `--resume` and `rewardgen refine` read back
     own_executor = executor is None
-    executor = executor or LocalExecutor(config.workers)
+    executor = executor or make_executor(
+        config.executor, config.workers, config.ray_address, config.gpus_per_candidate
+    )
     iterations = 1 if config.method == "text2reward" else config.iterations
     examples = few_shot_examples(task, config.goal, config.few_shot, config.retrieval)
     messages = initial_messages(task, config.goal, examples)
