@@ -70,10 +70,20 @@ def make_env(
     spec = get_task(task)
     if spec.gym_id.split("-")[0] in {"HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid"}:
         _quiet_mujoco(require("mujoco", extra="mujoco", purpose=f"task {spec.id}"))
+    if spec.package:
+        require(spec.package, extra=spec.package, purpose=f"task {spec.id}")  # registers its envs
     try:
         env = gym.make(spec.gym_id, render_mode=render_mode, **{**spec.resolved_env_kwargs(), **kwargs})
     except gym.error.Error as exc:
         raise RewardgenError(f"cannot make {spec.gym_id} for task {spec.id}: {exc}") from exc
+    if spec.terminate_on_success is not None:
+        try:
+            toggle = env.get_wrapper_attr("toggle_terminate_on_success")
+        except AttributeError:
+            raise RewardgenError(
+                f"task {spec.id} sets terminate_on_success, but {spec.gym_id} has no such switch"
+            ) from None
+        toggle(spec.terminate_on_success)
     state = {n: code for n, (kind, code) in _sources(spec, fields).items() if kind == "state"}
     return StateFieldsWrapper(env, state) if state else env
 

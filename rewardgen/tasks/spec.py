@@ -104,6 +104,8 @@ class TaskSpec(_Model):
     reward_params: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, VersionOverride] = Field(default_factory=dict)
     budget: Budget = Field(default_factory=Budget)
+    package: str | None = None  # module that registers the env (also the pip extra), e.g. metaworld
+    terminate_on_success: bool | None = None  # override the env's own choice, where it has one
     path: Path | None = None
 
     @model_validator(mode="after")
@@ -122,8 +124,11 @@ class TaskSpec(_Model):
 
     @property
     def gym_id(self) -> str:
-        """The gymnasium id: versioned (``HalfCheetah-v5``) unless ``env_id`` has a version."""
-        return self.env_id if "-v" in self.env_id else f"{self.env_id}-{self.version}"
+        """The gymnasium id: versioned (``HalfCheetah-v5``) unless ``env_id`` has a version or a
+        namespace of its own (``Meta-World/MT1``)."""
+        if "-v" in self.env_id or "/" in self.env_id:
+            return self.env_id
+        return f"{self.env_id}-{self.version}"
 
     def _override(self) -> VersionOverride:
         return self.versions.get(self.version, VersionOverride())
@@ -144,8 +149,11 @@ class TaskSpec(_Model):
 
     def describe(self) -> str:
         """The compact, Pythonic description of the env shown to a person or an LLM."""
+        env = self.gym_id
+        if "env_name" in self.resolved_env_kwargs():
+            env += f" ({self.resolved_env_kwargs()['env_name']})"
         lines = [
-            f"# Task {self.id} on {self.gym_id}",
+            f"# Task {self.id} on {env}",
             f"# Goal: {self.goal}",
             "",
             "# action: " + self.action,
