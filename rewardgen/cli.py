@@ -77,12 +77,35 @@ def train(
     video: Annotated[bool, typer.Option(help="record an MP4 of the final policy")] = True,
     eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
     fast: Annotated[bool, typer.Option(help="quick PPO settings for short budgets")] = False,
+    reward_format: Annotated[
+        str,
+        typer.Option(
+            help="rewardgen (compute_reward) or text2reward (compute_dense_reward(self, action, obs))"
+        ),
+    ] = "rewardgen",
+    sandbox: Annotated[bool, typer.Option(help="run the reward as untrusted code in a sandbox")] = False,
 ) -> None:
     """Train an agent on a reward program and evaluate it on the task's success metric."""
+    from rewardgen.code import SandboxLimits
     from rewardgen.train import TrainConfig
     from rewardgen.train import train as run_train
     from rewardgen.train.hyperparams import FAST_PPO
+    from rewardgen.train.rundir import default_run_path
 
+    if reward_format not in ("rewardgen", "text2reward"):
+        raise RewardgenError(f"unknown --reward-format '{reward_format}': use rewardgen or text2reward")
+    if reward_format == "text2reward":
+        from rewardgen.code import import_text2reward
+        from rewardgen.tasks import get_task
+
+        if reward is None:
+            raise RewardgenError(
+                "--reward-format text2reward needs --reward FILE (a compute_dense_reward file)"
+            )
+        out = out or default_run_path(get_task(task).id, "train")
+        imp = import_text2reward(reward, task, out=out / "text2reward")
+        console.print(f"text2reward: {len(imp.fields)} self.env reads became state fields; sandboxed")
+        task, reward, sandbox = str(imp.task.path), imp.reward, True
     config = TrainConfig(
         task=task,
         reward=str(reward) if reward else None,
@@ -95,6 +118,7 @@ def train(
         eval_episodes=eval_episodes,
         mode=mode,
         hyperparams=dict(FAST_PPO) if fast else {},
+        sandbox=SandboxLimits() if sandbox else None,
     )
     _report(run_train(config, out=out))
 

@@ -128,3 +128,28 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
     assert "refine1" in (tmp_path / "run" / "report.html").read_text()
     code, out = run_cli(["refine", str(tmp_path), "--feedback", "x"], capsys)
     assert code == 2 and "no manifest.json" in out
+
+
+def test_train_on_a_text2reward_file(tmp_path, capsys):
+    import json
+
+    pytest.importorskip("metaworld")
+    src = tmp_path / "t2r.py"
+    src.write_text(
+        "import numpy as np\n\n"
+        "def compute_dense_reward(self, action, obs):\n"
+        "    reach = np.linalg.norm(self.env.tcp_center - obs[4:7])\n"
+        "    return -reach - np.linalg.norm(obs[4:7] - self.env._target_pos)\n"
+    )
+    out = tmp_path / "run"
+    args = ["train", "--task", "metaworld-drawer-open", "--reward", str(src), "--steps", "300", "--no-video"]
+    main([*args, "--reward-format", "text2reward", "--eval-episodes", "1", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "2 self.env reads became state fields" in text and "evaluation (1 episodes)" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["sandbox"] is not None  # untrusted code: contained
+    assert manifest["config"]["task"].endswith("t2r.task.yaml")
+    assert (out / "text2reward" / "t2r.rewardgen.py").is_file()
+    assert (out / "reward.py").read_text() == (out / "text2reward" / "t2r.rewardgen.py").read_text()
+    code, text = run_cli([*args, "--reward-format", "eureka"], capsys)
+    assert code == 2 and "unknown --reward-format 'eureka'" in text

@@ -11,6 +11,7 @@ from rewardgen.code.program import (
     load_reward_program,
 )
 from rewardgen.code.sandbox import SandboxLimits, SandboxRunner
+from rewardgen.code.text2reward import convert_text2reward, import_text2reward
 
 __all__ = [
     "CodeCheckError",
@@ -21,7 +22,9 @@ __all__ = [
     "RewardProgramError",
     "SandboxLimits",
     "SandboxRunner",
+    "convert_text2reward",
     "extract_code",
+    "import_text2reward",
     "load_reward_program",
     "static_check",
 ]

@@ -65,7 +65,7 @@ def parse_source(name: str, source: str) -> tuple[str, Any]:
                     f"field '{name}': source {source!r} may only use attributes, indexing and "
                     "calls with constant arguments"
                 )
-        return "state", compile(tree, f"<field {name}>", "eval")
+        return "state", compile(tree, source, "eval")  # the source names it in tracebacks
     raise FieldSourceError(
         f"field '{name}': unknown source {source!r}; use obs[i], obs[i:j], info.KEY or state.EXPR"
     )
@@ -87,8 +87,14 @@ class StateFieldsWrapper(gym.Wrapper):
 
     def _add(self, info: dict[str, Any]) -> dict[str, Any]:
         for name, code in self._fields.items():
-            value = eval(code, self._ns)  # trusted: task specs are written by the user or shipped
-            info[name] = np.array(value, dtype=np.float64) if np.ndim(value) else float(value)
+            value = eval(code, self._ns)  # task specs are the user's, shipped, or read-only getters
+            try:
+                info[name] = np.array(value, dtype=np.float64) if np.ndim(value) else float(value)
+            except (TypeError, ValueError):
+                raise RewardgenError(
+                    f"field '{name}' ({code.co_filename}) is a {type(value).__name__}, "
+                    "not a number or an array of numbers"
+                ) from None
         return info
 
     def reset(self, **kwargs):

@@ -13,7 +13,7 @@ from typing import Any
 
 import rewardgen
 
-__all__ = ["RunDir", "package_versions"]
+__all__ = ["RunDir", "default_run_path", "package_versions"]
 
 _PACKAGES = ("gymnasium", "numpy", "torch", "stable-baselines3", "mujoco", "sample-factory", "openai")
 
@@ -49,6 +49,12 @@ def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def default_run_path(task: str, method: str, root: str | Path = "runs") -> Path:
+    """``runs/<utc-time>-<task>-<method>``: where a run goes when no ``--out`` is given."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path(root) / f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}-{method}"
+
+
 class RunDir:
     """A run directory (default ``runs/<utc-time>-<task>-<method>/``) and its ``manifest.json``.
 
@@ -73,10 +79,7 @@ class RunDir:
         out: str | Path | None = None,
         root: str | Path = "runs",
     ) -> RunDir:
-        if out is None:
-            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            out = Path(root) / f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}-{method}"
-        path = Path(out)
+        path = Path(out) if out is not None else default_run_path(task, method, root)
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "task": task,

@@ -1,0 +1,100 @@
+"""Text2Reward's published Meta-World format: `compute_dense_reward(self, action, obs)` with
+`self.env` reads, converted into a sandboxed rewardgen program plus read-only state fields."""
+
+import numpy as np
+import pytest
+
+from rewardgen.code import CodeCheckError, convert_text2reward
+
+T2R = """import numpy as np
+
+def compute_dense_reward(self, action, obs) -> float:
+    # reach the drawer handle, then pull it to the target
+    tcp = self.env.tcp_center.copy()
+    handle = obs[4:7]
+    target = self.env._get_pos_goal()
+    right, left = self.env._get_site_pos("rightEndEffector"), self.env._get_site_pos("leftEndEffector")
+    finger_gap = np.linalg.norm(right - left)
+    reach = np.linalg.norm(tcp - handle)
+    pull = np.linalg.norm(handle - target)
+    reward = -reach - 2.0 * pull - 0.01 * np.sum(np.square(action)) + 0.1 * finger_gap
+    if pull < 0.03:
+        reward += 10.0 * self.env.data.body("hand").xpos[0] ** 0
+    return reward
+"""
+
+
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("self.env.reset()", "'self.env.reset()' is not a read-only self.env expression"),
+        ("self.env.set_xyz_action(action)", "is not a read-only"),
+        ("self.env._get_site_pos(obs)", "is not a read-only"),  # arguments must be constants
+        ("self.env.__class__", "is not a read-only"),
+        ("self.env", "is not a read-only"),
+        ("self.action_scale", "'self.action_scale' is not available"),
+        ("__import__('os')", "not allowed"),
+    ],
+)
+def test_conversion_refuses_what_could_touch_the_env_or_escape(expr, reason):
+    with pytest.raises(CodeCheckError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        convert_text2reward(f"def compute_dense_reward(self, action, obs):\n    return {expr}\n")
+
+
+def test_conversion_needs_the_entry_point():
+    with pytest.raises(CodeCheckError, match=r"no function compute_dense_reward"):
+        convert_text2reward("def compute_reward(obs, action, next_obs, info):\n    return 0\n")
+    with pytest.raises(CodeCheckError, match=r"must take \(self, action, obs\)"):
+        convert_text2reward("def compute_dense_reward(self, obs):\n    return 0\n")
+
+
+def test_conversion_keeps_method_calls_on_values_in_the_program():
+    program, fields = convert_text2reward(T2R)
+    assert fields == {
+        "t2r_0": "self.env.tcp_center",
+        "t2r_1": "self.env._get_pos_goal()",
+        "t2r_2": "self.env._get_site_pos('rightEndEffector')",
+        "t2r_3": "self.env._get_site_pos('leftEndEffector')",
+        "t2r_4": "self.env.data.body('hand').xpos[0]",
+    }
+    assert "self['t2r_0'].copy()" in program and "self.env" not in program
+
+
+def test_imported_reward_equals_the_original_on_the_live_env(tmp_path):
+    """The converted program, run sandboxed through the real reward wrapper, returns what the
+    original function returns when called with the live Meta-World env as `self.env`."""
+    pytest.importorskip("metaworld")
+    from rewardgen.code import CodeReward, RewardProgram, SandboxLimits, SandboxRunner, import_text2reward
+    from rewardgen.tasks import get_task, make_env, wrapper_kwargs
+    from rewardgen.wrappers import RewardWrapper
+
+    src = tmp_path / "drawer_open.py"
+    src.write_text(T2R)
+    imp = import_text2reward(src, "metaworld-drawer-open", out=tmp_path / "converted")
+    assert imp.reward.name == "drawer_open.rewardgen.py" and imp.task.path.name == "drawer_open.task.yaml"
+    task = get_task(str(imp.task.path))
+    assert task.id == "metaworld-drawer-open" and task.fields["t2r_1"].source == "state._get_pos_goal()"
+    assert task.metric == get_task("metaworld-drawer-open").metric
+
+    original: dict = {}
+    exec(compile(T2R, "t2r", "exec"), original)  # the test's own trusted copy, for comparison
+    program = RewardProgram.from_file(imp.reward)
+    reward = CodeReward(program, SandboxRunner(program, SandboxLimits()))
+    env = RewardWrapper(make_env(task, fields=reward.fields), reward, **wrapper_kwargs(task, reward.fields))
+
+    class Self:
+        pass
+
+    me = Self()
+    me.env = env.unwrapped
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    got, want = [], []
+    for _ in range(60):
+        action = rng.uniform(-1, 1, size=4)
+        obs, r, *_ = env.step(action)
+        got.append(r)
+        want.append(original["compute_dense_reward"](me, action, obs))
+    env.close()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert np.std(got) > 0
