@@ -344,7 +344,8 @@ def _candidate_rows(table: Table, candidates: list[dict]) -> None:
     for c in candidates:
         metric = f"{c['eval']['success_metric_mean']:.3f}" if c.get("eval") else ""
         status = c["status"] + (" (stopped early)" if c.get("pruned") else "")
-        table.add_row(str(c["iteration"]), str(c["index"]), status, metric, (c.get("reason") or "")[:60])
+        reason = (c.get("reason") or "").replace(f"{c.get('path')}/", "")  # the folder is in the table
+        table.add_row(str(c["iteration"]), str(c["index"]), status, metric, reason[:90])
 
 
 @app.command()
