@@ -48,7 +48,9 @@ def _label(c: dict[str, Any]) -> str:
     return f"{c['round']}/cand{c['index']}"
 
 
-def _plot_curves(cands: list[dict[str, Any]], out_png: Path, metric_label: str) -> bool:
+def _plot_curves(
+    cands: list[dict[str, Any]], out_png: Path, metric_label: str, threshold: float | None = None
+) -> bool:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,14 +63,15 @@ def _plot_curves(cands: list[dict[str, Any]], out_png: Path, metric_label: str) 
             curves.append((c, m))
     if not curves:
         return False
-    rounds = sorted({c["round"] for c, _ in curves}, key=[r.name for r in round_dirs(out_png.parent)].index)
-    cmap = plt.get_cmap("viridis", max(2, len(rounds)))
+    cmap = plt.get_cmap("tab20")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for c, m in curves:
-        color = cmap(rounds.index(c["round"]))
+    for k, (c, m) in enumerate(curves):
+        color = cmap(k % 20)
         style = "--" if c.get("pruned") else "-"
         ax1.plot(m["timesteps"], m["success_metric_mean"], style, color=color, label=_label(c), alpha=0.85)
         ax2.plot(m["timesteps"], m["env_return_mean"], style, color=color, alpha=0.85)
+    if threshold is not None:
+        ax1.axhline(threshold, color="grey", linestyle=":", label="success threshold")
     ax1.set_title(f"success metric ({metric_label})")
     ax2.set_title("env's own episode return")
     for ax in (ax1, ax2):
@@ -79,6 +82,17 @@ def _plot_curves(cands: list[dict[str, Any]], out_png: Path, metric_label: str) 
     fig.savefig(out_png, dpi=90)
     plt.close(fig)
     return True
+
+
+def _threshold(config: dict[str, Any]) -> float | None:
+    from rewardgen.errors import RewardgenError
+    from rewardgen.tasks import get_task
+
+    try:
+        metric = get_task(config["task"]).metric
+    except (KeyError, RewardgenError):
+        return None
+    return metric.above if metric.above is not None else metric.below
 
 
 def _fmt(value: Any, spec: str = ".3g") -> str:
@@ -126,7 +140,7 @@ def write_report(run: str | Path) -> Path:
     metric = ""
     if cands and cands[0].get("eval"):
         metric = cands[0]["eval"].get("metric", "")
-    has_plot = _plot_curves(cands, run / "report_curves.png", metric or "task metric")
+    has_plot = _plot_curves(cands, run / "report_curves.png", metric or "task metric", _threshold(config))
 
     e = html.escape
     parts = [
