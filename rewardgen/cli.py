@@ -150,10 +150,17 @@ def demo(
 
 
 @app.command()
-def tasks(show: Annotated[str | None, typer.Option(help="print one task's full description")] = None) -> None:
-    """List the task catalog, or show one task's description."""
-    from rewardgen.tasks import get_task, list_tasks
+def tasks(
+    show: Annotated[str | None, typer.Option(help="print one task's full description")] = None,
+    env: Annotated[str | None, typer.Option(help="describe any gymnasium env id as a task")] = None,
+    notes: Annotated[Path | None, typer.Option(help="field notes (YAML) for --env")] = None,
+) -> None:
+    """List the task catalog, show one task's description, or derive one for any env."""
+    from rewardgen.tasks import derive_task, get_task, list_tasks
 
+    if env:
+        console.print(derive_task(env, "(your goal)", notes).describe(), markup=False, highlight=False)
+        return
     if show:
         console.print(get_task(show).describe(), markup=False, highlight=False)
         return
@@ -253,6 +260,12 @@ def llm_ask(
 @app.command()
 def synthesize(
     task: Annotated[str | None, typer.Option(help="task id or task YAML")] = None,
+    env: Annotated[
+        str | None, typer.Option(help="any gymnasium env id instead of a task (needs --goal)")
+    ] = None,
+    notes: Annotated[
+        Path | None, typer.Option(help="field notes (YAML) for --env: names, meanings, metric")
+    ] = None,
     method: Annotated[str, typer.Option(help="text2reward (one round) or evolution")] = "evolution",
     samples: Annotated[int, typer.Option(help="candidates per round (K)")] = 4,
     iterations: Annotated[int, typer.Option(help="rounds (evolution)")] = 3,
@@ -296,8 +309,19 @@ def synthesize(
         run = RunDir(resume, json.loads((resume / "manifest.json").read_text()))
         run.update(status="running", resumed=True)
     else:
-        if task is None:
-            raise RewardgenError("give --task (or --resume RUN_DIR)")
+        if (task is None) == (env is None):
+            raise RewardgenError("give --task or --env (or --resume RUN_DIR)")
+        if env is not None:
+            if not goal:
+                raise RewardgenError("--env needs --goal: the sentence the reward should achieve")
+            from rewardgen.tasks import derive_task, save_task_file
+            from rewardgen.train.rundir import default_run_path
+
+            derived = derive_task(env, goal, notes)
+            out = out or default_run_path(derived.id, method)
+            out.mkdir(parents=True, exist_ok=True)
+            task = str(save_task_file(derived, out / "task.yaml").path)
+            console.print(f"task derived from {env}: {out / 'task.yaml'} ({derived.metric.describe()})")
         config = SearchConfig(
             task=task,
             method=method,

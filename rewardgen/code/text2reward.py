@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from rewardgen.code.checks import CodeCheckError, static_check
 from rewardgen.tasks import TaskSpec, get_task
@@ -216,7 +213,7 @@ def import_text2reward(
         train(TrainConfig(task=str(imp.task.path), reward=str(imp.reward), sandbox=SandboxLimits()))
     """
     from rewardgen.errors import RewardgenError
-    from rewardgen.tasks.spec import load_task_file
+    from rewardgen.tasks import FieldSpec, save_task_file
 
     src = Path(path)
     if not src.is_file():
@@ -229,15 +226,10 @@ def import_text2reward(
     reward_path.write_text(
         f"# Converted by rewardgen.code.import_text2reward from {src.name} for task {spec.id}.\n{program}"
     )
-    data: dict[str, Any] = spec.model_dump(mode="json", exclude={"path"}, exclude_defaults=True)
-    data["fields"] = {
-        **data["fields"],
-        **{
-            name: {"source": "state." + text[len("self.env.") :], "doc": f"Text2Reward's {text}"}
-            for name, text in fields.items()
-        },
+    extra = {
+        name: FieldSpec(source="state." + text[len("self.env.") :], doc=f"Text2Reward's {text}")
+        for name, text in fields.items()
     }
-    data["reward"] = reward_path.name
+    derived = spec.model_copy(update={"fields": {**spec.fields, **extra}, "reward": reward_path.name})
     task_path = folder / f"{src.stem}.task.yaml"
-    task_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return Text2RewardImport(load_task_file(task_path), reward_path, fields)
+    return Text2RewardImport(save_task_file(derived, task_path), reward_path, fields)

@@ -1,8 +1,10 @@
 """The task catalog: env ids per gymnasium version, goals, named fields, success metrics."""
 
+from rewardgen.tasks.derive import derive_task
 from rewardgen.tasks.fields import StateFieldsWrapper, TaskFields
 from rewardgen.tasks.make import episode_metrics, make_env, make_env_fn, task_fields, wrapper_kwargs
 from rewardgen.tasks.spec import (
+    ENV_REWARD,
     FieldSpec,
     MetricSpec,
     TaskSpec,
@@ -12,9 +14,11 @@ from rewardgen.tasks.spec import (
     get_task,
     list_tasks,
     load_task_file,
+    save_task_file,
 )
 
 __all__ = [
+    "ENV_REWARD",
     "FieldSpec",
     "MetricSpec",
     "StateFieldsWrapper",
@@ -22,6 +26,7 @@ __all__ = [
     "TaskSpec",
     "UnknownTaskError",
     "catalog_dir",
+    "derive_task",
     "env_version",
     "episode_metrics",
     "get_task",
@@ -29,6 +34,7 @@ __all__ = [
     "load_task_file",
     "make_env",
     "make_env_fn",
+    "save_task_file",
     "task_fields",
     "wrapper_kwargs",
 ]

@@ -3,6 +3,7 @@
 A field's ``source`` says where its value comes from:
 
 - ``obs[i]`` / ``obs[i:j]``: a slice of the (next) observation, read in batch;
+- ``obs.KEY`` / ``obs.KEY[i]`` / ``obs.KEY[i:j]``: an entry of a Dict observation (or a slice of it);
 - ``info.NAME``: a key of the env's step ``info``;
 - ``state.EXPR``: an expression on the unwrapped simulator env, e.g. ``state.is_healthy`` or
   ``state.data.body('bfoot').xpos[2]``, evaluated inside each env by :class:`StateFieldsWrapper`
@@ -26,6 +27,7 @@ __all__ = ["StateFieldsWrapper", "TaskFields", "parse_source"]
 
 _OBS = re.compile(r"^obs\[\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?\]$")
 _INFO = re.compile(r"^info\.([A-Za-z_][A-Za-z0-9_]*)$")
+_OBS_KEY = re.compile(r"^obs\.([A-Za-z_][A-Za-z0-9_]*)(?:\[\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?\])?$")
 _ALLOWED = (
     ast.Expression,
     ast.Attribute,
@@ -46,11 +48,16 @@ class FieldSourceError(RewardgenError, ValueError):
 
 
 def parse_source(name: str, source: str) -> tuple[str, Any]:
-    """Return ``("obs", index_or_slice)``, ``("info", key)`` or ``("state", code)``."""
+    """Return ``("obs", index_or_slice)``, ``("obs", (key, index_or_slice_or_None))``,
+    ``("info", key)`` or ``("state", code)``."""
     source = source.strip()
     if m := _OBS.match(source):
         start, stop = int(m.group(1)), m.group(2)
         return "obs", (start if stop is None else slice(start, int(stop)))
+    if m := _OBS_KEY.match(source):
+        key, start, stop = m.group(1), m.group(2), m.group(3)
+        index = None if start is None else int(start) if stop is None else slice(int(start), int(stop))
+        return "obs", (key, index)
     if m := _INFO.match(source):
         return "info", m.group(1)
     if source.startswith("state."):
@@ -67,7 +74,7 @@ def parse_source(name: str, source: str) -> tuple[str, Any]:
                 )
         return "state", compile(tree, source, "eval")  # the source names it in tracebacks
     raise FieldSourceError(
-        f"field '{name}': unknown source {source!r}; use obs[i], obs[i:j], info.KEY or state.EXPR"
+        f"field '{name}': unknown source {source!r}; use obs[i], obs[i:j], obs.KEY, info.KEY or state.EXPR"
     )
 
 
@@ -122,7 +129,12 @@ class TaskFields:
         out: dict[str, np.ndarray] = {}
         for name in self.names:
             if name in self.obs:
-                out[name] = next_obs[:, self.obs[name]]
+                where = self.obs[name]
+                if isinstance(where, tuple):  # an entry of a Dict observation
+                    value = next_obs[where[0]]
+                    out[name] = value if where[1] is None else value[:, where[1]]
+                else:
+                    out[name] = next_obs[:, where]
                 continue
             value = info.get(self.info[name])
             if value is None:

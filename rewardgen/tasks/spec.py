@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rewardgen.errors import RewardgenError
 
 __all__ = [
+    "ENV_REWARD",
     "FieldSpec",
     "MetricSpec",
     "TaskSpec",
@@ -23,9 +24,12 @@ __all__ = [
     "get_task",
     "list_tasks",
     "load_task_file",
+    "save_task_file",
 ]
 
 GYM_MAJOR = int(gym.__version__.split(".")[0])
+#: A metric may read the env's own reward under this name (e.g. the return: ``sum`` of it).
+ENV_REWARD = "env_reward"
 
 
 def env_version() -> str:
@@ -51,7 +55,8 @@ class FieldSpec(_Model):
 
 
 class MetricSpec(_Model):
-    """The task's success metric: ``reduce`` of a field over an episode, against a threshold."""
+    """The task's success metric: ``reduce`` of a field over an episode, against a threshold
+    (``above`` or ``below``). Without one, success is never claimed and higher is better."""
 
     field: str
     reduce: Literal["mean", "sum", "max", "min", "final"] = "mean"
@@ -61,18 +66,22 @@ class MetricSpec(_Model):
 
     @model_validator(mode="after")
     def _one_threshold(self) -> MetricSpec:
-        if (self.above is None) == (self.below is None):
-            raise ValueError("give exactly one of 'above' or 'below'")
+        if self.above is not None and self.below is not None:
+            raise ValueError("give one of 'above' or 'below', not both")
         return self
 
     def success(self, value: float) -> bool:
+        if self.above is None and self.below is None:
+            return False
         return value > self.above if self.above is not None else value < self.below  # type: ignore[operator]
 
     def score(self, value: float) -> float:
         """Higher is better: the value for ``above`` metrics, its negative for ``below``."""
-        return value if self.above is not None else -value
+        return -value if self.below is not None else value
 
     def describe(self) -> str:
+        if self.above is None and self.below is None:
+            return f"{self.reduce} of {self.field} over an episode (higher is better; no success threshold)"
         op, thr = (">", self.above) if self.above is not None else ("<", self.below)
         return f"{self.reduce} of {self.field} over an episode {op} {thr}"
 
@@ -98,7 +107,7 @@ class TaskSpec(_Model):
     fields: dict[str, FieldSpec]
     action: str
     metric: MetricSpec
-    reward: str
+    reward: str | None = None  # the reference reward program; None for tasks derived from any env
     standard: bool = False
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     reward_params: dict[str, Any] = Field(default_factory=dict)
@@ -110,8 +119,10 @@ class TaskSpec(_Model):
 
     @model_validator(mode="after")
     def _metric_field_exists(self) -> TaskSpec:
-        if self.metric.field not in self.fields:
-            raise ValueError(f"metric field '{self.metric.field}' is not among the task's fields")
+        if self.metric.field not in self.fields and self.metric.field != ENV_REWARD:
+            raise ValueError(
+                f"metric field '{self.metric.field}' is not among the task's fields (or '{ENV_REWARD}')"
+            )
         return self
 
     @property
@@ -144,6 +155,10 @@ class TaskSpec(_Model):
 
     @property
     def reward_path(self) -> Path:
+        if self.reward is None:
+            raise RewardgenError(
+                f"task {self.id} has no reference reward: pass a reward program (--reward FILE)"
+            )
         base = self.path.parent if self.path else catalog_dir()
         return base / self.reward
 
@@ -211,6 +226,16 @@ def load_task_file(path: str | Path) -> TaskSpec:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors())
         raise RewardgenError(f"invalid task file {p}: {problems}") from exc
+
+
+def save_task_file(task: TaskSpec, path: str | Path) -> TaskSpec:
+    """Write ``task`` as a self-contained task YAML (its reward file named relative to it) and
+    return it loaded from there, so worker processes can find it by path."""
+    p = Path(path)
+    data = task.model_dump(mode="json", exclude={"path"}, exclude_defaults=True)
+    data.setdefault("fields", {})
+    p.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return load_task_file(p)
 
 
 @functools.cache

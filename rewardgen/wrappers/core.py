@@ -173,7 +173,7 @@ class RewardMixer:
                 acc = sums[name] = np.zeros(self.n)
             acc += value
         for name, (field, reducer) in self._metrics.items():
-            values = fields.get(field)
+            values = env_reward if field == "env_reward" else fields.get(field)
             if values is None:
                 raise RewardgenError(
                     f"episode metric '{name}' reads field '{field}', which this env does not "

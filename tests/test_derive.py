@@ -1,0 +1,124 @@
+"""Tasks for any gymnasium env: fields derived from the spaces and info, plus a user's notes."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rewardgen.errors import RewardgenError
+from rewardgen.tasks import derive_task, get_task, save_task_file
+from rewardgen.train.check import check_reward
+
+NOTES = {
+    "fields": {
+        "cos_theta": {"source": "obs[0]", "doc": "cosine of the pole angle (1 = upright)"},
+        "angular_velocity": {"source": "obs[2]", "unit": "rad/s", "doc": "angular velocity"},
+    },
+}
+
+
+def test_box_observation_fields_notes_and_the_default_metric():
+    task = derive_task("Pendulum-v1", "Swing up and balance", NOTES)
+    assert set(task.fields) == {"cos_theta", "obs_1", "angular_velocity"}  # notes replace obs_0, obs_2
+    assert task.fields["obs_1"].doc == "observation component 1, in [-1, 1]"
+    text = task.describe()
+    assert "Goal: Swing up and balance" in text and 'info["cos_theta"]: cosine of the pole angle' in text
+    assert "array (n, 1) in [-2, 2]" in text
+    assert task.metric.field == "env_reward" and "no success threshold" in task.metric.describe()
+    assert not task.metric.success(1e9) and task.metric.score(3.0) == 3.0
+
+
+def test_discrete_actions_info_fields_and_the_envs_threshold():
+    task = derive_task("CartPole-v1", "Keep the pole up")
+    assert "integer array (n,) in 0..1" in task.describe()
+    assert task.metric.above == 475.0 and task.metric.success(500.0)
+
+
+class _DictEnv(gym.Env):
+    """A point on a line that must reach 1.0; Dict observation, speed reported in info."""
+
+    observation_space = gym.spaces.Dict(
+        {
+            "position": gym.spaces.Box(-5, 5, (1,), np.float64),
+            "target": gym.spaces.Box(-5, 5, (1,), np.float64),
+        }
+    )
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.t = 0.0, 0
+        return self._obs(), {}
+
+    def _obs(self):
+        return {"position": np.array([self.x]), "target": np.array([1.0])}
+
+    def step(self, action):
+        self.x += 0.1 * float(action[0])
+        self.t += 1
+        return self._obs(), -abs(self.x - 1.0), False, self.t >= 20, {"speed": 0.1 * float(action[0])}
+
+
+def test_dict_observations_reach_a_reward_program(tmp_path):
+    gym.register("RewardgenTestDict-v0", entry_point=_DictEnv)
+    task = derive_task("RewardgenTestDict-v0", "Reach the target", {"id": "dict-test"})
+    assert task.fields["position"].source == "obs.position" and task.fields["speed"].source == "info.speed"
+    task = save_task_file(task, tmp_path / "task.yaml")
+    assert get_task(str(tmp_path / "task.yaml")) == task
+    reward = tmp_path / "r.py"
+    reward.write_text(
+        "import numpy as np\n\ndef compute_reward(obs, action, next_obs, info):\n"
+        "    d = -np.abs(info['position'][:, 0] - info['target'][:, 0])\n"
+        "    return d, {'distance': d, 'speed': info['speed']}\n"
+    )
+    stats = check_reward(str(tmp_path / "task.yaml"), str(reward), steps=40, n_envs=2)
+    assert stats["max_abs_diff_to_env"] < 1e-9  # the same as the env's own reward
+    assert stats["episode_ends"] >= 2
+
+
+def test_bad_envs_and_notes_are_one_clear_line(tmp_path):
+    with pytest.raises(RewardgenError, match="cannot derive fields from a Discrete observation"):
+        derive_task("FrozenLake-v1", "reach the goal")
+    with pytest.raises(RewardgenError, match="cannot make env 'NoSuchEnv-v0'"):
+        derive_task("NoSuchEnv-v0", "x")
+    with pytest.raises(RewardgenError, match="field notes may set"):
+        derive_task("Pendulum-v1", "x", {"feilds": {}})
+    with pytest.raises(RewardgenError, match=r"notes file .* not found"):
+        derive_task("Pendulum-v1", "x", tmp_path / "missing.yaml")
+    with pytest.raises(RewardgenError, match="metric field 'height'"):
+        derive_task("Pendulum-v1", "x", {"metric": {"field": "height", "above": 1}})
+
+
+def test_synthesize_on_any_env_from_the_command_line(tmp_path, monkeypatch, capsys):
+    import json
+
+    from rewardgen.cli import main
+    from rewardgen.llm.testing import LoopbackLLMServer
+
+    monkeypatch.setenv("REWARDGEN_LLM_CACHE", str(tmp_path / "cache.sqlite"))
+    notes = tmp_path / "notes.yaml"
+    notes.write_text("fields:\n  cos_theta: {source: 'obs[0]', doc: cosine of the angle}\n")
+    code = (
+        "```python\ndef compute_reward(obs, action, next_obs, info):\n"
+        "    return info['cos_theta'], {'up': info['cos_theta']}\n```"
+    )
+    with LoopbackLLMServer() as server:
+        server.push(code)
+        main(
+            [
+                "synthesize", "--env", "Pendulum-v1", "--goal", "Swing it up", "--notes", str(notes),
+                "--method", "text2reward", "--samples", "1", "--steps", "256", "--fast", "--videos", "0",
+                "--llm-base-url", server.url, "--llm-model", "m", "--out", str(tmp_path / "run"),
+            ]
+        )  # fmt: skip
+        prompt = server.requests[0]["messages"][-1]["content"]
+    assert "Goal: Swing it up" in prompt and 'info["cos_theta"]: cosine of the angle' in prompt
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best"]["status"] == "trained" and summary["task"] == "env-pendulum-v1"
+    assert "sum of env_reward" in summary["best"]["eval"]["metric"]
+    assert (tmp_path / "run" / "task.yaml").is_file()
+    with pytest.raises(SystemExit):
+        main(["synthesize", "--env", "Pendulum-v1", "--llm-model", "m"])
+    assert "--env needs --goal" in capsys.readouterr().err
