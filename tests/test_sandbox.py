@@ -214,3 +214,19 @@ def test_cpu_limit_is_per_call_not_per_worker():
             reward(batch())
     finally:
         reward.close()
+
+
+def test_the_worker_loads_nothing_beyond_the_program_layer():
+    """What the worker imports stays importable by the program without an 'import' event: no
+    env, network or multiprocessing modules may be among them (subprocess is, through the
+    parent-side sandbox module; spawning is refused by the audit hook, see above)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rewardgen.code.program, rewardgen.code.wire\n"
+        "print(sorted(m for m in ('socket', 'gymnasium', 'multiprocessing', 'torch', 'ssl', 'urllib')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -39,17 +39,25 @@ class SandboxLimits:
     load_timeout_s: float = 30.0
 
 
-def _read_exact(fd: int, n: int, timeout: float) -> bytes:
+def _read_frame(fd: int, timeout: float) -> bytes:
+    """One length-prefixed reply, usually in one select and one read (the worker answers each
+    request with exactly one frame, so reading ahead never takes the next one)."""
     buf = bytearray()
-    while len(buf) < n:
+    need = 8
+    while len(buf) < need:
         ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
             raise TimeoutError
-        chunk = os.read(fd, n - len(buf))
+        chunk = os.read(fd, max(need - len(buf), 1 << 16))
         if not chunk:
             raise EOFError
         buf += chunk
-    return bytes(buf)
+        if need == 8 and len(buf) >= 8:
+            n = int.from_bytes(buf[:8], "little")
+            if n > 1 << 31:
+                raise EOFError
+            need = 8 + n
+    return bytes(buf[8:need])
 
 
 class SandboxRunner:
@@ -119,10 +127,7 @@ class SandboxRunner:
         assert self._proc is not None and self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
         try:
-            n = int.from_bytes(_read_exact(fd, 8, timeout), "little")
-            if n > 1 << 31:
-                raise EOFError
-            return decode(_read_exact(fd, n, timeout))
+            return decode(_read_frame(fd, timeout))
         except TimeoutError:
             self._kill()
             raise RewardProgramError(

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rewardgen.code.checks import CodeCheckError, static_check
-from rewardgen.tasks import TaskSpec, get_task
+
+if TYPE_CHECKING:  # rewardgen.tasks pulls in gymnasium: never into the sandbox worker
+    from rewardgen.tasks import TaskSpec
 
 __all__ = ["ENTRY", "Text2RewardImport", "convert_text2reward", "import_text2reward"]
 
@@ -213,7 +216,7 @@ def import_text2reward(
         train(TrainConfig(task=str(imp.task.path), reward=str(imp.reward), sandbox=SandboxLimits()))
     """
     from rewardgen.errors import RewardgenError
-    from rewardgen.tasks import FieldSpec, save_task_file
+    from rewardgen.tasks import FieldSpec, get_task, save_task_file
 
     src = Path(path)
     if not src.is_file():
