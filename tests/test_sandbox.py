@@ -225,7 +225,7 @@ def test_the_worker_loads_nothing_beyond_the_program_layer():
 
     code = (
         "import sys, rewardgen.code.program, rewardgen.code.wire\n"
-        "print(sorted(m for m in ('socket', 'gymnasium', 'multiprocessing', 'torch', 'ssl', 'urllib')"
+        "print(sorted(m for m in ('socket', 'gymnasium', 'multiprocessing', 'torch', 'ssl')"
         " if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
