@@ -6,7 +6,8 @@ cost of calling a generated reward in the sandbox during training.
    sandboxed) with 1 worker, then with one worker per core; prints the speedup (target >= 1.6x
    on 2 cores).
 2. Env steps/s of Hopper with 8 envs: raw vs wrapped with a typical generated reward, in-process
-   and sandboxed, interleaved CPU-time blocks (target: sandboxed/raw >= 0.9).
+   and sandboxed, interleaved blocks (target: sandboxed/raw >= 0.9). Sandboxed training scores a
+   whole PPO rollout in one call (deferred rewards); the per-step sandbox call is shown beside it.
 
     python scripts/bench_search.py [--steps 8192] [--workers N]
 """
@@ -116,6 +117,42 @@ def sandbox_wall_ratio(blocks: int, block: int) -> float:
     return statistics.median(r) / statistics.median(w)
 
 
+def sb3_sandbox_ratios(blocks: int, block: int) -> dict[str, float]:
+    """SB3 VecEnv steps/s, wall clock: raw, the sandboxed reward called per step, and deferred to
+    one call per ``block`` steps (a PPO rollout of block x 8 transitions)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
+
+    spec = get_task(TASK)
+    program = RewardProgram.from_source(PROGRAM, name="generated.py")
+    envs = {}
+    for name in ("raw", "per-step", "deferred"):
+        reward = CodeReward(program, SandboxRunner(program, SandboxLimits()))
+        venv = DummyVecEnv([make_env_fn(spec, fields=reward.fields) for _ in range(8)])
+        if name != "raw":
+            venv = SB3RewardVecWrapper(
+                venv, reward, defer=name == "deferred", **wrapper_kwargs(spec, reward.fields)
+            )
+        venv.seed(0)
+        venv.reset()
+        envs[name] = venv
+    actions = np.random.default_rng(0).uniform(-1, 1, (64, 8, 3)).astype(np.float32)
+    times: dict[str, list[float]] = {k: [] for k in envs}
+    for _ in range(blocks):
+        for name, venv in envs.items():
+            t0 = time.perf_counter()
+            for i in range(block):
+                venv.step(actions[i % 64])
+            if name == "deferred":
+                venv.flush()
+            times[name].append(time.perf_counter() - t0)
+    for venv in envs.values():
+        venv.close()
+    raw = statistics.median(times["raw"])
+    return {k: raw / statistics.median(v) for k, v in times.items() if k != "raw"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,6 +171,14 @@ def main() -> None:
     print("Hopper, 8 envs, CPU time of this process per 50 vector steps (median of 30 blocks):")
     print(f"  in-process reward / raw = {t['raw'] / t['in-process']:.3f}")
     print(f"  sandboxed reward, wall-clock steps/s ratio = {sandbox_wall_ratio(blocks=30, block=50):.3f}")
+    r = sb3_sandbox_ratios(blocks=20, block=256)
+    print(
+        "SB3 VecEnv, Hopper, 8 envs, sandboxed reward, wall-clock steps/s ratio to raw (median of 20 blocks):"
+    )
+    print(
+        f"  called per step {r['per-step']:.3f}; "
+        f"deferred, one call per 256 x 8 transitions {r['deferred']:.3f}"
+    )
 
 
 if __name__ == "__main__":

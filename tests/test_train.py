@@ -199,3 +199,47 @@ def test_training_continues_from_a_saved_run(tmp_path):
         train(TrainConfig(steps=2048, resume_from=str(cont.run_dir), **base), out=tmp_path / "again")
     with pytest.raises(RewardgenError, match=r"no model\.zip"):
         train(TrainConfig(steps=2048, resume_from=str(tmp_path), **base), out=tmp_path / "x")
+
+
+@pytest.mark.parametrize("task", ["hopper-run-backward", "pendulum"])
+def test_deferred_rewards_train_exactly_like_per_step_rewards(tmp_path, task):
+    """One reward call per PPO rollout (what sandboxed programs use) gives the same policy, the
+    same reward statistics and the same evaluation as one call per step; terminations (Hopper)
+    and time-limit truncations with their value bootstrap (Pendulum) included."""
+    import pickle
+
+    from stable_baselines3 import PPO
+
+    from rewardgen.tasks import derive_task, save_task_file
+
+    if task == "pendulum":
+        notes = {"fields": {"cos_theta": {"source": "obs[0]", "doc": "cos"}}}
+        task = str(save_task_file(derive_task("Pendulum-v1", "up", notes), tmp_path / "p.yaml").path)
+        code = "def compute_reward(obs, action, next_obs, info):\n    return info['cos_theta'], {}\n"
+    else:
+        code = (
+            "import numpy as np\n\ndef compute_reward(obs, action, next_obs, info):\n"
+            "    v = -info['x_velocity']\n    c = 0.1 * np.sum(action**2, axis=1)\n"
+            "    return v - c, {'v': v, 'c': -c}\n"
+        )
+    (tmp_path / "r.py").write_text(code)
+    runs = {}
+    for defer in (False, True):
+        runs[defer] = train(
+            TrainConfig(
+                task=task, reward=str(tmp_path / "r.py"), steps=1024, n_envs=2, eval_episodes=1, video=False,
+                hyperparams={**FAST, "n_steps": 256}, progress=False, defer_reward=defer,
+            ),
+            out=tmp_path / f"defer{defer}",
+        )  # fmt: skip
+    assert json.loads((runs[True].run_dir / "manifest.json").read_text())["deferred_reward"] is True
+    a, b = (PPO.load(runs[d].run_dir / "model.zip").policy.state_dict() for d in (False, True))
+    for k in a:
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+    na, nb = (pickle.loads((runs[d].run_dir / "vecnormalize.pkl").read_bytes()) for d in (False, True))
+    np.testing.assert_allclose(na.ret_rms.var, nb.ret_rms.var, rtol=1e-5)
+    assert runs[False].eval["reward_return_mean"] == pytest.approx(
+        runs[True].eval["reward_return_mean"], rel=1e-4
+    )
+    rows = [r for r in csv.DictReader((runs[True].run_dir / "metrics.csv").open())]
+    assert rows and int(rows[-1]["episodes"]) > 0 and rows[-1]["reward_return_mean"]

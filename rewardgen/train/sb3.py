@@ -47,6 +47,7 @@ class TrainConfig:
     progress: bool = True
     sandbox: SandboxLimits | None = None  # run the reward as untrusted code with these limits
     resume_from: str | None = None  # a run directory whose model.zip (and VecNormalize) training continues
+    defer_reward: bool | None = None  # score whole PPO rollouts at once; None: for sandboxed programs
 
 
 @dataclass
@@ -93,7 +94,14 @@ def load_reward(
     return program, CodeReward(program, runner)
 
 
-def _make_callback(writer: MetricsWriter, log_every: int, metric_spec, run: RunDir, ckpt_every: int):
+def _make_callback(
+    writer: MetricsWriter,
+    log_every: int,
+    metric_spec,
+    run: RunDir,
+    ckpt_every: int,
+    deferred_episodes: Any = None,
+):
     from stable_baselines3.common.callbacks import BaseCallback
 
     class RewardgenCallback(BaseCallback):
@@ -145,6 +153,12 @@ def _make_callback(writer: MetricsWriter, log_every: int, metric_spec, run: RunD
                 env.save(str(ckpt / "vecnormalize.pkl"))
             run.update(checkpoint={"timesteps": self.num_timesteps, "path": "checkpoints/model.zip"})
 
+        def _on_rollout_end(self) -> None:
+            if deferred_episodes is not None:  # deferred rewards: episodes end at the rollout's end
+                self.buffer.extend(deferred_episodes())
+                if self.buffer and self.num_timesteps - self.last_log >= log_every:
+                    self._flush()
+
         def _on_training_end(self) -> None:
             if self.buffer:
                 self._flush()
@@ -164,6 +178,7 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
     from stable_baselines3.common.utils import set_random_seed
     from stable_baselines3.common.vec_env import VecNormalize
 
+    from rewardgen.train.deferred import DeferredRewardVecNormalize, attach_deferred_rewards
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
     spec = get_task(config.task)
@@ -190,27 +205,44 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         reward={"path": program.name, "sha256": program.sha256, "params": dict(program.params)},
     )
     set_random_seed(config.seed)
+    defer = (
+        config.defer_reward
+        if config.defer_reward is not None
+        else algo == "ppo" and config.sandbox is not None
+    )
+    if defer and algo != "ppo":
+        raise RewardgenError("deferred rewards need PPO (SAC learns from each step as it comes)")
     venv = make_vec_env(make_env_fn(spec, fields=reward.fields), n_envs=n_envs, seed=config.seed)
-    venv = SB3RewardVecWrapper(
-        venv, reward, config.mode, config.env_coef, config.reward_coef, **wrapper_kwargs(spec, reward.fields)
+    venv = wrapper = SB3RewardVecWrapper(
+        venv,
+        reward,
+        config.mode,
+        config.env_coef,
+        config.reward_coef,
+        defer=defer,
+        **wrapper_kwargs(spec, reward.fields),
     )
     hp = {**default_hyperparams(algo, spec.env_id), **config.hyperparams}
     cls = PPO if algo == "ppo" else SAC
+    normalizer = DeferredRewardVecNormalize if defer else VecNormalize
     if config.resume_from is not None:
-        model, venv = _resume(cls, Path(config.resume_from), venv, device)
+        model, venv = _resume(cls, Path(config.resume_from), venv, device, normalizer)
         if model.num_timesteps >= steps:
             venv.close()
             raise RewardgenError(
                 f"{config.resume_from} already trained {model.num_timesteps} steps: ask for more than that"
             )
     else:
-        venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99))
+        venv = normalizer(venv, gamma=hp.get("gamma", 0.99))
         if algo == "ppo":
             hp["n_steps"] = max(8, min(hp.get("n_steps", 2048), steps // n_envs))
             hp["batch_size"] = min(hp.get("batch_size", 64), hp["n_steps"] * n_envs)
         else:
             hp["learning_starts"] = min(hp.get("learning_starts", 100), steps // 10)
         model = cls("MlpPolicy", venv, device=device, seed=config.seed, verbose=0, **hp)
+    if defer:
+        attach_deferred_rewards(model, wrapper, venv)
+    run.update(deferred_reward=defer)
     log_every = max(1000, steps // 100)
     callback = _make_callback(
         MetricsWriter(run.file("metrics.csv"), append=config.resume_from is not None),
@@ -218,6 +250,7 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         spec.metric,
         run,
         config.checkpoint_every or max(steps // 10, 1000),
+        deferred_episodes=wrapper.pop_episodes if defer else None,
     )
     try:
         model.learn(
@@ -257,14 +290,17 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
     return TrainResult(run.path, result)
 
 
-def _resume(cls: Any, folder: Path, venv: Any, device: str) -> tuple[Any, Any]:
-    """The model (and its VecNormalize statistics) a previous run saved, on the new envs."""
+def _resume(cls: Any, folder: Path, venv: Any, device: str, normalizer: type) -> tuple[Any, Any]:
+    """The model (and its VecNormalize statistics, as ``normalizer``) a previous run saved, on
+    the new envs."""
     from stable_baselines3.common.vec_env import VecNormalize
 
     if not (folder / "model.zip").is_file():
         raise RewardgenError(f"cannot continue training from {folder}: it has no model.zip")
     if (folder / "vecnormalize.pkl").is_file():
         venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), venv)
+        venv.__class__ = normalizer  # the same statistics; deferred or per-step reward handling
+        venv.deferred_returns = np.zeros(venv.num_envs)
         venv.training = True
     model = cls.load(folder / "model.zip", env=venv, device=device)
     metrics = folder / "metrics.csv"

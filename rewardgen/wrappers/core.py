@@ -150,14 +150,21 @@ class RewardMixer:
         out = self.reward_fn(batch)
         env_reward = np.asarray(env_reward, dtype=np.float64)
         synth = out.total
-        if self.mode == "replace":
-            mixed = synth if self.reward_coef == 1.0 else self.reward_coef * synth
-        else:
-            mixed = self.env_coef * env_reward + self.reward_coef * synth
+        mixed = self.mix(env_reward, synth)
         if active is not None:
             mixed = np.where(active, mixed, 0.0)
         self._accumulate(env_reward, synth, out.components, fields, active)
         return mixed, out, fields
+
+    def mix(self, env_reward: np.ndarray, synth: np.ndarray) -> np.ndarray:
+        """The reward the agent gets from the env's reward and the synthesized one."""
+        if self.mode == "replace":
+            return synth if self.reward_coef == 1.0 else self.reward_coef * synth
+        return self.env_coef * np.asarray(env_reward, dtype=np.float64) + self.reward_coef * synth
+
+    def accumulate(self, env_reward, synth, components, fields, active=None) -> None:
+        """Add one step's rewards, components and metric fields to the running episodes."""
+        self._accumulate(np.asarray(env_reward, dtype=np.float64), synth, components, fields, active)
 
     def _accumulate(self, env_reward, synth, components, fields, active) -> None:
         if active is not None:  # autoreset steps add nothing to the episode that follows

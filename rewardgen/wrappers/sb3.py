@@ -8,11 +8,19 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from rewardgen.rewards import RewardFn
+from rewardgen.errors import RewardgenError
+from rewardgen.rewards import RewardFn, TransitionBatch
 from rewardgen.wrappers.core import FieldReader, ListOfDictsView, RewardMixer, summary_row
 from rewardgen.wrappers.vector import _replace_rows
 
 __all__ = ["SB3RewardVecWrapper"]
+
+
+def _stack(steps: list[Any]) -> Any:
+    """Per-step batches (n, ...) -> one batch (T * n, ...), time-major; dicts key by key."""
+    if isinstance(steps[0], Mapping):
+        return {k: _stack([s[k] for s in steps]) for k in steps[0]}
+    return np.concatenate([np.asarray(s) for s in steps], axis=0)
 
 
 class SB3RewardVecWrapper(VecEnvWrapper):
@@ -22,6 +30,12 @@ class SB3RewardVecWrapper(VecEnvWrapper):
     step); ``TimeLimit.truncated`` separates truncation from termination. Per env info keys:
     ``env_reward``, ``reward_components`` and, at episode end, ``reward_episode``. Put it
     *under* ``VecNormalize`` so the reward program sees raw observations.
+
+    ``defer=True`` (on-policy training with a stateless reward, e.g. a sandboxed program): steps
+    return a placeholder reward of 0 and keep the transitions; :meth:`flush` scores a whole
+    rollout in one reward call and returns the rewards (T, n), and episode summaries come from
+    :meth:`pop_episodes`. PPO does not need a reward before the rollout ends, so one call per
+    rollout replaces one (sandbox round trip) per step.
 
     Example:
         >>> from stable_baselines3.common.env_util import make_vec_env
@@ -44,8 +58,14 @@ class SB3RewardVecWrapper(VecEnvWrapper):
         reward_coef: float = 1.0,
         fields: FieldReader | None = None,
         episode_metrics: Mapping[str, tuple[str, str]] | None = None,
+        defer: bool = False,
     ):
         super().__init__(venv)
+        if defer and reward_fn.needs_frames:
+            raise RewardgenError("a reward that scores frames cannot be deferred to the end of a rollout")
+        self.defer = defer
+        self._pending: list[tuple[Any, ...]] = []
+        self._episodes: list[dict[str, Any]] = []
         render = (lambda: np.stack(self.venv.get_images())) if reward_fn.needs_frames else None
         self.mixer = RewardMixer(
             reward_fn,
@@ -63,6 +83,7 @@ class SB3RewardVecWrapper(VecEnvWrapper):
     def reset(self):
         obs = self.venv.reset()
         self._obs = obs
+        self._pending.clear()
         self.mixer.restart_all()
         return obs
 
@@ -81,6 +102,8 @@ class SB3RewardVecWrapper(VecEnvWrapper):
             next_obs = _replace_rows(obs, {int(i): infos[i]["terminal_observation"] for i in idx})
         else:
             truncated = dones
+        if self.defer:
+            return self._keep(obs, next_obs, env_reward, dones, truncated, infos)
         mixed, out, _ = self.mixer(
             self._obs,
             self._actions,
@@ -101,6 +124,49 @@ class SB3RewardVecWrapper(VecEnvWrapper):
                 infos[j]["reward_episode"] = summary_row(summary, pos)
         self._obs = obs
         return obs, mixed.astype(np.float32), dones, infos
+
+    def _keep(self, obs, next_obs, env_reward, dones, truncated, infos):
+        fields = self.mixer.fields(next_obs, ListOfDictsView(infos))
+        step = (self._obs, self._actions, next_obs, env_reward, dones & ~truncated, truncated, fields, dones)
+        self._pending.append(step)
+        for info, r_env in zip(infos, env_reward.tolist(), strict=True):
+            info["env_reward"] = r_env
+        self._obs = obs
+        return obs, np.zeros(len(dones), dtype=np.float32), dones, infos
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """Score the steps kept since the last flush in one reward call: the mixed rewards and
+        the done flags, (T, n) each, time-major; episodes advance step by step as if live."""
+        if not self._pending:
+            return np.zeros((0, self.num_envs)), np.zeros((0, self.num_envs), dtype=bool)
+        steps, self._pending = self._pending, []
+        cols = list(zip(*steps, strict=True))
+        n, t = self.num_envs, len(steps)
+        batch = TransitionBatch(
+            obs=_stack(cols[0]),
+            action=_stack(cols[1]),
+            next_obs=_stack(cols[2]),
+            terminated=np.concatenate(cols[4]),
+            truncated=np.concatenate(cols[5]),
+            info=_stack(cols[6]),
+        )
+        out = self.mixer.reward_fn(batch)
+        synth = out.total.reshape(t, n)
+        comps = {k: v.reshape(t, n) for k, v in out.components.items()}
+        mixed = np.empty((t, n))
+        for i, (_, _, _, env_reward, _, _, fields, dones) in enumerate(steps):
+            step_comps = {k: v[i] for k, v in comps.items()}
+            mixed[i] = self.mixer.mix(env_reward, synth[i])
+            self.mixer.accumulate(env_reward, synth[i], step_comps, fields)
+            if dones.any():
+                summary = self.mixer.end_episodes(dones)
+                self._episodes.extend(summary_row(summary, pos) for pos in range(int(dones.sum())))
+        return mixed, np.stack(cols[7])
+
+    def pop_episodes(self) -> list[dict[str, Any]]:
+        """Summaries of the episodes that ended in flushed steps (``reward_episode`` rows)."""
+        out, self._episodes = self._episodes, []
+        return out
 
     def close(self) -> None:
         self.mixer.reward_fn.close()

@@ -1,0 +1,96 @@
+"""Deferred rewards for on-policy training: one reward call per rollout instead of one per step.
+
+PPO needs rewards only when the rollout ends (to compute returns and advantages), so a reward
+that is a pure function of the transitions (a reward program, above all a sandboxed one, whose
+every call costs a process round trip) can score the whole rollout in one batch. The pieces:
+
+- :class:`~rewardgen.wrappers.sb3.SB3RewardVecWrapper` with ``defer=True`` keeps the
+  transitions and returns placeholder rewards of 0;
+- :class:`DeferredRewardVecNormalize` normalizes observations as usual and the rewards when
+  they arrive, step by step with the same running statistics VecNormalize would have kept;
+- :class:`DeferredRolloutBuffer` adds the rewards to the buffer right before returns and
+  advantages are computed (after SB3 added its bootstrap for truncated episodes).
+
+The result equals per-step scoring (``tests/test_train.py`` compares the two rollouts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from rewardgen.errors import RewardgenError
+
+__all__ = ["DeferredRewardVecNormalize", "DeferredRolloutBuffer", "attach_deferred_rewards"]
+
+
+class DeferredRewardVecNormalize(VecNormalize):
+    """VecNormalize whose reward statistics advance when deferred rewards arrive
+    (:meth:`normalize_rollout`), not on the placeholder rewards of each step."""
+
+    def __init__(self, venv: VecEnv, **kwargs: Any):
+        super().__init__(venv, **kwargs)
+        self.deferred_returns = np.zeros(self.num_envs)
+
+    def _update_reward(self, reward: np.ndarray) -> None:
+        pass  # placeholders: the real rewards come in normalize_rollout
+
+    def set_venv(self, venv: VecEnv) -> None:
+        super().set_venv(venv)
+        self.deferred_returns = np.zeros(self.num_envs)
+
+    def reset(self) -> Any:
+        obs = super().reset()
+        self.deferred_returns = np.zeros(self.num_envs)
+        return obs
+
+    def normalize_rollout(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """Rewards (T, n) of a rollout -> normalized (T, n), as VecNormalize.step_wait would have
+        normalized them one step at a time (statistics updated only in training mode)."""
+        out = np.empty(rewards.shape, dtype=np.float32)
+        for t in range(len(rewards)):
+            if self.training:
+                self.deferred_returns = self.deferred_returns * self.gamma + rewards[t]
+                self.ret_rms.update(self.deferred_returns)
+            out[t] = self.normalize_reward(rewards[t])
+            self.deferred_returns[dones[t]] = 0
+        return out
+
+
+class DeferredRolloutBuffer(RolloutBuffer):
+    """A rollout buffer that asks ``reward_source()`` for the rollout's rewards (T, n) right
+    before computing returns and advantages."""
+
+    reward_source: Callable[[], np.ndarray]
+
+    def compute_returns_and_advantage(self, last_values: Any, dones: np.ndarray) -> None:
+        rewards = self.reward_source()
+        if rewards.shape != self.rewards.shape:
+            raise RewardgenError(
+                f"deferred rewards of shape {rewards.shape} for a rollout of shape {self.rewards.shape}"
+            )
+        self.rewards += rewards.astype(np.float32)
+        super().compute_returns_and_advantage(last_values, dones)
+
+
+def attach_deferred_rewards(model: Any, wrapper: Any, normalizer: VecNormalize | None) -> None:
+    """Make ``model`` (PPO/A2C) take its rewards from ``wrapper.flush()`` at each rollout's end,
+    normalized by ``normalizer`` (a :class:`DeferredRewardVecNormalize`) when there is one."""
+    if not isinstance(model.rollout_buffer, RolloutBuffer) or type(model.rollout_buffer) is not RolloutBuffer:
+        raise RewardgenError(
+            "deferred rewards need an on-policy algorithm with a plain RolloutBuffer (PPO, A2C)"
+        )
+    if normalizer is not None and not isinstance(normalizer, DeferredRewardVecNormalize):
+        raise RewardgenError("deferred rewards need DeferredRewardVecNormalize, not VecNormalize")
+
+    def source() -> np.ndarray:
+        rewards, dones = wrapper.flush()
+        rewards = rewards.astype(np.float32)  # what a per-step wrapper hands VecNormalize
+        return normalizer.normalize_rollout(rewards, dones) if normalizer is not None else rewards
+
+    model.rollout_buffer.__class__ = DeferredRolloutBuffer  # the buffer is never saved with the model
+    model.rollout_buffer.reward_source = source
