@@ -273,7 +273,9 @@ def synthesize(
     goal: Annotated[str | None, typer.Option(help="the goal sentence; default: the task's")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     workers: Annotated[int | None, typer.Option(help="candidates trained at once; default: cores")] = None,
-    final_seeds: Annotated[int, typer.Option(help="retrain the best reward with N more seeds")] = 0,
+    final_seeds: Annotated[
+        int, typer.Option(help="retrain the best reward with N more seeds and report each (0: skip)")
+    ] = 2,
     few_shot: Annotated[int, typer.Option(help="show K reference rewards of the closest goals")] = 0,
     early_stop: Annotated[
         bool, typer.Option(help="successive halving: drop the worse half after a fraction of the steps")
