@@ -345,7 +345,8 @@ def synthesize(
         run = RunDir.create(get_task(task).id, method, asdict(config), out=out)
     spec = get_task(config.task)
     with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
-        summary = run_search(config, client, run)
+        console.print(f"run directory: [bold]{run.path}[/bold] (report.html is rewritten after every round)")
+        summary = run_search(config, client, run, log=lambda line: console.print(line, highlight=False))
     table = Table(title=f"{spec.id}: {config.method}")
     for col in ("round", "cand", "status", "success metric", "reason"):
         table.add_column(col)

@@ -111,6 +111,7 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
         out = capsys.readouterr().out
         assert "trained" in out and "best reward" in out and "LLM: 1 calls" in out
         assert "best reward, seed 1: success metric" in out and "best reward, seed 2" in out  # default 2
+        assert "round 1/1: asking m for 1 rewards" in out and "iter0/cand0: trained, score" in out
         assert "report.html" in out and (tmp_path / "run" / "report.html").is_file()
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["best"]["status"] == "trained"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,15 +251,23 @@ def _curves(cand: Candidate) -> dict[str, list[float]]:
     return {k: [float(x) for x in v] for k, v in read_metrics(metrics).items()}
 
 
+def _quiet(message: str) -> None:
+    pass
+
+
 def synthesize(
-    config: SearchConfig, client: LLMClient, run: RunDir, executor: Executor | None = None
+    config: SearchConfig,
+    client: LLMClient,
+    run: RunDir,
+    executor: Executor | None = None,
+    log: Callable[[str], None] = _quiet,
 ) -> dict[str, Any]:
     """Run the search in ``run``; returns the summary also written to ``summary.json``.
 
     Candidates already finished in ``run`` (a killed run) are not evaluated again, and the LLM
     cache answers the repeated requests, so calling it again on the same run directory resumes.
     A budget stop ends the search cleanly: candidates so far are kept and the manifest says why.
-    ``report.html`` is rewritten after every round.
+    ``report.html`` is rewritten after every round; ``log`` receives one line per stage.
     """
     if config.method not in METHODS:
         raise RewardgenError(f"unknown method '{config.method}': choose one of {', '.join(METHODS)}")
@@ -279,6 +288,7 @@ def synthesize(
             round_dir = run.path / f"iter{it}"
             round_dir.mkdir(exist_ok=True)
             (round_dir / "prompt.md").write_text(messages[-1]["content"])
+            log(f"round {it + 1}/{iterations}: asking {client.settings.model} for {config.samples} rewards")
             try:
                 replies = client.complete(
                     messages, n=config.samples, temperature=config.temperature, seed=config.seed + it
@@ -286,7 +296,9 @@ def synthesize(
             except BudgetExceededError as exc:
                 stopped = str(exc)
                 break
-            round_cands = evaluate_round(task, [r.text for r in replies], round_dir, it, config, executor)
+            round_cands = evaluate_round(
+                task, [r.text for r in replies], round_dir, it, config, executor, log
+            )
             candidates.extend(round_cands)
             round_best = best_candidate(round_cands)
             if round_best is not None and (best is None or round_best.score >= best.score):  # type: ignore[operator]
@@ -300,6 +312,8 @@ def synthesize(
                 best=best.summary() if best else None,
             )
             write_report(run.path)
+            if best is not None:
+                log(f"round {it + 1}: best so far {best.path.relative_to(run.path)}, score {best.score:.4g}")  # type: ignore[union-attr]
             if it + 1 < iterations:
                 failures = [c for c in round_cands if c.status not in ("trained",)]
                 anchor = round_best or best
@@ -307,8 +321,11 @@ def synthesize(
                     *messages[:2],
                     feedback_message(task, anchor, failures, _curves(anchor) if anchor else None),
                 ]
+        if best and not stopped and config.final_seeds > 0:
+            log(f"retraining the best reward with {config.final_seeds} more seeds")
         final = _final_seeds(task, best, run, config, executor) if best and not stopped else []
-        if not stopped:
+        if not stopped and config.videos > 0:
+            log(f"filming the {config.videos} best policies")
             record_videos(task, candidates, config, executor, best)
     finally:
         if own_executor:
@@ -364,6 +381,7 @@ def evaluate_round(
     it: int,
     config: SearchConfig,
     executor: Executor,
+    log: Callable[[str], None] = _quiet,
 ) -> list[Candidate]:
     """Evaluate one round's replies in ``round_dir/cand<i>``; with ``config.early_stop`` by
     successive halving. Finished work of a killed run is loaded, not redone."""
@@ -385,6 +403,9 @@ def evaluate_round(
             ]
             jobs = [(task, cands[i], config, rung_steps) for i in todo]
             fn = continue_candidate
+        if todo:
+            rung = f" (successive halving: rung {r + 1}/{len(rungs)})" if len(rungs) > 1 else ""
+            log(f"  training {len(todo)} candidates to {rung_steps:,} steps{rung}")
         for i, result in zip(todo, executor.map(fn, jobs), strict=True):
             if isinstance(result, BudgetExceededError):
                 raise result
@@ -393,6 +414,9 @@ def evaluate_round(
                     Candidate(it, i, "failed", reason=f"its worker crashed: {result!r}", path=folders[i])
                 )
             cands[i] = result
+            c = cands[i]
+            detail = f"score {c.score:.4g}" if c.status == "trained" else (c.reason or "")[:100]
+            log(f"  {round_dir.name}/cand{i}: {c.status}, {detail}")
         if r + 1 < len(rungs):
             _prune(cands)
     return [cands[i] for i in range(len(replies))]
