@@ -7,7 +7,7 @@ import pytest
 
 from rewardgen.llm import LLMClient, LLMSettings
 from rewardgen.llm.testing import LoopbackLLMServer
-from rewardgen.synthesis import SearchConfig, synthesize
+from rewardgen.synthesis import Candidate, SearchConfig, synthesize
 from rewardgen.train.hyperparams import FAST_PPO
 from rewardgen.train.rundir import RunDir
 
@@ -138,7 +138,7 @@ def test_candidates_train_in_parallel_workers_and_the_best_is_retrained(tmp_path
 CHILD = """
 import json, sys
 from rewardgen.llm import LLMClient, LLMSettings
-from rewardgen.synthesis import SearchConfig, synthesize
+from rewardgen.synthesis import Candidate, SearchConfig, synthesize
 from rewardgen.train.rundir import RunDir
 
 url, out, cache, cfg = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
@@ -199,7 +199,9 @@ def test_successive_halving_continues_the_better_half(tmp_path):
     with LoopbackLLMServer() as server:
         server.push([GOOD, strong])
         run, summary = run_search(
-            server, tmp_path, config(method="text2reward", steps=512, early_stop=True, videos=0)
+            server,
+            tmp_path,
+            config(method="text2reward", steps=512, early_stop=True, videos=0, halving_tolerance=0.0),
         )
     a, b = summary["candidates"]
     assert a["status"] == b["status"] == "trained"
@@ -301,3 +303,21 @@ def test_search_on_a_local_ray_instance(tmp_path):
     assert "KeyError: 'x_vel'" in summary["candidates"][1]["reason"]
     assert summary["final_seeds"][0]["seed"] == 1 and "success_metric_mean" in summary["final_seeds"][0]
     assert (run.path / "iter0" / "cand0" / "train" / "video.mp4").is_file()
+
+
+def test_successive_halving_drops_only_clearly_worse_candidates(tmp_path):
+    from rewardgen.synthesis.search import _prune
+
+    def cands(*scores):
+        out = {}
+        for i, s in enumerate(scores):
+            (tmp_path / f"c{i}").mkdir(exist_ok=True)
+            out[i] = Candidate(0, i, "trained", score=s, path=tmp_path / f"c{i}")
+        return out
+
+    noise = cands(1.2490, 1.2491, 1.2489, 1.2490)  # hopper-jump: nobody jumped, differences are noise
+    assert _prune(noise, tolerance=0.02 * 1.6) == [] and not any(c.pruned for c in noise.values())
+    clear = cands(1.45, 1.25, 1.46, 1.30)
+    dropped = _prune(clear, tolerance=0.02 * 1.6)
+    assert sorted(c.index for c in dropped) == [1, 3] and clear[1].pruned and not clear[0].pruned
+    assert Candidate.load(tmp_path / "c1").pruned  # saved: a resumed search does not train it again

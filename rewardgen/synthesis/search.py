@@ -63,6 +63,7 @@ class SearchConfig:
     retrieval: str = "auto"  # "minilm" (extra embed), "tfidf", or auto
     final_seeds: int = 0  # retrain the best reward with this many more seeds and report them
     early_stop: bool = False  # successive halving: train all for a fraction, continue the better half
+    halving_tolerance: float = 0.02  # ...dropping only candidates clearly worse than the cutoff (relative)
     videos: int = 3  # record a video of this many best policies for report.html
     executor: str = "local"  # "local" process pool, or "ray"
     ray_address: str | None = None  # a running Ray cluster; None: a local Ray instance
@@ -418,24 +419,39 @@ def evaluate_round(
             detail = f"score {c.score:.4g}" if c.status == "trained" else (c.reason or "")[:100]
             log(f"  {round_dir.name}/cand{i}: {c.status}, {detail}")
         if r + 1 < len(rungs):
-            _prune(cands)
+            dropped = _prune(cands, config.halving_tolerance * _metric_scale(task, cands))
+            if dropped:
+                log(f"  successive halving drops {', '.join(f'cand{c.index}' for c in dropped)}")
     return [cands[i] for i in range(len(replies))]
 
 
-def _prune(cands: dict[int, Candidate]) -> None:
-    """Successive halving: keep the better half of the candidates still training (ties stay)."""
+def _metric_scale(task: TaskSpec, cands: dict[int, Candidate]) -> float:
+    """The size of a meaningful score difference: the success threshold's magnitude, or the
+    scores' own when the metric has none."""
+    m = task.metric
+    threshold = m.above if m.above is not None else m.below
+    if threshold is not None and threshold != 0:
+        return abs(threshold)
+    scores = [abs(c.score) for c in cands.values() if c.score is not None]
+    return max(scores, default=0.0)
+
+
+def _prune(cands: dict[int, Candidate], tolerance: float = 0.0) -> list[Candidate]:
+    """Successive halving: keep the better half of the candidates still training, and every
+    candidate within ``tolerance`` of the cutoff (not clearly worse). Returns the dropped ones."""
     alive = sorted(
         (c for c in cands.values() if c.status == "trained" and not c.pruned and c.score is not None),
         key=lambda c: c.score,  # type: ignore[arg-type,return-value]
         reverse=True,
     )
     if len(alive) < 2:
-        return
+        return []
     cutoff = alive[math.ceil(len(alive) / 2) - 1].score
-    for c in alive:
-        if c.score < cutoff:  # type: ignore[operator]
-            c.pruned = True
-            _saved(c)
+    dropped = [c for c in alive if c.score < cutoff - tolerance]  # type: ignore[operator]
+    for c in dropped:
+        c.pruned = True
+        _saved(c)
+    return dropped
 
 
 def record_videos(
