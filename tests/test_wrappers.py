@@ -123,3 +123,44 @@ def test_frames_are_rendered_only_when_the_reward_asks():
     env.reset()
     env.step(np.zeros(1, np.float32))
     assert single.batches[-1].frames.shape == (1, 8, 8, 3)
+
+
+def test_sb3_deferred_rewards_equal_per_step_rewards_and_episodes():
+    """Deferred scoring (one call per rollout) returns the same rewards and the same episode
+    summaries, metrics included, as scoring every step."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rewardgen.code import load_reward_program
+    from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
+    from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
+
+    spec = get_task("hopper-jump")  # short random episodes, a max-reduced metric, five components
+    actions = np.random.default_rng(0).uniform(-1, 1, (300, 4, 3)).astype(np.float32)
+    results = {}
+    for defer in (False, True):
+        reward = load_reward_program(spec.reward_path, spec.resolved_reward_params())
+        venv = DummyVecEnv([make_env_fn(spec, fields=reward.fields) for _ in range(4)])
+        venv = SB3RewardVecWrapper(venv, reward, defer=defer, **wrapper_kwargs(spec, reward.fields))
+        venv.seed(3)
+        venv.reset()
+        rewards, episodes = [], []
+        for a in actions:
+            _, r, _, infos = venv.step(a)
+            rewards.append(r)
+            episodes += [i["reward_episode"] for i in infos if "reward_episode" in i]
+        if defer:
+            assert not np.any(rewards) and not episodes  # placeholders until the flush
+            mixed, dones = venv.flush()
+            rewards, episodes = mixed, venv.pop_episodes()
+            assert dones.shape == (300, 4) and dones.any()
+        results[defer] = (np.asarray(rewards), episodes)
+        venv.close()
+    np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-6, atol=1e-6)
+    per_step, deferred = results[False][1], results[True][1]
+    assert len(per_step) > 20 and len(deferred) == len(per_step)
+    key = lambda e: (e["length"], round(e["env_return"], 6))  # noqa: E731 - order within a step may differ
+    for a, b in zip(sorted(per_step, key=key), sorted(deferred, key=key), strict=True):
+        assert a["length"] == b["length"] and a["metrics"] == pytest.approx(b["metrics"])
+        assert a["reward_return"] == pytest.approx(b["reward_return"]) and a["components"] == pytest.approx(
+            b["components"]
+        )

@@ -45,6 +45,21 @@ class EpisodeReducer:
             self._acc[:] = values
         self._count += 1 if active is None else active
 
+    def update_block(self, values: np.ndarray) -> None:
+        """Fold ``k`` consecutive steps in at once (``values`` (k, n)), none of them an episode end
+        except perhaps the last; the same as ``k`` calls of :meth:`update`."""
+        if len(values) == 0:
+            return
+        if self.how in ("mean", "sum"):
+            self._acc += values.sum(axis=0)
+        elif self.how == "max":
+            np.maximum(self._acc, values.max(axis=0), out=self._acc)
+        elif self.how == "min":
+            np.minimum(self._acc, values.min(axis=0), out=self._acc)
+        else:
+            self._acc[:] = values[-1]
+        self._count += len(values)
+
     def pop(self, done: np.ndarray) -> np.ndarray:
         """Return the reduced values of the ``done`` envs (in index order) and restart them."""
         acc = self._acc[done]

@@ -166,6 +166,33 @@ class RewardMixer:
         """Add one step's rewards, components and metric fields to the running episodes."""
         self._accumulate(np.asarray(env_reward, dtype=np.float64), synth, components, fields, active)
 
+    def accumulate_block(
+        self,
+        env_reward: np.ndarray,
+        synth: np.ndarray,
+        components: Mapping[str, np.ndarray],
+        fields: Mapping[str, np.ndarray],
+    ) -> None:
+        """Add ``k`` consecutive steps at once (arrays (k, n, ...)) in which no episode ends
+        before the last step: the same as ``k`` calls of :meth:`accumulate`."""
+        self._env_return += env_reward.sum(axis=0)
+        self._synth_return += synth.sum(axis=0)
+        self._length += len(synth)
+        sums = self._comp_sums
+        for name, value in components.items():
+            acc = sums.get(name)
+            if acc is None:
+                acc = sums[name] = np.zeros(self.n)
+            acc += value.sum(axis=0)
+        for name, (field, reducer) in self._metrics.items():
+            values = env_reward if field == "env_reward" else fields.get(field)
+            if values is None:
+                raise RewardgenError(
+                    f"episode metric '{name}' reads field '{field}', which this env does not "
+                    f"provide (fields: {', '.join(sorted(fields))})"
+                )
+            reducer.update_block(np.asarray(values, dtype=np.float64))
+
     def _accumulate(self, env_reward, synth, components, fields, active) -> None:
         if active is not None:  # autoreset steps add nothing to the episode that follows
             env_reward, synth = env_reward * active, synth * active

@@ -126,9 +126,8 @@ class SB3RewardVecWrapper(VecEnvWrapper):
         return obs, mixed.astype(np.float32), dones, infos
 
     def _keep(self, obs, next_obs, env_reward, dones, truncated, infos):
-        fields = self.mixer.fields(next_obs, ListOfDictsView(infos))
-        step = (self._obs, self._actions, next_obs, env_reward, dones & ~truncated, truncated, fields, dones)
-        self._pending.append(step)
+        # references only: SB3's VecEnvs hand out fresh arrays and info dicts every step
+        self._pending.append((self._obs, self._actions, next_obs, env_reward, dones, truncated, infos))
         for info, r_env in zip(infos, env_reward.tolist(), strict=True):
             info["env_reward"] = r_env
         self._obs = obs
@@ -136,32 +135,46 @@ class SB3RewardVecWrapper(VecEnvWrapper):
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
         """Score the steps kept since the last flush in one reward call: the mixed rewards and
-        the done flags, (T, n) each, time-major; episodes advance step by step as if live."""
+        the done flags, (T, n) each, time-major; episodes advance as if scored step by step."""
+        n = self.num_envs
         if not self._pending:
-            return np.zeros((0, self.num_envs)), np.zeros((0, self.num_envs), dtype=bool)
+            return np.zeros((0, n)), np.zeros((0, n), dtype=bool)
         steps, self._pending = self._pending, []
-        cols = list(zip(*steps, strict=True))
-        n, t = self.num_envs, len(steps)
+        obs, actions, next_obs, env_reward, dones, truncated, infos = zip(*steps, strict=True)
+        t = len(steps)
+        dones = np.stack(dones).astype(bool)
+        truncated = np.stack(truncated).astype(bool)
+        next_flat = _stack(next_obs)
+        fields = self.mixer.fields(next_flat, ListOfDictsView([i for step in infos for i in step]))
         batch = TransitionBatch(
-            obs=_stack(cols[0]),
-            action=_stack(cols[1]),
-            next_obs=_stack(cols[2]),
-            terminated=np.concatenate(cols[4]),
-            truncated=np.concatenate(cols[5]),
-            info=_stack(cols[6]),
+            obs=_stack(obs),
+            action=_stack(actions),
+            next_obs=next_flat,
+            terminated=(dones & ~truncated).reshape(-1),
+            truncated=truncated.reshape(-1),
+            info=fields,
         )
         out = self.mixer.reward_fn(batch)
         synth = out.total.reshape(t, n)
         comps = {k: v.reshape(t, n) for k, v in out.components.items()}
-        mixed = np.empty((t, n))
-        for i, (_, _, _, env_reward, _, _, fields, dones) in enumerate(steps):
-            step_comps = {k: v[i] for k, v in comps.items()}
-            mixed[i] = self.mixer.mix(env_reward, synth[i])
-            self.mixer.accumulate(env_reward, synth[i], step_comps, fields)
-            if dones.any():
-                summary = self.mixer.end_episodes(dones)
-                self._episodes.extend(summary_row(summary, pos) for pos in range(int(dones.sum())))
-        return mixed, np.stack(cols[7])
+        by_step = {k: np.asarray(v).reshape(t, n, *np.shape(v)[1:]) for k, v in fields.items()}
+        env = np.stack(env_reward).astype(np.float64)
+        start = 0
+        for stop in [*(np.flatnonzero(dones.any(axis=1)) + 1), t]:  # blocks end where an episode does
+            if stop <= start:
+                continue
+            part = slice(start, stop)
+            self.mixer.accumulate_block(
+                env[part],
+                synth[part],
+                {k: v[part] for k, v in comps.items()},
+                {k: v[part] for k, v in by_step.items()},
+            )
+            if dones[stop - 1].any():
+                summary = self.mixer.end_episodes(dones[stop - 1])
+                self._episodes.extend(summary_row(summary, pos) for pos in range(int(dones[stop - 1].sum())))
+            start = stop
+        return self.mixer.mix(env, synth), dones
 
     def pop_episodes(self) -> list[dict[str, Any]]:
         """Summaries of the episodes that ended in flushed steps (``reward_episode`` rows)."""
