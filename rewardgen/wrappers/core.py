@@ -175,37 +175,32 @@ class RewardMixer:
     ) -> None:
         """Add ``k`` consecutive steps at once (arrays (k, n, ...)) in which no episode ends
         before the last step: the same as ``k`` calls of :meth:`accumulate`."""
-        self._env_return += env_reward.sum(axis=0)
-        self._synth_return += synth.sum(axis=0)
-        self._length += len(synth)
-        sums = self._comp_sums
-        for name, value in components.items():
-            acc = sums.get(name)
-            if acc is None:
-                acc = sums[name] = np.zeros(self.n)
-            acc += value.sum(axis=0)
-        for name, (field, reducer) in self._metrics.items():
-            values = env_reward if field == "env_reward" else fields.get(field)
-            if values is None:
-                raise RewardgenError(
-                    f"episode metric '{name}' reads field '{field}', which this env does not "
-                    f"provide (fields: {', '.join(sorted(fields))})"
-                )
+        comp_sums = {k: v.sum(axis=0) for k, v in components.items()}
+        self._add(env_reward.sum(axis=0), synth.sum(axis=0), comp_sums, len(synth))
+        for reducer, values in self._metric_values(env_reward, fields):
             reducer.update_block(np.asarray(values, dtype=np.float64))
 
     def _accumulate(self, env_reward, synth, components, fields, active) -> None:
         if active is not None:  # autoreset steps add nothing to the episode that follows
             env_reward, synth = env_reward * active, synth * active
             components = {k: v * active for k, v in components.items()}
+        self._add(env_reward, synth, components, 1 if active is None else active)
+        for reducer, values in self._metric_values(env_reward, fields):
+            reducer.update(values, active)
+
+    def _add(self, env_reward, synth, components, steps) -> None:
         self._env_return += env_reward
         self._synth_return += synth
-        self._length += 1 if active is None else active
+        self._length += steps
         sums = self._comp_sums
         for name, value in components.items():
             acc = sums.get(name)
             if acc is None:
                 acc = sums[name] = np.zeros(self.n)
             acc += value
+
+    def _metric_values(self, env_reward, fields):
+        """(reducer, this step's values) of every episode metric."""
         for name, (field, reducer) in self._metrics.items():
             values = env_reward if field == "env_reward" else fields.get(field)
             if values is None:
@@ -213,7 +208,7 @@ class RewardMixer:
                     f"episode metric '{name}' reads field '{field}', which this env does not "
                     f"provide (fields: {', '.join(sorted(fields))})"
                 )
-            reducer.update(values, active)
+            yield reducer, values
 
     def end_episodes(self, done: np.ndarray) -> dict[str, Any]:
         """Episode summaries of the ``done`` envs (arrays in index order), then restart them."""
