@@ -172,24 +172,13 @@ def continue_candidate(task: TaskSpec, cand: Candidate, config: SearchConfig, st
 def _train_candidate(
     task: TaskSpec, cand: Candidate, config: SearchConfig, steps: int, resume: bool
 ) -> Candidate:
-    from rewardgen.train import TrainConfig, train
+    from rewardgen.train import train
 
     assert cand.path is not None
     out = cand.path / "train"
     try:
         result = train(
-            TrainConfig(
-                task=_task_ref(task),
-                reward=str(cand.path / "reward.py"),
-                steps=steps,
-                seed=config.seed,
-                video=False,
-                eval_episodes=config.eval_episodes,
-                hyperparams=dict(config.hyperparams),
-                progress=False,
-                sandbox=config.sandbox,
-                resume_from=str(out) if resume else None,
-            ),
+            _train_config(task, cand.path / "reward.py", config, steps, config.seed, out if resume else None),
             out=out,
             method="candidate",
         )
@@ -217,30 +206,34 @@ def _saved(cand: Candidate) -> Candidate:
     return cand
 
 
-def _retrain(
-    task: TaskSpec, reward: Path, seed: int, folder: Path, config: SearchConfig, video: bool = False
-) -> dict[str, Any]:
-    from rewardgen.train import TrainConfig, train
+def _train_config(
+    task: TaskSpec, reward: Path, config: SearchConfig, steps: int, seed: int, resume_from: Path | None = None
+) -> Any:
+    """How every search run trains a reward: sandboxed, no video, the search's PPO settings."""
+    from rewardgen.train import TrainConfig
+
+    return TrainConfig(
+        task=_task_ref(task),
+        reward=str(reward),
+        steps=steps,
+        seed=seed,
+        video=False,
+        eval_episodes=config.eval_episodes,
+        hyperparams=dict(config.hyperparams),
+        progress=False,
+        sandbox=config.sandbox,
+        resume_from=str(resume_from) if resume_from is not None else None,
+    )
+
+
+def _retrain(task: TaskSpec, reward: Path, seed: int, folder: Path, config: SearchConfig) -> dict[str, Any]:
+    from rewardgen.train import train
 
     done = folder / "eval.json"
     if done.is_file():  # finished before a kill: not retrained on resume
         ev = json.loads(done.read_text())
         return {"seed": seed, **{k: v for k, v in ev.items() if k != "episodes"}}
-    result = train(
-        TrainConfig(
-            task=_task_ref(task),
-            reward=str(reward),
-            steps=config.steps,
-            seed=seed,
-            video=video,
-            eval_episodes=config.eval_episodes,
-            hyperparams=dict(config.hyperparams),
-            progress=False,
-            sandbox=config.sandbox,
-        ),
-        out=folder,
-        method="final",
-    )
+    result = train(_train_config(task, reward, config, config.steps, seed), out=folder, method="final")
     return {"seed": seed, **{k: v for k, v in result.eval.items() if k != "episodes"}}
 
 
