@@ -59,6 +59,37 @@ def _report(result) -> None:
             console.print(f"  {name}")
 
 
+RewardFormat = Annotated[
+    str,
+    typer.Option(help="rewardgen (compute_reward) or text2reward (compute_dense_reward(self, action, obs))"),
+]
+
+
+def _reward_format(
+    reward_format: str, task: str, reward: Path | None, sandbox: bool, out: Path | None, method: str
+) -> tuple[str, Path | None, bool]:
+    """(task, reward, sandbox) to run: a Text2Reward file becomes a task YAML with its state
+    fields plus a sandboxed program, written into the run directory (``text2reward/``)."""
+    if reward_format == "rewardgen":
+        return task, reward, sandbox
+    if reward_format != "text2reward":
+        raise RewardgenError(f"unknown --reward-format '{reward_format}': use rewardgen or text2reward")
+    from rewardgen.code import import_text2reward
+    from rewardgen.tasks import get_task
+    from rewardgen.train.rundir import default_run_path
+
+    if reward is None:
+        raise RewardgenError("--reward-format text2reward needs --reward FILE (a compute_dense_reward file)")
+    folder = (out or default_run_path(get_task(task).id, method)) / "text2reward"
+    imp = import_text2reward(reward, task, out=folder)
+    console.print(
+        f"text2reward: {len(imp.fields)} self.env reads became state fields; sandboxed ({folder})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return str(imp.task.path), imp.reward, True
+
+
 @app.command()
 def train(
     task: Annotated[str, typer.Option(help="task id (see `rewardgen tasks`) or a task YAML file")],
@@ -77,12 +108,7 @@ def train(
     video: Annotated[bool, typer.Option(help="record an MP4 of the final policy")] = True,
     eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
     fast: Annotated[bool, typer.Option(help="quick PPO settings for short budgets")] = False,
-    reward_format: Annotated[
-        str,
-        typer.Option(
-            help="rewardgen (compute_reward) or text2reward (compute_dense_reward(self, action, obs))"
-        ),
-    ] = "rewardgen",
+    reward_format: RewardFormat = "rewardgen",
     sandbox: Annotated[bool, typer.Option(help="run the reward as untrusted code in a sandbox")] = False,
 ) -> None:
     """Train an agent on a reward program and evaluate it on the task's success metric."""
@@ -90,22 +116,8 @@ def train(
     from rewardgen.train import TrainConfig
     from rewardgen.train import train as run_train
     from rewardgen.train.hyperparams import FAST_PPO
-    from rewardgen.train.rundir import default_run_path
 
-    if reward_format not in ("rewardgen", "text2reward"):
-        raise RewardgenError(f"unknown --reward-format '{reward_format}': use rewardgen or text2reward")
-    if reward_format == "text2reward":
-        from rewardgen.code import import_text2reward
-        from rewardgen.tasks import get_task
-
-        if reward is None:
-            raise RewardgenError(
-                "--reward-format text2reward needs --reward FILE (a compute_dense_reward file)"
-            )
-        out = out or default_run_path(get_task(task).id, "train")
-        imp = import_text2reward(reward, task, out=out / "text2reward")
-        console.print(f"text2reward: {len(imp.fields)} self.env reads became state fields; sandboxed")
-        task, reward, sandbox = str(imp.task.path), imp.reward, True
+    task, reward, sandbox = _reward_format(reward_format, task, reward, sandbox, out, "train")
     config = TrainConfig(
         task=task,
         reward=str(reward) if reward else None,
@@ -179,11 +191,24 @@ def check(
     steps: Annotated[int, typer.Option(help="random steps per env")] = 250,
     n_envs: Annotated[int, typer.Option(help="parallel envs")] = 4,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    reward_format: RewardFormat = "rewardgen",
+    sandbox: Annotated[bool, typer.Option(help="run the reward as untrusted code in a sandbox")] = False,
+    out: Annotated[Path | None, typer.Option(help="where a converted Text2Reward file is written")] = None,
 ) -> None:
-    """Run a reward program on random rollouts: component statistics and the env's own reward."""
+    """Run a reward program on random rollouts: component statistics, the env's own reward, and
+    what a call costs."""
+    from rewardgen.code import SandboxLimits
     from rewardgen.train.check import check_reward
 
-    stats = check_reward(task, str(reward) if reward else None, steps=steps, n_envs=n_envs, seed=seed)
+    task, reward, sandbox = _reward_format(reward_format, task, reward, sandbox, out, "check")
+    stats = check_reward(
+        task,
+        str(reward) if reward else None,
+        steps=steps,
+        n_envs=n_envs,
+        seed=seed,
+        sandbox=SandboxLimits() if sandbox else None,
+    )
     table = Table(title=f"{stats['program']} on {stats['env_id']}: {stats['transitions']} random transitions")
     for col in ("term", "mean", "min", "max"):
         table.add_column(col, justify="right" if col != "term" else "left")
@@ -191,6 +216,8 @@ def check(
         table.add_row(name, f"{s['mean']:.4g}", f"{s['min']:.4g}", f"{s['max']:.4g}")
     console.print(table)
     console.print(f"max |reward - env reward| = {stats['max_abs_diff_to_env']:.3g}")
+    if stats["cost"]:
+        console.print(f"cost: {stats['cost']['summary']}", highlight=False, soft_wrap=True)
 
 
 llm_app = typer.Typer(
@@ -287,6 +314,13 @@ def synthesize(
     ] = None,
     gpus_per_candidate: Annotated[float, typer.Option(help="Ray: GPUs per candidate, e.g. 0.25")] = 0,
     fast: Annotated[bool, typer.Option(help="quick PPO settings for short budgets")] = False,
+    max_reward_cost: Annotated[
+        float, typer.Option(help="refuse rewards costing more than this many env steps per transition")
+    ] = 20.0,
+    candidate_budget: Annotated[
+        float | None,
+        typer.Option(help="wall-clock seconds per candidate (training + evaluation); default 120 + steps/50"),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue a killed search in RUN_DIR")] = None,
     llm_model: LLMModel = None,
@@ -341,6 +375,8 @@ def synthesize(
             ray_address=ray_address,
             gpus_per_candidate=gpus_per_candidate,
             hyperparams=dict(FAST_PPO) if fast else {},
+            max_reward_cost=max_reward_cost,
+            candidate_budget_s=candidate_budget,
         )
         run = RunDir.create(get_task(task).id, method, asdict(config), out=out)
     spec = get_task(config.task)
@@ -431,6 +467,12 @@ def report(
     console.print(f"report: [bold]{write_report(run_dir)}[/bold]")
 
 
+def _is_click(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is click's ``name`` class: from click itself or from the copy of click
+    that newer typer releases vendor (``typer._click``), which click's own classes do not match."""
+    return any(c.__name__ == name and "click" in c.__module__ for c in type(exc).__mro__)
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
@@ -439,15 +481,19 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted: the run directory keeps the model and metrics saved so far")
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        _interrupted()
+    except Exception as exc:
+        if _is_click(exc, "ClickException"):  # usage errors: the usage line, the problem, exit 2
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if _is_click(exc, "Abort"):  # click turns Ctrl-C into Abort
+            _interrupted()
         raise
+
+
+def _interrupted() -> None:
+    err_console.print("interrupted: the run directory keeps the model and metrics saved so far")
+    sys.exit(130)
 
 
 if __name__ == "__main__":

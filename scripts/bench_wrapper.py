@@ -22,6 +22,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
+from rewardgen.tasks.make import quiet_mujoco_warnings
 from rewardgen.train.sb3 import load_reward
 from rewardgen.wrappers import SB3RewardVecWrapper, VectorRewardWrapper
 
@@ -30,6 +31,7 @@ N_ENVS = 8
 
 
 def _raw_fn(spec):
+    quiet_mujoco_warnings()  # as make_env does for the wrapped envs
     return lambda: gym.make(spec.gym_id)
 
 

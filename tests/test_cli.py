@@ -155,3 +155,58 @@ def test_train_on_a_text2reward_file(tmp_path, capsys):
     assert (out / "reward.py").read_text() == (out / "text2reward" / "t2r.rewardgen.py").read_text()
     code, text = run_cli([*args, "--reward-format", "eureka"], capsys)
     assert code == 2 and "unknown --reward-format 'eureka'" in text
+
+
+def _installed_rewardgen() -> str:
+    """The `rewardgen` console script of the environment the tests run in."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "rewardgen"
+    found = str(script) if script.is_file() else shutil.which("rewardgen")
+    if found is None:
+        pytest.skip("the rewardgen command is not installed in this environment")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--bogus"], "No such option: --bogus"),
+        (["check", "--task", "hopper-run", "--bogus-format", "x"], "No such option: --bogus-format"),
+        (["train"], "Missing option '--task'"),
+        (["train", "--task"], "Option '--task' requires an argument"),
+        (["synthesize", "--samples", "many"], "Invalid value for '--samples'"),
+        (["bogus"], "No such command 'bogus'"),
+    ],
+)
+def test_usage_errors_of_the_installed_command_are_a_usage_message_not_a_traceback(args, message):
+    """Through the real console script, whatever click typer brings (newer typer vendors its own)."""
+    import subprocess
+
+    proc = subprocess.run([_installed_rewardgen(), *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    if "requires an argument" not in message:  # click prints no usage line for that one
+        assert "Usage: rewardgen" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr.strip().splitlines()) <= 5
+
+
+def test_check_reports_cost_and_accepts_text2reward_files(tmp_path, capsys):
+    pytest.importorskip("metaworld")
+    src = tmp_path / "sweep.py"
+    src.write_text(  # the shape of Text2Reward's published files: np from globals, an unused import
+        "from scipy.spatial import distance\n\n"
+        "def compute_dense_reward(self, action, obs) -> float:\n"
+        "    to_goal = np.linalg.norm(obs[4:7] - self.env._get_pos_goal())\n"
+        "    return -to_goal - 0.001 * np.sum(np.square(action))\n"
+    )
+    args = ["check", "--task", "metaworld-sweep-into", "--reward", str(src), "--steps", "20", "--n-envs", "1"]
+    main([*args, "--reward-format", "text2reward", "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert "1 self.env reads became state fields" in out and "text2reward" in out
+    assert "per call of 1 transition " in out and "the env step costs" in out
+    converted = (tmp_path / "run" / "text2reward" / "sweep.rewardgen.py").read_text()
+    assert "dropped an import the code never uses: from scipy.spatial import distance" in converted

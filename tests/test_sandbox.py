@@ -230,3 +230,57 @@ def test_the_worker_loads_nothing_beyond_the_program_layer():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+SCIPY_HEAD = (
+    "import numpy as np\n"
+    "import scipy\n"
+    "from scipy.spatial import distance\n"
+    "from scipy.spatial.transform import Rotation\n"
+    "from scipy.special import expit\n\n"
+    "def compute_reward(obs, action, next_obs, info):\n"
+)
+
+
+def test_the_vetted_part_of_scipy_runs_in_the_sandbox_as_in_process():
+    """LLM-written rewards reach for scipy.spatial.distance and Rotation: they work sandboxed."""
+    prog = program(
+        "d = np.array([distance.euclidean(o, n) for o, n in zip(obs, next_obs)])\n"
+        "yaw = Rotation.from_euler('z', info['x_velocity'][:, None]).as_quat()[:, 3]\n"
+        "gate = expit(info['x_velocity']) + scipy.linalg.norm(action)\n"
+        "return d + yaw + gate, {'dist': d, 'yaw': yaw}",
+        head=SCIPY_HEAD,
+    )
+    assert static_check(prog.source).ok
+    b = batch()
+    inside, outside = sandboxed(prog), CodeReward(prog)
+    try:
+        got, want = inside(b), outside(b)
+    finally:
+        inside.close()
+    np.testing.assert_allclose(got.total, want.total)
+    assert np.ptp(got.components["yaw"]) > 0
+
+
+def test_scipy_outside_the_vetted_part_is_refused_with_the_list():
+    for src in ("from scipy import stats", "import scipy.io", "import scipy\nx = scipy.optimize"):
+        problems = static_check(src + "\ndef compute_reward(o, a, n, i):\n    return 0, {}\n").problems
+        assert problems and "not in the sandbox's part of scipy" in problems[0], src
+        assert "scipy.spatial.distance" in problems[0]
+
+
+@pytest.mark.parametrize("module", ["socket", "subprocess", "shutil"])
+def test_what_scipy_brings_in_stays_behind_the_import_audit(monkeypatch, module):
+    """scipy imports socket, subprocess and shutil itself (and the worker's own imports bring in
+    subprocess); the worker hides them again before the program runs, so a program the static
+    checks missed still meets the audit hook's 'import' refusal."""
+    import rewardgen.code.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "static_check", lambda source: static_check("def compute_reward(): pass"))
+    reward = sandboxed(p := program(f"import {module}\nreturn info['x_velocity'], {{}}", head=SCIPY_HEAD))
+    assert p.source.count("scipy") >= 3
+    try:
+        with pytest.raises(RewardProgramError, match="sandbox refuses 'import"):
+            reward(batch())
+    finally:
+        reward.close()

@@ -157,7 +157,7 @@ def test_resume_after_sigkill_retrains_nothing_and_pays_nothing_twice(tmp_path):
     import time
     from pathlib import Path
 
-    cfg = config(iterations=2)
+    cfg = config(iterations=2, max_reward_cost=1e9)  # `slow` is meant to be slow: not refused
     out, cache = tmp_path / "run", tmp_path / "cache.sqlite"
     slow = GOOD.replace("return backward", "s = sum(range(1_000_000))\n    return backward")
     with LoopbackLLMServer() as server:
@@ -321,3 +321,55 @@ def test_successive_halving_drops_only_clearly_worse_candidates(tmp_path):
     dropped = _prune(clear, tolerance=0.02 * 1.6)
     assert sorted(c.index for c in dropped) == [1, 3] and clear[1].pruned and not clear[0].pruned
     assert Candidate.load(tmp_path / "c1").pruned  # saved: a resumed search does not train it again
+
+
+SLOW = """```python
+import numpy as np
+
+def compute_reward(obs, action, next_obs, info):
+    total = np.zeros(len(obs))
+    for i in range(len(obs)):  # a pure-Python loop per row: ~0.3 s per transition
+        total[i] = -info["x_velocity"][i] + 0.0 * sum(k * 1e-9 for k in range(2_000_000))
+    return total, {"backward": total}
+```"""
+# Fast on the smoke test's small batches, slow on the whole rollouts that training scores at once.
+SLOW_LATER = """```python
+import numpy as np
+
+def compute_reward(obs, action, next_obs, info):
+    backward = -info["x_velocity"]
+    if len(obs) > 8:
+        backward = backward + 0.0 * sum(k * 1e-9 for k in range(12_000_000))
+    return backward, {"backward": backward}
+```"""
+
+
+def test_a_slow_reward_is_refused_with_its_figure_and_nothing_waits_on_it(tmp_path):
+    with LoopbackLLMServer() as server:
+        server.push([SLOW, GOOD], [GOOD, GOOD])
+        run, summary = run_search(server, tmp_path, config(workers=2, iterations=2, videos=0))
+        feedback = server.requests[1]["messages"][-1]["content"]
+    slow, good = summary["candidates"][:2]
+    assert slow["status"] == "failed" and good["status"] == "trained"
+    assert "too slow to train on" in slow["reason"] and "per call of 2 transitions" in slow["reason"]
+    assert "the env step costs" in slow["reason"] and "max_reward_cost" in slow["reason"]
+    assert not (run.path / "iter0" / "cand0" / "train").exists()  # refused before any training
+    assert "too slow to train on" in feedback  # the LLM is told, like any failure
+    good_smoke = json.loads((run.path / "iter0" / "cand1" / "smoke.json").read_text())
+    assert good_smoke["cost"]["ratio"] < 20 and good_smoke["cost"]["calls"] > 5
+
+
+def test_a_candidate_over_its_wall_clock_budget_fails_and_the_search_goes_on(tmp_path):
+    cfg = config(
+        method="text2reward", workers=2, steps=4096, candidate_budget_s=25.0, videos=0, final_seeds=0
+    )
+    with LoopbackLLMServer() as server:
+        server.push([SLOW_LATER, GOOD])
+        run, summary = run_search(server, tmp_path, cfg)
+    late, good = summary["candidates"]
+    assert late["status"] == "failed" and good["status"] == "trained", late["reason"]
+    assert "over its wall-clock budget of 25 s" in late["reason"]
+    assert "training steps" in late["reason"]  # stopped while training, not after it
+    manifest = json.loads((run.path / "iter0" / "cand0" / "train" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "wall-clock budget" in manifest["error"]
+    assert summary["best"]["index"] == 1 and good["wall_s"] < 25

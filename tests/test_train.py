@@ -243,3 +243,37 @@ def test_deferred_rewards_train_exactly_like_per_step_rewards(tmp_path, task):
     )
     rows = [r for r in csv.DictReader((runs[True].run_dir / "metrics.csv").open())]
     assert rows and int(rows[-1]["episodes"]) > 0 and rows[-1]["reward_return_mean"]
+
+
+def test_training_past_its_wall_clock_budget_stops_saves_and_says_so(tmp_path):
+    from rewardgen.train.sb3 import OverBudgetError
+
+    config = TrainConfig(task="hopper-run", steps=10_000_000, time_budget_s=3.0, video=False, progress=False)
+    with pytest.raises(OverBudgetError, match=r"over its wall-clock budget of 3 s") as err:
+        train(config, out=tmp_path / "run")
+    assert "training steps" in str(err.value)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "wall-clock budget" in manifest["error"]
+    assert (tmp_path / "run" / "model.zip").is_file()  # what was trained is kept
+
+
+def test_check_measures_cost_and_refuses_a_slow_program_early(tmp_path):
+    from rewardgen.code import SandboxLimits
+    from rewardgen.train.check import RewardTooSlowError
+
+    fast = check_reward("hopper-run", steps=30, n_envs=2, sandbox=SandboxLimits(), max_cost=20)
+    cost = fast["cost"]
+    assert cost["calls"] == 29 and cost["transitions_per_call"] == 2  # the first call starts the worker
+    assert 0 < cost["per_transition_s"] < 20 * max(cost["env_step_s"], 1e-3 / 20)
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        "import numpy as np\n\n"
+        "def compute_reward(obs, action, next_obs, info):\n"
+        "    s = sum(k * 1e-9 for k in range(3_000_000))\n"
+        "    return info['x_velocity'] + 0.0 * s, {}\n"
+    )
+    with pytest.raises(
+        RewardTooSlowError, match=r"too slow to train on: .* per call of 2 transitions"
+    ) as err:
+        check_reward("hopper-run", str(slow), steps=250, n_envs=2, sandbox=SandboxLimits(), max_cost=20)
+    assert "measured over 1 call" in str(err.value) or "measured over 2 calls" in str(err.value)

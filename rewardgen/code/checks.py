@@ -9,11 +9,29 @@ from dataclasses import dataclass
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["ALLOWED_IMPORTS", "CodeCheckError", "extract_code", "static_check"]
+__all__ = [
+    "ALLOWED_IMPORTS",
+    "SCIPY_MODULES",
+    "CodeCheckError",
+    "extract_code",
+    "modules_to_preload",
+    "static_check",
+]
 
-#: Modules a reward program may import (and their submodules, unless refused below).
+#: Modules a reward program may import (and their submodules, unless refused below; of scipy
+#: only :data:`SCIPY_MODULES`).
 ALLOWED_IMPORTS = frozenset(
     {"numpy", "math", "scipy", "typing", "dataclasses", "functools", "itertools", "collections", "__future__"}
+)
+#: The vetted part of scipy: pure computation (distances, rotations, special functions, linear
+#: algebra), nothing that reads files. The sandbox imports what a program names before it runs,
+#: since imports are refused once it does.
+SCIPY_MODULES = (
+    "scipy.spatial",
+    "scipy.spatial.distance",
+    "scipy.spatial.transform",
+    "scipy.special",
+    "scipy.linalg",
 )
 _REFUSED_MODULES = (
     "numpy.ctypeslib",
@@ -119,7 +137,53 @@ def extract_code(text: str) -> str:
 def _module_allowed(name: str) -> bool:
     if any(name == r or name.startswith(r + ".") for r in _REFUSED_MODULES):
         return False
+    if name.split(".")[0] == "scipy":
+        return name == "scipy" or any(name == m or name.startswith(m + ".") for m in SCIPY_MODULES)
     return name.split(".")[0] in ALLOWED_IMPORTS
+
+
+def _scipy_chain(node: ast.AST) -> str | None:
+    """``scipy.spatial.distance`` for an attribute chain rooted at the name ``scipy``."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name) and node.id == "scipy":
+        return ".".join(["scipy", *reversed(parts)])
+    return None
+
+
+def modules_to_preload(source: str) -> list[str]:
+    """The vetted scipy modules ``source`` uses (imports, ``from scipy import spatial``, and
+    ``scipy.special.expit`` after ``import scipy``), for the sandbox to import before it runs.
+
+    Example:
+        >>> modules_to_preload("from scipy.spatial import distance\\nimport numpy as np\\n")
+        ['scipy.spatial', 'scipy.spatial.distance']
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    wanted: list[str] = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Attribute) and (chain := _scipy_chain(node)):
+            parts = chain.split(".")
+            names = [".".join(parts[:k]) for k in range(2, len(parts) + 1)]
+        for name in names:
+            for module in SCIPY_MODULES:
+                if (name == module or name.startswith(module + ".")) and module not in wanted:
+                    wanted.append(module)
+    return sorted(wanted, key=lambda m: (m.count("."), m))
+
+
+def _scipy_refusal(name: str) -> str:
+    return f"'{name}' is not in the sandbox's part of scipy (allowed: {', '.join(SCIPY_MODULES)})"
 
 
 def static_check(source: str) -> CheckResult:
@@ -139,7 +203,9 @@ def static_check(source: str) -> CheckResult:
         line = getattr(node, "lineno", "?")
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if not _module_allowed(alias.name):
+                if alias.name.startswith("scipy.") and not _module_allowed(alias.name):
+                    problems.append(f"line {line}: {_scipy_refusal(alias.name)}")
+                elif not _module_allowed(alias.name):
                     problems.append(
                         f"line {line}: import of '{alias.name}' is not allowed (allowed: {allowed})"
                     )
@@ -150,13 +216,18 @@ def static_check(source: str) -> CheckResult:
             for alias in node.names:
                 if alias.name in _REFUSED_ATTRS or alias.name.startswith("_"):
                     problems.append(f"line {line}: importing '{alias.name}' is not allowed")
+                elif module == "scipy" and not _module_allowed(f"scipy.{alias.name}"):
+                    problems.append(f"line {line}: {_scipy_refusal(f'scipy.{alias.name}')}")
         elif isinstance(node, ast.Name):
             if node.id in _REFUSED_NAMES:
                 problems.append(f"line {line}: '{node.id}' is not allowed in a reward program")
             elif node.id.startswith("__") and node.id != "__name__":
                 problems.append(f"line {line}: dunder name '{node.id}' is not allowed")
         elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("_"):
+            chain = _scipy_chain(node)
+            if chain and chain.count(".") == 1 and not _module_allowed(chain):
+                problems.append(f"line {line}: {_scipy_refusal(chain)}")
+            elif node.attr.startswith("_"):
                 problems.append(f"line {line}: private or dunder attribute '.{node.attr}' is not allowed")
             elif node.attr in _REFUSED_ATTRS:
                 problems.append(

@@ -149,6 +149,30 @@ def compute_reward(obs, action, next_obs, info):
 '''
 
 
+def _drop_unused_imports(tree: ast.Module) -> list[str]:
+    """Remove top-level imports whose names the code never uses (Text2Reward's files carry some,
+    e.g. ``from scipy.spatial import distance``); returns the dropped statements."""
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    dropped: list[str] = []
+    body: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            keep = [
+                a
+                for a in node.names
+                if (a.asname or (a.name.split(".")[0] if isinstance(node, ast.Import) else a.name)) in used
+            ]
+            if len(keep) < len(node.names):
+                gone = [a for a in node.names if a not in keep]
+                dropped.append(ast.unparse(type(node)(**{**node.__dict__, "names": gone})))
+                if not keep:
+                    continue
+                node.names = keep
+        body.append(node)
+    tree.body = body
+    return dropped
+
+
 def convert_text2reward(source: str) -> tuple[str, dict[str, str]]:
     """Text2Reward source -> (rewardgen reward program source, ``{field: self.env expression}``).
 
@@ -186,9 +210,12 @@ def convert_text2reward(source: str) -> tuple[str, dict[str, str]]:
         raise CodeCheckError("; ".join(problems))
     fields = {name: text for text, name in reads.fields.items()}
     row = ", ".join(f"{n!r}: info[{n!r}][i]" for n in fields)
+    dropped = _drop_unused_imports(tree)
     body = ast.unparse(tree)
-    header = "" if "import numpy as np\n" in body else "import numpy as np\n\n"
-    program = header + body + WRAPPER.format(row=row, entry=ENTRY)
+    # Text2Reward ran its code with numpy in globals: some files use np without importing it
+    header = "" if "import numpy as np\n" in body else "import numpy as np\n"
+    header += "".join(f"# rewardgen dropped an import the code never uses: {d}\n" for d in dropped)
+    program = header + ("\n" if header else "") + body + WRAPPER.format(row=row, entry=ENTRY)
     check = static_check(program)
     if not check.ok:
         raise CodeCheckError("refused by the static checks: " + "; ".join(check.problems))

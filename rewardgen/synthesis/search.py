@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from rewardgen.synthesis.prompts import feedback_message, initial_messages
 from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
 from rewardgen.tasks import TaskSpec, get_task
-from rewardgen.train.check import check_reward
+from rewardgen.train.check import MAX_REWARD_COST, check_reward
 from rewardgen.train.report import read_metrics
 from rewardgen.train.rundir import RunDir
 
@@ -31,6 +32,7 @@ __all__ = [
     "Candidate",
     "SearchConfig",
     "best_candidate",
+    "candidate_budget",
     "continue_candidate",
     "evaluate_candidate",
     "evaluate_round",
@@ -40,6 +42,17 @@ __all__ = [
 ]
 
 METHODS = ("text2reward", "evolution")
+
+
+def candidate_budget(steps: int) -> float:
+    """The default wall-clock budget of a candidate: 2 minutes plus 20 ms per step, i.e. it may
+    train at 50 steps/s, several times slower than PPO on 2 CPU cores, before it is stopped.
+
+    Example:
+        >>> candidate_budget(200_000)
+        4120.0
+    """
+    return 120.0 + 0.02 * steps
 
 
 @dataclass
@@ -68,6 +81,16 @@ class SearchConfig:
     executor: str = "local"  # "local" process pool, or "ray"
     ray_address: str | None = None  # a running Ray cluster; None: a local Ray instance
     gpus_per_candidate: float = 0  # Ray's GPU request per candidate (fractions share a GPU)
+    # A reward may cost this many times the env's own step per transition (measured by the smoke
+    # test, at least 1 ms allowed) before it is refused as too slow to train on.
+    max_reward_cost: float = MAX_REWARD_COST
+    # Wall-clock seconds a candidate may spend training + evaluating (and filming); None: derived
+    # from the steps (candidate_budget), so a reward that is slow only later cannot stall the search.
+    candidate_budget_s: float | None = None
+
+    def budget_s(self, steps: int) -> float:
+        """The wall-clock budget of a candidate trained for ``steps`` steps."""
+        return self.candidate_budget_s if self.candidate_budget_s is not None else candidate_budget(steps)
 
     @classmethod
     def from_run(cls, run: Path) -> SearchConfig:
@@ -100,6 +123,7 @@ class Candidate:
     path: Path | None = None
     steps: int | None = None  # training steps so far (successive halving trains in stages)
     pruned: bool = False  # dropped by successive halving before the full budget
+    wall_s: float | None = None  # wall-clock seconds spent training and evaluating it
 
     @classmethod
     def load(cls, folder: Path) -> Candidate | None:
@@ -156,6 +180,7 @@ def evaluate_candidate(
             n_envs=2,
             seed=config.seed,
             sandbox=config.sandbox,
+            max_cost=config.max_reward_cost,
         )
         (folder / "smoke.json").write_text(json.dumps(smoke, indent=2))
     except RewardgenError as exc:
@@ -176,6 +201,7 @@ def _train_candidate(
 
     assert cand.path is not None
     out = cand.path / "train"
+    started = time.monotonic()
     try:
         result = train(
             _train_config(task, cand.path / "reward.py", config, steps, config.seed, out if resume else None),
@@ -187,6 +213,7 @@ def _train_candidate(
         return _saved(cand)
     cand.status, cand.eval, cand.steps = "trained", result.eval, steps
     cand.score = task.metric.score(result.eval["success_metric_mean"])
+    cand.wall_s = round((cand.wall_s or 0.0) + time.monotonic() - started, 1)
     return _saved(cand)
 
 
@@ -223,6 +250,7 @@ def _train_config(
         progress=False,
         sandbox=config.sandbox,
         resume_from=str(resume_from) if resume_from is not None else None,
+        time_budget_s=config.budget_s(steps),
     )
 
 
@@ -320,7 +348,7 @@ def synthesize(
         final = _final_seeds(task, best, run, config, executor) if best and not stopped else []
         if not stopped and config.videos > 0:
             log(f"filming the {config.videos} best policies")
-            record_videos(task, candidates, config, executor, best)
+            record_videos(task, candidates, config, executor, best, log)
     finally:
         if own_executor:
             executor.close()
@@ -453,24 +481,41 @@ def record_videos(
     config: SearchConfig,
     executor: Executor,
     best: Candidate | None = None,
+    log: Callable[[str], None] = _quiet,
 ) -> None:
-    """A video of the ``config.videos`` best policies, ``best`` first (for report.html); a failure
-    costs only the video."""
+    """A video of the ``config.videos`` best policies, ``best`` first (for report.html), each
+    within what is left of its candidate's wall-clock budget; a failure costs only the video."""
     ranked = sorted(
         (c for c in candidates if c.status == "trained" and c.score is not None and c.path is not None),
         key=lambda c: (c is best, c.score),  # type: ignore[arg-type,return-value]
         reverse=True,
     )
     todo = [c for c in ranked[: config.videos] if not (c.path / "train" / "video.mp4").is_file()]  # type: ignore[operator]
-    executor.map(_record_video, [(task, c.path, config) for c in todo])
+    jobs = [(task, c.path, config, _video_budget(c, config)) for c in todo]
+    for c, result in zip(todo, executor.map(_record_video, jobs), strict=True):
+        if isinstance(result, BaseException):  # a failure costs only the video
+            log(f"  no video of {c.path.parent.name}/{c.path.name}: {result}")  # type: ignore[union-attr]
 
 
-def _record_video(task: TaskSpec, folder: Path, config: SearchConfig) -> None:
+def _video_budget(cand: Candidate, config: SearchConfig) -> float:
+    """What is left of the candidate's wall-clock budget for its video (at least a minute)."""
+    return max(60.0, config.budget_s(cand.steps or config.steps) - (cand.wall_s or 0.0))
+
+
+def _record_video(task: TaskSpec, folder: Path, config: SearchConfig, budget_s: float) -> None:
     from rewardgen.train.sb3 import evaluate, load_reward
 
     _, reward = load_reward(task, str(folder / "reward.py"), config.sandbox)
     try:
-        evaluate(folder / "train", task, reward, episodes=1, seed=config.seed + 20_000, eval_file=None)
+        evaluate(
+            folder / "train",
+            task,
+            reward,
+            episodes=1,
+            seed=config.seed + 20_000,
+            eval_file=None,
+            deadline=time.monotonic() + budget_s,
+        )
     finally:
         reward.close()
 

@@ -12,7 +12,14 @@ from rewardgen.errors import RewardgenError, require
 from rewardgen.tasks.fields import StateFieldsWrapper, TaskFields, parse_source
 from rewardgen.tasks.spec import TaskSpec, get_task
 
-__all__ = ["episode_metrics", "make_env", "make_env_fn", "task_fields", "wrapper_kwargs"]
+__all__ = [
+    "episode_metrics",
+    "make_env",
+    "make_env_fn",
+    "quiet_mujoco_warnings",
+    "task_fields",
+    "wrapper_kwargs",
+]
 
 
 def _sources(task: TaskSpec, only: Iterable[str] | None = None) -> dict[str, tuple[str, Any]]:
@@ -52,6 +59,13 @@ def _mujoco_warning(message: str) -> None:
     # every env made (to stdout and a MUJOCO_LOG.TXT in the working directory). Harmless: drop it.
     if "settotalmass" not in message:
         warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+
+def quiet_mujoco_warnings() -> None:
+    """Drop MuJoCo's known-harmless warnings (``settotalmass`` in gymnasium's XMLs) and turn the
+    others into Python warnings; make_env does it for every MuJoCo task (benchmarks call it for
+    envs they make themselves)."""
+    _quiet_mujoco(require("mujoco", extra="mujoco", purpose="MuJoCo envs"))
 
 
 def _quiet_mujoco(mujoco: Any) -> None:

@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from rewardgen.train.hyperparams import default_hyperparams
 from rewardgen.train.report import MetricsWriter, plot_learning_curve, write_video
 from rewardgen.train.rundir import RunDir
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
+__all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
 
 ALGOS = ("ppo", "sac")
 
@@ -48,6 +48,11 @@ class TrainConfig:
     sandbox: SandboxLimits | None = None  # run the reward as untrusted code with these limits
     resume_from: str | None = None  # a run directory whose model.zip (and VecNormalize) training continues
     defer_reward: bool | None = None  # score whole PPO rollouts at once; None: for sandboxed programs
+    time_budget_s: float | None = None  # wall-clock seconds for training + evaluation; None: no limit
+
+
+class OverBudgetError(RewardgenError):
+    """Training or evaluation ran past its wall-clock budget and was stopped."""
 
 
 @dataclass
@@ -101,6 +106,7 @@ def _make_callback(
     run: RunDir,
     ckpt_every: int,
     deferred_episodes: Any = None,
+    deadline: float | None = None,
 ):
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -109,6 +115,7 @@ def _make_callback(
 
         def _on_training_start(self) -> None:
             self.t0, self.episodes, self.buffer = time.time(), 0, []
+            self.over_budget = False
             self.last_log = self.last_ckpt = self.num_timesteps  # not 0 when training continues
 
         def _on_step(self) -> bool:
@@ -120,6 +127,9 @@ def _make_callback(
                 self._flush()
             if self.num_timesteps - self.last_ckpt >= ckpt_every:
                 self._checkpoint()
+            if deadline is not None and time.monotonic() > deadline:
+                self.over_budget = True
+                return False  # stops model.learn; train() reports it
             return True
 
         def _flush(self) -> None:
@@ -181,6 +191,8 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
     from rewardgen.train.deferred import DeferredRewardVecNormalize, attach_deferred_rewards
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
+    started = time.monotonic()
+    deadline = started + config.time_budget_s if config.time_budget_s is not None else None
     spec = get_task(config.task)
     algo = (config.algo or spec.budget.algo).lower()
     if algo not in ALGOS:
@@ -251,6 +263,7 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         run,
         config.checkpoint_every or max(steps // 10, 1000),
         deferred_episodes=wrapper.pop_episodes if defer else None,
+        deadline=deadline,
     )
     try:
         model.learn(
@@ -270,6 +283,8 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
     finally:
         venv.close()  # and the reward's sandbox worker, if any; evaluation starts a fresh one
     _save(model, run)
+    if callback.over_budget:
+        _over_budget(run, config, started, f"after {model.num_timesteps:,} of {steps:,} training steps")
     plot_learning_curve(
         run.file("metrics.csv"),
         run.file("learning_curve.png"),
@@ -277,17 +292,30 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         spec.metric.above if spec.metric.above is not None else spec.metric.below,
         metric_label=f"{spec.metric.reduce} {spec.metric.field}",
     )
-    result = evaluate(
-        run.path,
-        spec,
-        reward,
-        config.eval_episodes,
-        config.seed + 10_000,
-        video=config.video,
-        video_steps=config.video_steps,
-    )
-    run.update(status="finished", eval=result)
+    try:
+        result = evaluate(
+            run.path,
+            spec,
+            reward,
+            config.eval_episodes,
+            config.seed + 10_000,
+            video=config.video,
+            video_steps=config.video_steps,
+            deadline=deadline,
+        )
+    except OverBudgetError:
+        _over_budget(run, config, started, "while evaluating the trained policy")
+    run.update(status="finished", eval=result, wall_s=round(time.monotonic() - started, 1))
     return TrainResult(run.path, result)
+
+
+def _over_budget(run: RunDir, config: TrainConfig, started: float, where: str) -> NoReturn:
+    reason = (
+        f"stopped {where}: over its wall-clock budget of {config.time_budget_s:.0f} s "
+        f"({time.monotonic() - started:.0f} s spent; a slow reward or env, or raise the budget)"
+    )
+    run.update(status="failed", error=reason)
+    raise OverBudgetError(reason)
 
 
 def _resume(cls: Any, folder: Path, venv: Any, device: str, normalizer: type) -> tuple[Any, Any]:
@@ -330,10 +358,12 @@ def evaluate(
     video_steps: int = 400,
     deterministic: bool = True,
     eval_file: str | None = "eval.json",
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Run the saved policy of ``run_dir`` for ``episodes`` episodes: env return, synthesized
     return, success metric and success per episode -> ``eval_file`` (None: not written); the
-    first episode -> ``video.mp4``."""
+    first episode -> ``video.mp4``. Past ``deadline`` (``time.monotonic()``) it stops with
+    :class:`OverBudgetError`."""
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -354,6 +384,9 @@ def evaluate(
     results: list[dict[str, Any]] = []
     obs = venv.reset()
     while len(results) < episodes:
+        if deadline is not None and time.monotonic() > deadline:
+            venv.close()
+            raise OverBudgetError(f"evaluation stopped after {len(results)} of {episodes} episodes")
         if video and not results and len(frames) < video_steps:
             frames.append(venv.get_images()[0])
         action, _ = model.predict(obs, deterministic=deterministic)
