@@ -210,3 +210,15 @@ def test_check_reports_cost_and_accepts_text2reward_files(tmp_path, capsys):
     assert "per call of 1 transition " in out and "the env step costs" in out
     converted = (tmp_path / "run" / "text2reward" / "sweep.rewardgen.py").read_text()
     assert "dropped an import the code never uses: from scipy.spatial import distance" in converted
+
+
+def test_usage_errors_are_recognised_from_click_and_from_typers_vendored_copy():
+    import click
+
+    from rewardgen.cli import _is_click
+
+    assert _is_click(click.exceptions.NoSuchOption("--x"), "ClickException")
+    assert _is_click(click.exceptions.Abort(), "Abort")
+    assert not _is_click(ValueError("x"), "ClickException")
+    vendored = pytest.importorskip("typer._click.exceptions")  # typer >= 0.20 vendors click
+    assert _is_click(vendored.NoSuchOption("--x"), "ClickException")
