@@ -99,7 +99,6 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
                 "1",
                 "--steps",
                 "256",
-                "--fast",
                 "--llm-base-url",
                 server.url,
                 "--llm-model",
@@ -112,6 +111,8 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
         assert "trained" in out and "best reward" in out and "LLM: 1 calls" in out
         assert "best reward, seed 1: success metric" in out and "best reward, seed 2" in out  # default 2
         assert "round 1/1: asking m for 1 rewards" in out and "iter0/cand0: trained, score" in out
+        # progress of the candidate in training; not a terminal here, so a line at most a minute
+        assert "training: iter0/cand0 " in out and "/256 steps" in out
         assert "report.html" in out and (tmp_path / "run" / "report.html").is_file()
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["best"]["status"] == "trained"
@@ -120,6 +121,7 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
         main(["refine", str(tmp_path / "run"), "--feedback", "it falls on its back", *args])
         out = capsys.readouterr().out
         assert "refine1" in out and "refined reward" in out and "watch it" in out
+        assert "training 1 refined reward for 256 steps" in out and "training: refine1/cand0 " in out
         assert "it falls on its back" in server.requests[-1]["messages"][-1]["content"]
         assert (tmp_path / "run" / "refined_reward.py").read_text() == refined.split("```python\n")[1][:-3]
         manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())

@@ -109,7 +109,7 @@ def test_synthesize_on_any_env_from_the_command_line(tmp_path, monkeypatch, caps
         main(
             [
                 "synthesize", "--env", "Pendulum-v1", "--goal", "Swing it up", "--notes", str(notes),
-                "--method", "text2reward", "--samples", "1", "--steps", "256", "--fast", "--videos", "0",
+                "--method", "text2reward", "--samples", "1", "--steps", "256", "--videos", "0",
                 "--final-seeds", "0",
                 "--llm-base-url", server.url, "--llm-model", "m", "--out", str(tmp_path / "run"),
             ]

@@ -360,8 +360,8 @@ def test_a_slow_reward_is_refused_with_its_figure_and_nothing_waits_on_it(tmp_pa
 
 
 def test_a_candidate_over_its_wall_clock_budget_fails_and_the_search_goes_on(tmp_path):
-    cfg = config(
-        method="text2reward", workers=2, steps=4096, candidate_budget_s=25.0, videos=0, final_seeds=0
+    cfg = config(  # one env (the zoo profile): 32 rollouts of 128 steps, each scored in one slow call
+        method="text2reward", workers=2, steps=4096, candidate_budget_s=25.0, videos=0, profile="zoo"
     )
     with LoopbackLLMServer() as server:
         server.push([SLOW_LATER, GOOD])

@@ -21,6 +21,7 @@ def ppo_run(tmp_path_factory):
     config = TrainConfig(
         task="halfcheetah-run",
         steps=1024,
+        n_envs=1,  # an episode (1000 steps) ends within the 1024 steps
         eval_episodes=1,
         video_steps=40,
         hyperparams=FAST,
@@ -182,7 +183,9 @@ def test_training_continues_from_a_saved_run(tmp_path):
     VecNormalize statistics and its step count carry over, and metrics.csv grows."""
     from stable_baselines3 import PPO
 
-    base = dict(task="halfcheetah-run", eval_episodes=1, video=False, hyperparams=FAST, progress=False)
+    base = dict(
+        task="halfcheetah-run", n_envs=1, eval_episodes=1, video=False, hyperparams=FAST, progress=False
+    )
     first = train(TrainConfig(steps=1024, **base), out=tmp_path / "run")
     rows_before = (first.run_dir / "metrics.csv").read_text().splitlines()
     weights = PPO.load(first.run_dir / "model.zip").policy.state_dict()
@@ -277,3 +280,57 @@ def test_check_measures_cost_and_refuses_a_slow_program_early(tmp_path):
     ) as err:
         check_reward("hopper-run", str(slow), steps=250, n_envs=2, sandbox=SandboxLimits(), max_cost=20)
     assert "measured over 1 call" in str(err.value) or "measured over 2 calls" in str(err.value)
+
+
+def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_path):
+    """A metric a random Pendulum policy already meets: training ends at the first evaluation."""
+    from rewardgen.tasks import derive_task, save_task_file
+    from rewardgen.train.periodic import read_evals
+
+    task = derive_task("Pendulum-v1", "anything", {"metric": {"field": "env_reward", "above": -5000}})
+    path = save_task_file(task, tmp_path / "task.yaml").path
+    reward = tmp_path / "reward.py"
+    reward.write_text("def compute_reward(obs, action, next_obs, info):\n    return next_obs[:, 0], {}\n")
+    config = TrainConfig(
+        task=str(path),
+        reward=str(reward),
+        steps=200_000,
+        n_envs=4,
+        eval_every=2000,
+        stop_on_success=True,
+        video=False,
+    )
+    result = train(config, out=tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    rows = read_evals(tmp_path / "run" / "evals.csv")
+    assert len(rows) == 1 and rows[0]["success_rate"] == 1.0
+    assert manifest["first_success"]["timesteps"] == rows[0]["timesteps"] < 10_000
+    assert 0 < rows[0]["eval_time_s"] <= rows[0]["wall_time_s"]
+    assert result.eval["success_rate"] == 1.0  # the final evaluation still runs
+
+
+def test_profiles_pick_envs_and_settings_and_an_unknown_one_is_one_line():
+    from rewardgen.train.hyperparams import CPU_PPO_ENVS, default_hyperparams, default_n_envs
+
+    assert default_n_envs("ppo", "default", 1) == CPU_PPO_ENVS and default_n_envs("ppo", "zoo", 1) == 1
+    assert default_n_envs("sac", "default", 1) == 1
+    zoo = default_hyperparams("ppo", "HalfCheetah", "zoo")
+    assert (zoo["n_epochs"], zoo["batch_size"], zoo["n_steps"]) == (20, 64, 512)  # rl-zoo3's
+    assert default_hyperparams("ppo", "HalfCheetah")["batch_size"] > zoo["batch_size"]
+    with pytest.raises(RewardgenError, match="unknown --hyperparams 'fastest': choose one of default, zoo"):
+        default_hyperparams("ppo", "Hopper", "fastest")
+
+
+@pytest.mark.slow
+def test_two_demo_runs_with_the_same_seed_give_the_same_result(tmp_path):
+    from rewardgen.cli import main
+
+    for name in ("a", "b"):
+        main(["demo", "--steps", "30000", "--out", str(tmp_path / name)])
+    evals = [json.loads((tmp_path / n / "eval.json").read_text()) for n in ("a", "b")]
+    assert evals[0]["episodes"] == evals[1]["episodes"]
+    curves = [
+        [r.split(",")[:1] + r.split(",")[2:] for r in (tmp_path / n / "metrics.csv").read_text().splitlines()]
+        for n in ("a", "b")
+    ]  # all but the wall-clock column
+    assert curves[0] == curves[1]

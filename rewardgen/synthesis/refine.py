@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import LLMClient
 from rewardgen.synthesis.executor import Executor, make_executor
+from rewardgen.synthesis.progress import ProgressFn
 from rewardgen.synthesis.prompts import initial_messages, refine_message
 from rewardgen.synthesis.report import round_dirs, write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
@@ -66,6 +68,8 @@ def refine(
     samples: int = 1,
     steps: int | None = None,
     executor: Executor | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Write ``samples`` rewards that answer ``feedback`` about ``candidate`` (default: the
     latest refinement, else the search's best); train, film and score them in ``refine<n>/``.
@@ -106,8 +110,12 @@ def refine(
     )
     iteration = config.iterations + number - 1
     try:
-        cands = evaluate_round(task, [r.text for r in replies], round_dir, iteration, config, executor)
-        record_videos(task, cands, dataclasses.replace(config, videos=samples), executor)
+        log = log or (lambda line: None)
+        log(f"training {samples} refined reward{'s' if samples > 1 else ''} for {config.steps:,} steps")
+        cands = evaluate_round(
+            task, [r.text for r in replies], round_dir, iteration, config, executor, log, progress
+        )
+        record_videos(task, cands, dataclasses.replace(config, videos=samples), executor, log=log)
     finally:
         if own_executor:
             executor.close()

@@ -20,6 +20,7 @@ from rewardgen.code import CodeCheckError, SandboxLimits, extract_code, static_c
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.synthesis.executor import Executor, make_executor
+from rewardgen.synthesis.progress import ProgressFn, watch_candidates
 from rewardgen.synthesis.prompts import feedback_message, initial_messages
 from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
@@ -68,7 +69,8 @@ class SearchConfig:
     seed: int = 0
     temperature: float = 1.0
     eval_episodes: int = 3
-    hyperparams: dict[str, Any] = field(default_factory=dict)
+    hyperparams: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's
+    profile: str = "default"  # training hyperparameters: rewardgen's ("default") or the zoo's
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     smoke_steps: int = 20
     workers: int = 1  # candidates trained at once, each in its own process
@@ -247,6 +249,7 @@ def _train_config(
         video=False,
         eval_episodes=config.eval_episodes,
         hyperparams=dict(config.hyperparams),
+        profile=config.profile,
         progress=False,
         sandbox=config.sandbox,
         resume_from=str(resume_from) if resume_from is not None else None,
@@ -283,13 +286,15 @@ def synthesize(
     run: RunDir,
     executor: Executor | None = None,
     log: Callable[[str], None] = _quiet,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Run the search in ``run``; returns the summary also written to ``summary.json``.
 
     Candidates already finished in ``run`` (a killed run) are not evaluated again, and the LLM
     cache answers the repeated requests, so calling it again on the same run directory resumes.
     A budget stop ends the search cleanly: candidates so far are kept and the manifest says why.
-    ``report.html`` is rewritten after every round; ``log`` receives one line per stage.
+    ``report.html`` is rewritten after every round; ``log`` receives one line per stage and
+    ``progress`` the steps and success metric of the candidates in training, every few seconds.
     """
     if config.method not in METHODS:
         raise RewardgenError(f"unknown method '{config.method}': choose one of {', '.join(METHODS)}")
@@ -319,7 +324,7 @@ def synthesize(
                 stopped = str(exc)
                 break
             round_cands = evaluate_round(
-                task, [r.text for r in replies], round_dir, it, config, executor, log
+                task, [r.text for r in replies], round_dir, it, config, executor, log, progress
             )
             candidates.extend(round_cands)
             round_best = best_candidate(round_cands)
@@ -404,6 +409,7 @@ def evaluate_round(
     config: SearchConfig,
     executor: Executor,
     log: Callable[[str], None] = _quiet,
+    progress: ProgressFn | None = None,
 ) -> list[Candidate]:
     """Evaluate one round's replies in ``round_dir/cand<i>``; with ``config.early_stop`` by
     successive halving. Finished work of a killed run is loaded, not redone."""
@@ -428,7 +434,9 @@ def evaluate_round(
         if todo:
             rung = f" (successive halving: rung {r + 1}/{len(rungs)})" if len(rungs) > 1 else ""
             log(f"  training {len(todo)} candidates to {rung_steps:,} steps{rung}")
-        for i, result in zip(todo, executor.map(fn, jobs), strict=True):
+        with watch_candidates([folders[i] for i in todo], rung_steps, progress):
+            results = executor.map(fn, jobs)
+        for i, result in zip(todo, results, strict=True):
             if isinstance(result, BudgetExceededError):
                 raise result
             if isinstance(result, BaseException):  # the worker itself crashed: the candidate failed

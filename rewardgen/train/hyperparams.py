@@ -1,4 +1,5 @@
-"""Training hyperparameters, after rl-baselines3-zoo's tuned MuJoCo settings."""
+"""Training hyperparameters: rewardgen's defaults, fast in wall-clock on a few CPU cores, and
+rl-baselines3-zoo's tuned MuJoCo settings (``profile="zoo"``, ``--hyperparams zoo``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any
 
 import torch.nn as nn
 
-__all__ = ["FAST_PPO", "default_hyperparams"]
+__all__ = ["CPU_PPO", "CPU_PPO_ENVS", "FAST_PPO", "PROFILES", "default_hyperparams", "default_n_envs"]
+
+PROFILES = ("default", "zoo")
 
 _PPO_BASE: dict[str, Any] = {
     # rl-zoo3 HalfCheetah PPO, used as the default for every MuJoCo family.
@@ -56,20 +59,59 @@ _PPO_FAMILY: dict[str, dict[str, Any]] = {
 _SAC_BASE: dict[str, Any] = {"learning_starts": 10_000}
 
 
-def default_hyperparams(algo: str, env_family: str) -> dict[str, Any]:
-    """Hyperparameters for ``algo`` ("ppo" or "sac") on an env family such as ``"Hopper"``.
+# rewardgen's PPO: the zoo settings spend most of their wall-clock time in tiny gradient steps
+# (HalfCheetah: 20 epochs of minibatch 64 over 512 steps of one env). Many envs per step and few
+# large minibatches cost far less per env step on a CPU and, with a higher learning rate, learn
+# as much per step: halfcheetah-run met its success metric after 95-130 s of training on 2 cores
+# (scripts/bench_time_to_success.py compares the two profiles).
+CPU_PPO_ENVS = 16
+CPU_PPO: dict[str, Any] = {
+    "n_steps": 128,  # x 16 envs = 2048 steps per rollout
+    "batch_size": 1024,
+    "n_epochs": 10,
+    "learning_rate": 5e-4,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_range": 0.2,
+    "ent_coef": 0.0,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+    "policy_kwargs": {"log_std_init": -0.5, "net_arch": {"pi": [64, 64], "vf": [64, 64]}},
+}
+
+
+def _check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        from rewardgen.errors import RewardgenError
+
+        raise RewardgenError(f"unknown --hyperparams '{profile}': choose one of {', '.join(PROFILES)}")
+
+
+def default_hyperparams(algo: str, env_family: str, profile: str = "default") -> dict[str, Any]:
+    """Hyperparameters for ``algo`` ("ppo" or "sac") on an env family such as ``"Hopper"``:
+    rewardgen's (``profile="default"``) or rl-baselines3-zoo's (``"zoo"``).
 
     Example:
-        >>> default_hyperparams("ppo", "Hopper")["batch_size"]
+        >>> default_hyperparams("ppo", "Hopper", profile="zoo")["batch_size"]
         32
+        >>> default_hyperparams("ppo", "Hopper")["batch_size"]
+        1024
     """
+    _check_profile(profile)
     if algo == "ppo":
+        if profile == "default":
+            return {**CPU_PPO, "policy_kwargs": dict(CPU_PPO["policy_kwargs"])}
         return {**_PPO_BASE, **_PPO_FAMILY.get(env_family, {})}
     return dict(_SAC_BASE)
 
 
-# A quick PPO for short budgets (the demo, smoke runs): SB3's defaults with a smaller rollout.
-# ~2x the zoo settings' steps/s on 2 CPU cores, and it learns within ~1e5 steps.
+def default_n_envs(algo: str, profile: str, task_n_envs: int) -> int:
+    """Envs stepped together: many for rewardgen's PPO, else the task's budget (the zoo's 1)."""
+    _check_profile(profile)
+    return CPU_PPO_ENVS if algo == "ppo" and profile == "default" else task_n_envs
+
+
+# A quick PPO for tiny budgets on one env (tests, smoke runs): SB3's defaults with a smaller rollout.
 FAST_PPO: dict[str, Any] = {
     "n_steps": 1024,
     "batch_size": 64,

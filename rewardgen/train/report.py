@@ -91,9 +91,16 @@ def plot_learning_curve(
     ax1.legend()
     ax1.grid(alpha=0.3)
     ax1.set_title(title)
-    ax2.plot(t, m["success_metric_mean"], color="tab:green", marker=".")
+    ax2.plot(t, m["success_metric_mean"], color="tab:green", marker=".", label="training episodes")
+    evals = metrics_csv.parent / "evals.csv"  # periodic deterministic evaluations, when there are any
+    e = read_metrics(evals) if evals.is_file() else {}
+    if e:
+        ax2.plot(
+            e["timesteps"], e["success_metric_mean"], "D", color="tab:purple", label="evaluations"
+        )
     if threshold is not None:
         ax2.axhline(threshold, color="grey", linestyle="--", label="success threshold")
+    if threshold is not None or e:
         ax2.legend()
     ax2.set_ylabel(metric_label)
     ax2.set_xlabel("environment steps")

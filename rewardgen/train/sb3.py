@@ -16,7 +16,7 @@ from rewardgen.code import CodeReward, RewardProgram, RewardProgramError, Sandbo
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
-from rewardgen.train.hyperparams import default_hyperparams
+from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 from rewardgen.train.report import MetricsWriter, plot_learning_curve, write_video
 from rewardgen.train.rundir import RunDir
 
@@ -40,15 +40,18 @@ class TrainConfig:
     video: bool = True
     video_steps: int = 400
     checkpoint_every: int | None = None  # None: 10 checkpoints over the run
-    hyperparams: dict[str, Any] = field(default_factory=dict)
+    hyperparams: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's
+    profile: str = "default"  # "default" (fast on CPU) or "zoo" (rl-baselines3-zoo's settings)
     mode: str = "replace"
     env_coef: float = 1.0
     reward_coef: float = 1.0
     progress: bool = True
     sandbox: SandboxLimits | None = None  # run the reward as untrusted code with these limits
     resume_from: str | None = None  # a run directory whose model.zip (and VecNormalize) training continues
-    defer_reward: bool | None = None  # score whole PPO rollouts at once; None: for sandboxed programs
+    defer_reward: bool | None = None  # score whole PPO rollouts at once; None: for every PPO run
     time_budget_s: float | None = None  # wall-clock seconds for training + evaluation; None: no limit
+    eval_every: int | None = None  # evaluate the policy every N steps (evals.csv); None: only at the end
+    stop_on_success: bool = False  # end training at the first evaluation where every episode succeeds
 
 
 class OverBudgetError(RewardgenError):
@@ -107,6 +110,9 @@ def _make_callback(
     ckpt_every: int,
     deferred_episodes: Any = None,
     deadline: float | None = None,
+    evaluator: Any = None,
+    eval_every: int = 0,
+    stop_on_success: bool = False,
 ):
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -115,8 +121,8 @@ def _make_callback(
 
         def _on_training_start(self) -> None:
             self.t0, self.episodes, self.buffer = time.time(), 0, []
-            self.over_budget = False
-            self.last_log = self.last_ckpt = self.num_timesteps  # not 0 when training continues
+            self.over_budget = self.succeeded = False
+            self.last_log = self.last_ckpt = self.last_eval = self.num_timesteps  # >0 when continuing
 
         def _on_step(self) -> bool:
             for info in self.locals["infos"]:
@@ -130,7 +136,7 @@ def _make_callback(
             if deadline is not None and time.monotonic() > deadline:
                 self.over_budget = True
                 return False  # stops model.learn; train() reports it
-            return True
+            return not self.succeeded
 
         def _flush(self) -> None:
             eps, self.buffer = self.buffer, []
@@ -168,6 +174,12 @@ def _make_callback(
                 self.buffer.extend(deferred_episodes())
                 if self.buffer and self.num_timesteps - self.last_log >= log_every:
                     self._flush()
+            if evaluator is not None and self.num_timesteps - self.last_eval >= eval_every:
+                self.last_eval = self.num_timesteps
+                row = evaluator(self.model, self.num_timesteps, time.time() - self.t0)
+                self.logger.record("rewardgen/eval_success_rate", row["success_rate"])
+                if stop_on_success and row["success_rate"] >= 1.0:
+                    self.succeeded = True  # the next step ends training
 
         def _on_training_end(self) -> None:
             if self.buffer:
@@ -200,7 +212,7 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
     steps = int(config.steps or spec.budget.steps)
     if steps <= 0:
         raise RewardgenError(f"--steps must be positive, got {steps}")
-    n_envs = int(config.n_envs or spec.budget.n_envs)
+    n_envs = int(config.n_envs or default_n_envs(algo, config.profile, spec.budget.n_envs))
     device = resolve_device(config.device)
     program, reward = load_reward(spec, config.reward, config.sandbox)
     if config.video:
@@ -217,10 +229,11 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         reward={"path": program.name, "sha256": program.sha256, "params": dict(program.params)},
     )
     set_random_seed(config.seed)
+    # PPO needs rewards only when a rollout ends: a reward program (a pure function of the
+    # transitions) scores the whole rollout in one call, which costs less per step than scoring
+    # every step, in the sandbox (a process round trip) and in-process alike
     defer = (
-        config.defer_reward
-        if config.defer_reward is not None
-        else algo == "ppo" and config.sandbox is not None
+        config.defer_reward if config.defer_reward is not None else algo == "ppo" and not reward.needs_frames
     )
     if defer and algo != "ppo":
         raise RewardgenError("deferred rewards need PPO (SAC learns from each step as it comes)")
@@ -234,7 +247,7 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         defer=defer,
         **wrapper_kwargs(spec, reward.fields),
     )
-    hp = {**default_hyperparams(algo, spec.env_id), **config.hyperparams}
+    hp = {**default_hyperparams(algo, spec.env_id, config.profile), **config.hyperparams}
     cls = PPO if algo == "ppo" else SAC
     normalizer = DeferredRewardVecNormalize if defer else VecNormalize
     if config.resume_from is not None:
@@ -256,6 +269,13 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         attach_deferred_rewards(model, wrapper, venv)
     run.update(deferred_reward=defer)
     log_every = max(1000, steps // 100)
+    evaluator = None
+    if config.eval_every or config.stop_on_success:
+        from rewardgen.train.periodic import PeriodicEvaluator
+
+        evaluator = PeriodicEvaluator(
+            spec, run.file("evals.csv"), seed=config.seed + 30_000, append=config.resume_from is not None
+        )
     callback = _make_callback(
         MetricsWriter(run.file("metrics.csv"), append=config.resume_from is not None),
         log_every,
@@ -264,6 +284,9 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         config.checkpoint_every or max(steps // 10, 1000),
         deferred_episodes=wrapper.pop_episodes if defer else None,
         deadline=deadline,
+        evaluator=evaluator,
+        eval_every=config.eval_every or max(steps // 20, 10_000),
+        stop_on_success=config.stop_on_success,
     )
     try:
         model.learn(
@@ -282,7 +305,11 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         raise
     finally:
         venv.close()  # and the reward's sandbox worker, if any; evaluation starts a fresh one
+        if evaluator is not None:
+            evaluator.close()
     _save(model, run)
+    if evaluator is not None and (hit := evaluator.first_success()) is not None:
+        run.update(first_success={"timesteps": hit["timesteps"], "wall_time_s": hit["wall_time_s"]})
     if callback.over_budget:
         _over_budget(run, config, started, f"after {model.num_timesteps:,} of {steps:,} training steps")
     plot_learning_curve(

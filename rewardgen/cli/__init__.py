@@ -1,0 +1,70 @@
+"""The ``rewardgen`` command. Each sub-command is a thin shell over the packages; one module per
+command group: :mod:`~rewardgen.cli.train` (train, demo, tasks, check), :mod:`~rewardgen.cli.llm`
+(llm ask and the LLM options every LLM command shares), :mod:`~rewardgen.cli.synth` (synthesize,
+refine, report)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from rewardgen.errors import RewardgenError
+
+__all__ = ["app", "main", "parse_steps"]
+
+app = typer.Typer(
+    help="Turn a sentence into a reward and train an agent on it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def parse_steps(value: str | None) -> int | None:
+    """``"1e6"``, ``"200000"`` or ``"200_000"`` -> int; anything else is a clear error."""
+    if value is None:
+        return None
+    try:
+        steps = float(value.replace("_", ""))
+    except ValueError:
+        raise RewardgenError(f"--steps must be a number such as 200000 or 1e6, got '{value}'") from None
+    if steps <= 0 or steps != int(steps):
+        raise RewardgenError(f"--steps must be a positive whole number, got '{value}'")
+    return int(steps)
+
+
+def _is_click(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is click's ``name`` class: from click itself or from the copy of click
+    that newer typer releases vendor (``typer._click``), which click's own classes do not match."""
+    return any(c.__name__ == name and "click" in c.__module__ for c in type(exc).__mro__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        app(args=argv, standalone_mode=False)
+    except RewardgenError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _interrupted()
+    except Exception as exc:
+        if _is_click(exc, "ClickException"):  # usage errors: the usage line, the problem, exit 2
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if _is_click(exc, "Abort"):  # click turns Ctrl-C into Abort
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    err_console.print("interrupted: the run directory keeps the model and metrics saved so far")
+    sys.exit(130)
+
+
+from rewardgen.cli import llm, synth, train  # noqa: E402, F401  (registers the commands on `app`)

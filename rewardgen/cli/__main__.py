@@ -1,0 +1,3 @@
+from rewardgen.cli import main
+
+main()

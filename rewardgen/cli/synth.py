@@ -1,0 +1,218 @@
+"""``rewardgen synthesize``, ``refine`` and ``report``: reward code written by an LLM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from rewardgen.cli import app, console, parse_steps
+from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMMode, LLMModel, _llm_client
+from rewardgen.cli.train import Hyperparams
+from rewardgen.errors import RewardgenError
+
+
+@app.command()
+def synthesize(
+    task: Annotated[str | None, typer.Option(help="task id or task YAML")] = None,
+    env: Annotated[
+        str | None, typer.Option(help="any gymnasium env id instead of a task (needs --goal)")
+    ] = None,
+    notes: Annotated[
+        Path | None, typer.Option(help="field notes (YAML) for --env: names, meanings, metric")
+    ] = None,
+    method: Annotated[str, typer.Option(help="text2reward (one round) or evolution")] = "evolution",
+    samples: Annotated[int, typer.Option(help="candidates per round (K)")] = 4,
+    iterations: Annotated[int, typer.Option(help="rounds (evolution)")] = 3,
+    steps: Annotated[str, typer.Option(help="training steps per candidate")] = "200000",
+    goal: Annotated[str | None, typer.Option(help="the goal sentence; default: the task's")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    workers: Annotated[int | None, typer.Option(help="candidates trained at once; default: cores")] = None,
+    final_seeds: Annotated[
+        int, typer.Option(help="retrain the best reward with N more seeds and report each (0: skip)")
+    ] = 2,
+    few_shot: Annotated[int, typer.Option(help="show K reference rewards of the closest goals")] = 0,
+    early_stop: Annotated[
+        bool, typer.Option(help="successive halving: drop the worse half after a fraction of the steps")
+    ] = False,
+    videos: Annotated[int, typer.Option(help="film the N best policies for report.html")] = 3,
+    executor: Annotated[str, typer.Option(help="local (process pool) or ray")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (ray://host:10001 or auto); default: local Ray")
+    ] = None,
+    gpus_per_candidate: Annotated[float, typer.Option(help="Ray: GPUs per candidate, e.g. 0.25")] = 0,
+    hyperparams: Hyperparams = "default",
+    max_reward_cost: Annotated[
+        float, typer.Option(help="refuse rewards costing more than this many env steps per transition")
+    ] = 20.0,
+    candidate_budget: Annotated[
+        float | None,
+        typer.Option(help="wall-clock seconds per candidate (training + evaluation); default 120 + steps/50"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue a killed search in RUN_DIR")] = None,
+    llm_model: LLMModel = None,
+    llm_base_url: LLMBaseURL = None,
+    llm_budget_usd: LLMBudget = None,
+    llm_max_calls: LLMMaxCalls = None,
+    llm: LLMMode = None,
+    llm_config: LLMConfig = None,
+) -> None:
+    """Write reward code with an LLM, train a policy on each candidate, keep the best."""
+    import json
+    from dataclasses import asdict
+
+    from rewardgen.synthesis import SearchConfig
+    from rewardgen.synthesis import synthesize as run_search
+    from rewardgen.tasks import get_task
+    from rewardgen.train.rundir import RunDir
+
+    if resume is not None:
+        config = SearchConfig.from_run(resume)
+        run = RunDir(resume, json.loads((resume / "manifest.json").read_text()))
+        run.update(status="running", resumed=True)
+    else:
+        if (task is None) == (env is None):
+            raise RewardgenError("give --task or --env (or --resume RUN_DIR)")
+        if env is not None:
+            if not goal:
+                raise RewardgenError("--env needs --goal: the sentence the reward should achieve")
+            from rewardgen.tasks import derive_task, save_task_file
+            from rewardgen.train.rundir import default_run_path
+
+            derived = derive_task(env, goal, notes)
+            out = out or default_run_path(derived.id, method)
+            out.mkdir(parents=True, exist_ok=True)
+            task = str(save_task_file(derived, out / "task.yaml").path)
+            console.print(f"task derived from {env}: {out / 'task.yaml'} ({derived.metric.describe()})")
+        config = SearchConfig(
+            task=task,
+            method=method,
+            samples=samples,
+            iterations=iterations,
+            steps=parse_steps(steps) or 0,
+            goal=goal,
+            seed=seed,
+            workers=workers or min(samples, os.cpu_count() or 1),
+            final_seeds=final_seeds,
+            few_shot=few_shot,
+            early_stop=early_stop,
+            videos=videos,
+            executor=executor,
+            ray_address=ray_address,
+            gpus_per_candidate=gpus_per_candidate,
+            profile=hyperparams,
+            max_reward_cost=max_reward_cost,
+            candidate_budget_s=candidate_budget,
+        )
+        run = RunDir.create(get_task(task).id, method, asdict(config), out=out)
+    spec = get_task(config.task)
+    with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
+        console.print(f"run directory: [bold]{run.path}[/bold] (report.html is rewritten after every round)")
+        with _candidate_progress() as progress:
+            summary = run_search(config, client, run, log=_log, progress=progress)
+    table = Table(title=f"{spec.id}: {config.method}")
+    for col in ("round", "cand", "status", "success metric", "reason"):
+        table.add_column(col)
+    _candidate_rows(table, summary["candidates"])
+    console.print(table)
+    if summary["stopped"]:
+        console.print(f"[yellow]stopped early:[/yellow] {summary['stopped']}")
+    for f in summary["final_seeds"]:
+        console.print(
+            f"best reward, seed {f['seed']}: success metric {f.get('success_metric_mean', float('nan')):.3f}"
+        )
+    console.print(client.usage.summary())
+    best = summary["best"]
+    if best:
+        metric = best["eval"]["success_metric_mean"]
+        console.print(f"best reward: {run.file('best_reward.py')} (success metric {metric:.3f})")
+    console.print(f"run directory: [bold]{run.path}[/bold]")
+    console.print(f"report: [bold]{run.file('report.html')}[/bold]")
+
+
+def _log(line: str) -> None:
+    console.print(line, highlight=False, markup=False)
+
+
+@contextlib.contextmanager
+def _candidate_progress():
+    """Live bars of the candidates in training on a terminal; a line a minute in a log."""
+    from rewardgen.synthesis.progress import LineProgress, TerminalProgress
+
+    reporter = TerminalProgress(console) if console.is_terminal else LineProgress(_log)
+    try:
+        yield reporter
+    finally:
+        reporter.close()
+
+
+def _candidate_rows(table: Table, candidates: list[dict]) -> None:
+    for c in candidates:
+        metric = f"{c['eval']['success_metric_mean']:.3f}" if c.get("eval") else ""
+        status = c["status"] + (" (stopped early)" if c.get("pruned") else "")
+        reason = (c.get("reason") or "").replace(f"{c.get('path')}/", "")  # the folder is in the table
+        table.add_row(str(c["iteration"]), str(c["index"]), status, metric, reason[:90])
+
+
+@app.command()
+def refine(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory of `rewardgen synthesize`")],
+    feedback: Annotated[str, typer.Option(help="what you saw the policy do wrong, in your words")],
+    candidate: Annotated[
+        str | None, typer.Option(help="refine this one, e.g. iter1/cand0; default: latest refinement or best")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="refined rewards to write and train")] = 1,
+    steps: Annotated[str | None, typer.Option(help="training steps; default: the search's")] = None,
+    llm_model: LLMModel = None,
+    llm_base_url: LLMBaseURL = None,
+    llm_budget_usd: LLMBudget = None,
+    llm_max_calls: LLMMaxCalls = None,
+    llm: LLMMode = None,
+    llm_config: LLMConfig = None,
+) -> None:
+    """Improve a synthesized reward from your words about its policy (Text2Reward refinement)."""
+    import json
+
+    from rewardgen.synthesis import refine as run_refine
+    from rewardgen.train.rundir import RunDir
+
+    manifest = run_dir / "manifest.json"
+    if not manifest.is_file():
+        raise RewardgenError(f"{run_dir} is not a run directory: it has no manifest.json")
+    run = RunDir(run_dir, json.loads(manifest.read_text()))
+    status = run.manifest.get("status")
+    with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
+        with _candidate_progress() as progress:
+            record = run_refine(
+                run, feedback, client, candidate, samples, parse_steps(steps), log=_log, progress=progress
+            )
+    run.update(status=status)  # refining does not change how the search itself ended
+    table = Table(title=f"{record['round']}: refined from {record['parent']}")
+    for col in ("round", "cand", "status", "success metric", "reason"):
+        table.add_column(col)
+    _candidate_rows(table, record["candidates"])
+    console.print(table)
+    console.print(client.usage.summary())
+    if record["best"]:
+        console.print(f"refined reward: {run.file('refined_reward.py')}")
+        video = run.path / record["best"] / "train" / "video.mp4"
+        if video.is_file():
+            console.print(f"watch it: {video}")
+    console.print(f"report: [bold]{run.file('report.html')}[/bold]")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory of `rewardgen synthesize`")],
+) -> None:
+    """(Re)write RUN_DIR/report.html: every candidate's curves, videos of the best, the code."""
+    from rewardgen.synthesis import write_report
+
+    if not (run_dir / "manifest.json").is_file():
+        raise RewardgenError(f"{run_dir} is not a run directory: it has no manifest.json")
+    console.print(f"report: [bold]{write_report(run_dir)}[/bold]")

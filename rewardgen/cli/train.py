@@ -1,0 +1,232 @@
+"""``rewardgen train``, ``demo``, ``tasks`` and ``check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from rewardgen.cli import app, console, parse_steps
+from rewardgen.errors import RewardgenError
+
+DEMO_TASK = "halfcheetah-run"
+DEMO_STEPS = 1_000_000  # a cap: the demo stops at the first successful evaluation (~400k steps)
+DEMO_EVAL_EVERY = 25_000
+
+
+def _report(result) -> None:
+    ev = result.eval
+    table = Table(title=f"evaluation ({len(ev['episodes'])} episodes)")
+    for col in ("env return", "synthesized return", "success metric", "success rate"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{ev['env_return_mean']:.1f}",
+        f"{ev['reward_return_mean']:.1f}",
+        f"{ev['success_metric_mean']:.3f}",
+        f"{ev['success_rate']:.0%}",
+    )
+    console.print(table)
+    console.print(f"success metric: {ev['metric']}")
+    console.print(f"run directory: [bold]{result.run_dir}[/bold]")
+    for name in ("learning_curve.png", "video.mp4", "metrics.csv", "reward.py", "manifest.json"):
+        if (result.run_dir / name).exists():
+            console.print(f"  {name}")
+
+
+Hyperparams = Annotated[
+    str,
+    typer.Option(
+        "--hyperparams",
+        help="default (rewardgen's: fast on a CPU) or zoo (rl-baselines3-zoo's tuned settings)",
+    ),
+]
+RewardFormat = Annotated[
+    str,
+    typer.Option(help="rewardgen (compute_reward) or text2reward (compute_dense_reward(self, action, obs))"),
+]
+
+
+def _reward_format(
+    reward_format: str, task: str, reward: Path | None, sandbox: bool, out: Path | None, method: str
+) -> tuple[str, Path | None, bool]:
+    """(task, reward, sandbox) to run: a Text2Reward file becomes a task YAML with its state
+    fields plus a sandboxed program, written into the run directory (``text2reward/``)."""
+    if reward_format == "rewardgen":
+        return task, reward, sandbox
+    if reward_format != "text2reward":
+        raise RewardgenError(f"unknown --reward-format '{reward_format}': use rewardgen or text2reward")
+    from rewardgen.code import import_text2reward
+    from rewardgen.tasks import get_task
+    from rewardgen.train.rundir import default_run_path
+
+    if reward is None:
+        raise RewardgenError("--reward-format text2reward needs --reward FILE (a compute_dense_reward file)")
+    folder = (out or default_run_path(get_task(task).id, method)) / "text2reward"
+    imp = import_text2reward(reward, task, out=folder)
+    console.print(
+        f"text2reward: {len(imp.fields)} self.env reads became state fields; sandboxed ({folder})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return str(imp.task.path), imp.reward, True
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Option(help="task id (see `rewardgen tasks`) or a task YAML file")],
+    reward: Annotated[
+        Path | None, typer.Option(help="reward program (.py); default: the task's reference")
+    ] = None,
+    steps: Annotated[
+        str | None, typer.Option(help="training steps, e.g. 1e6; default: the task's budget")
+    ] = None,
+    algo: Annotated[str | None, typer.Option(help="ppo or sac; default: the task's")] = None,
+    n_envs: Annotated[int | None, typer.Option(help="parallel envs")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="run directory; default runs/<utc>-<task>-train")] = None,
+    mode: Annotated[str, typer.Option(help="replace the env reward, or add to it")] = "replace",
+    video: Annotated[bool, typer.Option(help="record an MP4 of the final policy")] = True,
+    eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
+    hyperparams: Hyperparams = "default",
+    until_success: Annotated[
+        bool, typer.Option(help="stop at the first periodic evaluation that meets the success metric")
+    ] = False,
+    eval_every: Annotated[
+        int | None, typer.Option(help="evaluate the policy every N steps (evals.csv)")
+    ] = None,
+    reward_format: RewardFormat = "rewardgen",
+    sandbox: Annotated[bool, typer.Option(help="run the reward as untrusted code in a sandbox")] = False,
+) -> None:
+    """Train an agent on a reward program and evaluate it on the task's success metric."""
+    from rewardgen.code import SandboxLimits
+    from rewardgen.train import TrainConfig
+    from rewardgen.train import train as run_train
+
+    task, reward, sandbox = _reward_format(reward_format, task, reward, sandbox, out, "train")
+    config = TrainConfig(
+        task=task,
+        reward=str(reward) if reward else None,
+        steps=parse_steps(steps),
+        algo=algo,
+        n_envs=n_envs,
+        seed=seed,
+        device=device,
+        video=video,
+        eval_episodes=eval_episodes,
+        mode=mode,
+        profile=hyperparams,
+        eval_every=eval_every,
+        stop_on_success=until_success,
+        sandbox=SandboxLimits() if sandbox else None,
+    )
+    _report(run_train(config, out=out))
+
+
+@app.command()
+def demo(
+    steps: Annotated[str, typer.Option(help="most training steps, if success comes later")] = str(DEMO_STEPS),
+    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Train HalfCheetah with PPO on its bundled reference reward until it runs at 3 m/s."""
+    from rewardgen.train import TrainConfig
+    from rewardgen.train import train as run_train
+    from rewardgen.train.rundir import package_versions
+
+    n = parse_steps(steps)
+    console.print(
+        f"[bold]rewardgen demo[/bold]: PPO on {DEMO_TASK} with its reference reward, until the policy "
+        f"meets the task's success metric (at most {n:,} steps)"
+    )
+    v = package_versions()
+    console.print(
+        "versions: "
+        + ", ".join(
+            f"{k} {v.get(k)}" for k in ("mujoco", "gymnasium", "numpy", "torch", "stable-baselines3")
+        ),
+        highlight=False,
+    )
+    config = TrainConfig(
+        task=DEMO_TASK,
+        steps=n,
+        algo="ppo",
+        seed=seed,
+        device=device,
+        eval_episodes=2,
+        eval_every=DEMO_EVAL_EVERY,
+        stop_on_success=True,
+    )
+    result = run_train(config, out=out, method="demo")
+    _report(result)
+    import json
+
+    hit = json.loads((result.run_dir / "manifest.json").read_text()).get("first_success")
+    if hit:
+        console.print(
+            f"[green]success[/green]: the policy met the success metric after {hit['timesteps']:,} steps "
+            f"({hit['wall_time_s']:.0f} s of training)"
+        )
+    else:
+        console.print(f"[yellow]not yet successful[/yellow] after {n:,} steps: try --steps {2 * n:.0e}")
+
+
+@app.command()
+def tasks(
+    show: Annotated[str | None, typer.Option(help="print one task's full description")] = None,
+    env: Annotated[str | None, typer.Option(help="describe any gymnasium env id as a task")] = None,
+    notes: Annotated[Path | None, typer.Option(help="field notes (YAML) for --env")] = None,
+) -> None:
+    """List the task catalog, show one task's description, or derive one for any env."""
+    from rewardgen.tasks import derive_task, get_task, list_tasks
+
+    if env:
+        console.print(derive_task(env, "(your goal)", notes).describe(), markup=False, highlight=False)
+        return
+    if show:
+        console.print(get_task(show).describe(), markup=False, highlight=False)
+        return
+    table = Table(title="rewardgen tasks")
+    for col in ("id", "env", "goal", "success", "standard"):
+        table.add_column(col)
+    for t in list_tasks():
+        table.add_row(t.id, t.gym_id, t.goal, t.metric.describe(), "yes" if t.standard else "")
+    console.print(table)
+
+
+@app.command()
+def check(
+    task: Annotated[str, typer.Option(help="task id or task YAML")],
+    reward: Annotated[Path | None, typer.Option(help="reward program; default: the task's reference")] = None,
+    steps: Annotated[int, typer.Option(help="random steps per env")] = 250,
+    n_envs: Annotated[int, typer.Option(help="parallel envs")] = 4,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    reward_format: RewardFormat = "rewardgen",
+    sandbox: Annotated[bool, typer.Option(help="run the reward as untrusted code in a sandbox")] = False,
+    out: Annotated[Path | None, typer.Option(help="where a converted Text2Reward file is written")] = None,
+) -> None:
+    """Run a reward on random rollouts: each term's statistics, the env's reward, the cost."""
+    from rewardgen.code import SandboxLimits
+    from rewardgen.train.check import check_reward
+
+    task, reward, sandbox = _reward_format(reward_format, task, reward, sandbox, out, "check")
+    stats = check_reward(
+        task,
+        str(reward) if reward else None,
+        steps=steps,
+        n_envs=n_envs,
+        seed=seed,
+        sandbox=SandboxLimits() if sandbox else None,
+    )
+    table = Table(title=f"{stats['program']} on {stats['env_id']}: {stats['transitions']} random transitions")
+    for col in ("term", "mean", "min", "max"):
+        table.add_column(col, justify="right" if col != "term" else "left")
+    for name, s in stats["terms"].items():
+        table.add_row(name, f"{s['mean']:.4g}", f"{s['min']:.4g}", f"{s['max']:.4g}")
+    console.print(table)
+    console.print(f"max |reward - env reward| = {stats['max_abs_diff_to_env']:.3g}")
+    if stats["cost"]:
+        console.print(f"cost: {stats['cost']['summary']}", highlight=False, soft_wrap=True)

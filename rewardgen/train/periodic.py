@@ -1,0 +1,110 @@
+"""Periodic evaluation while training: how soon the policy meets the task's success metric.
+
+Every ``every`` steps the current policy runs ``episodes`` deterministic episodes (in parallel,
+one env each) on fresh envs; the env's own return and the success metric go to ``evals.csv``.
+With ``stop_on_success`` training ends at the first evaluation whose every episode succeeds:
+``rewardgen train --until-success`` and the demo stop there instead of spending the whole budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
+from rewardgen.tasks import TaskSpec, make_env_fn, wrapper_kwargs
+
+__all__ = ["EVAL_COLUMNS", "PeriodicEvaluator", "read_evals"]
+
+#: wall_time_s counts from the start of training, evaluations included; eval_time_s is the part
+#: the evaluations took (so wall_time_s - eval_time_s is the training's own time).
+EVAL_COLUMNS = [
+    "timesteps",
+    "wall_time_s",
+    "eval_time_s",
+    "env_return_mean",
+    "success_metric_mean",
+    "success_rate",
+]
+
+
+class _NoReward(RewardFn):
+    """Scores nothing: the evaluation needs only the env's return and the success metric."""
+
+    fields = frozenset()
+
+    def compute(self, batch: TransitionBatch) -> RewardOutput:
+        return RewardOutput(np.zeros(batch.n))
+
+
+class PeriodicEvaluator:
+    """Deterministic episodes of the policy being trained, written to ``path`` (``evals.csv``).
+
+    Example:
+        >>> ev = PeriodicEvaluator(get_task("hopper-run"), Path("evals.csv"))  # doctest: +SKIP
+        >>> ev(model, timesteps=50_000, wall_s=61.2)["success_rate"]  # doctest: +SKIP
+        0.0
+    """
+
+    def __init__(
+        self, spec: TaskSpec, path: Path, episodes: int = 2, seed: int = 30_000, append: bool = False
+    ):
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
+
+        self.spec, self.path, self.episodes = spec, path, episodes
+        reward = _NoReward()
+        venv = DummyVecEnv([make_env_fn(spec, fields=reward.fields) for _ in range(episodes)])
+        venv.seed(seed)
+        self.venv = SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
+        self.rows: list[dict[str, Any]] = []
+        self.spent_s = 0.0
+        if not (append and path.is_file()):  # a continued run adds to its rows
+            with path.open("w", newline="") as f:
+                csv.writer(f).writerow(EVAL_COLUMNS)
+
+    def __call__(self, model: Any, timesteps: int, wall_s: float) -> dict[str, Any]:
+        t0 = time.monotonic()
+        norm = model.get_vec_normalize_env()
+        obs = self.venv.reset()
+        episodes: dict[int, dict[str, Any]] = {}
+        while len(episodes) < self.episodes:
+            policy_obs = norm.normalize_obs(obs) if norm is not None else obs
+            action, _ = model.predict(policy_obs, deterministic=True)
+            obs, _, dones, infos = self.venv.step(action)
+            for i in np.flatnonzero(dones):
+                episodes.setdefault(int(i), infos[i]["reward_episode"])  # each env's first episode
+        metric = [e["metrics"]["success_metric"] for e in episodes.values()]
+        self.spent_s += time.monotonic() - t0
+        row = {
+            "timesteps": int(timesteps),
+            "wall_time_s": round(wall_s + time.monotonic() - t0, 2),
+            "eval_time_s": round(self.spent_s, 2),
+            "env_return_mean": float(np.mean([e["env_return"] for e in episodes.values()])),
+            "success_metric_mean": float(np.mean(metric)),
+            "success_rate": float(np.mean([self.spec.metric.success(v) for v in metric])),
+        }
+        self.rows.append(row)
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([row[c] for c in EVAL_COLUMNS])
+        return row
+
+    def first_success(self) -> dict[str, Any] | None:
+        """The first evaluation in which every episode met the success metric."""
+        return next((r for r in self.rows if r["success_rate"] >= 1.0), None)
+
+    def close(self) -> None:
+        self.venv.close()
+
+
+def read_evals(path: Path) -> list[dict[str, float]]:
+    """The rows of an ``evals.csv``."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
