@@ -30,7 +30,6 @@ from rewardgen.code import CodeReward, RewardProgram, SandboxLimits, SandboxRunn
 from rewardgen.synthesis import SearchConfig, evaluate_candidate
 from rewardgen.synthesis.executor import LocalExecutor
 from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
-from rewardgen.train.hyperparams import FAST_PPO
 from rewardgen.wrappers import VectorRewardWrapper
 
 TASK = "hopper-run-backward"
@@ -51,9 +50,7 @@ def compute_reward(obs, action, next_obs, info):
 
 def search_seconds(workers: int, steps: int, root: Path) -> float:
     task = get_task(TASK)
-    config = SearchConfig(
-        task=TASK, steps=steps, eval_episodes=1, hyperparams=dict(FAST_PPO), workers=workers
-    )
+    config = SearchConfig(task=TASK, steps=steps, eval_episodes=1, workers=workers)  # the defaults
     reply = f"```python\n{PROGRAM}```"
     jobs = [(task, reply, 0, i, root / f"w{workers}" / f"cand{i}", config) for i in range(4)]
     executor = LocalExecutor(workers)

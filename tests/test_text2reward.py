@@ -64,9 +64,8 @@ def test_imported_reward_equals_the_original_on_the_live_env(tmp_path):
     """The converted program, run sandboxed through the real reward wrapper, returns what the
     original function returns when called with the live Meta-World env as `self.env`."""
     pytest.importorskip("metaworld")
-    from rewardgen.code import CodeReward, RewardProgram, SandboxLimits, SandboxRunner, import_text2reward
-    from rewardgen.tasks import get_task, make_env, wrapper_kwargs
-    from rewardgen.wrappers import RewardWrapper
+    from rewardgen.code import import_text2reward
+    from rewardgen.tasks import get_task
 
     src = tmp_path / "drawer_open.py"
     src.write_text(T2R)
@@ -76,8 +75,19 @@ def test_imported_reward_equals_the_original_on_the_live_env(tmp_path):
     assert task.id == "metaworld-drawer-open" and task.fields["t2r_1"].source == "state._get_pos_goal()"
     assert task.metric == get_task("metaworld-drawer-open").metric
 
-    original: dict = {}
-    exec(compile(T2R, "t2r", "exec"), original)  # the test's own trusted copy, for comparison
+    got, want = _converted_and_original(imp, task, T2R, {}, seed=3, steps=60)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert np.std(got) > 0
+
+
+def _converted_and_original(imp, task, source: str, globals_: dict, seed: int, steps: int):
+    """Rewards of the converted program (sandboxed, through the real wrapper) and of the original
+    function called with the live Meta-World env as `self.env`, on the same random actions."""
+    from rewardgen.code import CodeReward, RewardProgram, SandboxLimits, SandboxRunner
+    from rewardgen.tasks import make_env, wrapper_kwargs
+    from rewardgen.wrappers import RewardWrapper
+
+    exec(compile(source, "t2r", "exec"), globals_)  # the test's own trusted copy, for comparison
     program = RewardProgram.from_file(imp.reward)
     reward = CodeReward(program, SandboxRunner(program, SandboxLimits()))
     env = RewardWrapper(make_env(task, fields=reward.fields), reward, **wrapper_kwargs(task, reward.fields))
@@ -87,17 +97,16 @@ def test_imported_reward_equals_the_original_on_the_live_env(tmp_path):
 
     me = Self()
     me.env = env.unwrapped
-    obs, _ = env.reset(seed=3)
-    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
     got, want = [], []
-    for _ in range(60):
+    for _ in range(steps):
         action = rng.uniform(-1, 1, size=4)
         obs, r, *_ = env.step(action)
         got.append(r)
-        want.append(original["compute_dense_reward"](me, action, obs))
+        want.append(globals_["compute_dense_reward"](me, action, obs))
     env.close()
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
-    assert np.std(got) > 0
+    return got, want
 
 
 # The shape of Text2Reward's published Meta-World files: numpy used from globals without an
@@ -117,9 +126,8 @@ def compute_dense_reward(self, action, obs) -> float:
 
 def test_files_as_published_convert_run_sandboxed_and_equal_the_original(tmp_path):
     pytest.importorskip("metaworld")
-    from rewardgen.code import CodeReward, RewardProgram, SandboxLimits, SandboxRunner, import_text2reward
-    from rewardgen.tasks import get_task, make_env, wrapper_kwargs
-    from rewardgen.wrappers import RewardWrapper
+    from rewardgen.code import import_text2reward
+    from rewardgen.tasks import get_task
 
     src = tmp_path / "sweep_into.py"
     src.write_text(AS_PUBLISHED)
@@ -129,24 +137,5 @@ def test_files_as_published_convert_run_sandboxed_and_equal_the_original(tmp_pat
     assert "dropped an import the code never uses: from scipy.spatial import distance" in converted
     assert "\nfrom scipy" not in converted
     task = get_task(str(imp.task.path))
-    program = RewardProgram.from_file(imp.reward)
-    reward = CodeReward(program, SandboxRunner(program, SandboxLimits()))
-    env = RewardWrapper(make_env(task, fields=reward.fields), reward, **wrapper_kwargs(task, reward.fields))
-    original: dict = {"np": np}  # as Text2Reward ran it: np in the globals
-    exec(compile(AS_PUBLISHED, "t2r", "exec"), original)
-
-    class Self:
-        pass
-
-    me = Self()
-    me.env = env.unwrapped
-    obs, _ = env.reset(seed=1)
-    rng = np.random.default_rng(1)
-    got, want = [], []
-    for _ in range(40):
-        action = rng.uniform(-1, 1, size=4)
-        obs, r, *_ = env.step(action)
-        got.append(r)
-        want.append(original["compute_dense_reward"](me, action, obs))
-    env.close()
+    got, want = _converted_and_original(imp, task, AS_PUBLISHED, {"np": np}, seed=1, steps=40)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

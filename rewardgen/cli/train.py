@@ -140,16 +140,12 @@ def demo(
     n = parse_steps(steps)
     console.print(
         f"[bold]rewardgen demo[/bold]: PPO on {DEMO_TASK} with its reference reward, until the policy "
-        f"meets the task's success metric (at most {n:,} steps)"
+        f"meets the task's success metric (at most {n:,} steps)",
+        soft_wrap=True,
     )
     v = package_versions()
-    console.print(
-        "versions: "
-        + ", ".join(
-            f"{k} {v.get(k)}" for k in ("mujoco", "gymnasium", "numpy", "torch", "stable-baselines3")
-        ),
-        highlight=False,
-    )
+    names = ("mujoco", "gymnasium", "numpy", "torch", "stable-baselines3")
+    console.print("versions: " + ", ".join(f"{k} {v.get(k)}" for k in names), highlight=False, soft_wrap=True)
     config = TrainConfig(
         task=DEMO_TASK,
         steps=n,
@@ -168,7 +164,8 @@ def demo(
     if hit:
         console.print(
             f"[green]success[/green]: the policy met the success metric after {hit['timesteps']:,} steps "
-            f"({hit['wall_time_s']:.0f} s of training)"
+            f"and {hit['wall_time_s']:.0f} s of training (evaluations included)",
+            soft_wrap=True,
         )
     else:
         console.print(f"[yellow]not yet successful[/yellow] after {n:,} steps: try --steps {2 * n:.0e}")

@@ -95,9 +95,7 @@ def plot_learning_curve(
     evals = metrics_csv.parent / "evals.csv"  # periodic deterministic evaluations, when there are any
     e = read_metrics(evals) if evals.is_file() else {}
     if e:
-        ax2.plot(
-            e["timesteps"], e["success_metric_mean"], "D", color="tab:purple", label="evaluations"
-        )
+        ax2.plot(e["timesteps"], e["success_metric_mean"], "D", color="tab:purple", label="evaluations")
     if threshold is not None:
         ax2.axhline(threshold, color="grey", linestyle="--", label="success threshold")
     if threshold is not None or e:
