@@ -339,7 +339,7 @@ import numpy as np
 def compute_reward(obs, action, next_obs, info):
     backward = -info["x_velocity"]
     if len(obs) > 8:
-        backward = backward + 0.0 * sum(k * 1e-9 for k in range(12_000_000))
+        backward = backward + 0.0 * sum(k * 1e-9 for k in range(24_000_000))
     return backward, {"backward": backward}
 ```"""
 
@@ -361,15 +361,15 @@ def test_a_slow_reward_is_refused_with_its_figure_and_nothing_waits_on_it(tmp_pa
 
 def test_a_candidate_over_its_wall_clock_budget_fails_and_the_search_goes_on(tmp_path):
     cfg = config(  # one env (the zoo profile): 32 rollouts of 128 steps, each scored in one slow call
-        method="text2reward", workers=2, steps=4096, candidate_budget_s=25.0, videos=0, profile="zoo"
+        method="text2reward", workers=2, steps=4096, candidate_budget_s=40.0, videos=0, profile="zoo"
     )
     with LoopbackLLMServer() as server:
         server.push([SLOW_LATER, GOOD])
         run, summary = run_search(server, tmp_path, cfg)
     late, good = summary["candidates"]
     assert late["status"] == "failed" and good["status"] == "trained", late["reason"]
-    assert "over its wall-clock budget of 25 s" in late["reason"]
+    assert "over its wall-clock budget of 40 s" in late["reason"]
     assert "training steps" in late["reason"]  # stopped while training, not after it
     manifest = json.loads((run.path / "iter0" / "cand0" / "train" / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "wall-clock budget" in manifest["error"]
-    assert summary["best"]["index"] == 1 and good["wall_s"] < 25
+    assert summary["best"]["index"] == 1 and good["wall_s"] < 40
