@@ -224,3 +224,16 @@ def test_usage_errors_are_recognised_from_click_and_from_typers_vendored_copy():
     assert not _is_click(ValueError("x"), "ClickException")
     vendored = pytest.importorskip("typer._click.exceptions")  # typer >= 0.20 vendors click
     assert _is_click(vendored.NoSuchOption("--x"), "ClickException")
+
+
+def test_train_until_success_says_when_it_got_there(tmp_path, capsys):
+    from rewardgen.tasks import derive_task, save_task_file
+
+    task = derive_task("Pendulum-v1", "anything", {"metric": {"field": "env_reward", "above": -5000}})
+    path = save_task_file(task, tmp_path / "task.yaml").path
+    reward = tmp_path / "reward.py"
+    reward.write_text("def compute_reward(obs, action, next_obs, info):\n    return next_obs[:, 0], {}\n")
+    args = ["train", "--task", str(path), "--reward", str(reward), "--steps", "2e5", "--n-envs", "4"]
+    main([*args, "--eval-every", "2000", "--until-success", "--no-video", "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert "success: the policy met the success metric after" in out and "evals.csv" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -30,9 +31,16 @@ def _report(result) -> None:
     console.print(table)
     console.print(f"success metric: {ev['metric']}")
     console.print(f"run directory: [bold]{result.run_dir}[/bold]")
-    for name in ("learning_curve.png", "video.mp4", "metrics.csv", "reward.py", "manifest.json"):
+    for name in ("learning_curve.png", "video.mp4", "metrics.csv", "evals.csv", "reward.py", "manifest.json"):
         if (result.run_dir / name).exists():
             console.print(f"  {name}")
+    hit = json.loads((result.run_dir / "manifest.json").read_text()).get("first_success")
+    if hit:  # periodic evaluations (--eval-every, --until-success, the demo) met the success metric
+        console.print(
+            f"[green]success[/green]: the policy met the success metric after {hit['timesteps']:,} steps "
+            f"and {hit['wall_time_s']:.0f} s of training (evaluations included)",
+            soft_wrap=True,
+        )
 
 
 Hyperparams = Annotated[
@@ -158,16 +166,7 @@ def demo(
     )
     result = run_train(config, out=out, method="demo")
     _report(result)
-    import json
-
-    hit = json.loads((result.run_dir / "manifest.json").read_text()).get("first_success")
-    if hit:
-        console.print(
-            f"[green]success[/green]: the policy met the success metric after {hit['timesteps']:,} steps "
-            f"and {hit['wall_time_s']:.0f} s of training (evaluations included)",
-            soft_wrap=True,
-        )
-    else:
+    if "first_success" not in json.loads((result.run_dir / "manifest.json").read_text()):
         console.print(f"[yellow]not yet successful[/yellow] after {n:,} steps: try --steps {2 * n:.0e}")
 
 
