@@ -17,7 +17,9 @@ DEMO_STEPS = 1_000_000  # a cap: the demo stops at the first successful evaluati
 DEMO_EVAL_EVERY = 25_000
 
 
-def _report(result) -> None:
+def _report(result) -> dict | None:
+    """Print the evaluation and the run directory; returns when periodic evaluations first met the
+    success metric (None: they did not, or there were none)."""
     ev = result.eval
     table = Table(title=f"evaluation ({len(ev['episodes'])} episodes)")
     for col in ("env return", "synthesized return", "success metric", "success rate"):
@@ -41,6 +43,7 @@ def _report(result) -> None:
             f"and {hit['wall_time_s']:.0f} s of training (evaluations included)",
             soft_wrap=True,
         )
+    return hit
 
 
 Hyperparams = Annotated[
@@ -165,8 +168,7 @@ def demo(
         stop_on_success=True,
     )
     result = run_train(config, out=out, method="demo")
-    _report(result)
-    if "first_success" not in json.loads((result.run_dir / "manifest.json").read_text()):
+    if _report(result) is None:
         console.print(f"[yellow]not yet successful[/yellow] after {n:,} steps: try --steps {2 * n:.0e}")
 
 

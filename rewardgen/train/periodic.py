@@ -17,6 +17,7 @@ import numpy as np
 
 from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
 from rewardgen.tasks import TaskSpec, make_env_fn, wrapper_kwargs
+from rewardgen.train.report import episode_means
 
 __all__ = ["EVAL_COLUMNS", "PeriodicEvaluator", "read_evals"]
 
@@ -79,15 +80,13 @@ class PeriodicEvaluator:
             obs, _, dones, infos = self.venv.step(action)
             for i in np.flatnonzero(dones):
                 episodes.setdefault(int(i), infos[i]["reward_episode"])  # each env's first episode
-        metric = [e["metrics"]["success_metric"] for e in episodes.values()]
         self.spent_s += time.monotonic() - t0
+        means = episode_means(list(episodes.values()), self.spec.metric)
         row = {
             "timesteps": int(timesteps),
             "wall_time_s": round(wall_s + time.monotonic() - t0, 2),
             "eval_time_s": round(self.spent_s, 2),
-            "env_return_mean": float(np.mean([e["env_return"] for e in episodes.values()])),
-            "success_metric_mean": float(np.mean(metric)),
-            "success_rate": float(np.mean([self.spec.metric.success(v) for v in metric])),
+            **{k: means[k] for k in ("env_return_mean", "success_metric_mean", "success_rate")},
         }
         self.rows.append(row)
         with self.path.open("a", newline="") as f:

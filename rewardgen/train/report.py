@@ -11,7 +11,7 @@ import numpy as np
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["MetricsWriter", "plot_learning_curve", "write_video"]
+__all__ = ["MetricsWriter", "episode_means", "plot_learning_curve", "write_video"]
 
 BASE_COLUMNS = [
     "timesteps",
@@ -23,6 +23,27 @@ BASE_COLUMNS = [
     "success_metric_mean",
     "success_rate",
 ]
+
+
+def episode_means(episodes: Sequence[dict[str, Any]], metric: Any) -> dict[str, float]:
+    """Means over episode summaries (the wrappers' ``reward_episode`` rows) and the share that met
+    the task's success ``metric``: what metrics.csv, evals.csv and eval.json report.
+
+    Example:
+        >>> class Above1:
+        ...     def success(self, v): return v > 1
+        >>> ep = {"env_return": 2.0, "reward_return": 1.0, "length": 10, "metrics": {"success_metric": 3.0}}
+        >>> episode_means([ep], Above1())["success_rate"]
+        1.0
+    """
+    values = [e["metrics"]["success_metric"] for e in episodes]
+    return {
+        "env_return_mean": float(np.mean([e["env_return"] for e in episodes])),
+        "reward_return_mean": float(np.mean([e["reward_return"] for e in episodes])),
+        "ep_length_mean": float(np.mean([e["length"] for e in episodes])),
+        "success_metric_mean": float(np.mean(values)),
+        "success_rate": float(np.mean([bool(metric.success(v)) for v in values])),
+    }
 
 
 class MetricsWriter:

@@ -17,7 +17,7 @@ from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
-from rewardgen.train.report import MetricsWriter, plot_learning_curve, write_video
+from rewardgen.train.report import MetricsWriter, episode_means, plot_learning_curve, write_video
 from rewardgen.train.rundir import RunDir
 
 __all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
@@ -142,16 +142,11 @@ def _make_callback(
             eps, self.buffer = self.buffer, []
             self.episodes += len(eps)
             self.last_log = self.num_timesteps
-            metric = np.array([e["metrics"]["success_metric"] for e in eps])
             row = {
                 "timesteps": self.num_timesteps,
                 "wall_time_s": round(time.time() - self.t0, 2),
                 "episodes": self.episodes,
-                "env_return_mean": float(np.mean([e["env_return"] for e in eps])),
-                "reward_return_mean": float(np.mean([e["reward_return"] for e in eps])),
-                "ep_length_mean": float(np.mean([e["length"] for e in eps])),
-                "success_metric_mean": float(metric.mean()),
-                "success_rate": float(np.mean([metric_spec.success(v) for v in metric])),
+                **episode_means(eps, metric_spec),
             }
             for name in eps[-1]["components"]:
                 row[f"component/{name}"] = float(np.mean([e["components"].get(name, 0.0) for e in eps]))
@@ -409,6 +404,7 @@ def evaluate(
         venv.training, venv.norm_reward = False, False
     frames: list[np.ndarray] = []
     results: list[dict[str, Any]] = []
+    finished: list[dict[str, Any]] = []  # the wrapper's episode summaries
     obs = venv.reset()
     while len(results) < episodes:
         if deadline is not None and time.monotonic() > deadline:
@@ -421,6 +417,7 @@ def evaluate(
         if dones[0]:
             ep = infos[0]["reward_episode"]
             value = ep["metrics"]["success_metric"]
+            finished.append(ep)
             results.append(
                 {
                     "env_return": ep["env_return"],
@@ -432,12 +429,13 @@ def evaluate(
                 }
             )
     venv.close()
+    means = episode_means(finished, spec.metric)
     summary = {
         "episodes": results,
-        "env_return_mean": float(np.mean([r["env_return"] for r in results])),
-        "reward_return_mean": float(np.mean([r["reward_return"] for r in results])),
-        "success_metric_mean": float(np.mean([r["success_metric"] for r in results])),
-        "success_rate": float(np.mean([r["success"] for r in results])),
+        **{
+            k: means[k]
+            for k in ("env_return_mean", "reward_return_mean", "success_metric_mean", "success_rate")
+        },
         "metric": spec.metric.describe(),
     }
     if eval_file:
