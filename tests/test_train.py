@@ -167,6 +167,7 @@ def test_ppo_learns_halfcheetah_on_the_reference_reward(tmp_path):
     config = TrainConfig(
         task="halfcheetah-run",
         steps=40_000,
+        n_envs=1,  # the quick one-env settings: 40 episodes end, so the curve has a start and an end
         hyperparams=dict(FAST_PPO),
         video=False,
         eval_episodes=1,
