@@ -237,3 +237,30 @@ def test_train_until_success_says_when_it_got_there(tmp_path, capsys):
     main([*args, "--eval-every", "2000", "--until-success", "--no-video", "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert "success: the policy met the success metric after" in out and "evals.csv" in out
+
+
+def test_hp_overrides_reach_the_algorithm_and_bad_ones_are_named(tmp_path, capsys):
+    import json
+
+    from rewardgen.cli.train import parse_hp
+
+    assert parse_hp(["learning_rate=1e-3", "policy_kwargs={\"net_arch\": [8]}", "x=abc"]) == {
+        "learning_rate": 1e-3,
+        "policy_kwargs": {"net_arch": [8]},
+        "x": "abc",
+    }
+    from rewardgen.tasks import derive_task, save_task_file
+
+    task = derive_task("Pendulum-v1", "anything", {"metric": {"field": "env_reward", "above": -5000}})
+    path = save_task_file(task, tmp_path / "task.yaml").path
+    reward = tmp_path / "reward.py"
+    reward.write_text("def compute_reward(obs, action, next_obs, info):\n    return next_obs[:, 0], {}\n")
+    base = ["train", "--task", str(path), "--reward", str(reward), "--steps", "256", "--n-envs", "2"]
+    base += ["--no-video", "--eval-episodes", "1"]
+    code, text = run_cli([*base, "--hp", "learning_rate"], capsys)
+    assert code == 2 and "write KEY=VALUE" in text
+    code, text = run_cli([*base, "--hp", "n_epoch=3", "--out", str(tmp_path / "bad")], capsys)
+    assert code == 2 and "n_epoch" in text and "Traceback" not in text
+    main([*base, "--hp", "n_epochs=2", "--hp", "learning_rate=1e-3", "--out", str(tmp_path / "run")])
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["config"]["hyperparams"] == {"n_epochs": 2, "learning_rate": 1e-3}

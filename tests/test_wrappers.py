@@ -164,3 +164,67 @@ def test_sb3_deferred_rewards_equal_per_step_rewards_and_episodes():
         assert a["reward_return"] == pytest.approx(b["reward_return"]) and a["components"] == pytest.approx(
             b["components"]
         )
+
+
+@pytest.mark.parametrize("how", ["mean", "max", "final"])
+def test_mixer_episode_sums_equal_a_step_by_step_count_over_long_masked_episodes(how):
+    """The mixer adds steps to the episode sums in blocks (a buffer of 64 steps): over episodes
+    longer than a block, with autoreset steps masked out and a component that appears midway,
+    every sum and metric equals the naive step-by-step count."""
+    from rewardgen.rewards import RewardFn, RewardOutput
+    from rewardgen.wrappers import RewardMixer
+    from rewardgen.wrappers.core import DictOfArraysView
+
+    class Echo(RewardFn):
+        def compute(self, batch):
+            v = batch.info["v"]
+            comps = {"a": 2 * v} if batch.info["late"][0] < 1 else {"a": 2 * v, "b": -v}
+            return RewardOutput(sum(comps.values()), comps)
+
+    n, rng = 3, np.random.default_rng(0)
+    mixer = RewardMixer(Echo(), n, episode_metrics={"m": ("v", how)})
+    expect = {
+        "env": np.zeros(n),
+        "total": np.zeros(n),
+        "a": np.zeros(n),
+        "b": np.zeros(n),
+        "len": np.zeros(n),
+    }
+    values: list[list[float]] = [[] for _ in range(n)]
+    for t in range(200):
+        v, env_r = rng.normal(size=n), rng.normal(size=n)
+        active = rng.random(n) > 0.1 if t % 3 else None
+        late = np.full(n, float(t >= 100))
+        info = DictOfArraysView({"v": v, "late": late}, n)
+        mixer(
+            np.zeros((n, 1)),
+            np.zeros((n, 1)),
+            np.zeros((n, 1)),
+            env_r,
+            np.zeros(n, bool),
+            np.zeros(n, bool),
+            info,
+            active,
+        )
+        live = np.ones(n, bool) if active is None else active
+        expect["env"] += env_r * live
+        expect["a"] += 2 * v * live
+        expect["b"] += -v * live * (t >= 100)
+        expect["total"] += (2 * v - v * (t >= 100)) * live
+        expect["len"] += live
+        for j in np.flatnonzero(live):
+            values[j].append(v[j])
+        if t in (150, 199):  # episode ends: env 0 at 150, all at 199
+            done = np.array([True, t == 199, t == 199])
+            s = mixer.end_episodes(done)
+            for pos, j in enumerate(np.flatnonzero(done)):
+                np.testing.assert_allclose(s["env_return"][pos], expect["env"][j])
+                np.testing.assert_allclose(s["reward_return"][pos], expect["total"][j])
+                np.testing.assert_allclose(s["components"]["a"][pos], expect["a"][j])
+                np.testing.assert_allclose(s["components"]["b"][pos], expect["b"][j])
+                assert s["length"][pos] == expect["len"][j]
+                want = {"mean": np.mean, "max": np.max, "final": lambda x: x[-1]}[how](values[j])
+                np.testing.assert_allclose(s["metrics"]["m"][pos], want)
+                for key in expect:
+                    expect[key][j] = 0.0
+                values[j] = []

@@ -53,6 +53,31 @@ Hyperparams = Annotated[
         help="default (rewardgen's: fast on a CPU) or zoo (rl-baselines3-zoo's tuned settings)",
     ),
 ]
+HpOverrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--hp",
+        help="override one of the profile's hyperparameters, KEY=VALUE (JSON value), e.g. "
+        "--hp gradient_steps=1 --hp learning_rate=1e-3; repeat for more",
+    ),
+]
+
+
+def parse_hp(pairs: list[str] | None) -> dict:
+    """``["lr=1e-3", "net=[64, 64]"]`` -> ``{"lr": 0.001, "net": [64, 64]}`` (JSON values; a
+    value that is not JSON stays a string)."""
+    out: dict = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise RewardgenError(f"--hp {pair!r}: write KEY=VALUE, e.g. --hp learning_rate=3e-4")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 RewardFormat = Annotated[
     str,
     typer.Option(help="rewardgen (compute_reward) or text2reward (compute_dense_reward(self, action, obs))"),
@@ -102,6 +127,7 @@ def train(
     video: Annotated[bool, typer.Option(help="record an MP4 of the final policy")] = True,
     eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
     hyperparams: Hyperparams = "default",
+    hp: HpOverrides = None,
     until_success: Annotated[
         bool, typer.Option(help="stop at the first periodic evaluation that meets the success metric")
     ] = False,
@@ -129,6 +155,7 @@ def train(
         eval_episodes=eval_episodes,
         mode=mode,
         profile=hyperparams,
+        hyperparams=parse_hp(hp),
         eval_every=eval_every,
         stop_on_success=until_success,
         sandbox=SandboxLimits() if sandbox else None,

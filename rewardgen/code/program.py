@@ -172,7 +172,7 @@ def _describe(exc: BaseException, filename: str) -> str:
 def _read_only(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         view = x.view()
-        view.flags.writeable = False
+        view.setflags(write=False)
         return view
     if isinstance(x, Mapping):
         return {k: _read_only(v) for k, v in x.items()}

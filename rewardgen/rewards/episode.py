@@ -45,11 +45,20 @@ class EpisodeReducer:
             self._acc[:] = values
         self._count += 1 if active is None else active
 
-    def update_block(self, values: np.ndarray) -> None:
-        """Fold ``k`` consecutive steps in at once (``values`` (k, n)), none of them an episode end
-        except perhaps the last; the same as ``k`` calls of :meth:`update`."""
+    def update_block(self, values: np.ndarray, active: np.ndarray | None = None) -> None:
+        """Fold ``k`` consecutive steps in at once (``values`` (k, n), ``active`` (k, n) or None),
+        none of them an episode end except perhaps the last; the same as ``k`` calls of
+        :meth:`update`."""
         if len(values) == 0:
             return
+        if active is not None:
+            if self.how == "final":  # the last step that counts, per env
+                last = len(active) - 1 - np.argmax(active[::-1], axis=0)
+                counted = active.any(axis=0)
+                self._acc[counted] = values[last, np.arange(values.shape[1])][counted]
+                self._count += active.sum(axis=0)
+                return
+            values = np.where(active, values, self._init)
         if self.how in ("mean", "sum"):
             self._acc += values.sum(axis=0)
         elif self.how == "max":
@@ -58,7 +67,7 @@ class EpisodeReducer:
             np.minimum(self._acc, values.min(axis=0), out=self._acc)
         else:
             self._acc[:] = values[-1]
-        self._count += len(values)
+        self._count += len(values) if active is None else active.sum(axis=0)
 
     def pop(self, done: np.ndarray) -> np.ndarray:
         """Return the reduced values of the ``done`` envs (in index order) and restart them."""

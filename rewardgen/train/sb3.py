@@ -259,7 +259,14 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
             hp["batch_size"] = min(hp.get("batch_size", 64), hp["n_steps"] * n_envs)
         else:
             hp["learning_starts"] = min(hp.get("learning_starts", 100), steps // 10)
-        model = cls("MlpPolicy", venv, device=device, seed=config.seed, verbose=0, **hp)
+        try:
+            model = cls("MlpPolicy", venv, device=device, seed=config.seed, verbose=0, **hp)
+        except TypeError as exc:  # an unknown keyword (SB3 names it)
+            venv.close()
+            raise RewardgenError(
+                f"{algo.upper()} does not take these hyperparameters ({exc}); "
+                f"check --hp / TrainConfig.hyperparams: {sorted(config.hyperparams)}"
+            ) from exc
     if defer:
         attach_deferred_rewards(model, wrapper, venv)
     run.update(deferred_reward=defer)

@@ -14,6 +14,7 @@ from rewardgen.rewards import EpisodeReducer, RewardFn, RewardOutput, Transition
 __all__ = ["FieldReader", "InfoView", "RewardMixer", "ToInfoFields"]
 
 MODES = ("replace", "add")
+_BLOCK = 64  # steps kept before they are added to the episode sums
 
 
 class InfoView(Protocol):
@@ -120,6 +121,14 @@ class RewardMixer:
         self._synth_return = np.zeros(n_envs)
         self._length = np.zeros(n_envs, dtype=np.int64)
         self._comp_sums: dict[str, np.ndarray] = {}
+        # Steps not yet added to the episode sums, copied into a buffer (k, rows, n): env reward,
+        # reward, components, metric values; and their active masks (k, n). Adding them in blocks
+        # costs a few numpy calls per block instead of a dozen per step.
+        self._names: tuple[str, ...] | None = None  # the components' names; None: no step kept yet
+        self._buf = np.zeros((0, 0, n_envs))
+        self._live = np.ones((_BLOCK, n_envs), dtype=bool)
+        self._k = 0
+        self._masked = False
 
     def __call__(
         self,
@@ -153,7 +162,7 @@ class RewardMixer:
         mixed = self.mix(env_reward, synth)
         if active is not None:
             mixed = np.where(active, mixed, 0.0)
-        self._accumulate(env_reward, synth, out.components, fields, active)
+        self.accumulate(env_reward, synth, out.components, fields, active)
         return mixed, out, fields
 
     def mix(self, env_reward: np.ndarray, synth: np.ndarray) -> np.ndarray:
@@ -162,9 +171,36 @@ class RewardMixer:
             return synth if self.reward_coef == 1.0 else self.reward_coef * synth
         return self.env_coef * np.asarray(env_reward, dtype=np.float64) + self.reward_coef * synth
 
-    def accumulate(self, env_reward, synth, components, fields, active=None) -> None:
-        """Add one step's rewards, components and metric fields to the running episodes."""
-        self._accumulate(np.asarray(env_reward, dtype=np.float64), synth, components, fields, active)
+    def accumulate(
+        self,
+        env_reward: np.ndarray,
+        synth: np.ndarray,
+        components: Mapping[str, np.ndarray],
+        fields: Mapping[str, np.ndarray],
+        active: np.ndarray | None = None,
+    ) -> None:
+        """Add one step's rewards, components and metric fields to the running episodes
+        (``active`` False: an autoreset step, which counts for no episode)."""
+        if self._names is None or len(components) != len(self._names) or tuple(components) != self._names:
+            self._fold()
+            self._names = tuple(components)
+            self._buf = np.zeros((_BLOCK, 2 + len(self._names) + len(self._metrics), self.n))
+        row = self._buf[self._k]  # a copy: the env may reuse its arrays before the block is added
+        row[0] = env_reward
+        row[1] = synth
+        i = 2
+        for value in components.values():
+            row[i] = value
+            i += 1
+        for value in self._metric_values(env_reward, fields):
+            row[i] = value
+            i += 1
+        if active is not None:
+            self._live[self._k] = active
+            self._masked = True
+        self._k += 1
+        if self._k == _BLOCK:
+            self._fold()
 
     def accumulate_block(
         self,
@@ -175,43 +211,55 @@ class RewardMixer:
     ) -> None:
         """Add ``k`` consecutive steps at once (arrays (k, n, ...)) in which no episode ends
         before the last step: the same as ``k`` calls of :meth:`accumulate`."""
-        comp_sums = {k: v.sum(axis=0) for k, v in components.items()}
-        self._add(env_reward.sum(axis=0), synth.sum(axis=0), comp_sums, len(synth))
-        for reducer, values in self._metric_values(env_reward, fields):
-            reducer.update_block(np.asarray(values, dtype=np.float64))
+        self._fold()
+        self._names = tuple(components)
+        values = [env_reward, synth, *components.values(), *self._metric_values(env_reward, fields)]
+        self._add_block(np.stack(values, axis=1), None)
 
-    def _accumulate(self, env_reward, synth, components, fields, active) -> None:
-        if active is not None:  # autoreset steps add nothing to the episode that follows
-            env_reward, synth = env_reward * active, synth * active
-            components = {k: v * active for k, v in components.items()}
-        self._add(env_reward, synth, components, 1 if active is None else active)
-        for reducer, values in self._metric_values(env_reward, fields):
-            reducer.update(values, active)
+    def _fold(self) -> None:
+        """Add the steps kept since the last fold to the episode sums."""
+        if self._k == 0:
+            return
+        k, self._k = self._k, 0
+        mask = self._live[:k].copy() if self._masked else None
+        if self._masked:
+            self._live[:] = True
+            self._masked = False
+        self._add_block(self._buf[:k], mask)
 
-    def _add(self, env_reward, synth, components, steps) -> None:
-        self._env_return += env_reward
-        self._synth_return += synth
-        self._length += steps
-        sums = self._comp_sums
-        for name, value in components.items():
-            acc = sums.get(name)
+    def _add_block(self, block: np.ndarray, mask: np.ndarray | None) -> None:
+        """``block`` (k, rows, n) in the layout of :meth:`accumulate`; ``mask`` (k, n) or None."""
+        names = self._names or ()
+        n_sums = 2 + len(names)
+        sums = block[:, :n_sums] if mask is None else block[:, :n_sums] * mask[:, None]
+        sums = sums.sum(axis=0)
+        self._env_return += sums[0]
+        self._synth_return += sums[1]
+        self._length += len(block) if mask is None else mask.sum(axis=0)
+        for name, value in zip(names, sums[2:], strict=True):
+            acc = self._comp_sums.get(name)
             if acc is None:
-                acc = sums[name] = np.zeros(self.n)
+                acc = self._comp_sums[name] = np.zeros(self.n)
             acc += value
+        for j, (_, reducer) in enumerate(self._metrics.values()):
+            reducer.update_block(block[:, n_sums + j], mask)
 
-    def _metric_values(self, env_reward, fields):
-        """(reducer, this step's values) of every episode metric."""
-        for name, (field, reducer) in self._metrics.items():
-            values = env_reward if field == "env_reward" else fields.get(field)
-            if values is None:
+    def _metric_values(self, env_reward, fields) -> list[np.ndarray]:
+        """This step's values of every episode metric, in the order of ``self._metrics``."""
+        values = []
+        for name, (field, _) in self._metrics.items():
+            value = env_reward if field == "env_reward" else fields.get(field)
+            if value is None:
                 raise RewardgenError(
                     f"episode metric '{name}' reads field '{field}', which this env does not "
                     f"provide (fields: {', '.join(sorted(fields))})"
                 )
-            yield reducer, values
+            values.append(value)
+        return values
 
     def end_episodes(self, done: np.ndarray) -> dict[str, Any]:
         """Episode summaries of the ``done`` envs (arrays in index order), then restart them."""
+        self._fold()
         idx = np.flatnonzero(done)
         summary: dict[str, Any] = {
             "env_return": self._env_return[idx].copy(),

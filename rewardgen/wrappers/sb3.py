@@ -16,6 +16,31 @@ from rewardgen.wrappers.vector import _replace_rows
 __all__ = ["SB3RewardVecWrapper"]
 
 
+class _ComponentRow(Mapping):
+    """One env's reward components in one step, read from the batch's arrays when looked at
+    (most steps' infos are never read: building eight dicts per step cost more than the reward)."""
+
+    __slots__ = ("_components", "_j")
+
+    def __init__(self, components: Mapping[str, np.ndarray], j: int):
+        self._components, self._j = components, j
+
+    def __getitem__(self, name: str) -> float:
+        return float(self._components[name][self._j])
+
+    def __iter__(self):
+        return iter(self._components)
+
+    def __len__(self) -> int:
+        return len(self._components)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def __reduce__(self):  # pickles (and deep-copies) as the plain dict it stands for
+        return dict, (dict(self),)
+
+
 def _stack(steps: list[Any]) -> Any:
     """Per-step batches (n, ...) -> one batch (T * n, ...), time-major; dicts key by key."""
     if isinstance(steps[0], Mapping):
@@ -113,11 +138,10 @@ class SB3RewardVecWrapper(VecEnvWrapper):
             truncated,
             ListOfDictsView(infos),
         )
-        names = list(out.components)
-        rows = np.stack(list(out.components.values()), axis=1).tolist() if names else [[]] * len(infos)
-        for info, r_env, row in zip(infos, env_reward.tolist(), rows, strict=True):
+        components = out.components
+        for j, (info, r_env) in enumerate(zip(infos, env_reward.tolist(), strict=True)):
             info["env_reward"] = r_env
-            info["reward_components"] = dict(zip(names, row, strict=True))
+            info["reward_components"] = _ComponentRow(components, j)
         if dones.any():
             summary = self.mixer.end_episodes(dones)
             for pos, j in enumerate(np.flatnonzero(dones)):

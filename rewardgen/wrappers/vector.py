@@ -164,7 +164,7 @@ class VectorRewardWrapper(_VectorWrapper):
         mixed, out, _ = self.mixer(
             self._obs, actions, next_obs, env_reward, terminated, truncated, view, active
         )
-        info = dict(info)
+        info = dict(info)  # the caller may hold on to the env's dict
         mask = self._all_live if active is None else active
         info["env_reward"], info["_env_reward"] = env_reward, mask
         info["reward_components"], info["_reward_components"] = out.components, mask
