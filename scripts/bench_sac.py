@@ -21,7 +21,6 @@ import numpy as np
 
 from rewardgen.code import SandboxLimits
 from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
-from rewardgen.train.sb3 import load_reward
 
 
 def _venv(spec, sandbox: bool | None):
@@ -32,7 +31,7 @@ def _venv(spec, sandbox: bool | None):
 
     if sandbox is None:
         return make_vec_env(make_env_fn(spec), n_envs=1, seed=0)
-    reward = load_reward(spec, None, SandboxLimits() if sandbox else None)[1]
+    reward = spec.reference_reward(SandboxLimits() if sandbox else None).build()
     venv = make_vec_env(make_env_fn(spec, fields=reward.fields), n_envs=1, seed=0)
     return SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
 

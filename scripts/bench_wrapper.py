@@ -25,7 +25,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
 from rewardgen.tasks.make import quiet_mujoco_warnings
-from rewardgen.train.sb3 import load_reward
 from rewardgen.wrappers import SB3RewardVecWrapper, VectorRewardWrapper
 
 TASK = "halfcheetah-run"
@@ -42,7 +41,7 @@ KINDS = ("gymnasium", "sb3", "sb3-deferred")
 
 def build(kind: str, wrapped: bool):
     spec = get_task(TASK)
-    reward = load_reward(spec, None)[1]
+    reward = spec.reference_reward().build()
     fns = [make_env_fn(spec, fields=reward.fields) if wrapped else _raw_fn(spec) for _ in range(N_ENVS)]
     kwargs = wrapper_kwargs(spec, reward.fields)
     if kind == "gymnasium":

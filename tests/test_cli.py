@@ -151,7 +151,7 @@ def test_train_on_a_text2reward_file(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "2 self.env reads became state fields" in text and "evaluation (1 episodes)" in text
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["config"]["sandbox"] is not None  # untrusted code: contained
+    assert manifest["config"]["reward"]["sandbox"] is not None  # untrusted code: contained
     assert manifest["config"]["task"].endswith("t2r.task.yaml")
     assert (out / "text2reward" / "t2r.rewardgen.py").is_file()
     assert (out / "reward.py").read_text() == (out / "text2reward" / "t2r.rewardgen.py").read_text()
@@ -244,7 +244,7 @@ def test_hp_overrides_reach_the_algorithm_and_bad_ones_are_named(tmp_path, capsy
 
     from rewardgen.cli.train import parse_hp
 
-    assert parse_hp(["learning_rate=1e-3", "policy_kwargs={\"net_arch\": [8]}", "x=abc"]) == {
+    assert parse_hp(["learning_rate=1e-3", 'policy_kwargs={"net_arch": [8]}', "x=abc"]) == {
         "learning_rate": 1e-3,
         "policy_kwargs": {"net_arch": [8]},
         "x": "abc",

@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from rewardgen.code import ProgramSpec
 from rewardgen.errors import RewardgenError
 from rewardgen.tasks import derive_task, get_task, save_task_file
 from rewardgen.train.check import check_reward
@@ -73,7 +74,7 @@ def test_dict_observations_reach_a_reward_program(tmp_path):
         "    d = -np.abs(info['position'][:, 0] - info['target'][:, 0])\n"
         "    return d, {'distance': d, 'speed': info['speed']}\n"
     )
-    stats = check_reward(str(tmp_path / "task.yaml"), str(reward), steps=40, n_envs=2)
+    stats = check_reward(str(tmp_path / "task.yaml"), ProgramSpec.from_file(reward), steps=40, n_envs=2)
     assert stats["max_abs_diff_to_env"] < 1e-9  # the same as the env's own reward
     assert stats["episode_ends"] >= 2
 

@@ -7,16 +7,19 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 BLOCKS = [m[1] for m in re.findall(r"^(`{3,4})python\n(.*?)^\1$", README, flags=re.S | re.M)]
 
 
-def test_readme_python_examples_run():
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the training example writes its run directory under runs/
     assert len(BLOCKS) >= 2
     for block in BLOCKS:
         exec(compile(block, "README.md", "exec"), {})
 
 
 def test_readme_reward_program_trains_on_its_task(tmp_path):
+    from rewardgen.code import ProgramSpec
     from rewardgen.train.check import check_reward
 
     program = next(b for b in BLOCKS if "def compute_reward" in b)
     (tmp_path / "r.py").write_text(program)
-    stats = check_reward("halfcheetah-run-backward", str(tmp_path / "r.py"), steps=20, n_envs=2)
+    spec = ProgramSpec.from_file(tmp_path / "r.py")
+    stats = check_reward("halfcheetah-run-backward", spec, steps=20, n_envs=2)
     assert {"total", "backward", "ctrl_cost"} == set(stats["terms"])

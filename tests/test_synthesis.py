@@ -306,7 +306,7 @@ def test_search_on_a_local_ray_instance(tmp_path):
 
 
 def test_successive_halving_drops_only_clearly_worse_candidates(tmp_path):
-    from rewardgen.synthesis.search import _prune
+    from rewardgen.synthesis.halving import _prune
 
     def cands(*scores):
         out = {}

@@ -6,7 +6,10 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
+from rewardgen.code import ProgramSpec
 from rewardgen.errors import RewardgenError
+from rewardgen.rewards import RewardFn, RewardOutput
+from rewardgen.tasks import get_task
 from rewardgen.train import TrainConfig, train
 from rewardgen.train.check import check_reward
 from rewardgen.train.hyperparams import FAST_PPO
@@ -89,7 +92,7 @@ def test_sac_with_a_user_reward_and_add_mode(tmp_path):
     )
     config = TrainConfig(
         task="hopper-jump",
-        reward=str(reward),
+        reward=ProgramSpec.from_file(reward),
         algo="sac",
         steps=300,
         video=False,
@@ -128,7 +131,7 @@ def test_bad_training_inputs(tmp_path):
     with pytest.raises(RewardgenError, match="unknown algorithm 'dqn'"):
         train(TrainConfig(task="hopper-run", algo="dqn", steps=10), out=tmp_path / "a")
     with pytest.raises(RewardgenError, match="not found"):
-        train(TrainConfig(task="hopper-run", reward=str(tmp_path / "none.py"), steps=10), out=tmp_path / "b")
+        train(TrainConfig(task="hopper-run", reward=ProgramSpec.from_file(tmp_path / "none.py"), steps=10))
     with pytest.raises(RewardgenError, match="unknown device 'tpu'"):
         resolve_device("tpu")
 
@@ -141,7 +144,7 @@ def test_a_broken_reward_fails_the_run_and_says_why(tmp_path):
         train(
             TrainConfig(
                 task="halfcheetah-run",
-                reward=str(tmp_path / "r.py"),
+                reward=ProgramSpec.from_file(tmp_path / "r.py"),
                 steps=256,
                 video=False,
                 hyperparams=FAST,
@@ -227,11 +230,11 @@ def test_deferred_rewards_train_exactly_like_per_step_rewards(tmp_path, task):
             "    return v - c, {'v': v, 'c': -c}\n"
         )
     (tmp_path / "r.py").write_text(code)
-    runs = {}
+    runs, spec = {}, ProgramSpec.from_file(tmp_path / "r.py")
     for defer in (False, True):
         runs[defer] = train(
             TrainConfig(
-                task=task, reward=str(tmp_path / "r.py"), steps=1024, n_envs=2, eval_episodes=1, video=False,
+                task=task, reward=spec, steps=1024, n_envs=2, eval_episodes=1, video=False,
                 hyperparams={**FAST, "n_steps": 256}, progress=False, defer_reward=defer,
             ),
             out=tmp_path / f"defer{defer}",
@@ -265,7 +268,8 @@ def test_check_measures_cost_and_refuses_a_slow_program_early(tmp_path):
     from rewardgen.code import SandboxLimits
     from rewardgen.train.check import RewardTooSlowError
 
-    fast = check_reward("hopper-run", steps=30, n_envs=2, sandbox=SandboxLimits(), max_cost=20)
+    reference = get_task("hopper-run").reference_reward(SandboxLimits())
+    fast = check_reward("hopper-run", reference, steps=30, n_envs=2, max_cost=20)
     cost = fast["cost"]
     assert cost["calls"] == 29 and cost["transitions_per_call"] == 2  # the first call starts the worker
     assert 0 < cost["per_transition_s"] < 20 * max(cost["env_step_s"], 1e-3 / 20)
@@ -279,7 +283,8 @@ def test_check_measures_cost_and_refuses_a_slow_program_early(tmp_path):
     with pytest.raises(
         RewardTooSlowError, match=r"too slow to train on: .* per call of 2 transitions"
     ) as err:
-        check_reward("hopper-run", str(slow), steps=250, n_envs=2, sandbox=SandboxLimits(), max_cost=20)
+        spec = ProgramSpec.from_file(slow, sandbox=SandboxLimits())
+        check_reward("hopper-run", spec, steps=250, n_envs=2, max_cost=20)
     assert "measured over 1 call" in str(err.value) or "measured over 2 calls" in str(err.value)
 
 
@@ -294,7 +299,7 @@ def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_pat
     reward.write_text("def compute_reward(obs, action, next_obs, info):\n    return next_obs[:, 0], {}\n")
     config = TrainConfig(
         task=str(path),
-        reward=str(reward),
+        reward=ProgramSpec.from_file(reward),
         steps=200_000,
         n_envs=4,
         eval_every=2000,
@@ -335,3 +340,43 @@ def test_two_demo_runs_with_the_same_seed_give_the_same_result(tmp_path):
         for n in ("a", "b")
     ]  # all but the wall-clock column
     assert curves[0] == curves[1]
+
+
+class _Forward(RewardFn):
+    fields = frozenset({"x_velocity"})
+
+    def compute(self, batch):
+        v = np.asarray(batch.info["x_velocity"], dtype=np.float64)
+        return RewardOutput(v, {"speed": v})
+
+
+class _Effort(RewardFn):
+    def compute(self, batch):
+        return RewardOutput(-0.1 * np.square(batch.action).sum(axis=1).astype(np.float64))
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_ppo_trains_through_the_same_train_on_a_reward_that_is_not_a_program(tmp_path, deferrable):
+    """A combinator of two Python reward functions, given as a spec: no file, no program. It
+    rebuilds HalfCheetah's own reward, so the evaluation's two returns agree; a spec that says it
+    may be deferred is scored a rollout at a time."""
+    from rewardgen.rewards import FnSpec, WeightedSum
+
+    combined = WeightedSum({"run": (_Forward(), 1.0), "effort": (_Effort(), 1.0)})
+    spec = FnSpec(combined, name="run+effort", deferrable=deferrable)
+    config = TrainConfig(
+        task="halfcheetah-run", reward=spec, steps=2048, n_envs=2, video=False, eval_episodes=1,
+        hyperparams=FAST, progress=False,
+    )  # fmt: skip
+    result = train(config, out=tmp_path / "run")
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["reward"] == {"kind": "fn", "name": "run+effort", "class": "WeightedSum"}
+    assert manifest["config"]["reward"]["name"] == "run+effort"
+    assert manifest["deferred_reward"] is deferrable
+    assert not (result.run_dir / "reward.py").exists()  # nothing pretends to be a program
+    ep = result.eval["episodes"][0]
+    assert ep["reward_return"] == pytest.approx(ep["env_return"], rel=1e-6)
+    assert {"run", "run/speed", "effort"} <= set(ep["components"])
+    assert spec.build() is not combined  # every run builds its own copy
+    rows = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
+    assert rows and "component/run/speed" in rows[-1]

@@ -84,6 +84,18 @@ RewardFormat = Annotated[
 ]
 
 
+def program_spec(task: str, reward: Path | None, sandbox: bool):
+    """The reward spec of ``--reward FILE`` (default: the task's reference program), sandboxed
+    with the default limits when ``sandbox``."""
+    from rewardgen.code import ProgramSpec, SandboxLimits
+    from rewardgen.tasks import get_task
+
+    limits = SandboxLimits() if sandbox else None
+    if reward is None:
+        return get_task(task).reference_reward(limits)
+    return ProgramSpec.from_file(reward, sandbox=limits)
+
+
 def _reward_format(
     reward_format: str, task: str, reward: Path | None, sandbox: bool, out: Path | None, method: str
 ) -> tuple[str, Path | None, bool]:
@@ -138,14 +150,13 @@ def train(
     sandbox: Annotated[bool, typer.Option(help="run the reward as untrusted code in a sandbox")] = False,
 ) -> None:
     """Train an agent on a reward program and evaluate it on the task's success metric."""
-    from rewardgen.code import SandboxLimits
     from rewardgen.train import TrainConfig
     from rewardgen.train import train as run_train
 
     task, reward, sandbox = _reward_format(reward_format, task, reward, sandbox, out, "train")
     config = TrainConfig(
         task=task,
-        reward=str(reward) if reward else None,
+        reward=program_spec(task, reward, sandbox),
         steps=parse_steps(steps),
         algo=algo,
         n_envs=n_envs,
@@ -158,7 +169,6 @@ def train(
         hyperparams=parse_hp(hp),
         eval_every=eval_every,
         stop_on_success=until_success,
-        sandbox=SandboxLimits() if sandbox else None,
     )
     _report(run_train(config, out=out))
 
@@ -234,18 +244,10 @@ def check(
     out: Annotated[Path | None, typer.Option(help="where a converted Text2Reward file is written")] = None,
 ) -> None:
     """Run a reward on random rollouts: each term's statistics, the env's reward, the cost."""
-    from rewardgen.code import SandboxLimits
     from rewardgen.train.check import check_reward
 
     task, reward, sandbox = _reward_format(reward_format, task, reward, sandbox, out, "check")
-    stats = check_reward(
-        task,
-        str(reward) if reward else None,
-        steps=steps,
-        n_envs=n_envs,
-        seed=seed,
-        sandbox=SandboxLimits() if sandbox else None,
-    )
+    stats = check_reward(task, program_spec(task, reward, sandbox), steps=steps, n_envs=n_envs, seed=seed)
     table = Table(title=f"{stats['program']} on {stats['env_id']}: {stats['transitions']} random transitions")
     for col in ("term", "mean", "min", "max"):
         table.add_column(col, justify="right" if col != "term" else "left")

@@ -31,12 +31,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rewardgen.errors import RewardgenError
-from rewardgen.rewards import RewardFn, RewardOutput, RewardOutputError, TransitionBatch, check_output
+from rewardgen.rewards import (
+    MissingFieldError,
+    RewardFn,
+    RewardFnError,
+    RewardOutput,
+    RewardOutputError,
+    TransitionBatch,
+    check_output,
+)
 
 __all__ = [
     "CodeReward",
     "InProcessRunner",
+    "ProgramFieldError",
     "ProgramRunner",
     "RewardProgram",
     "RewardProgramError",
@@ -47,8 +55,12 @@ ENTRY_POINT = "compute_reward"
 SIGNATURE = "compute_reward(obs, action, next_obs, info) -> (total, components)"
 
 
-class RewardProgramError(RewardgenError, ValueError):
+class RewardProgramError(RewardFnError):
     """A reward program cannot be loaded or its call failed."""
+
+
+class ProgramFieldError(RewardProgramError, MissingFieldError):
+    """A reward program read an ``info`` field the batch does not have."""
 
 
 @dataclass(frozen=True)
@@ -190,9 +202,11 @@ class InProcessRunner:
         try:
             return self._fn(_read_only(obs), _read_only(action), _read_only(next_obs), _read_only(info))
         except KeyError as exc:
-            raise RewardProgramError(
+            missing = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+            raise ProgramFieldError(
                 f"{ENTRY_POINT} in {self.program.name} raised {_describe(exc, self.program.name)}; "
-                f"the reward was given: {', '.join(sorted(info))}"
+                f"the reward was given: {', '.join(sorted(info))}",
+                missing,
             ) from exc
         except Exception as exc:
             raise RewardProgramError(

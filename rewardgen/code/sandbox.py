@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from rewardgen.code.checks import CodeCheckError, static_check
-from rewardgen.code.program import RewardProgram, RewardProgramError
+from rewardgen.code.program import ProgramFieldError, RewardProgram, RewardProgramError
 from rewardgen.code.wire import decode, encode
 
 __all__ = ["SandboxLimits", "SandboxRunner"]
@@ -173,7 +173,10 @@ class SandboxRunner:
         self._send({"obs": obs, "action": action, "next_obs": next_obs, "info": dict(info)})
         reply = self._receive(self.limits.call_timeout_s, "in compute_reward")
         if reply.get("error"):
-            raise RewardProgramError(f"compute_reward in {self.program.name} raised {reply['error']}")
+            message = f"compute_reward in {self.program.name} raised {reply['error']}"
+            if reply.get("missing_field") is not None:
+                raise ProgramFieldError(message, str(reply["missing_field"]))
+            raise RewardProgramError(message)
         return reply["total"], reply["components"]
 
     def close(self) -> None:

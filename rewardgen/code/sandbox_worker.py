@@ -238,8 +238,10 @@ def main() -> int:
         except MemoryError:
             send({"error": f"MemoryError: went over the memory limit of {limits['memory_mb']} MB"})
         except KeyError as exc:
+            given = ", ".join(sorted(call["info"]))
+            missing = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
             send(
-                {"error": f"{_describe(exc, name)}; the reward was given: {', '.join(sorted(call['info']))}"}
+                {"error": f"{_describe(exc, name)}; the reward was given: {given}", "missing_field": missing}
             )
         except BaseException as exc:
             msg = _describe(exc, name)

@@ -240,7 +240,8 @@ def import_text2reward(
     and ``<stem>.task.yaml``. Train on them like any task and reward::
 
         imp = import_text2reward("drawer_open.py", "metaworld-drawer-open")
-        train(TrainConfig(task=str(imp.task.path), reward=str(imp.reward), sandbox=SandboxLimits()))
+        spec = ProgramSpec.from_file(imp.reward, sandbox=SandboxLimits())
+        train(TrainConfig(task=str(imp.task.path), reward=spec))
     """
     from rewardgen.errors import RewardgenError
     from rewardgen.tasks import FieldSpec, get_task, save_task_file

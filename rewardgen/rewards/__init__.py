@@ -1,7 +1,10 @@
-"""Reward functions: the :class:`RewardFn` protocol, its batch types and combinators."""
+"""Reward functions: the :class:`RewardFn` protocol, its batch types, combinators, field
+readers and the :class:`RewardSpec` recipes that trainers build rewards from."""
 
 from rewardgen.rewards.base import (
+    MissingFieldError,
     RewardFn,
+    RewardFnError,
     RewardOutput,
     RewardOutputError,
     TransitionBatch,
@@ -9,16 +12,25 @@ from rewardgen.rewards.base import (
 )
 from rewardgen.rewards.combinators import Clip, Ensemble, RunningNormalize, Scale, WeightedSum
 from rewardgen.rewards.episode import EpisodeReducer
+from rewardgen.rewards.fields import FieldReader, InfoView, ToInfoFields
+from rewardgen.rewards.spec import FnSpec, RewardSpec
 
 __all__ = [
     "Clip",
     "Ensemble",
     "EpisodeReducer",
+    "FieldReader",
+    "FnSpec",
+    "InfoView",
+    "MissingFieldError",
     "RewardFn",
+    "RewardFnError",
     "RewardOutput",
     "RewardOutputError",
+    "RewardSpec",
     "RunningNormalize",
     "Scale",
+    "ToInfoFields",
     "TransitionBatch",
     "WeightedSum",
     "check_output",

@@ -16,7 +16,31 @@ import numpy as np
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["RewardFn", "RewardOutput", "RewardOutputError", "TransitionBatch", "check_output"]
+__all__ = [
+    "MissingFieldError",
+    "RewardFn",
+    "RewardFnError",
+    "RewardOutput",
+    "RewardOutputError",
+    "TransitionBatch",
+    "check_output",
+]
+
+
+class RewardFnError(RewardgenError, ValueError):
+    """A reward function cannot be built or failed on a batch: the run that uses it stops and
+    reports the message (a search marks the candidate failed and tells the LLM)."""
+
+
+class MissingFieldError(RewardFnError):
+    """A reward read an ``info`` field that the batch does not have (``field`` names it)."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self):  # crosses process pools and Ray intact
+        return type(self), (str(self), self.field)
 
 
 class RewardOutputError(RewardgenError, ValueError):

@@ -7,6 +7,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from rewardgen.errors import RewardgenError, require
@@ -72,7 +73,7 @@ class LocalExecutor:
                 results.append(fut.result())
             except Exception as exc:
                 results.append(exc)
-        if any(type(r).__name__ == "BrokenProcessPool" for r in results):
+        if any(isinstance(r, BrokenProcessPool) for r in results):
             self.close()  # the next map starts a fresh pool
         return results
 

@@ -17,19 +17,15 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import LLMClient
+from rewardgen.synthesis.candidate import Candidate, curves, record_videos
+from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
+from rewardgen.synthesis.halving import evaluate_round
 from rewardgen.synthesis.progress import ProgressFn
 from rewardgen.synthesis.prompts import initial_messages, refine_message
 from rewardgen.synthesis.report import round_dirs, write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
-from rewardgen.synthesis.search import (
-    Candidate,
-    SearchConfig,
-    _curves,
-    best_candidate,
-    evaluate_round,
-    record_videos,
-)
+from rewardgen.synthesis.selection import best_candidate
 from rewardgen.tasks import get_task
 from rewardgen.train.rundir import RunDir
 
@@ -98,7 +94,7 @@ def refine(
     messages = [
         *initial_messages(task, config.goal, examples),
         {"role": "assistant", "content": f"```python\n{code.strip()}\n```"},
-        refine_message(task, parent, evaluation, _curves(parent) if trained else None, feedback),
+        refine_message(task, parent, evaluation, curves(parent) if trained else None, feedback),
     ]
     (round_dir / "prompt.md").write_text(messages[-1]["content"])
     replies = client.complete(

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from rewardgen.errors import RewardgenError
-from rewardgen.wrappers.core import InfoView
+from rewardgen.rewards.fields import InfoView
 
 __all__ = ["StateFieldsWrapper", "TaskFields", "parse_source"]
 

@@ -162,6 +162,14 @@ class TaskSpec(_Model):
         base = self.path.parent if self.path else catalog_dir()
         return base / self.reward
 
+    def reference_reward(self, sandbox: Any = None) -> Any:
+        """The :class:`~rewardgen.rewards.RewardSpec` of the task's reference reward program
+        (with this env version's parameters); ``sandbox``: :class:`SandboxLimits` to run it as
+        untrusted code."""
+        from rewardgen.code.spec import ProgramSpec  # the catalog's rewards are programs
+
+        return ProgramSpec.from_file(self.reward_path, self.resolved_reward_params(), sandbox)
+
     def describe(self) -> str:
         """The compact, Pythonic description of the env shown to a person or an LLM."""
         env = self.gym_id

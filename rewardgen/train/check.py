@@ -1,4 +1,4 @@
-"""Random-rollout check of a reward program: what each term does, and what it costs, before any
+"""Random-rollout check of a reward: what each term does, and what it costs, before any
 training."""
 
 from __future__ import annotations
@@ -10,10 +10,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rewardgen.code import RewardProgramError, SandboxLimits
-from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
+from rewardgen.rewards import (
+    MissingFieldError,
+    RewardFn,
+    RewardFnError,
+    RewardOutput,
+    RewardSpec,
+    TransitionBatch,
+)
 from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
-from rewardgen.train.sb3 import load_reward
 from rewardgen.wrappers import VectorRewardWrapper
 
 __all__ = ["RewardCost", "RewardTooSlowError", "check_reward"]
@@ -26,8 +31,8 @@ MAX_REWARD_COST = 20.0
 MIN_REWARD_BUDGET_S = 1e-3
 
 
-class RewardTooSlowError(RewardProgramError):
-    """A reward program costs too much per transition to train on."""
+class RewardTooSlowError(RewardFnError):
+    """A reward costs too much per transition to train on."""
 
 
 class _Timed(RewardFn):
@@ -92,17 +97,17 @@ def _limit_s(cost: RewardCost, max_ratio: float) -> float:
 
 def check_reward(
     task: str,
-    reward: str | None = None,
+    reward: RewardSpec | None = None,
     steps: int = 250,
     n_envs: int = 4,
     seed: int = 0,
-    sandbox: SandboxLimits | None = None,
     max_cost: float | None = None,
 ) -> dict[str, Any]:
     """Statistics of the total and each component on random actions, the largest gap between
-    the program and the env's own reward (0 for a faithful copy of it), and what a call costs.
+    the reward and the env's own reward (0 for a faithful copy of it), and what a call costs.
+    ``reward``: a spec (None: the task's reference reward).
 
-    With ``max_cost``, a program that costs more than ``max_cost`` times the env's own step per
+    With ``max_cost``, a reward that costs more than ``max_cost`` times the env's own step per
     transition (at least :data:`MIN_REWARD_BUDGET_S`) is refused with
     :class:`RewardTooSlowError`, as soon as a few calls show it.
 
@@ -111,7 +116,8 @@ def check_reward(
         True
     """
     spec = get_task(task)
-    program, fn = load_reward(spec, reward, sandbox)
+    reward_spec = reward if reward is not None else spec.reference_reward()
+    fn = reward_spec.build()
     timed = _Timed(fn)
     envs = gym.vector.SyncVectorEnv([make_env_fn(spec, fields=fn.fields) for _ in range(n_envs)])
     envs = VectorRewardWrapper(envs, timed, **wrapper_kwargs(spec, fn.fields))
@@ -127,18 +133,18 @@ def check_reward(
             t0 = time.perf_counter()
             try:
                 step = envs.step(action_space.sample())
-            except RewardProgramError as exc:
-                if "KeyError" not in str(exc):
-                    raise
-                raise RewardProgramError(
-                    f"{exc}; the task {spec.id} provides: {', '.join(spec.resolved_fields())}"
+            except MissingFieldError as exc:
+                raise MissingFieldError(
+                    f"{exc}; the task {spec.id} provides: {', '.join(spec.resolved_fields())}", exc.field
                 ) from exc
             if len(timed.calls) > calls_before:  # the first call (worker start) is not counted
                 step_s += time.perf_counter() - t0
                 reward_s += timed.calls[-1][0]
                 timed_steps += 1
                 if max_cost is not None:
-                    _refuse_if_slow(program.name, timed, step_s - reward_s, timed_steps * n_envs, max_cost)
+                    _refuse_if_slow(
+                        reward_spec.name, timed, step_s - reward_s, timed_steps * n_envs, max_cost
+                    )
             _, r, term, trunc, info = step
             episodes += int((term | trunc).sum())
             live = info["_env_reward"]
@@ -156,7 +162,7 @@ def check_reward(
         stats[name] = {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
     cost = _cost(timed, step_s - reward_s, timed_steps * n_envs)
     return {
-        "program": program.name,
+        "program": reward_spec.name,
         "env_id": spec.gym_id,
         "transitions": count,
         "episode_ends": episodes,
@@ -199,7 +205,7 @@ def _refuse_if_slow(name: str, timed: _Timed, env_s: float, env_transitions: int
         return
     calls = f"{cost.calls} call" + ("s" if cost.calls > 1 else "")
     raise RewardTooSlowError(
-        f"reward program {name} is too slow to train on: {cost.describe()} (measured over {calls}); "
+        f"reward {name} is too slow to train on: {cost.describe()} (measured over {calls}); "
         "a reward may cost at most "
         f"{max_ratio:g}x the env step per transition ({_seconds(limit)}; setting max_reward_cost): "
         "compute on whole arrays instead of looping over the batch"

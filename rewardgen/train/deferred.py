@@ -8,8 +8,9 @@ every call costs a process round trip) can score the whole rollout in one batch.
   transitions and returns placeholder rewards of 0;
 - :class:`DeferredRewardVecNormalize` normalizes observations as usual and the rewards when
   they arrive, step by step with the same running statistics VecNormalize would have kept;
-- :class:`DeferredRolloutBuffer` adds the rewards to the buffer right before returns and
-  advantages are computed (after SB3 added its bootstrap for truncated episodes).
+- :class:`DeferredRolloutBuffer` (SB3's ``rollout_buffer_class``) adds the rewards to the buffer
+  right before returns and advantages are computed (after SB3 added its bootstrap for
+  truncated episodes).
 
 The result equals per-step scoring (``tests/test_train.py`` compares the two rollouts).
 """
@@ -25,7 +26,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["DeferredRewardVecNormalize", "DeferredRolloutBuffer", "attach_deferred_rewards"]
+__all__ = [
+    "DeferredRewardVecNormalize",
+    "DeferredRolloutBuffer",
+    "attach_deferred_rewards",
+    "load_normalizer",
+]
 
 
 class DeferredRewardVecNormalize(VecNormalize):
@@ -78,11 +84,13 @@ class DeferredRolloutBuffer(RolloutBuffer):
 
 
 def attach_deferred_rewards(model: Any, wrapper: Any, normalizer: VecNormalize | None) -> None:
-    """Make ``model`` (PPO/A2C) take its rewards from ``wrapper.flush()`` at each rollout's end,
-    normalized by ``normalizer`` (a :class:`DeferredRewardVecNormalize`) when there is one."""
-    if not isinstance(model.rollout_buffer, RolloutBuffer) or type(model.rollout_buffer) is not RolloutBuffer:
+    """Make ``model`` (PPO/A2C made or loaded with ``rollout_buffer_class=DeferredRolloutBuffer``)
+    take its rewards from ``wrapper.flush()`` at each rollout's end, normalized by ``normalizer``
+    (a :class:`DeferredRewardVecNormalize`) when there is one."""
+    if not isinstance(getattr(model, "rollout_buffer", None), DeferredRolloutBuffer):
         raise RewardgenError(
-            "deferred rewards need an on-policy algorithm with a plain RolloutBuffer (PPO, A2C)"
+            "deferred rewards need an on-policy algorithm (PPO, A2C) made with "
+            "rollout_buffer_class=DeferredRolloutBuffer"
         )
     if normalizer is not None and not isinstance(normalizer, DeferredRewardVecNormalize):
         raise RewardgenError("deferred rewards need DeferredRewardVecNormalize, not VecNormalize")
@@ -92,5 +100,16 @@ def attach_deferred_rewards(model: Any, wrapper: Any, normalizer: VecNormalize |
         rewards = rewards.astype(np.float32)  # what a per-step wrapper hands VecNormalize
         return normalizer.normalize_rollout(rewards, dones) if normalizer is not None else rewards
 
-    model.rollout_buffer.__class__ = DeferredRolloutBuffer  # the buffer is never saved with the model
     model.rollout_buffer.reward_source = source
+
+
+def load_normalizer(cls: type[VecNormalize], path: str, venv: VecEnv) -> VecNormalize:
+    """A saved VecNormalize's statistics as a ``cls`` (VecNormalize or
+    :class:`DeferredRewardVecNormalize`, whichever this run's reward handling needs) on ``venv``."""
+    saved = VecNormalize.load(path, venv)
+    if type(saved) is cls:
+        return saved
+    restored = cls.__new__(cls)
+    restored.__setstate__(saved.__getstate__())  # pickle's own protocol: statistics and settings
+    restored.set_venv(venv)
+    return restored

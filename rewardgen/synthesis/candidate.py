@@ -1,0 +1,262 @@
+"""One candidate reward of a search: from the LLM's reply to a trained, evaluated policy.
+
+Every candidate goes through the same pipeline: extract the code from the reply, static checks,
+a sandboxed smoke test on random rollouts, training in the sandbox, evaluation on the task's
+success metric. A broken or hostile candidate is recorded with its reason and never raises.
+Candidates also get their videos and the best one its extra seeds here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardgen.code import CodeCheckError, ProgramSpec, extract_code, static_check
+from rewardgen.errors import RewardgenError
+from rewardgen.synthesis.config import SearchConfig
+from rewardgen.synthesis.executor import Executor
+from rewardgen.tasks import TaskSpec, get_task
+from rewardgen.train.check import check_reward
+from rewardgen.train.report import read_metrics
+from rewardgen.train.rundir import RunDir
+
+__all__ = [
+    "Candidate",
+    "continue_candidate",
+    "curves",
+    "evaluate_candidate",
+    "final_seeds",
+    "record_videos",
+    "saved",
+]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+@dataclass
+class Candidate:
+    """One reply of the model and what became of it."""
+
+    iteration: int
+    index: int
+    status: str  # "refused" | "failed" | "trained"
+    reason: str | None = None
+    code: str | None = None
+    eval: dict[str, Any] | None = None
+    score: float | None = None
+    path: Path | None = None
+    steps: int | None = None  # training steps so far (successive halving trains in stages)
+    pruned: bool = False  # dropped by successive halving before the full budget
+    wall_s: float | None = None  # wall-clock seconds spent training and evaluating it
+
+    @classmethod
+    def load(cls, folder: Path) -> Candidate | None:
+        """A candidate a previous (killed) run already finished, or None."""
+        path = folder / "candidate.json"
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None  # cut short by the kill: evaluate it again
+        data["path"] = folder
+        return cls(**data)
+
+    def summary(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path) if self.path else None
+        if self.eval:
+            d["eval"] = {k: v for k, v in self.eval.items() if k != "episodes"}
+        return d
+
+
+def evaluate_candidate(
+    task: TaskSpec,
+    reply: str,
+    iteration: int,
+    index: int,
+    folder: Path,
+    config: SearchConfig,
+    steps: int | None = None,
+) -> Candidate:
+    """Check, smoke-test, train (``steps``, default the config's) and evaluate one reply; never
+    raises for a bad program."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "reply.md").write_text(reply)
+    cand = Candidate(iteration, index, status="refused", path=folder)
+    try:
+        cand.code = extract_code(reply)
+    except CodeCheckError as exc:
+        cand.reason = str(exc)
+        return saved(cand)
+    (folder / "reward.py").write_text(cand.code)
+    check = static_check(cand.code)
+    if not check.ok:
+        cand.reason = "refused by the static checks: " + "; ".join(check.problems)
+        return saved(cand)
+    cand.status = "failed"
+    ref = _task_ref(task)
+    try:
+        smoke = check_reward(
+            ref,
+            _program(folder / "reward.py", config),
+            steps=config.smoke_steps,
+            n_envs=2,
+            seed=config.seed,
+            max_cost=config.max_reward_cost,
+        )
+        (folder / "smoke.json").write_text(json.dumps(smoke, indent=2))
+    except RewardgenError as exc:
+        cand.reason = str(exc)
+        return saved(cand)
+    return _train_candidate(task, cand, config, steps or config.steps, resume=False)
+
+
+def continue_candidate(task: TaskSpec, cand: Candidate, config: SearchConfig, steps: int) -> Candidate:
+    """Train a candidate that survived a successive-halving rung on to ``steps`` in total."""
+    return _train_candidate(task, cand, config, steps, resume=True)
+
+
+def _train_candidate(
+    task: TaskSpec, cand: Candidate, config: SearchConfig, steps: int, resume: bool
+) -> Candidate:
+    from rewardgen.train import train
+
+    assert cand.path is not None
+    out = cand.path / "train"
+    started = time.monotonic()
+    try:
+        result = train(
+            _train_config(task, cand.path / "reward.py", config, steps, config.seed, out if resume else None),
+            out=out,
+            method="candidate",
+        )
+    except RewardgenError as exc:
+        cand.status, cand.reason = "failed", str(exc)
+        return saved(cand)
+    cand.status, cand.eval, cand.steps = "trained", result.eval, steps
+    cand.score = task.metric.score(result.eval["success_metric_mean"])
+    cand.wall_s = round((cand.wall_s or 0.0) + time.monotonic() - started, 1)
+    return saved(cand)
+
+
+def _task_ref(task: TaskSpec) -> str:
+    """How worker code finds the task again: its catalog id, or its YAML file."""
+    try:
+        return task.id if get_task(task.id) == task else str(task.path)
+    except RewardgenError:
+        return str(task.path)
+
+
+def saved(cand: Candidate) -> Candidate:
+    assert cand.path is not None
+    tmp = cand.path / "candidate.json.tmp"  # written whole or not at all: resume trusts it
+    tmp.write_text(json.dumps(cand.summary(), indent=2, default=str))
+    tmp.replace(cand.path / "candidate.json")
+    return cand
+
+
+def _train_config(
+    task: TaskSpec, reward: Path, config: SearchConfig, steps: int, seed: int, resume_from: Path | None = None
+) -> Any:
+    """How every search run trains a reward: sandboxed, no video, the search's PPO settings."""
+    from rewardgen.train import TrainConfig
+
+    return TrainConfig(
+        task=_task_ref(task),
+        reward=_program(reward, config),
+        steps=steps,
+        seed=seed,
+        video=False,
+        eval_episodes=config.eval_episodes,
+        hyperparams=dict(config.hyperparams),
+        profile=config.profile,
+        progress=False,
+        resume_from=str(resume_from) if resume_from is not None else None,
+        time_budget_s=config.budget_s(steps),
+    )
+
+
+def _program(path: Path, config: SearchConfig) -> ProgramSpec:
+    """An LLM-written reward program: untrusted, run in the sandbox with the search's limits."""
+    return ProgramSpec.from_file(path, sandbox=config.sandbox)
+
+
+def _retrain(task: TaskSpec, reward: Path, seed: int, folder: Path, config: SearchConfig) -> dict[str, Any]:
+    from rewardgen.train import train
+
+    done = folder / "eval.json"
+    if done.is_file():  # finished before a kill: not retrained on resume
+        ev = json.loads(done.read_text())
+        return {"seed": seed, **{k: v for k, v in ev.items() if k != "episodes"}}
+    result = train(_train_config(task, reward, config, config.steps, seed), out=folder, method="final")
+    return {"seed": seed, **{k: v for k, v in result.eval.items() if k != "episodes"}}
+
+
+def curves(cand: Candidate) -> dict[str, list[float]]:
+    """The candidate's training curves (metrics.csv columns), for the reflection in feedback."""
+    assert cand.path is not None
+    metrics = cand.path / "train" / "metrics.csv"
+    if not metrics.exists():
+        return {}
+    return {k: [float(x) for x in v] for k, v in read_metrics(metrics).items()}
+
+
+def record_videos(
+    task: TaskSpec,
+    candidates: list[Candidate],
+    config: SearchConfig,
+    executor: Executor,
+    best: Candidate | None = None,
+    log: Callable[[str], None] = _quiet,
+) -> None:
+    """A video of the ``config.videos`` best policies, ``best`` first (for report.html), each
+    within what is left of its candidate's wall-clock budget; a failure costs only the video."""
+    ranked = sorted(
+        (c for c in candidates if c.status == "trained" and c.score is not None and c.path is not None),
+        key=lambda c: (c is best, c.score),  # type: ignore[arg-type,return-value]
+        reverse=True,
+    )
+    todo = [c for c in ranked[: config.videos] if not (c.path / "train" / "video.mp4").is_file()]  # type: ignore[operator]
+    jobs = [(task, c.path, config, _video_budget(c, config)) for c in todo]
+    for c, result in zip(todo, executor.map(_record_video, jobs), strict=True):
+        if isinstance(result, BaseException):  # a failure costs only the video
+            log(f"  no video of {c.path.parent.name}/{c.path.name}: {result}")  # type: ignore[union-attr]
+
+
+def _video_budget(cand: Candidate, config: SearchConfig) -> float:
+    """What is left of the candidate's wall-clock budget for its video (at least a minute)."""
+    return max(60.0, config.budget_s(cand.steps or config.steps) - (cand.wall_s or 0.0))
+
+
+def _record_video(task: TaskSpec, folder: Path, config: SearchConfig, budget_s: float) -> None:
+    from rewardgen.train import evaluate
+
+    evaluate(
+        folder / "train",
+        task,
+        _program(folder / "reward.py", config),
+        episodes=1,
+        seed=config.seed + 20_000,
+        eval_file=None,
+        deadline=time.monotonic() + budget_s,
+    )
+
+
+def final_seeds(
+    task: TaskSpec, best: Candidate, run: RunDir, config: SearchConfig, executor: Executor
+) -> list[dict[str, Any]]:
+    if config.final_seeds <= 0 or best.path is None:
+        return []
+    seeds = [config.seed + 1 + k for k in range(config.final_seeds)]
+    jobs = [(task, best.path / "reward.py", s, run.path / "final" / f"seed{s}", config) for s in seeds]
+    return [
+        r if isinstance(r, dict) else {"seed": s, "error": repr(r)}
+        for s, r in zip(seeds, executor.map(_retrain, jobs), strict=True)
+    ]

@@ -1,0 +1,83 @@
+"""What a reward search does: its configuration, stored in the run manifest and read back to
+resume or refine it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardgen.code import SandboxLimits
+from rewardgen.errors import RewardgenError
+from rewardgen.train.check import MAX_REWARD_COST
+
+__all__ = ["METHODS", "SearchConfig", "candidate_budget"]
+
+METHODS = ("text2reward", "evolution")
+
+
+def candidate_budget(steps: int) -> float:
+    """The default wall-clock budget of a candidate: 2 minutes plus 20 ms per step, i.e. it may
+    train at 50 steps/s, several times slower than PPO on 2 CPU cores, before it is stopped.
+
+    Example:
+        >>> candidate_budget(200_000)
+        4120.0
+    """
+    return 120.0 + 0.02 * steps
+
+
+@dataclass
+class SearchConfig:
+    """What the search does; stored in the run manifest."""
+
+    task: str
+    method: str = "evolution"
+    samples: int = 4
+    iterations: int = 3
+    steps: int = 200_000
+    goal: str | None = None
+    seed: int = 0
+    temperature: float = 1.0
+    eval_episodes: int = 3
+    hyperparams: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's
+    profile: str = "default"  # training hyperparameters: rewardgen's ("default") or the zoo's
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    smoke_steps: int = 20
+    workers: int = 1  # candidates trained at once, each in its own process
+    few_shot: int = 0  # Text2Reward few-shot: k reference rewards of the closest goals in the prompt
+    retrieval: str = "auto"  # "minilm" (extra embed), "tfidf", or auto
+    final_seeds: int = 0  # retrain the best reward with this many more seeds and report them
+    early_stop: bool = False  # successive halving: train all for a fraction, continue the better half
+    halving_tolerance: float = 0.02  # ...dropping only candidates clearly worse than the cutoff (relative)
+    videos: int = 3  # record a video of this many best policies for report.html
+    executor: str = "local"  # "local" process pool, or "ray"
+    ray_address: str | None = None  # a running Ray cluster; None: a local Ray instance
+    gpus_per_candidate: float = 0  # Ray's GPU request per candidate (fractions share a GPU)
+    # A reward may cost this many times the env's own step per transition (measured by the smoke
+    # test, at least 1 ms allowed) before it is refused as too slow to train on.
+    max_reward_cost: float = MAX_REWARD_COST
+    # Wall-clock seconds a candidate may spend training + evaluating (and filming); None: derived
+    # from the steps (candidate_budget), so a reward that is slow only later cannot stall the search.
+    candidate_budget_s: float | None = None
+
+    def budget_s(self, steps: int) -> float:
+        """The wall-clock budget of a candidate trained for ``steps`` steps."""
+        return self.candidate_budget_s if self.candidate_budget_s is not None else candidate_budget(steps)
+
+    @classmethod
+    def from_run(cls, run: Path) -> SearchConfig:
+        """The configuration a search stored in ``run/manifest.json``."""
+        path = Path(run) / "manifest.json"
+        if not path.is_file():
+            raise RewardgenError(f"{run} is not a search run directory: it has no manifest.json")
+        saved = dict(json.loads(path.read_text()).get("config") or {})
+        if "task" not in saved:
+            raise RewardgenError(
+                f"{path} holds no search configuration (was it made by `rewardgen synthesize`?)"
+            )
+        if saved.get("sandbox") is not None:
+            saved["sandbox"] = SandboxLimits(**saved["sandbox"])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in saved.items() if k in known})

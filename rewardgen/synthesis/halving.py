@@ -1,0 +1,118 @@
+"""One round of a search: its candidates trained in parallel, by successive halving when asked
+(all train a fraction of the budget, the better half goes on)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rewardgen.llm import BudgetExceededError
+from rewardgen.synthesis.candidate import Candidate, continue_candidate, evaluate_candidate, saved
+from rewardgen.synthesis.config import SearchConfig
+from rewardgen.synthesis.executor import Executor
+from rewardgen.synthesis.progress import ProgressFn, watch_candidates
+from rewardgen.tasks import TaskSpec
+
+__all__ = ["evaluate_round", "halving_rungs"]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def halving_rungs(steps: int, samples: int, early_stop: bool) -> list[int]:
+    """Training steps of each successive-halving rung: K candidates train ``steps / 2**r`` steps,
+    the better half goes on, until one is left (``[s/4, s/2, s]`` for K=4), or ``[steps]``.
+
+    Example:
+        >>> halving_rungs(200_000, 4, early_stop=True)
+        [50000, 100000, 200000]
+    """
+    if not early_stop or samples < 2:
+        return [steps]
+    halvings = math.ceil(math.log2(samples))
+    return [steps // 2**k for k in range(halvings, 0, -1)] + [steps]
+
+
+def evaluate_round(
+    task: TaskSpec,
+    replies: list[str],
+    round_dir: Path,
+    it: int,
+    config: SearchConfig,
+    executor: Executor,
+    log: Callable[[str], None] = _quiet,
+    progress: ProgressFn | None = None,
+) -> list[Candidate]:
+    """Evaluate one round's replies in ``round_dir/cand<i>``; with ``config.early_stop`` by
+    successive halving. Finished work of a killed run is loaded, not redone."""
+    folders = [round_dir / f"cand{i}" for i in range(len(replies))]
+    cands: dict[int, Candidate] = {
+        i: c for i, f in enumerate(folders) if (c := Candidate.load(f)) is not None
+    }
+    rungs = halving_rungs(config.steps, len(replies), config.early_stop)
+    for r, rung_steps in enumerate(rungs):
+        if r == 0:
+            todo = [i for i in range(len(replies)) if i not in cands]
+            jobs = [(task, replies[i], it, i, folders[i], config, rung_steps) for i in todo]
+            fn: Any = evaluate_candidate
+        else:
+            todo = [
+                i
+                for i, c in cands.items()
+                if c.status == "trained" and not c.pruned and (c.steps or 0) < rung_steps
+            ]
+            jobs = [(task, cands[i], config, rung_steps) for i in todo]
+            fn = continue_candidate
+        if todo:
+            rung = f" (successive halving: rung {r + 1}/{len(rungs)})" if len(rungs) > 1 else ""
+            log(f"  training {len(todo)} candidates to {rung_steps:,} steps{rung}")
+        with watch_candidates([folders[i] for i in todo], rung_steps, progress):
+            results = executor.map(fn, jobs)
+        for i, result in zip(todo, results, strict=True):
+            if isinstance(result, BudgetExceededError):
+                raise result
+            if isinstance(result, BaseException):  # the worker itself crashed: the candidate failed
+                result = saved(
+                    Candidate(it, i, "failed", reason=f"its worker crashed: {result!r}", path=folders[i])
+                )
+            cands[i] = result
+            c = cands[i]
+            detail = f"score {c.score:.4g}" if c.status == "trained" else (c.reason or "")[:100]
+            log(f"  {round_dir.name}/cand{i}: {c.status}, {detail}")
+        if r + 1 < len(rungs):
+            dropped = _prune(cands, config.halving_tolerance * _metric_scale(task, cands))
+            if dropped:
+                log(f"  successive halving drops {', '.join(f'cand{c.index}' for c in dropped)}")
+    return [cands[i] for i in range(len(replies))]
+
+
+def _metric_scale(task: TaskSpec, cands: dict[int, Candidate]) -> float:
+    """The size of a meaningful score difference: the success threshold's magnitude, or the
+    scores' own when the metric has none."""
+    m = task.metric
+    threshold = m.above if m.above is not None else m.below
+    if threshold is not None and threshold != 0:
+        return abs(threshold)
+    scores = [abs(c.score) for c in cands.values() if c.score is not None]
+    return max(scores, default=0.0)
+
+
+def _prune(cands: dict[int, Candidate], tolerance: float = 0.0) -> list[Candidate]:
+    """Successive halving: keep the better half of the candidates still training, and every
+    candidate within ``tolerance`` of the cutoff (not clearly worse). Returns the dropped ones."""
+    alive = sorted(
+        (c for c in cands.values() if c.status == "trained" and not c.pruned and c.score is not None),
+        key=lambda c: c.score,  # type: ignore[arg-type,return-value]
+        reverse=True,
+    )
+    if len(alive) < 2:
+        return []
+    cutoff = alive[math.ceil(len(alive) / 2) - 1].score
+    dropped = [c for c in alive if c.score < cutoff - tolerance]  # type: ignore[operator]
+    for c in dropped:
+        c.pruned = True
+        saved(c)
+    return dropped

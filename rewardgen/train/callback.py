@@ -1,0 +1,95 @@
+"""The SB3 callback of a training run: episode statistics to metrics.csv, checkpoints, periodic
+evaluations, the wall-clock budget and stopping at the first success."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from rewardgen.train.report import MetricsWriter, episode_means
+from rewardgen.train.rundir import RunDir
+
+__all__ = ["make_callback"]
+
+
+def make_callback(
+    writer: MetricsWriter,
+    log_every: int,
+    metric_spec: Any,
+    run: RunDir,
+    ckpt_every: int,
+    deferred_episodes: Any = None,
+    deadline: float | None = None,
+    evaluator: Any = None,
+    eval_every: int = 0,
+    stop_on_success: bool = False,
+):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class RewardgenCallback(BaseCallback):
+        """Logs env and synthesized returns and the success metric; saves checkpoints."""
+
+        def _on_training_start(self) -> None:
+            self.t0, self.episodes, self.buffer = time.time(), 0, []
+            self.over_budget = self.succeeded = False
+            self.last_log = self.last_ckpt = self.last_eval = self.num_timesteps  # >0 when continuing
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                ep = info.get("reward_episode")
+                if ep is not None:
+                    self.buffer.append(ep)
+            if self.buffer and self.num_timesteps - self.last_log >= log_every:
+                self._flush()
+            if self.num_timesteps - self.last_ckpt >= ckpt_every:
+                self._checkpoint()
+            if deadline is not None and time.monotonic() > deadline:
+                self.over_budget = True
+                return False  # stops model.learn; train() reports it
+            return not self.succeeded
+
+        def _flush(self) -> None:
+            eps, self.buffer = self.buffer, []
+            self.episodes += len(eps)
+            self.last_log = self.num_timesteps
+            row = {
+                "timesteps": self.num_timesteps,
+                "wall_time_s": round(time.time() - self.t0, 2),
+                "episodes": self.episodes,
+                **episode_means(eps, metric_spec),
+            }
+            for name in eps[-1]["components"]:
+                row[f"component/{name}"] = float(np.mean([e["components"].get(name, 0.0) for e in eps]))
+            writer.write(row)
+            for key in ("env_return_mean", "reward_return_mean", "success_metric_mean"):
+                self.logger.record(f"rewardgen/{key}", row[key])
+
+        def _checkpoint(self) -> None:
+            self.last_ckpt = self.num_timesteps
+            ckpt = run.file("checkpoints")
+            ckpt.mkdir(exist_ok=True)
+            self.model.save(ckpt / "model.zip")
+            env = self.model.get_vec_normalize_env()
+            if env is not None:
+                env.save(str(ckpt / "vecnormalize.pkl"))
+            run.update(checkpoint={"timesteps": self.num_timesteps, "path": "checkpoints/model.zip"})
+
+        def _on_rollout_end(self) -> None:
+            if deferred_episodes is not None:  # deferred rewards: episodes end at the rollout's end
+                self.buffer.extend(deferred_episodes())
+                if self.buffer and self.num_timesteps - self.last_log >= log_every:
+                    self._flush()
+            if evaluator is not None and self.num_timesteps - self.last_eval >= eval_every:
+                self.last_eval = self.num_timesteps
+                row = evaluator(self.model, self.num_timesteps, time.time() - self.t0)
+                self.logger.record("rewardgen/eval_success_rate", row["success_rate"])
+                if stop_on_success and row["success_rate"] >= 1.0:
+                    self.succeeded = True  # the next step ends training
+
+        def _on_training_end(self) -> None:
+            if self.buffer:
+                self._flush()
+
+    return RewardgenCallback()
