@@ -22,9 +22,9 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from rewardgen.runs import package_versions
 from rewardgen.train import TrainConfig, train
 from rewardgen.train.periodic import read_evals
-from rewardgen.train.rundir import package_versions
 from rewardgen.train.sb3 import OverBudgetError
 
 PROFILES = ("default", "zoo")

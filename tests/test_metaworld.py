@@ -80,9 +80,9 @@ def test_sac_trains_on_a_meta_world_task_and_films_it(tmp_path):
         ),
         out=tmp_path / "run",
     )
-    assert result.eval["episodes"][0]["length"] == 500
-    assert result.eval["success_metric_mean"] in (0.0, 1.0)
-    assert set(result.eval["episodes"][0]["components"]) == {"reach", "move", "grip", "success", "ctrl"}
+    assert result.eval.episodes[0].length == 500
+    assert result.eval.success_metric_mean in (0.0, 1.0)
+    assert set(result.eval.episodes[0].components) == {"reach", "move", "grip", "success", "ctrl"}
     assert (result.run_dir / "video.mp4").stat().st_size > 0
 
 

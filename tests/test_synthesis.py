@@ -7,9 +7,9 @@ import pytest
 
 from rewardgen.llm import LLMClient, LLMSettings
 from rewardgen.llm.testing import LoopbackLLMServer
+from rewardgen.runs import RunDir
 from rewardgen.synthesis import Candidate, SearchConfig, synthesize
 from rewardgen.train.hyperparams import FAST_PPO
-from rewardgen.train.rundir import RunDir
 
 TASK = "hopper-run-backward"  # short episodes under a random policy: many to reflect on
 GOOD = """Here you go:
@@ -139,7 +139,7 @@ CHILD = """
 import json, sys
 from rewardgen.llm import LLMClient, LLMSettings
 from rewardgen.synthesis import Candidate, SearchConfig, synthesize
-from rewardgen.train.rundir import RunDir
+from rewardgen.runs import RunDir
 
 url, out, cache, cfg = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 run = RunDir.create(cfg["task"], "evolution", {}, out=out)

@@ -104,8 +104,8 @@ def test_sac_with_a_user_reward_and_add_mode(tmp_path):
     result = train(config, out=tmp_path / "run")
     assert (result.run_dir / "model.zip").is_file()
     assert json.loads((result.run_dir / "manifest.json").read_text())["config"]["mode"] == "add"
-    ep = result.eval["episodes"][0]
-    assert ep["env_return"] > 0 and "up" in ep["components"]
+    ep = result.eval.episodes[0]
+    assert ep.env_return > 0 and "up" in ep.components
 
 
 def test_video_needs_rgb_array_rendering(tmp_path):
@@ -245,8 +245,8 @@ def test_deferred_rewards_train_exactly_like_per_step_rewards(tmp_path, task):
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
     na, nb = (pickle.loads((runs[d].run_dir / "vecnormalize.pkl").read_bytes()) for d in (False, True))
     np.testing.assert_allclose(na.ret_rms.var, nb.ret_rms.var, rtol=1e-5)
-    assert runs[False].eval["reward_return_mean"] == pytest.approx(
-        runs[True].eval["reward_return_mean"], rel=1e-4
+    assert runs[False].eval.reward_return_mean == pytest.approx(
+        runs[True].eval.reward_return_mean, rel=1e-4
     )
     rows = [r for r in csv.DictReader((runs[True].run_dir / "metrics.csv").open())]
     assert rows and int(rows[-1]["episodes"]) > 0 and rows[-1]["reward_return_mean"]
@@ -312,7 +312,7 @@ def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_pat
     assert len(rows) == 1 and rows[0]["success_rate"] == 1.0
     assert manifest["first_success"]["timesteps"] == rows[0]["timesteps"] < 10_000
     assert 0 < rows[0]["eval_time_s"] <= rows[0]["wall_time_s"]
-    assert result.eval["success_rate"] == 1.0  # the final evaluation still runs
+    assert result.eval.success_rate == 1.0  # the final evaluation still runs
 
 
 def test_profiles_pick_envs_and_settings_and_an_unknown_one_is_one_line():
@@ -374,9 +374,9 @@ def test_ppo_trains_through_the_same_train_on_a_reward_that_is_not_a_program(tmp
     assert manifest["config"]["reward"]["name"] == "run+effort"
     assert manifest["deferred_reward"] is deferrable
     assert not (result.run_dir / "reward.py").exists()  # nothing pretends to be a program
-    ep = result.eval["episodes"][0]
-    assert ep["reward_return"] == pytest.approx(ep["env_return"], rel=1e-6)
-    assert {"run", "run/speed", "effort"} <= set(ep["components"])
+    ep = result.eval.episodes[0]
+    assert ep.reward_return == pytest.approx(ep.env_return, rel=1e-6)
+    assert {"run", "run/speed", "effort"} <= set(ep.components)
     assert spec.build() is not combined  # every run builds its own copy
     rows = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
     assert rows and "component/run/speed" in rows[-1]

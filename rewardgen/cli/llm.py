@@ -62,7 +62,7 @@ def llm_ask(
     llm_config: LLMConfig = None,
 ) -> None:
     """Send one prompt; print the replies and what they cost. Checks your LLM settings end to end."""
-    from rewardgen.train.rundir import RunDir
+    from rewardgen.runs import RunDir
 
     run = RunDir.create("llm", "ask", {"prompt": prompt, "n": n, "temperature": temperature}, out=out)
     with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:

@@ -63,17 +63,16 @@ def synthesize(
     llm_config: LLMConfig = None,
 ) -> None:
     """Write reward code with an LLM, train a policy on each candidate, keep the best."""
-    import json
     from dataclasses import asdict
 
+    from rewardgen.runs import RunDir
     from rewardgen.synthesis import SearchConfig
     from rewardgen.synthesis import synthesize as run_search
     from rewardgen.tasks import get_task
-    from rewardgen.train.rundir import RunDir
 
     if resume is not None:
         config = SearchConfig.from_run(resume)
-        run = RunDir(resume, json.loads((resume / "manifest.json").read_text()))
+        run = RunDir.open(resume)
         run.update(status="running", resumed=True)
     else:
         if (task is None) == (env is None):
@@ -81,8 +80,8 @@ def synthesize(
         if env is not None:
             if not goal:
                 raise RewardgenError("--env needs --goal: the sentence the reward should achieve")
+            from rewardgen.runs import default_run_path
             from rewardgen.tasks import derive_task, save_task_file
-            from rewardgen.train.rundir import default_run_path
 
             derived = derive_task(env, goal, notes)
             out = out or default_run_path(derived.id, method)
@@ -176,15 +175,11 @@ def refine(
     llm_config: LLMConfig = None,
 ) -> None:
     """Improve a synthesized reward from your words about its policy (Text2Reward refinement)."""
-    import json
 
+    from rewardgen.runs import RunDir
     from rewardgen.synthesis import refine as run_refine
-    from rewardgen.train.rundir import RunDir
 
-    manifest = run_dir / "manifest.json"
-    if not manifest.is_file():
-        raise RewardgenError(f"{run_dir} is not a run directory: it has no manifest.json")
-    run = RunDir(run_dir, json.loads(manifest.read_text()))
+    run = RunDir.open(run_dir)
     status = run.manifest.get("status")
     with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
         with _candidate_progress() as progress:
@@ -200,7 +195,7 @@ def refine(
     console.print(client.usage.summary())
     if record["best"]:
         console.print(f"refined reward: {run.file('refined_reward.py')}")
-        video = run.path / record["best"] / "train" / "video.mp4"
+        video = run.path / record["best"] / "train" / RunDir.VIDEO
         if video.is_file():
             console.print(f"watch it: {video}")
     console.print(f"report: [bold]{run.file('report.html')}[/bold]")
@@ -211,8 +206,7 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="a run directory of `rewardgen synthesize`")],
 ) -> None:
     """(Re)write RUN_DIR/report.html: every candidate's curves, videos of the best, the code."""
+    from rewardgen.runs import RunDir
     from rewardgen.synthesis import write_report
 
-    if not (run_dir / "manifest.json").is_file():
-        raise RewardgenError(f"{run_dir} is not a run directory: it has no manifest.json")
-    console.print(f"report: [bold]{write_report(run_dir)}[/bold]")
+    console.print(f"report: [bold]{write_report(RunDir.open(run_dir).path)}[/bold]")

@@ -21,17 +21,17 @@ def _report(result) -> dict | None:
     """Print the evaluation and the run directory; returns when periodic evaluations first met the
     success metric (None: they did not, or there were none)."""
     ev = result.eval
-    table = Table(title=f"evaluation ({len(ev['episodes'])} episodes)")
+    table = Table(title=f"evaluation ({len(ev.episodes)} episodes)")
     for col in ("env return", "synthesized return", "success metric", "success rate"):
         table.add_column(col, justify="right")
     table.add_row(
-        f"{ev['env_return_mean']:.1f}",
-        f"{ev['reward_return_mean']:.1f}",
-        f"{ev['success_metric_mean']:.3f}",
-        f"{ev['success_rate']:.0%}",
+        f"{ev.env_return_mean:.1f}",
+        f"{ev.reward_return_mean:.1f}",
+        f"{ev.success_metric_mean:.3f}",
+        f"{ev.success_rate:.0%}",
     )
     console.print(table)
-    console.print(f"success metric: {ev['metric']}")
+    console.print(f"success metric: {ev.metric}")
     console.print(f"run directory: [bold]{result.run_dir}[/bold]")
     for name in ("learning_curve.png", "video.mp4", "metrics.csv", "evals.csv", "reward.py", "manifest.json"):
         if (result.run_dir / name).exists():
@@ -106,8 +106,8 @@ def _reward_format(
     if reward_format != "text2reward":
         raise RewardgenError(f"unknown --reward-format '{reward_format}': use rewardgen or text2reward")
     from rewardgen.code import import_text2reward
+    from rewardgen.runs import default_run_path
     from rewardgen.tasks import get_task
-    from rewardgen.train.rundir import default_run_path
 
     if reward is None:
         raise RewardgenError("--reward-format text2reward needs --reward FILE (a compute_dense_reward file)")
@@ -181,9 +181,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """Train HalfCheetah with PPO on its bundled reference reward until it runs at 3 m/s."""
+    from rewardgen.runs import package_versions
     from rewardgen.train import TrainConfig
     from rewardgen.train import train as run_train
-    from rewardgen.train.rundir import package_versions
 
     n = parse_steps(steps)
     console.print(

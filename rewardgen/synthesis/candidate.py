@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from rewardgen.code import CodeCheckError, ProgramSpec, extract_code, static_check
 from rewardgen.errors import RewardgenError
+from rewardgen.runs import EvalSummary, RunDir
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
 from rewardgen.tasks import TaskSpec, get_task
 from rewardgen.train.check import check_reward
-from rewardgen.train.report import read_metrics
-from rewardgen.train.rundir import RunDir
 
 __all__ = [
     "Candidate",
@@ -48,7 +47,7 @@ class Candidate:
     status: str  # "refused" | "failed" | "trained"
     reason: str | None = None
     code: str | None = None
-    eval: dict[str, Any] | None = None
+    eval: EvalSummary | None = None  # its policy's evaluation (without episodes once reloaded)
     score: float | None = None
     path: Path | None = None
     steps: int | None = None  # training steps so far (successive halving trains in stages)
@@ -66,13 +65,14 @@ class Candidate:
         except json.JSONDecodeError:
             return None  # cut short by the kill: evaluate it again
         data["path"] = folder
+        if data.get("eval") is not None:
+            data["eval"] = EvalSummary.from_dict(data["eval"])
         return cls(**data)
 
     def summary(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["path"] = str(self.path) if self.path else None
-        if self.eval:
-            d["eval"] = {k: v for k, v in self.eval.items() if k != "episodes"}
+        d["eval"] = self.eval.to_dict(episodes=False) if self.eval is not None else None
         return d
 
 
@@ -141,7 +141,7 @@ def _train_candidate(
         cand.status, cand.reason = "failed", str(exc)
         return saved(cand)
     cand.status, cand.eval, cand.steps = "trained", result.eval, steps
-    cand.score = task.metric.score(result.eval["success_metric_mean"])
+    cand.score = task.metric.score(result.eval.success_metric_mean)
     cand.wall_s = round((cand.wall_s or 0.0) + time.monotonic() - started, 1)
     return saved(cand)
 
@@ -191,21 +191,16 @@ def _program(path: Path, config: SearchConfig) -> ProgramSpec:
 def _retrain(task: TaskSpec, reward: Path, seed: int, folder: Path, config: SearchConfig) -> dict[str, Any]:
     from rewardgen.train import train
 
-    done = folder / "eval.json"
-    if done.is_file():  # finished before a kill: not retrained on resume
-        ev = json.loads(done.read_text())
-        return {"seed": seed, **{k: v for k, v in ev.items() if k != "episodes"}}
-    result = train(_train_config(task, reward, config, config.steps, seed), out=folder, method="final")
-    return {"seed": seed, **{k: v for k, v in result.eval.items() if k != "episodes"}}
+    done = RunDir.open(folder).eval_summary() if (folder / "manifest.json").is_file() else None
+    if done is None:  # a run finished before a kill is not retrained on resume
+        done = train(_train_config(task, reward, config, config.steps, seed), out=folder, method="final").eval
+    return {"seed": seed, **done.to_dict(episodes=False)}
 
 
 def curves(cand: Candidate) -> dict[str, list[float]]:
     """The candidate's training curves (metrics.csv columns), for the reflection in feedback."""
     assert cand.path is not None
-    metrics = cand.path / "train" / "metrics.csv"
-    if not metrics.exists():
-        return {}
-    return {k: [float(x) for x in v] for k, v in read_metrics(metrics).items()}
+    return {k: [float(x) for x in v] for k, v in RunDir(cand.path / "train", {}).metrics().items()}
 
 
 def record_videos(
@@ -223,7 +218,7 @@ def record_videos(
         key=lambda c: (c is best, c.score),  # type: ignore[arg-type,return-value]
         reverse=True,
     )
-    todo = [c for c in ranked[: config.videos] if not (c.path / "train" / "video.mp4").is_file()]  # type: ignore[operator]
+    todo = [c for c in ranked[: config.videos] if not (c.path / "train" / RunDir.VIDEO).is_file()]  # type: ignore[operator]
     jobs = [(task, c.path, config, _video_budget(c, config)) for c in todo]
     for c, result in zip(todo, executor.map(_record_video, jobs), strict=True):
         if isinstance(result, BaseException):  # a failure costs only the video

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rewardgen.runs import EvalSummary
 from rewardgen.tasks import TaskSpec
 
 __all__ = ["SYSTEM", "feedback_message", "initial_messages", "refine_message"]
@@ -100,7 +101,7 @@ def feedback_message(
     if best is not None:
         parts.append(
             f"We trained a policy on each of your rewards. The best one (success metric "
-            f"{best.eval['success_metric_mean']:.3g}, success rate {best.eval['success_rate']:.0%}) was:\n"
+            f"{best.eval.success_metric_mean:.3g}, success rate {best.eval.success_rate:.0%}) was:\n"
             f"```python\n{best.code}```"
         )
         if curves:
@@ -121,25 +122,24 @@ def feedback_message(
     return {"role": "user", "content": "\n\n".join(parts)}
 
 
-def _policy_text(cand: Any, ev: dict[str, Any] | None) -> str:
+def _policy_text(cand: Any, ev: EvalSummary | None) -> str:
     """What the policy trained on ``cand`` did in evaluation (``ev``: its eval.json), in words and
     numbers."""
-    if cand.status != "trained" or not ev:
+    if cand.status != "trained" or ev is None:
         return f"This reward could not be trained: {cand.reason}"
     lines = [
         "We trained a policy on it and evaluated it:",
-        f"- success metric ({ev.get('metric', 'task metric')}): {ev['success_metric_mean']:.3g}, "
-        f"success rate {ev['success_rate']:.0%}",
-        f"- the env's own return {ev['env_return_mean']:.4g}, "
-        f"your reward's return {ev['reward_return_mean']:.4g}",
+        f"- success metric ({ev.metric or 'task metric'}): {ev.success_metric_mean:.3g}, "
+        f"success rate {ev.success_rate:.0%}",
+        f"- the env's own return {ev.env_return_mean:.4g}, your reward's return {ev.reward_return_mean:.4g}",
     ]
-    episodes = ev.get("episodes") or []
+    episodes = ev.episodes
     if episodes:
-        lengths = [e["length"] for e in episodes]
+        lengths = [e.length for e in episodes]
         lines.append(f"- episode lengths: {', '.join(str(n) for n in lengths)}")
-        names = list(episodes[0].get("components", {}))
+        names = list(episodes[0].components)
         for name in names:
-            vals = [e["components"].get(name, 0.0) for e in episodes]
+            vals = [e.components.get(name, 0.0) for e in episodes]
             lines.append(f"- component '{name}' per episode: {', '.join(f'{v:.3g}' for v in vals)}")
     return "\n".join(lines)
 
@@ -147,7 +147,7 @@ def _policy_text(cand: Any, ev: dict[str, Any] | None) -> str:
 def refine_message(
     task: TaskSpec,
     cand: Any,
-    evaluation: dict[str, Any] | None,
+    evaluation: EvalSummary | None,
     curves: dict[str, list[float]] | None,
     feedback: str,
 ) -> dict[str, str]:

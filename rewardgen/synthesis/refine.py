@@ -17,6 +17,7 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import LLMClient
+from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, curves, record_videos
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
@@ -27,7 +28,6 @@ from rewardgen.synthesis.report import round_dirs, write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
 from rewardgen.synthesis.selection import best_candidate
 from rewardgen.tasks import get_task
-from rewardgen.train.rundir import RunDir
 
 __all__ = ["refine"]
 
@@ -87,8 +87,8 @@ def refine(
     round_dir.mkdir()
     (round_dir / "feedback.txt").write_text(feedback.strip() + "\n")
     code = parent.code or (parent.path / "reward.py").read_text()
-    eval_path = parent.path / "train" / "eval.json"
-    evaluation = json.loads(eval_path.read_text()) if eval_path.is_file() else parent.eval
+    parent_run = parent.path / "train"
+    evaluation = (RunDir.open(parent_run).eval_summary() if parent_run.is_dir() else None) or parent.eval
     trained = parent.status == "trained"
     examples = few_shot_examples(task, config.goal, config.few_shot, config.retrieval)
     messages = [

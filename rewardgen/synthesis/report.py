@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardgen.train.report import read_metrics
+from rewardgen.runs import read_metrics
 
 __all__ = ["collect_candidates", "round_dirs", "write_report"]
 

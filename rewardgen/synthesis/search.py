@@ -16,6 +16,7 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import BudgetExceededError, LLMClient
+from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos
 from rewardgen.synthesis.config import METHODS, SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
@@ -26,7 +27,6 @@ from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
 from rewardgen.synthesis.selection import MetricSelector, Selector
 from rewardgen.tasks import get_task
-from rewardgen.train.rundir import RunDir
 
 __all__ = ["synthesize"]
 

@@ -1,15 +1,12 @@
 """Training back ends. SB3 (PPO/SAC) here; sample-factory APPO comes with the NetHack work."""
 
 from rewardgen.train.hyperparams import default_hyperparams
-from rewardgen.train.rundir import RunDir, package_versions
 
 __all__ = [
-    "RunDir",
     "TrainConfig",
     "TrainResult",
     "default_hyperparams",
     "evaluate",
-    "package_versions",
     "train",
 ]
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardgen.train.report import MetricsWriter, episode_means
-from rewardgen.train.rundir import RunDir
+from rewardgen.runs import MetricsWriter, RunDir, episode_means
 
 __all__ = ["make_callback"]
 

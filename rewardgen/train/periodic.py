@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
+from rewardgen.runs import episode_means
 from rewardgen.tasks import TaskSpec, make_env_fn, wrapper_kwargs
-from rewardgen.train.report import episode_means
 
 __all__ = ["EVAL_COLUMNS", "PeriodicEvaluator", "read_evals"]
 

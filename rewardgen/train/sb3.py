@@ -11,12 +11,11 @@ from typing import Any, NoReturn
 
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFnError, RewardSpec
+from rewardgen.runs import EvalSummary, MetricsWriter, RunDir, plot_learning_curve
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 from rewardgen.train.callback import make_callback
 from rewardgen.train.evaluation import OverBudgetError, evaluate
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
-from rewardgen.train.report import MetricsWriter, plot_learning_curve
-from rewardgen.train.rundir import RunDir
 
 __all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
 
@@ -58,8 +57,10 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """Where the run went and how its policy did (``eval.success_rate``, ``eval.episodes``...)."""
+
     run_dir: Path
-    eval: dict[str, Any]
+    eval: EvalSummary
 
 
 def resolve_device(device: str) -> str:
@@ -93,7 +94,7 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
 
     Example:
         >>> result = train(TrainConfig(task="halfcheetah-run", steps=2048))  # doctest: +SKIP
-        >>> result.eval["success_rate"]  # doctest: +SKIP
+        >>> result.eval.success_rate  # doctest: +SKIP
     """
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.buffers import RolloutBuffer
@@ -245,7 +246,7 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
         )
     except OverBudgetError:
         _over_budget(run, config, started, "while evaluating the trained policy")
-    run.update(status="finished", eval=result, wall_s=round(time.monotonic() - started, 1))
+    run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
     return TrainResult(run.path, result)
 
 
