@@ -4,7 +4,8 @@
 import numpy as np
 import pytest
 
-from rewardgen.code import CodeCheckError, convert_text2reward
+from rewardgen.code import CodeCheckError
+from rewardgen.interop import convert_text2reward
 
 T2R = """import numpy as np
 
@@ -64,7 +65,7 @@ def test_imported_reward_equals_the_original_on_the_live_env(tmp_path):
     """The converted program, run sandboxed through the real reward wrapper, returns what the
     original function returns when called with the live Meta-World env as `self.env`."""
     pytest.importorskip("metaworld")
-    from rewardgen.code import import_text2reward
+    from rewardgen.interop import import_text2reward
     from rewardgen.tasks import get_task
 
     src = tmp_path / "drawer_open.py"
@@ -126,7 +127,7 @@ def compute_dense_reward(self, action, obs) -> float:
 
 def test_files_as_published_convert_run_sandboxed_and_equal_the_original(tmp_path):
     pytest.importorskip("metaworld")
-    from rewardgen.code import import_text2reward
+    from rewardgen.interop import import_text2reward
     from rewardgen.tasks import get_task
 
     src = tmp_path / "sweep_into.py"

@@ -245,9 +245,7 @@ def test_deferred_rewards_train_exactly_like_per_step_rewards(tmp_path, task):
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
     na, nb = (pickle.loads((runs[d].run_dir / "vecnormalize.pkl").read_bytes()) for d in (False, True))
     np.testing.assert_allclose(na.ret_rms.var, nb.ret_rms.var, rtol=1e-5)
-    assert runs[False].eval.reward_return_mean == pytest.approx(
-        runs[True].eval.reward_return_mean, rel=1e-4
-    )
+    assert runs[False].eval.reward_return_mean == pytest.approx(runs[True].eval.reward_return_mean, rel=1e-4)
     rows = [r for r in csv.DictReader((runs[True].run_dir / "metrics.csv").open())]
     assert rows and int(rows[-1]["episodes"]) > 0 and rows[-1]["reward_return_mean"]
 

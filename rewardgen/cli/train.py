@@ -105,7 +105,7 @@ def _reward_format(
         return task, reward, sandbox
     if reward_format != "text2reward":
         raise RewardgenError(f"unknown --reward-format '{reward_format}': use rewardgen or text2reward")
-    from rewardgen.code import import_text2reward
+    from rewardgen.interop import import_text2reward
     from rewardgen.runs import default_run_path
     from rewardgen.tasks import get_task
 

@@ -13,7 +13,6 @@ from rewardgen.code.program import (
 )
 from rewardgen.code.sandbox import SandboxLimits, SandboxRunner
 from rewardgen.code.spec import ProgramSpec
-from rewardgen.code.text2reward import convert_text2reward, import_text2reward
 
 __all__ = [
     "CodeCheckError",
@@ -26,9 +25,7 @@ __all__ = [
     "RewardProgramError",
     "SandboxLimits",
     "SandboxRunner",
-    "convert_text2reward",
     "extract_code",
-    "import_text2reward",
     "load_reward_program",
     "static_check",
 ]

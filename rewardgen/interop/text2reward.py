@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rewardgen.code.checks import CodeCheckError, static_check
-
-if TYPE_CHECKING:  # rewardgen.tasks pulls in gymnasium: never into the sandbox worker
-    from rewardgen.tasks import TaskSpec
+from rewardgen.errors import RewardgenError
+from rewardgen.tasks import FieldSpec, TaskSpec, get_task, save_task_file
 
 __all__ = ["ENTRY", "Text2RewardImport", "convert_text2reward", "import_text2reward"]
 
@@ -243,8 +241,6 @@ def import_text2reward(
         spec = ProgramSpec.from_file(imp.reward, sandbox=SandboxLimits())
         train(TrainConfig(task=str(imp.task.path), reward=spec))
     """
-    from rewardgen.errors import RewardgenError
-    from rewardgen.tasks import FieldSpec, get_task, save_task_file
 
     src = Path(path)
     if not src.is_file():
@@ -255,7 +251,7 @@ def import_text2reward(
     folder.mkdir(parents=True, exist_ok=True)
     reward_path = folder / f"{src.stem}.rewardgen.py"
     reward_path.write_text(
-        f"# Converted by rewardgen.code.import_text2reward from {src.name} for task {spec.id}.\n{program}"
+        f"# Converted by rewardgen.interop.import_text2reward from {src.name} for task {spec.id}.\n{program}"
     )
     extra = {
         name: FieldSpec(source="state." + text[len("self.env.") :], doc=f"Text2Reward's {text}")
