@@ -1,0 +1,26 @@
+"""Run directories and what runs leave in them: the manifest, evaluation summaries
+(:class:`EvalSummary`), training metrics, learning curves and videos."""
+
+from rewardgen.runs.metrics import (
+    MetricsWriter,
+    episode_means,
+    plot_learning_curve,
+    read_metrics,
+    write_video,
+)
+from rewardgen.runs.rundir import RunDir, default_run_path, git_revision, package_versions
+from rewardgen.runs.summary import EpisodeResult, EvalSummary
+
+__all__ = [
+    "EpisodeResult",
+    "EvalSummary",
+    "MetricsWriter",
+    "RunDir",
+    "default_run_path",
+    "episode_means",
+    "git_revision",
+    "package_versions",
+    "plot_learning_curve",
+    "read_metrics",
+    "write_video",
+]

@@ -1,0 +1,143 @@
+"""What a person looks at: metrics.csv rows, the learning-curve plot and the policy video."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardgen.errors import RewardgenError
+
+__all__ = ["MetricsWriter", "episode_means", "plot_learning_curve", "read_metrics", "write_video"]
+
+BASE_COLUMNS = [
+    "timesteps",
+    "wall_time_s",
+    "episodes",
+    "env_return_mean",
+    "reward_return_mean",
+    "ep_length_mean",
+    "success_metric_mean",
+    "success_rate",
+]
+
+
+def episode_means(episodes: Sequence[dict[str, Any]], metric: Any) -> dict[str, float]:
+    """Means over episode summaries (the wrappers' ``reward_episode`` rows) and the share that met
+    the task's success ``metric``: what metrics.csv, evals.csv and eval.json report.
+
+    Example:
+        >>> class Above1:
+        ...     def success(self, v): return v > 1
+        >>> ep = {"env_return": 2.0, "reward_return": 1.0, "length": 10, "metrics": {"success_metric": 3.0}}
+        >>> episode_means([ep], Above1())["success_rate"]
+        1.0
+    """
+    values = [e["metrics"]["success_metric"] for e in episodes]
+    return {
+        "env_return_mean": float(np.mean([e["env_return"] for e in episodes])),
+        "reward_return_mean": float(np.mean([e["reward_return"] for e in episodes])),
+        "ep_length_mean": float(np.mean([e["length"] for e in episodes])),
+        "success_metric_mean": float(np.mean(values)),
+        "success_rate": float(np.mean([bool(metric.success(v)) for v in values])),
+    }
+
+
+class MetricsWriter:
+    """Appends one row per logging interval to ``metrics.csv`` and flushes it (nothing lost on a
+    crash). Component columns are ``component/<name>`` episode sums, fixed at the first row.
+    With ``append`` (training that continues a run) rows go under the file's existing header."""
+
+    def __init__(self, path: Path, append: bool = False):
+        self.path = path
+        self.columns: list[str] | None = None
+        if append and path.is_file():
+            with path.open(newline="") as f:
+                self.columns = next(csv.reader(f), None)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.columns is None:
+            comps = sorted(k for k in row if k.startswith("component/"))
+            self.columns = BASE_COLUMNS + comps
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([_fmt(row.get(c)) for c in self.columns])
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def read_metrics(path: Path) -> dict[str, np.ndarray]:
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] else np.nan for r in rows]) for k in rows[0]}
+
+
+def plot_learning_curve(
+    metrics_csv: Path,
+    out_png: Path,
+    title: str,
+    threshold: float | None = None,
+    metric_label: str = "success metric",
+) -> bool:
+    """Env return and synthesized return (top) and the success metric (bottom) vs timesteps.
+
+    Returns False when there is nothing to plot yet (no finished episode)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not metrics_csv.exists():
+        return False
+    m = read_metrics(metrics_csv)
+    if not m:
+        return False
+    t = m["timesteps"]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    ax1.plot(t, m["reward_return_mean"], label="synthesized return", marker=".", color="tab:orange")
+    ax1.plot(t, m["env_return_mean"], label="env's own return", linestyle="--", color="tab:blue")
+    ax1.set_ylabel("episode return")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax1.set_title(title)
+    ax2.plot(t, m["success_metric_mean"], color="tab:green", marker=".", label="training episodes")
+    evals = metrics_csv.parent / "evals.csv"  # periodic deterministic evaluations, when there are any
+    e = read_metrics(evals) if evals.is_file() else {}
+    if e:
+        ax2.plot(e["timesteps"], e["success_metric_mean"], "D", color="tab:purple", label="evaluations")
+    if threshold is not None:
+        ax2.axhline(threshold, color="grey", linestyle="--", label="success threshold")
+    if threshold is not None or e:
+        ax2.legend()
+    ax2.set_ylabel(metric_label)
+    ax2.set_xlabel("environment steps")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_video(frames: Sequence[np.ndarray], path: Path, fps: int) -> None:
+    """Write RGB frames to an MP4 (H.264 through imageio's bundled ffmpeg)."""
+    import imageio.v2 as imageio
+
+    if not frames:
+        raise RewardgenError(f"no frames to write to {path}")
+    with imageio.get_writer(
+        path, fps=fps, codec="libx264", quality=6, macro_block_size=8, ffmpeg_params=["-preset", "veryfast"]
+    ) as w:
+        for frame in frames:
+            w.append_data(np.asarray(frame, dtype=np.uint8))
