@@ -25,9 +25,16 @@ def synthesize(
     notes: Annotated[
         Path | None, typer.Option(help="field notes (YAML) for --env: names, meanings, metric")
     ] = None,
-    method: Annotated[str, typer.Option(help="text2reward (one round) or evolution")] = "evolution",
+    method: Annotated[
+        str,
+        typer.Option(help="text2reward (one round), evolution (Eureka) or icpl (a judge compares policies)"),
+    ] = "evolution",
+    judge: Annotated[
+        str,
+        typer.Option(help="icpl: terminal (you pick the best and the worst video) or synthetic[:noise=0.1]"),
+    ] = "terminal",
     samples: Annotated[int, typer.Option(help="candidates per round (K)")] = 4,
-    iterations: Annotated[int, typer.Option(help="rounds (evolution)")] = 3,
+    iterations: Annotated[int, typer.Option(help="rounds (evolution, icpl)")] = 3,
     steps: Annotated[str, typer.Option(help="training steps per candidate")] = "200000",
     goal: Annotated[str | None, typer.Option(help="the goal sentence; default: the task's")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -91,6 +98,7 @@ def synthesize(
         config = SearchConfig(
             task=task,
             method=method,
+            judge=judge,
             samples=samples,
             iterations=iterations,
             steps=parse_steps(steps) or 0,

@@ -14,7 +14,7 @@ from rewardgen.train.check import MAX_REWARD_COST
 
 __all__ = ["METHODS", "SearchConfig", "candidate_budget"]
 
-METHODS = ("text2reward", "evolution")
+METHODS = ("text2reward", "evolution", "icpl")
 
 
 def candidate_budget(steps: int) -> float:
@@ -33,7 +33,8 @@ class SearchConfig:
     """What the search does; stored in the run manifest."""
 
     task: str
-    method: str = "evolution"
+    method: str = "evolution"  # "text2reward" (one round), "evolution" (Eureka) or "icpl" (preferences)
+    judge: str = "synthetic"  # ICPL's judge: "terminal", "synthetic[:by=...,noise=...]" (see make_judge)
     samples: int = 4
     iterations: int = 3
     steps: int = 200_000

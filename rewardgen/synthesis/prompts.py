@@ -8,7 +8,7 @@ from typing import Any
 from rewardgen.runs import EvalSummary
 from rewardgen.tasks import TaskSpec
 
-__all__ = ["SYSTEM", "feedback_message", "initial_messages", "refine_message"]
+__all__ = ["SYSTEM", "feedback_message", "initial_messages", "preference_message", "refine_message"]
 
 SYSTEM = (
     "You are a reward engineer. You write dense reward functions in Python that let a reinforcement "
@@ -117,6 +117,42 @@ def feedback_message(
         parts.append("These candidates failed:")
         for cand in failures:
             parts.append(f"- candidate {cand.index}: {cand.reason}")
+        parts.append("Fix these errors in the new reward.")
+    parts.append(f"Required signature:\n{SIGNATURE}\nReply with one ```python code block.")
+    return {"role": "user", "content": "\n\n".join(parts)}
+
+
+def preference_message(
+    task: TaskSpec,
+    preferred: Any,
+    rejected: Any | None,
+    words: str,
+    curves: dict[str, dict[str, list[float]]],
+    failures: Sequence[Any],
+) -> dict[str, str]:
+    """ICPL's next user message: a person watched the round's policies and preferred one reward
+    over another; both codes with their reward reflections (``curves`` by candidate path name),
+    the person's words, and the reasons of the candidates that failed."""
+    parts = [
+        "We trained a policy on each of your rewards and a person watched videos of all of them. "
+        "They preferred the policy trained on this reward:",
+        f"```python\n{preferred.code}```",
+    ]
+    if curves.get(preferred.path.name):
+        parts.append(reflection_text(task, curves[preferred.path.name]))
+    if rejected is not None:
+        parts += ["They liked the policy trained on this reward least:", f"```python\n{rejected.code}```"]
+        if curves.get(rejected.path.name):
+            parts.append(reflection_text(task, curves[rejected.path.name]))
+    if words.strip():
+        parts.append(f'The person said:\n"""\n{words.strip()}\n"""')
+    parts.append(
+        "Write an improved reward: keep what makes the preferred behaviour, drop what leads to the "
+        "rejected one, and follow the person's words where they give any."
+    )
+    if failures:
+        parts.append("These candidates failed:")
+        parts += [f"- candidate {cand.index}: {cand.reason}" for cand in failures]
         parts.append("Fix these errors in the new reward.")
     parts.append(f"Required signature:\n{SIGNATURE}\nReply with one ```python code block.")
     return {"role": "user", "content": "\n\n".join(parts)}

@@ -8,6 +8,7 @@ best and writes the next round's feedback: by the success metric and reward stat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import BudgetExceededError, LLMClient
+from rewardgen.preferences import PreferenceStore, make_judge
 from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos
 from rewardgen.synthesis.config import METHODS, SearchConfig
@@ -25,8 +27,8 @@ from rewardgen.synthesis.progress import ProgressFn
 from rewardgen.synthesis.prompts import initial_messages
 from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
-from rewardgen.synthesis.selection import MetricSelector, Selector
-from rewardgen.tasks import get_task
+from rewardgen.synthesis.selection import MetricSelector, PreferenceSelector, Selector
+from rewardgen.tasks import TaskSpec, get_task
 
 __all__ = ["synthesize"]
 
@@ -52,9 +54,9 @@ def synthesize(
     ``report.html`` is rewritten after every round; ``log`` receives one line per stage and
     ``progress`` the steps and success metric of the candidates in training, every few seconds.
     ``selector`` chooses the best candidates and writes each round's feedback (default: by the
-    success metric, with Eureka's reflection on the reward components).
+    success metric, with Eureka's reflection on the reward components; for ICPL, the judge of
+    ``config.judge`` compares each round's policies).
     """
-    selector = selector or MetricSelector()
     if config.method not in METHODS:
         raise RewardgenError(f"unknown method '{config.method}': choose one of {', '.join(METHODS)}")
     task = get_task(config.task)
@@ -63,6 +65,7 @@ def synthesize(
     executor = executor or make_executor(
         config.executor, config.workers, config.ray_address, config.gpus_per_candidate
     )
+    selector = selector or _selector(config, task, run, executor, log)
     iterations = 1 if config.method == "text2reward" else config.iterations
     examples = few_shot_examples(task, config.goal, config.few_shot, config.retrieval)
     messages = initial_messages(task, config.goal, examples)
@@ -86,7 +89,7 @@ def synthesize(
                 task, [r.text for r in replies], round_dir, it, config, executor, log, progress
             )
             candidates.extend(round_cands)
-            best = selector.best([selector.best(round_cands), best])  # a tie goes to the newer
+            best = selector.keep(best, selector.select(task, round_dir.name, round_cands))
             run.update(
                 progress={
                     "iteration": it,
@@ -131,3 +134,17 @@ def synthesize(
     )
     write_report(run.path)
     return summary
+
+
+def _selector(
+    config: SearchConfig, task: TaskSpec, run: RunDir, executor: Executor, log: Callable[[str], None]
+) -> Selector:
+    if config.method != "icpl":
+        return MetricSelector()
+
+    def film(cands: list[Candidate]) -> None:
+        log(f"  filming {len(cands)} policies for the judge")
+        record_videos(task, cands, dataclasses.replace(config, videos=len(cands)), executor, log=log)
+
+    judge = make_judge(config.judge, seed=config.seed)
+    return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film)

@@ -1,0 +1,166 @@
+"""Who answers a preference round: a person at a terminal, or a synthetic judge (tests,
+benchmarks) that ranks by a number the person never sees. The browser page is another judge
+behind the same interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from rewardgen.errors import RewardgenError
+from rewardgen.preferences.store import Choice
+
+__all__ = ["Judge", "Option", "SyntheticJudge", "TerminalJudge", "make_judge"]
+
+JUDGES = ("synthetic", "terminal")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One policy shown in a preference round: its id in the round, its video, and the numbers a
+    synthetic judge ranks by (a person sees only the video)."""
+
+    id: str
+    video: Path | None = None
+    score: float | None = None  # the task's success metric as a score: higher is better
+    env_return: float | None = None
+
+
+class Judge(Protocol):
+    """Answers preference rounds."""
+
+    name: str
+    needs_videos: bool
+
+    def __call__(self, round_id: str, options: Sequence[Option]) -> Choice:
+        """The best and worst (or a ranking) of ``options`` (at least two)."""
+        ...
+
+
+class SyntheticJudge:
+    """Ranks by the task's success metric (``by="score"``) or the env's own return
+    (``by="env_return"``), with Gaussian ``noise`` relative to the spread of the values: a
+    stand-in for a person in tests and benchmarks.
+
+    Example:
+        >>> options = [Option("cand0", score=1.0), Option("cand1", score=3.0), Option("cand2", score=2.0)]
+        >>> SyntheticJudge()("iter0", options).ranking
+        ('cand1', 'cand2', 'cand0')
+    """
+
+    needs_videos = False
+
+    def __init__(self, by: str = "score", noise: float = 0.0, seed: int = 0):
+        if by not in ("score", "env_return"):
+            raise RewardgenError(f"a synthetic judge ranks by 'score' or 'env_return', not {by!r}")
+        if noise < 0:
+            raise RewardgenError(f"a synthetic judge's noise must be >= 0, got {noise}")
+        self.by, self.noise = by, noise
+        self.rng = np.random.default_rng(seed)
+        self.name = f"synthetic:{by}" + (f",noise={noise:g}" if noise else "")
+
+    def __call__(self, round_id: str, options: Sequence[Option]) -> Choice:
+        _need_two(round_id, options)
+        values = np.array([_value(o, self.by) for o in options])
+        if self.noise:
+            spread = float(np.ptp(values)) or 1.0
+            values = values + self.noise * spread * self.rng.standard_normal(len(values))
+        order = [options[i].id for i in np.argsort(-values, kind="stable")]
+        return Choice(
+            round=round_id,
+            candidates=tuple(o.id for o in options),
+            best=order[0],
+            worst=order[-1],
+            ranking=tuple(order),
+            judge=self.name,
+        )
+
+
+def _value(option: Option, by: str) -> float:
+    value = option.score if by == "score" else option.env_return
+    return float("-inf") if value is None else float(value)
+
+
+def _need_two(round_id: str, options: Sequence[Option]) -> None:
+    if len(options) < 2:
+        raise RewardgenError(
+            f"round {round_id}: a preference needs at least two policies, got {len(options)}"
+        )
+
+
+class TerminalJudge:
+    """A person at a terminal (e.g. over SSH): the round's policies numbered, with the path of
+    each video; they type the best and the worst, and optionally a few words for the LLM.
+
+    ``ask`` is how a line is read (default: rich's prompt); tests pass their own.
+    """
+
+    needs_videos = True
+
+    def __init__(
+        self, rater: str = "", ask: Callable[[str], str] | None = None, show: Callable[[str], None] = print
+    ):
+        self.rater, self.name = rater, "terminal"
+        self._ask, self._show = ask or _rich_ask, show
+
+    def __call__(self, round_id: str, options: Sequence[Option]) -> Choice:
+        _need_two(round_id, options)
+        self._show(f"preference round {round_id}: watch each policy, then pick the best and the worst")
+        for k, o in enumerate(options, 1):
+            self._show(f"  [{k}] {o.id}: {o.video if o.video is not None else '(no video)'}")
+        best = self._pick("best", len(options))
+        worst = self._pick("worst", len(options), exclude=best)
+        words = self._ask("anything to tell the reward writer? (enter to skip)").strip()
+        return Choice(
+            round=round_id,
+            candidates=tuple(o.id for o in options),
+            best=options[best - 1].id,
+            worst=options[worst - 1].id,
+            words=words,
+            judge=self.name,
+            rater=self.rater,
+        )
+
+    def _pick(self, what: str, n: int, exclude: int | None = None) -> int:
+        while True:
+            answer = self._ask(f"the {what} policy (1-{n})").strip()
+            if answer.isdigit() and 1 <= int(answer) <= n and int(answer) != exclude:
+                return int(answer)
+            why = "the best and the worst must differ" if answer.isdigit() and int(answer) == exclude else ""
+            self._show(f"  answer a number from 1 to {n}" + (f" ({why})" if why else ""))
+
+
+def _rich_ask(question: str) -> str:
+    from rich.prompt import Prompt
+
+    return Prompt.ask(question, default="", show_default=False)
+
+
+def make_judge(spec: str, seed: int = 0) -> Judge:
+    """A judge from its command-line form: ``terminal``, ``synthetic``,
+    ``synthetic:noise=0.1`` or ``synthetic:by=env_return,noise=0.2``."""
+    name, _, args = spec.partition(":")
+    if name not in JUDGES:
+        raise RewardgenError(f"unknown judge {spec!r}: choose one of {', '.join(JUDGES)}")
+    options: dict[str, str] = {}
+    for part in filter(None, args.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise RewardgenError(f"judge option {part!r} in {spec!r}: write key=value")
+        options[key.strip()] = value.strip()
+    if name == "terminal":
+        if set(options) - {"rater"}:
+            raise RewardgenError(f"the terminal judge takes only rater=NAME, got {sorted(options)}")
+        return TerminalJudge(rater=options.get("rater", ""))
+    unknown = set(options) - {"by", "noise"}
+    if unknown:
+        raise RewardgenError(f"the synthetic judge takes by= and noise=, got {sorted(unknown)}")
+    try:
+        noise = float(options.get("noise", 0.0))
+    except ValueError:
+        raise RewardgenError(f"noise must be a number, got {options['noise']!r}") from None
+    return SyntheticJudge(by=options.get("by", "score"), noise=noise, seed=seed)

@@ -1,0 +1,103 @@
+"""ICPL end to end against the loopback LLM server: a judge compares each round's policies, the
+next prompt holds the preferred and the rejected code, every answer is kept and reused."""
+
+import json
+
+import pytest
+from test_synthesis import GOOD, config, run_search
+
+from rewardgen.errors import RewardgenError
+from rewardgen.llm.testing import LoopbackLLMServer
+from rewardgen.preferences import Choice, Option, PreferenceStore, TerminalJudge, make_judge
+
+# two rewards the synthetic judge can tell apart: the hopper-run-backward score is the backward
+# speed, and FORWARD rewards running the wrong way
+FORWARD = GOOD.replace('backward = -BACKWARD_WEIGHT * info["x_velocity"]', 'backward = info["x_velocity"]')
+
+
+def test_icpl_asks_the_judge_and_prompts_with_the_preferred_and_rejected_code(tmp_path):
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, FORWARD], [GOOD, GOOD])
+        run, summary = run_search(server, tmp_path, config(method="icpl", judge="synthetic", final_seeds=0))
+        prompt = server.requests[1]["messages"][-1]["content"]
+    answers = PreferenceStore(run.file("preferences.jsonl")).load()
+    assert [a.round for a in answers] == ["iter0", "iter1"]  # one answer per round, kept in the run
+    first = answers[0]
+    assert first.judge == "synthetic:score" and set(first.candidates) == {"cand0", "cand1"}
+    assert first.best != first.worst
+    scores = {c["index"]: c["score"] for c in summary["candidates"] if c["iteration"] == 0}
+    assert first.best == f"cand{max(scores, key=scores.get)}"  # the judge ranked by the metric
+    preferred = GOOD if first.best == "cand0" else FORWARD
+    rejected = FORWARD if preferred is GOOD else GOOD
+    code = lambda reply: reply.split("```python\n")[1].split("```")[0].strip()  # noqa: E731
+    assert "a person watched videos" in prompt and "They preferred" in prompt
+    assert prompt.index(code(preferred)) < prompt.index("liked the policy trained on this reward least")
+    assert prompt.index(code(rejected)) > prompt.index("liked the policy trained on this reward least")
+    assert "Reward reflection" in prompt  # each shown reward with its component traces
+    # the search's best is the last round's preferred reward
+    assert summary["best"]["iteration"] == 1 and f"cand{summary['best']['index']}" == answers[1].best
+
+
+def test_a_resumed_icpl_round_reuses_the_answer_given(tmp_path):
+    """Answers already on disk are kept: a rerun of the same run directory does not ask again."""
+
+    class Refuses:
+        name, needs_videos = "never", False
+
+        def __call__(self, round_id, options):
+            raise AssertionError(f"asked again for {round_id}")
+
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, FORWARD])
+        run, _ = run_search(server, tmp_path, config(method="icpl", iterations=1, final_seeds=0, videos=0))
+        given = PreferenceStore(run.file("preferences.jsonl")).load()
+    from rewardgen.synthesis.candidate import Candidate
+    from rewardgen.synthesis.selection import PreferenceSelector
+    from rewardgen.tasks import get_task
+
+    cands = [Candidate.load(run.path / "iter0" / f"cand{i}") for i in range(2)]
+    selector = PreferenceSelector(Refuses(), PreferenceStore(run.file("preferences.jsonl")))
+    best = selector.select(get_task("hopper-run-backward"), "iter0", cands)
+    assert best.path.name == given[0].best
+
+
+def test_bad_answers_are_refused_and_change_nothing(tmp_path):
+    store = PreferenceStore(tmp_path / "preferences.jsonl")
+    with pytest.raises(RewardgenError, match="must differ"):
+        Choice(round="iter0", candidates=("cand0", "cand1"), best="cand0", worst="cand0")
+    with pytest.raises(RewardgenError, match="was not shown"):
+        Choice(round="iter0", candidates=("cand0", "cand1"), best="cand7")
+    store.add(Choice(round="iter0", candidates=("cand0", "cand1"), best="cand1", worst="cand0"))
+    with pytest.raises(RewardgenError, match="already has an answer"):
+        store.add(Choice(round="iter0", candidates=("cand0", "cand1"), best="cand0", worst="cand1"))
+    assert [c.best for c in store.load()] == ["cand1"]
+    assert json.loads(store.path.read_text().splitlines()[0])["best"] == "cand1"
+
+
+def test_the_terminal_judge_validates_what_the_person_types():
+    answers = iter(["", "9", "2", "2", "1", "it hops sideways"])
+    shown: list[str] = []
+    judge = TerminalJudge(rater="ana", ask=lambda q: next(answers), show=shown.append)
+    choice = judge("iter3", [Option("cand0"), Option("cand4")])
+    assert (choice.best, choice.worst, choice.words, choice.rater) == (
+        "cand4",
+        "cand0",
+        "it hops sideways",
+        "ana",
+    )
+    assert sum("answer a number from 1 to 2" in s for s in shown) == 3 and any(
+        "must differ" in s for s in shown
+    )
+
+
+def test_judges_from_the_command_line():
+    noisy = make_judge("synthetic:by=env_return,noise=0.5", seed=1)
+    assert noisy.name == "synthetic:env_return,noise=0.5"
+    assert make_judge("terminal:rater=bo").rater == "bo"
+    for bad, message in [
+        ("oracle", "unknown judge"),
+        ("synthetic:noise", "key=value"),
+        ("synthetic:x=1", "by= and noise="),
+    ]:
+        with pytest.raises(RewardgenError, match=message):
+            make_judge(bad)
