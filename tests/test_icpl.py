@@ -17,11 +17,16 @@ FORWARD = GOOD.replace('backward = -BACKWARD_WEIGHT * info["x_velocity"]', 'back
 
 def test_icpl_asks_the_judge_and_prompts_with_the_preferred_and_rejected_code(tmp_path):
     with LoopbackLLMServer() as server:
-        server.push([GOOD, FORWARD], [GOOD, GOOD])
-        run, summary = run_search(server, tmp_path, config(method="icpl", judge="synthetic", final_seeds=0))
+        # round 0; round 1 (FORWARD again); the summary of round 0's preference, asked when the
+        # prompt of round 2 first needs it; round 2
+        server.push([GOOD, FORWARD], [GOOD, FORWARD], ["A rewards running backwards."], [GOOD, GOOD])
+        cfg = config(method="icpl", judge="synthetic", iterations=3, final_seeds=0)
+        run, summary = run_search(server, tmp_path, cfg)
         prompt = server.requests[1]["messages"][-1]["content"]
+        asked_to_compare = server.requests[2]["messages"][-1]["content"]
+        third = server.requests[3]["messages"][-1]["content"]
     answers = PreferenceStore(run.file("preferences.jsonl")).load()
-    assert [a.round for a in answers] == ["iter0", "iter1"]  # one answer per round, kept in the run
+    assert [a.round for a in answers] == ["iter0", "iter1", "iter2"]  # one per round, kept in the run
     first = answers[0]
     assert first.judge == "synthetic:score" and set(first.candidates) == {"cand0", "cand1"}
     assert first.best != first.worst
@@ -34,8 +39,16 @@ def test_icpl_asks_the_judge_and_prompts_with_the_preferred_and_rejected_code(tm
     assert prompt.index(code(preferred)) < prompt.index("liked the policy trained on this reward least")
     assert prompt.index(code(rejected)) > prompt.index("liked the policy trained on this reward least")
     assert "Reward reflection" in prompt  # each shown reward with its component traces
-    # the search's best is the last round's preferred reward
-    assert summary["best"]["iteration"] == 1 and f"cand{summary['best']['index']}" == answers[1].best
+    # one extra LLM call per round says how the preferred and the rejected reward differed; later
+    # prompts carry that history (the latest round is shown in full instead)
+    assert "preferred the one trained on reward A" in asked_to_compare
+    assert "differed like this" not in prompt
+    assert "- iter0: A rewards running backwards." in third and "- iter1" not in third
+    assert (run.path / "iter0" / "difference.md").read_text().startswith("A rewards running backwards")
+    # the search's best is the last round's preferred reward; report.html shows each choice
+    assert summary["best"]["iteration"] == 2 and f"cand{summary['best']['index']}" == answers[2].best
+    report = run.file("report.html").read_text()
+    assert f"Preferred <b>{first.best}</b>, rejected <b>{first.worst}</b>" in report
 
 
 def test_a_resumed_icpl_round_reuses_the_answer_given(tmp_path):

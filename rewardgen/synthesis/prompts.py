@@ -129,6 +129,7 @@ def preference_message(
     words: str,
     curves: dict[str, dict[str, list[float]]],
     failures: Sequence[Any],
+    history: Sequence[tuple[str, str]] = (),
 ) -> dict[str, str]:
     """ICPL's next user message: a person watched the round's policies and preferred one reward
     over another; both codes with their reward reflections (``curves`` by candidate path name),
@@ -146,6 +147,11 @@ def preference_message(
             parts.append(reflection_text(task, curves[rejected.path.name]))
     if words.strip():
         parts.append(f'The person said:\n"""\n{words.strip()}\n"""')
+    if history:
+        parts.append(
+            "In earlier rounds, the preferred and the rejected rewards differed like this:\n"
+            + "\n".join(f"- {round_id}: {text}" for round_id, text in history)
+        )
     parts.append(
         "Write an improved reward: keep what makes the preferred behaviour, drop what leads to the "
         "rejected one, and follow the person's words where they give any."
@@ -156,6 +162,16 @@ def preference_message(
         parts.append("Fix these errors in the new reward.")
     parts.append(f"Required signature:\n{SIGNATURE}\nReply with one ```python code block.")
     return {"role": "user", "content": "\n\n".join(parts)}
+
+
+def difference_request(preferred: str, rejected: str) -> str:
+    """ICPL's summary request: how the preferred reward differs from the rejected one."""
+    return (
+        "A person compared the behaviour of two policies. They preferred the one trained on "
+        f"reward A over the one trained on reward B.\n\nReward A:\n```python\n{preferred}```\n\n"
+        f"Reward B:\n```python\n{rejected}```\n\nIn two or three sentences, without code, say how "
+        "reward A differs from reward B in what it encourages."
+    )
 
 
 def _policy_text(cand: Any, ev: EvalSummary | None) -> str:

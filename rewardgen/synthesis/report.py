@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardgen.preferences import PreferenceStore
 from rewardgen.runs import read_metrics
 
 __all__ = ["collect_candidates", "round_dirs", "write_report"]
@@ -217,8 +218,19 @@ def write_report(run: str | Path) -> Path:
         )
     parts.append("</table>")
 
+    answers = {c.round: c for c in PreferenceStore(run / "preferences.jsonl").load()}
     for rnd in round_dirs(run):
         parts.append(f"<h2>{e(rnd.name)}</h2>")
+        if rnd.name in answers:  # ICPL: what the judge chose in this round
+            a = answers[rnd.name]
+            who = a.judge + (f" ({a.rater})" if a.rater else "")
+            parts.append(
+                f"<p class='choice'>Preferred <b>{e(a.best)}</b>"
+                + (f", rejected <b>{e(a.worst)}</b>" if a.worst else "")
+                + f" of {e(', '.join(a.candidates))}; judge {e(who)}, {e(a.time)}</p>"
+            )
+            if a.words:
+                parts.append(f"<blockquote>{e(a.words)}</blockquote>")
         for name, title in (("feedback.txt", "The person's feedback"), ("prompt.md", "The prompt")):
             if (rnd / name).is_file():
                 parts.append(

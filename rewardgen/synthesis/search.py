@@ -65,7 +65,7 @@ def synthesize(
     executor = executor or make_executor(
         config.executor, config.workers, config.ray_address, config.gpus_per_candidate
     )
-    selector = selector or _selector(config, task, run, executor, log)
+    selector = selector or _selector(config, task, run, executor, client, log)
     iterations = 1 if config.method == "text2reward" else config.iterations
     examples = few_shot_examples(task, config.goal, config.few_shot, config.retrieval)
     messages = initial_messages(task, config.goal, examples)
@@ -102,7 +102,11 @@ def synthesize(
             if best is not None:
                 log(f"round {it + 1}: best so far {best.path.relative_to(run.path)}, score {best.score:.4g}")  # type: ignore[union-attr]
             if it + 1 < iterations:
-                messages = [*messages[:2], selector.feedback(task, round_cands, best)]
+                try:  # a selector may ask the LLM too (ICPL's summary of earlier rounds)
+                    messages = [*messages[:2], selector.feedback(task, round_cands, best)]
+                except BudgetExceededError as exc:
+                    stopped = str(exc)
+                    break
         if best and not stopped and config.final_seeds > 0:
             log(f"retraining the best reward with {config.final_seeds} more seeds")
         final = final_seeds(task, best, run, config, executor) if best and not stopped else []
@@ -137,7 +141,12 @@ def synthesize(
 
 
 def _selector(
-    config: SearchConfig, task: TaskSpec, run: RunDir, executor: Executor, log: Callable[[str], None]
+    config: SearchConfig,
+    task: TaskSpec,
+    run: RunDir,
+    executor: Executor,
+    client: LLMClient,
+    log: Callable[[str], None],
 ) -> Selector:
     if config.method != "icpl":
         return MetricSelector()
@@ -146,5 +155,8 @@ def _selector(
         log(f"  filming {len(cands)} policies for the judge")
         record_videos(task, cands, dataclasses.replace(config, videos=len(cands)), executor, log=log)
 
+    def summarize(text: str) -> str:
+        return client.complete([{"role": "user", "content": text}], n=1, temperature=0.0)[0].text
+
     judge = make_judge(config.judge, seed=config.seed)
-    return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film)
+    return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film, summarize)

@@ -15,7 +15,7 @@ from typing import Protocol
 from rewardgen.preferences import Choice, Judge, Option, PreferenceStore
 from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, curves
-from rewardgen.synthesis.prompts import feedback_message, preference_message
+from rewardgen.synthesis.prompts import difference_request, feedback_message, preference_message
 from rewardgen.tasks import TaskSpec
 
 __all__ = ["MetricSelector", "PreferenceSelector", "Selector", "best_candidate"]
@@ -80,14 +80,21 @@ class PreferenceSelector:
     scores across rounds do not decide. Feedback holds the preferred and the rejected code with
     their reward reflections and the judge's words.
 
-    ``film(cands)`` records the videos a judge that ``needs_videos`` watches.
+    ``film(cands)`` records the videos a judge that ``needs_videos`` watches. ``summarize(text)``
+    (one LLM call per round) writes how the preferred and the rejected reward differ; later
+    prompts carry that history (kept as ``difference.md`` in each round's folder).
     """
 
     def __init__(
-        self, judge: Judge, store: PreferenceStore, film: Callable[[list[Candidate]], None] | None = None
+        self,
+        judge: Judge,
+        store: PreferenceStore,
+        film: Callable[[list[Candidate]], None] | None = None,
+        summarize: Callable[[str], str] | None = None,
     ):
-        self.judge, self.store, self.film = judge, store, film
+        self.judge, self.store, self.film, self.summarize = judge, store, film, summarize
         self.last: tuple[Choice, dict[str, Candidate]] | None = None
+        self.rounds: list[tuple[str, Candidate, Candidate | None]] = []  # (round, preferred, rejected)
 
     def select(self, task: TaskSpec, round_id: str, round_cands: Sequence[Candidate]) -> Candidate | None:
         trained = [c for c in round_cands if _trained(c) and c.path is not None]
@@ -102,7 +109,22 @@ class PreferenceSelector:
             choice = self.judge(round_id, [_option(c) for c in trained])
             self.store.add(choice)
         self.last = (choice, by_id)
+        self.rounds.append((round_id, by_id[choice.best], by_id.get(choice.worst or "")))
         return by_id[choice.best]
+
+    def history(self) -> list[tuple[str, str]]:
+        """How the preferred and the rejected reward differed in each round before the latest,
+        asked of the LLM once per round (when a later prompt first needs it)."""
+        out = []
+        for round_id, preferred, rejected in self.rounds[:-1]:
+            if self.summarize is None or rejected is None or preferred.path is None:
+                continue
+            saved = preferred.path.parent / "difference.md"
+            if not saved.is_file():
+                text = self.summarize(difference_request(preferred.code or "", rejected.code or ""))
+                saved.write_text(text.strip() + "\n")
+            out.append((round_id, saved.read_text().strip()))
+        return out
 
     def keep(self, best: Candidate | None, round_best: Candidate | None) -> Candidate | None:
         return round_best if round_best is not None else best
@@ -122,8 +144,9 @@ class PreferenceSelector:
             preferred,
             rejected,
             choice.words,
-            {c.path.name: curves(c) for c in shown},
-            failures,  # type: ignore[union-attr]
+            {c.path.name: curves(c) for c in shown},  # type: ignore[union-attr]
+            failures,
+            self.history(),  # the rounds before this one: this one is shown in full
         )
 
 
