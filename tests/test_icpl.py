@@ -114,3 +114,26 @@ def test_judges_from_the_command_line():
     ]:
         with pytest.raises(RewardgenError, match=message):
             make_judge(bad)
+
+
+def test_an_icpl_round_asks_again_for_rewards_that_did_not_train(tmp_path):
+    """K policies to compare: a refused or failed candidate is replaced by a new sample (bounded);
+    new ones follow the others in the round (cand2, cand3) and are shown to the judge."""
+    from test_synthesis import BROKEN
+
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, BROKEN], [BROKEN], [FORWARD])  # round 0; a failed top-up; a good one
+        cfg = config(method="icpl", iterations=1, final_seeds=0, videos=0, regenerate=2)
+        run, summary = run_search(server, tmp_path, cfg)
+        top_up = server.requests[1]
+    assert top_up.get("n", 1) == 1 and top_up["messages"] == server.requests[0]["messages"]
+    statuses = [(c["index"], c["status"]) for c in summary["candidates"]]
+    assert statuses == [(0, "trained"), (1, "failed"), (2, "failed"), (3, "trained")]
+    answer = PreferenceStore(run.file("preferences.jsonl")).load()[0]
+    assert set(answer.candidates) == {"cand0", "cand3"}
+    with LoopbackLLMServer() as server:  # bounded: one top-up allowed, it fails, the round goes on
+        server.push([GOOD, BROKEN], [BROKEN])
+        cfg = config(method="icpl", iterations=1, final_seeds=0, videos=0, regenerate=1)
+        run, summary = run_search(server, tmp_path / "bounded", cfg)
+    assert len(server.requests) == 2 and summary["best"]["index"] == 0
+    assert not run.file("preferences.jsonl").exists()  # one policy: nothing to compare

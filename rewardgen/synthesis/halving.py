@@ -45,18 +45,19 @@ def evaluate_round(
     executor: Executor,
     log: Callable[[str], None] = _quiet,
     progress: ProgressFn | None = None,
+    first: int = 0,
 ) -> list[Candidate]:
-    """Evaluate one round's replies in ``round_dir/cand<i>``; with ``config.early_stop`` by
-    successive halving. Finished work of a killed run is loaded, not redone."""
-    folders = [round_dir / f"cand{i}" for i in range(len(replies))]
-    cands: dict[int, Candidate] = {
-        i: c for i, f in enumerate(folders) if (c := Candidate.load(f)) is not None
-    }
+    """Evaluate one round's replies in ``round_dir/cand<i>`` (``i`` from ``first``: replies that
+    top a round up follow the earlier ones); with ``config.early_stop`` by successive halving.
+    Finished work of a killed run is loaded, not redone."""
+    ids = range(first, first + len(replies))
+    folders = {i: round_dir / f"cand{i}" for i in ids}
+    cands: dict[int, Candidate] = {i: c for i in ids if (c := Candidate.load(folders[i])) is not None}
     rungs = halving_rungs(config.steps, len(replies), config.early_stop)
     for r, rung_steps in enumerate(rungs):
         if r == 0:
-            todo = [i for i in range(len(replies)) if i not in cands]
-            jobs = [(task, replies[i], it, i, folders[i], config, rung_steps) for i in todo]
+            todo = [i for i in ids if i not in cands]
+            jobs = [(task, replies[i - first], it, i, folders[i], config, rung_steps) for i in todo]
             fn: Any = evaluate_candidate
         else:
             todo = [
@@ -86,7 +87,7 @@ def evaluate_round(
             dropped = _prune(cands, config.halving_tolerance * _metric_scale(task, cands))
             if dropped:
                 log(f"  successive halving drops {', '.join(f'cand{c.index}' for c in dropped)}")
-    return [cands[i] for i in range(len(replies))]
+    return [cands[i] for i in ids]
 
 
 def _metric_scale(task: TaskSpec, cands: dict[int, Candidate]) -> float:

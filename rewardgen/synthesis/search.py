@@ -88,6 +88,26 @@ def synthesize(
             round_cands = evaluate_round(
                 task, [r.text for r in replies], round_dir, it, config, executor, log, progress
             )
+            for top_up in range(1, config.regenerate + 1 if config.method == "icpl" else 1):
+                missing = config.samples - sum(c.status == "trained" for c in round_cands)
+                if missing <= 0:
+                    break
+                # ICPL compares K policies: ask again for the ones that were refused or failed
+                log(f"  {missing} of {config.samples} did not train: asking for {missing} more")
+                try:
+                    more = client.complete(
+                        messages,
+                        n=missing,
+                        temperature=config.temperature,
+                        seed=config.seed + it + 1000 * top_up,
+                    )
+                except BudgetExceededError as exc:
+                    stopped = str(exc)
+                    break
+                texts = [r.text for r in more]
+                round_cands += evaluate_round(
+                    task, texts, round_dir, it, config, executor, log, progress, first=len(round_cands)
+                )
             candidates.extend(round_cands)
             best = selector.keep(best, selector.select(task, round_dir.name, round_cands))
             run.update(
