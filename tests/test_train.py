@@ -56,6 +56,26 @@ def test_training_writes_a_complete_run_directory(ppo_run):
     assert (run / "reward.py").read_text().startswith('"""HalfCheetah')
 
 
+def test_videos_for_comparison_hold_the_last_frame_to_one_length(ppo_run, tmp_path):
+    """ICPL and report.html show videos side by side: an episode that ends before video_steps
+    (HalfCheetah's 1000 steps, 1010 asked) holds its last frame; evaluate's default does not."""
+    import shutil
+
+    from rewardgen.train import evaluate
+
+    run = tmp_path / "copy"
+    shutil.copytree(ppo_run.run_dir, run)
+    spec = get_task("halfcheetah-run").reference_reward()
+    evaluate(run, "halfcheetah-run", spec, episodes=1, video_steps=1010, eval_file=None, pad_video=True)
+    frames = imageio.mimread(run / "video.mp4", memtest=False)
+
+    def gap(a, b):  # the video is lossy: a held frame comes back nearly, not exactly, equal
+        return float(np.abs(a.astype(int) - b.astype(int)).mean())
+
+    assert len(frames) == 1010 and gap(frames[-1], frames[-9]) < 0.5
+    assert gap(frames[0], frames[-1]) > 5 * gap(frames[-1], frames[-9])
+
+
 def test_metrics_log_env_and_synthesized_returns(ppo_run):
     with (ppo_run.run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))

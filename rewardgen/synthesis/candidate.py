@@ -241,6 +241,7 @@ def _record_video(task: TaskSpec, folder: Path, config: SearchConfig, budget_s: 
         seed=config.seed + 20_000,
         eval_file=None,
         deadline=time.monotonic() + budget_s,
+        pad_video=True,  # same seed, same length: videos people compare side by side
     )
 
 

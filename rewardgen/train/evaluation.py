@@ -30,12 +30,14 @@ def evaluate(
     deterministic: bool = True,
     eval_file: str | None = RunDir.EVAL,
     deadline: float | None = None,
+    pad_video: bool = False,
 ) -> EvalSummary:
     """Run the saved policy of ``run_dir`` for ``episodes`` episodes: env return, synthesized
     return, success metric and success per episode -> ``eval_file`` (None: not written); the
     first episode -> ``video.mp4``. Past ``deadline`` (``time.monotonic()``) it stops with
     :class:`OverBudgetError`. A spec's reward is built here; a reward function is used (and
-    closed) as it is.
+    closed) as it is. ``pad_video``: a first episode shorter than ``video_steps`` holds its last
+    frame to that length, so that videos compared side by side (ICPL, report.html) have one length.
 
     Example:
         >>> evaluate("runs/my-run", "hopper-run", get_task("hopper-run").reference_reward())  # doctest: +SKIP
@@ -85,6 +87,8 @@ def evaluate(
     summary = EvalSummary.from_episodes(results, spec.metric.describe())
     if eval_file:
         summary.write(run.file(eval_file))
+    if video and frames and pad_video and len(frames) < video_steps:
+        frames += [frames[-1]] * (video_steps - len(frames))
     if video and frames:
         fps = int(make_env(spec).metadata.get("render_fps", 30))
         write_video(frames, run.file(RunDir.VIDEO), fps=fps)
