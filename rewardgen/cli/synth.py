@@ -33,8 +33,12 @@ def synthesize(
         str,
         typer.Option(help="icpl: terminal (you pick the best and the worst video) or synthetic[:noise=0.1]"),
     ] = "terminal",
-    samples: Annotated[int, typer.Option(help="candidates per round (K)")] = 4,
-    iterations: Annotated[int, typer.Option(help="rounds (evolution, icpl)")] = 3,
+    samples: Annotated[
+        int | None, typer.Option(help="candidates per round (K); default 4, icpl 6 (as in the paper)")
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="rounds (evolution, icpl); default 3, icpl 5 (as in the paper)")
+    ] = None,
     steps: Annotated[str, typer.Option(help="training steps per candidate")] = "200000",
     goal: Annotated[str | None, typer.Option(help="the goal sentence; default: the task's")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -99,12 +103,12 @@ def synthesize(
             task=task,
             method=method,
             judge=judge,
-            samples=samples,
-            iterations=iterations,
+            samples=samples or SearchConfig.default_samples(method),
+            iterations=iterations or SearchConfig.default_iterations(method),
             steps=parse_steps(steps) or 0,
             goal=goal,
             seed=seed,
-            workers=workers or min(samples, os.cpu_count() or 1),
+            workers=workers or min(samples or SearchConfig.default_samples(method), os.cpu_count() or 1),
             final_seeds=final_seeds,
             few_shot=few_shot,
             early_stop=early_stop,

@@ -64,6 +64,21 @@ class SearchConfig:
     # from the steps (candidate_budget), so a reward that is slow only later cannot stall the search.
     candidate_budget_s: float | None = None
 
+    @staticmethod
+    def default_samples(method: str) -> int:
+        """K, the candidates per round: 6 for ICPL (its paper's), else 4.
+
+        Example:
+            >>> SearchConfig.default_samples("icpl"), SearchConfig.default_iterations("icpl")
+            (6, 5)
+        """
+        return 6 if method == "icpl" else 4
+
+    @staticmethod
+    def default_iterations(method: str) -> int:
+        """Rounds: 5 for ICPL (its paper's), else 3 (text2reward runs one whatever it is given)."""
+        return 5 if method == "icpl" else 3
+
     def budget_s(self, steps: int) -> float:
         """The wall-clock budget of a candidate trained for ``steps`` steps."""
         return self.candidate_budget_s if self.candidate_budget_s is not None else candidate_budget(steps)
