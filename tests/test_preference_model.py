@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rewardgen.errors import RewardgenError
-from rewardgen.preferences.model import PreferenceRewardModel
+from rewardgen.preference.model import PreferenceRewardModel
 from rewardgen.rewards import TransitionBatch
 
 

@@ -4,12 +4,10 @@ writes it, the search that ranks by it and the CLI and prompts that show it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from rewardgen.errors import RewardgenError
 
@@ -33,14 +31,16 @@ class EpisodeResult:
 class EvalSummary:
     """The evaluation of a policy on its task: per-episode results and their means.
 
-    ``metric`` describes the success metric in words. ``eval.json`` is :meth:`to_dict`.
+    ``metric`` describes the success metric in words; the means are
+    :func:`rewardgen.runs.episode_means`'s, as in metrics.csv. ``eval.json`` is :meth:`to_dict`.
 
     Example:
         >>> ep = EpisodeResult(env_return=10.0, reward_return=8.0, length=100, success_metric=3.2,
         ...                    success=True, components={"speed": 8.0})
-        >>> s = EvalSummary.from_episodes([ep], "mean x_velocity above 3")
-        >>> s.success_rate, EvalSummary.from_dict(s.to_dict()) == s
-        (1.0, True)
+        >>> s = EvalSummary((ep,), env_return_mean=10.0, reward_return_mean=8.0,
+        ...                 success_metric_mean=3.2, success_rate=1.0, metric="mean x_velocity above 3")
+        >>> EvalSummary.from_dict(s.to_dict()) == s
+        True
     """
 
     episodes: tuple[EpisodeResult, ...]
@@ -50,23 +50,10 @@ class EvalSummary:
     success_rate: float
     metric: str = ""
 
-    @classmethod
-    def from_episodes(cls, episodes: Sequence[EpisodeResult], metric: str) -> EvalSummary:
-        if not episodes:
-            raise RewardgenError("an evaluation needs at least one episode")
-        return cls(
-            episodes=tuple(episodes),
-            env_return_mean=float(np.mean([e.env_return for e in episodes])),
-            reward_return_mean=float(np.mean([e.reward_return for e in episodes])),
-            success_metric_mean=float(np.mean([e.success_metric for e in episodes])),
-            success_rate=float(np.mean([e.success for e in episodes])),
-            metric=metric,
-        )
-
     def to_dict(self, episodes: bool = True) -> dict[str, Any]:
         """The JSON layout of ``eval.json`` (without the episodes when ``episodes`` is False)."""
         out = asdict(self)
-        out["episodes"] = [asdict(e) for e in self.episodes]
+        out["episodes"] = list(out["episodes"])
         if not episodes:
             del out["episodes"]
         return out

@@ -4,6 +4,7 @@ and Eureka-style evolution, with ``report.html`` for every run."""
 from rewardgen.synthesis.candidate import Candidate, evaluate_candidate
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.halving import evaluate_round, halving_rungs
+from rewardgen.synthesis.icpl import PreferenceSelector
 from rewardgen.synthesis.prompts import feedback_message, initial_messages, refine_message, reflection_text
 from rewardgen.synthesis.refine import refine
 from rewardgen.synthesis.report import write_report
@@ -13,6 +14,7 @@ from rewardgen.synthesis.selection import MetricSelector, Selector, best_candida
 __all__ = [
     "Candidate",
     "MetricSelector",
+    "PreferenceSelector",
     "SearchConfig",
     "Selector",
     "best_candidate",

@@ -20,6 +20,7 @@ from rewardgen.errors import RewardgenError
 from rewardgen.runs import EvalSummary, RunDir
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
+from rewardgen.synthesis.progress import quiet
 from rewardgen.tasks import TaskSpec, get_task
 from rewardgen.train.check import check_reward
 
@@ -32,10 +33,6 @@ __all__ = [
     "record_videos",
     "saved",
 ]
-
-
-def _quiet(message: str) -> None:
-    pass
 
 
 @dataclass
@@ -209,7 +206,7 @@ def record_videos(
     config: SearchConfig,
     executor: Executor,
     best: Candidate | None = None,
-    log: Callable[[str], None] = _quiet,
+    log: Callable[[str], None] = quiet,
 ) -> None:
     """A video of the ``config.videos`` best policies, ``best`` first (for report.html), each
     within what is left of its candidate's wall-clock budget; a failure costs only the video."""

@@ -12,14 +12,10 @@ from rewardgen.llm import BudgetExceededError
 from rewardgen.synthesis.candidate import Candidate, continue_candidate, evaluate_candidate, saved
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
-from rewardgen.synthesis.progress import ProgressFn, watch_candidates
+from rewardgen.synthesis.progress import ProgressFn, quiet, watch_candidates
 from rewardgen.tasks import TaskSpec
 
 __all__ = ["evaluate_round", "halving_rungs"]
-
-
-def _quiet(message: str) -> None:
-    pass
 
 
 def halving_rungs(steps: int, samples: int, early_stop: bool) -> list[int]:
@@ -43,7 +39,7 @@ def evaluate_round(
     it: int,
     config: SearchConfig,
     executor: Executor,
-    log: Callable[[str], None] = _quiet,
+    log: Callable[[str], None] = quiet,
     progress: ProgressFn | None = None,
     first: int = 0,
 ) -> list[Candidate]:

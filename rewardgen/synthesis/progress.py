@@ -12,11 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CandidateState", "LineProgress", "ProgressFn", "TerminalProgress", "watch_candidates"]
+__all__ = ["CandidateState", "LineProgress", "ProgressFn", "TerminalProgress", "quiet", "watch_candidates"]
 
 #: (label, steps done, steps planned, latest mean success metric or None)
 CandidateState = tuple[str, int, int, float | None]
 ProgressFn = Callable[[list[CandidateState]], None]
+
+
+def quiet(message: str) -> None:
+    """The default stage log of the search functions: says nothing."""
 
 
 def _last_row(metrics: Path) -> tuple[int, float | None]:

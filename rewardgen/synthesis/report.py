@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardgen.preferences import PreferenceStore
+from rewardgen.feedback import PreferenceStore
 from rewardgen.runs import read_metrics
 
 __all__ = ["collect_candidates", "round_dirs", "write_report"]

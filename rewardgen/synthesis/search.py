@@ -8,7 +8,6 @@ best and writes the next round's feedback: by the success metric and reward stat
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -17,24 +16,20 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import BudgetExceededError, LLMClient
-from rewardgen.preferences import PreferenceStore, make_judge
 from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos
 from rewardgen.synthesis.config import METHODS, SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
 from rewardgen.synthesis.halving import evaluate_round
-from rewardgen.synthesis.progress import ProgressFn
+from rewardgen.synthesis.icpl import icpl_selector, top_up_round
+from rewardgen.synthesis.progress import ProgressFn, quiet
 from rewardgen.synthesis.prompts import initial_messages
 from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
-from rewardgen.synthesis.selection import MetricSelector, PreferenceSelector, Selector
+from rewardgen.synthesis.selection import MetricSelector, Selector
 from rewardgen.tasks import TaskSpec, get_task
 
 __all__ = ["synthesize"]
-
-
-def _quiet(message: str) -> None:
-    pass
 
 
 def synthesize(
@@ -42,7 +37,7 @@ def synthesize(
     client: LLMClient,
     run: RunDir,
     executor: Executor | None = None,
-    log: Callable[[str], None] = _quiet,
+    log: Callable[[str], None] = quiet,
     progress: ProgressFn | None = None,
     selector: Selector | None = None,
 ) -> dict[str, Any]:
@@ -88,25 +83,9 @@ def synthesize(
             round_cands = evaluate_round(
                 task, [r.text for r in replies], round_dir, it, config, executor, log, progress
             )
-            for top_up in range(1, config.regenerate + 1 if config.method == "icpl" else 1):
-                missing = config.samples - sum(c.status == "trained" for c in round_cands)
-                if missing <= 0:
-                    break
-                # ICPL compares K policies: ask again for the ones that were refused or failed
-                log(f"  {missing} of {config.samples} did not train: asking for {missing} more")
-                try:
-                    more = client.complete(
-                        messages,
-                        n=missing,
-                        temperature=config.temperature,
-                        seed=config.seed + it + 1000 * top_up,
-                    )
-                except BudgetExceededError as exc:
-                    stopped = str(exc)
-                    break
-                texts = [r.text for r in more]
-                round_cands += evaluate_round(
-                    task, texts, round_dir, it, config, executor, log, progress, first=len(round_cands)
+            if config.method == "icpl":  # ICPL compares K policies: replace those that did not train
+                round_cands, stopped = top_up_round(
+                    task, round_cands, messages, round_dir, it, config, client, executor, log, progress
                 )
             candidates.extend(round_cands)
             best = selector.keep(best, selector.select(task, round_dir.name, round_cands))
@@ -168,15 +147,6 @@ def _selector(
     client: LLMClient,
     log: Callable[[str], None],
 ) -> Selector:
-    if config.method != "icpl":
-        return MetricSelector()
-
-    def film(cands: list[Candidate]) -> None:
-        log(f"  filming {len(cands)} policies for the judge")
-        record_videos(task, cands, dataclasses.replace(config, videos=len(cands)), executor, log=log)
-
-    def summarize(text: str) -> str:
-        return client.complete([{"role": "user", "content": text}], n=1, temperature=0.0)[0].text
-
-    judge = make_judge(config.judge, seed=config.seed)
-    return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film, summarize)
+    if config.method == "icpl":
+        return icpl_selector(config, task, run, executor, client, log)
+    return MetricSelector()

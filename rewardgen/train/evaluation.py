@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn, RewardSpec
-from rewardgen.runs import EpisodeResult, EvalSummary, RunDir, write_video
+from rewardgen.runs import EpisodeResult, EvalSummary, RunDir, episode_means, write_video
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 
 __all__ = ["OverBudgetError", "evaluate"]
@@ -61,6 +62,7 @@ def evaluate(
         venv.training, venv.norm_reward = False, False
     frames: list[np.ndarray] = []
     results: list[EpisodeResult] = []
+    finished: list[dict[str, Any]] = []  # the wrapper's episode summaries
     obs = venv.reset()
     while len(results) < episodes:
         if deadline is not None and time.monotonic() > deadline:
@@ -73,6 +75,7 @@ def evaluate(
         if dones[0]:
             ep = infos[0]["reward_episode"]
             value = ep["metrics"]["success_metric"]
+            finished.append(ep)
             results.append(
                 EpisodeResult(
                     env_return=ep["env_return"],
@@ -84,7 +87,15 @@ def evaluate(
                 )
             )
     venv.close()
-    summary = EvalSummary.from_episodes(results, spec.metric.describe())
+    means = episode_means(finished, spec.metric)  # as metrics.csv and evals.csv compute them
+    summary = EvalSummary(
+        episodes=tuple(results),
+        env_return_mean=means["env_return_mean"],
+        reward_return_mean=means["reward_return_mean"],
+        success_metric_mean=means["success_metric_mean"],
+        success_rate=means["success_rate"],
+        metric=spec.metric.describe(),
+    )
     if eval_file:
         summary.write(run.file(eval_file))
     if video and frames and pad_video and len(frames) < video_steps:

@@ -153,9 +153,8 @@ class RewardMixer:
         """Add ``k`` consecutive steps at once (arrays (k, n, ...)) in which no episode ends
         before the last step: the same as ``k`` calls of :meth:`accumulate`."""
         self._fold()
-        self._names = tuple(components)
         values = [env_reward, synth, *components.values(), *self._metric_values(env_reward, fields)]
-        self._add_block(np.stack(values, axis=1), None)
+        self._add_block(np.stack(values, axis=1), None, tuple(components))
 
     def _fold(self) -> None:
         """Add the steps kept since the last fold to the episode sums."""
@@ -166,11 +165,10 @@ class RewardMixer:
         if self._masked:
             self._live[:] = True
             self._masked = False
-        self._add_block(self._buf[:k], mask)
+        self._add_block(self._buf[:k], mask, self._names or ())
 
-    def _add_block(self, block: np.ndarray, mask: np.ndarray | None) -> None:
+    def _add_block(self, block: np.ndarray, mask: np.ndarray | None, names: tuple[str, ...]) -> None:
         """``block`` (k, rows, n) in the layout of :meth:`accumulate`; ``mask`` (k, n) or None."""
-        names = self._names or ()
         n_sums = 2 + len(names)
         sums = block[:, :n_sums] if mask is None else block[:, :n_sums] * mask[:, None]
         sums = sums.sum(axis=0)

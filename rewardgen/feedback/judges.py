@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from rewardgen.errors import RewardgenError
-from rewardgen.preferences.store import Choice
+from rewardgen.feedback.store import Choice
 
 __all__ = ["Judge", "Option", "SyntheticJudge", "TerminalJudge", "make_judge"]
 

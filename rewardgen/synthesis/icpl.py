@@ -1,0 +1,171 @@
+"""ICPL (in-context preference learning): each round a judge compares the policies trained on the
+LLM's rewards, and the next prompt learns from the choice.
+
+The search loop (:mod:`.search`) calls two things from here: :func:`icpl_selector`, the
+:class:`~rewardgen.synthesis.selection.Selector` that asks the judge and writes the feedback, and
+:func:`top_up_round`, which asks the LLM again for rewards that were refused or failed so that the
+judge compares K policies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rewardgen.feedback import Choice, Judge, Option, PreferenceStore, make_judge
+from rewardgen.llm import BudgetExceededError, LLMClient
+from rewardgen.runs import RunDir
+from rewardgen.synthesis.candidate import Candidate, curves, record_videos
+from rewardgen.synthesis.config import SearchConfig
+from rewardgen.synthesis.executor import Executor
+from rewardgen.synthesis.halving import evaluate_round
+from rewardgen.synthesis.progress import ProgressFn
+from rewardgen.synthesis.prompts import difference_request, preference_message
+from rewardgen.synthesis.selection import MetricSelector, is_trained
+from rewardgen.tasks import TaskSpec
+
+__all__ = ["PreferenceSelector", "icpl_selector", "top_up_round"]
+
+
+class PreferenceSelector:
+    """ICPL's choice: a judge compares the policies of each round (videos for a person) and picks
+    the best and the worst; the answer goes to ``preferences.jsonl`` (a resumed round reuses it).
+    The search's best is the latest round's preferred reward: people compare within a round, so
+    scores across rounds do not decide. Feedback holds the preferred and the rejected code with
+    their reward reflections and the judge's words.
+
+    ``film(cands)`` records the videos a judge that ``needs_videos`` watches. ``summarize(text)``
+    (one LLM call per round) writes how the preferred and the rejected reward differ; later
+    prompts carry that history (kept as ``difference.md`` in each round's folder).
+    """
+
+    def __init__(
+        self,
+        judge: Judge,
+        store: PreferenceStore,
+        film: Callable[[list[Candidate]], None] | None = None,
+        summarize: Callable[[str], str] | None = None,
+    ):
+        self.judge, self.store, self.film, self.summarize = judge, store, film, summarize
+        self.last: tuple[Choice, dict[str, Candidate]] | None = None
+        self.rounds: list[tuple[str, Candidate, Candidate | None]] = []  # (round, preferred, rejected)
+
+    def select(self, task: TaskSpec, round_id: str, round_cands: Sequence[Candidate]) -> Candidate | None:
+        trained = [c for c in round_cands if is_trained(c) and c.path is not None]
+        self.last = None
+        if len(trained) < 2:  # nothing to compare: the one that trained, if any
+            return trained[0] if trained else None
+        by_id = {c.path.name: c for c in trained}  # type: ignore[union-attr]
+        choice = self.store.for_round(round_id)
+        if choice is None:
+            if self.judge.needs_videos and self.film is not None:
+                self.film(trained)
+            choice = self.judge(round_id, [_option(c) for c in trained])
+            self.store.add(choice)
+        self.last = (choice, by_id)
+        self.rounds.append((round_id, by_id[choice.best], by_id.get(choice.worst or "")))
+        return by_id[choice.best]
+
+    def history(self) -> list[tuple[str, str]]:
+        """How the preferred and the rejected reward differed in each round before the latest,
+        asked of the LLM once per round (when a later prompt first needs it)."""
+        out = []
+        for round_id, preferred, rejected in self.rounds[:-1]:
+            if self.summarize is None or rejected is None or preferred.path is None:
+                continue
+            saved = preferred.path.parent / "difference.md"
+            if not saved.is_file():
+                text = self.summarize(difference_request(preferred.code or "", rejected.code or ""))
+                saved.write_text(text.strip() + "\n")
+            out.append((round_id, saved.read_text().strip()))
+        return out
+
+    def keep(self, best: Candidate | None, round_best: Candidate | None) -> Candidate | None:
+        return round_best if round_best is not None else best
+
+    def feedback(
+        self, task: TaskSpec, round_cands: Sequence[Candidate], best: Candidate | None
+    ) -> dict[str, str]:
+        if self.last is None:  # fewer than two policies to compare: Eureka's feedback
+            return MetricSelector().feedback(task, round_cands, best)
+        choice, by_id = self.last
+        preferred = by_id[choice.best]
+        rejected = by_id[choice.worst] if choice.worst is not None else None
+        shown = [c for c in (preferred, rejected) if c is not None]
+        failures = [c for c in round_cands if c.status != "trained"]
+        return preference_message(
+            task,
+            preferred,
+            rejected,
+            choice.words,
+            {c.path.name: curves(c) for c in shown},  # type: ignore[union-attr]
+            failures,
+            self.history(),  # the rounds before this one: this one is shown in full
+        )
+
+
+def _option(c: Candidate) -> Option:
+    assert c.path is not None
+    video = c.path / "train" / RunDir.VIDEO
+    return Option(
+        id=c.path.name,
+        video=video if video.is_file() else None,
+        score=c.score,
+        env_return=c.eval.env_return_mean if c.eval is not None else None,
+    )
+
+
+def icpl_selector(
+    config: SearchConfig,
+    task: TaskSpec,
+    run: RunDir,
+    executor: Executor,
+    client: LLMClient,
+    log: Callable[[str], None],
+) -> PreferenceSelector:
+    """The search's ICPL selector: ``config.judge``, answers in ``preferences.jsonl``, videos filmed
+    by the search's executor, the history summaries written by ``client``."""
+
+    def film(cands: list[Candidate]) -> None:
+        log(f"  filming {len(cands)} policies for the judge")
+        record_videos(task, cands, dataclasses.replace(config, videos=len(cands)), executor, log=log)
+
+    def summarize(text: str) -> str:
+        return client.complete([{"role": "user", "content": text}], n=1, temperature=0.0)[0].text
+
+    judge = make_judge(config.judge, seed=config.seed)
+    return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film, summarize)
+
+
+def top_up_round(
+    task: TaskSpec,
+    round_cands: list[Candidate],
+    messages: list[dict[str, str]],
+    round_dir: Path,
+    it: int,
+    config: SearchConfig,
+    client: LLMClient,
+    executor: Executor,
+    log: Callable[[str], None],
+    progress: ProgressFn | None,
+) -> tuple[list[Candidate], str | None]:
+    """Ask again (at most ``config.regenerate`` times) for as many rewards as were refused or
+    failed, and evaluate them as the next candidates of the round; returns the round's candidates
+    and the reason the LLM budget stopped it, if it did."""
+    for top_up in range(1, config.regenerate + 1):
+        missing = config.samples - sum(c.status == "trained" for c in round_cands)
+        if missing <= 0:
+            break
+        log(f"  {missing} of {config.samples} did not train: asking for {missing} more")
+        try:
+            more = client.complete(
+                messages, n=missing, temperature=config.temperature, seed=config.seed + it + 1000 * top_up
+            )
+        except BudgetExceededError as exc:
+            return round_cands, str(exc)
+        texts = [r.text for r in more]
+        round_cands = round_cands + evaluate_round(
+            task, texts, round_dir, it, config, executor, log, progress, first=len(round_cands)
+        )
+    return round_cands, None
