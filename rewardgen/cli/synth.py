@@ -31,8 +31,11 @@ def synthesize(
     ] = "evolution",
     judge: Annotated[
         str,
-        typer.Option(help="icpl: terminal (you pick the best and the worst video) or synthetic[:noise=0.1]"),
-    ] = "terminal",
+        typer.Option(
+            help="icpl: web (a page in your browser; web:host=0.0.0.0,port=8765 to share it), "
+            "terminal (numbered videos, for SSH) or synthetic[:noise=0.1] (ranks by the success metric)"
+        ),
+    ] = "web",
     samples: Annotated[
         int | None, typer.Option(help="candidates per round (K); default 4, icpl 6 (as in the paper)")
     ] = None,

@@ -16,7 +16,7 @@ from rewardgen.feedback.store import Choice
 
 __all__ = ["Judge", "Option", "SyntheticJudge", "TerminalJudge", "make_judge"]
 
-JUDGES = ("synthetic", "terminal")
+JUDGES = ("synthetic", "terminal", "web")
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,8 @@ class TerminalJudge:
         self._show(f"preference round {round_id}: watch each policy, then pick the best and the worst")
         for k, o in enumerate(options, 1):
             self._show(f"  [{k}] {o.id}: {o.video if o.video is not None else '(no video)'}")
+            if o.video is not None and (gif := _preview(Path(o.video))) is not None:
+                self._show(f"      preview: {gif}")
         best = self._pick("best", len(options))
         worst = self._pick("worst", len(options), exclude=best)
         words = self._ask("anything to tell the reward writer? (enter to skip)").strip()
@@ -134,15 +136,28 @@ class TerminalJudge:
             self._show(f"  answer a number from 1 to {n}" + (f" ({why})" if why else ""))
 
 
+def _preview(video: Path) -> Path | None:
+    """A small GIF of ``video`` beside it (``preview.gif``), for an image viewer or an SSH copy;
+    None when it cannot be made."""
+    from rewardgen.runs import convert_video
+
+    try:
+        return convert_video(video, video.with_name("preview.gif"), width=240, fps=10)
+    except RewardgenError:
+        return None
+
+
 def _rich_ask(question: str) -> str:
     from rich.prompt import Prompt
 
     return Prompt.ask(question, default="", show_default=False)
 
 
-def make_judge(spec: str, seed: int = 0) -> Judge:
-    """A judge from its command-line form: ``terminal``, ``synthetic``,
-    ``synthetic:noise=0.1`` or ``synthetic:by=env_return,noise=0.2``."""
+def make_judge(spec: str, seed: int = 0, run: Path | None = None, goal: str = "") -> Judge:
+    """A judge from its command-line form: ``web``, ``web:host=0.0.0.0,port=8800``, ``terminal``,
+    ``terminal:rater=NAME``, ``synthetic``, ``synthetic:noise=0.1`` or
+    ``synthetic:by=env_return,noise=0.2``. The web judge serves the page of the run at ``run``
+    and shows ``goal`` above the videos."""
     name, _, args = spec.partition(":")
     if name not in JUDGES:
         raise RewardgenError(f"unknown judge {spec!r}: choose one of {', '.join(JUDGES)}")
@@ -152,6 +167,17 @@ def make_judge(spec: str, seed: int = 0) -> Judge:
         if not sep:
             raise RewardgenError(f"judge option {part!r} in {spec!r}: write key=value")
         options[key.strip()] = value.strip()
+    if name == "web":
+        from rewardgen.feedback.web import WebJudge
+
+        if set(options) - {"host", "port"}:
+            raise RewardgenError(f"the web judge takes host= and port=, got {sorted(options)}")
+        if run is None:
+            raise RewardgenError("the web judge serves a run's page: it needs the run directory")
+        port = options.get("port", "8765")
+        if not port.isdigit() or not 0 <= int(port) < 65536:
+            raise RewardgenError(f"port must be a number from 0 to 65535, got {port!r}")
+        return WebJudge(run, host=options.get("host", "127.0.0.1"), port=int(port), goal=goal)
     if name == "terminal":
         if set(options) - {"rater"}:
             raise RewardgenError(f"the terminal judge takes only rater=NAME, got {sorted(options)}")

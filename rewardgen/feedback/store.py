@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["Choice", "PreferenceStore"]
+__all__ = ["Choice", "DuplicateAnswerError", "PreferenceStore", "PublishedRound", "RoundBoard"]
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,107 @@ class PreferenceStore:
 
     def add(self, choice: Choice) -> None:
         """Keep an answer; a second answer for a round that has one is refused."""
-        if self.for_round(choice.round) is not None:
-            raise RewardgenError(f"round {choice.round} already has an answer in {self.path}")
-        lines = [json.dumps(c.to_dict()) for c in self.load()] + [json.dumps(choice.to_dict())]
+        with _locked(self.path.with_suffix(".lock")):  # the page's server and the search may both add
+            if self.for_round(choice.round) is not None:
+                raise DuplicateAnswerError(f"round {choice.round} already has an answer in {self.path}")
+            lines = [json.dumps(c.to_dict()) for c in self.load()] + [json.dumps(choice.to_dict())]
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("\n".join(lines) + "\n")
+            tmp.replace(self.path)
+
+
+class DuplicateAnswerError(RewardgenError):
+    """A round that already has an answer was answered again."""
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive lock across threads and processes (``flock``; threads only where there is none)."""
+    with _THREAD_LOCK:
+        try:
+            import fcntl
+        except ImportError:  # Windows: one process at a time is the user's to keep
+            yield
+            return
+        with open(lock_path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_THREAD_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PublishedRound:
+    """A preference round put before a person on the page: its id, what to judge (``goal``), and
+    for each policy its id and its videos as paths inside the run (``video``: MP4, ``webm``: the
+    same film as WebM/VP9, which every browser plays without proprietary codecs)."""
+
+    round: str
+    goal: str
+    options: tuple[dict[str, str], ...]
+    time: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "options": [dict(o) for o in self.options]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PublishedRound:
+        return cls(**{**data, "options": tuple(dict(o) for o in data["options"])})
+
+    def option(self, option_id: str) -> dict[str, str] | None:
+        return next((o for o in self.options if o["id"] == option_id), None)
+
+
+class RoundBoard:
+    """The rounds published to the preference page (``preference_rounds.jsonl``), next to the
+    answers (:class:`PreferenceStore`): the pending round is the latest one without an answer.
+    Both live in the run, so any server on the run (the one ICPL starts, or ``rewardgen prefs
+    serve``) shows the same round, and a resumed run publishes the same round again.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> board = RoundBoard(folder)
+        >>> board.publish(PublishedRound("iter0", "run", ({"id": "cand0"}, {"id": "cand1"})))
+        >>> board.pending().round
+        'iter0'
+        >>> board.store.add(Choice(round="iter0", candidates=("cand0", "cand1"), best="cand1", worst="cand0"))
+        >>> board.pending() is None
+        True
+    """
+
+    FILE = "preference_rounds.jsonl"
+
+    def __init__(self, run_path: Path):
+        self.path = Path(run_path) / self.FILE
+        self.store = PreferenceStore(Path(run_path) / "preferences.jsonl")
+
+    def rounds(self) -> list[PublishedRound]:
+        if not self.path.is_file():
+            return []
+        return [
+            PublishedRound.from_dict(json.loads(line))
+            for line in self.path.read_text().splitlines()
+            if line.strip()
+        ]
+
+    def get(self, round_id: str) -> PublishedRound | None:
+        return next((r for r in reversed(self.rounds()) if r.round == round_id), None)
+
+    def publish(self, published: PublishedRound) -> None:
+        """Put a round on the page (again, after a resume: the earlier entry is replaced)."""
+        kept = [r for r in self.rounds() if r.round != published.round] + [published]
         tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in kept))
         tmp.replace(self.path)
+
+    def pending(self) -> PublishedRound | None:
+        """The latest published round that has no answer yet."""
+        answered = {c.round for c in self.store.load()}
+        return next((r for r in reversed(self.rounds()) if r.round not in answered), None)

@@ -3,6 +3,7 @@
 
 from rewardgen.runs.metrics import (
     MetricsWriter,
+    convert_video,
     episode_means,
     plot_learning_curve,
     read_metrics,
@@ -16,6 +17,7 @@ __all__ = [
     "EvalSummary",
     "MetricsWriter",
     "RunDir",
+    "convert_video",
     "default_run_path",
     "episode_means",
     "git_revision",

@@ -11,7 +11,14 @@ import numpy as np
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["MetricsWriter", "episode_means", "plot_learning_curve", "read_metrics", "write_video"]
+__all__ = [
+    "MetricsWriter",
+    "convert_video",
+    "episode_means",
+    "plot_learning_curve",
+    "read_metrics",
+    "write_video",
+]
 
 BASE_COLUMNS = [
     "timesteps",
@@ -137,7 +144,54 @@ def write_video(frames: Sequence[np.ndarray], path: Path, fps: int) -> None:
     if not frames:
         raise RewardgenError(f"no frames to write to {path}")
     with imageio.get_writer(
-        path, fps=fps, codec="libx264", quality=6, macro_block_size=8, ffmpeg_params=["-preset", "veryfast"]
+        path,
+        fps=fps,
+        codec="libx264",
+        quality=6,
+        macro_block_size=8,
+        ffmpeg_params=["-preset", "veryfast", "-movflags", "+faststart"],  # browsers play while loading
     ) as w:
         for frame in frames:
             w.append_data(np.asarray(frame, dtype=np.uint8))
+
+
+def convert_video(src: Path, dst: Path, width: int | None = None, fps: float | None = None) -> Path:
+    """A copy of the video ``src`` in the format of ``dst``'s suffix, through imageio's bundled
+    ffmpeg: ``.webm`` (VP9, which Chromium and Firefox play without proprietary codecs) or ``.gif``
+    (a preview for a terminal session; ``width`` and ``fps`` shrink it). Written whole or not at
+    all; an up-to-date ``dst`` is kept.
+
+    Example:
+        >>> convert_video(Path("video.mp4"), Path("video.ogv"))
+        Traceback (most recent call last):
+        ...
+        rewardgen.errors.RewardgenError: cannot convert a video to '.ogv': use .webm or .gif
+    """
+    import subprocess
+
+    import imageio_ffmpeg
+
+    src, dst = Path(src), Path(dst)
+    if dst.suffix not in (".webm", ".gif"):
+        raise RewardgenError(f"cannot convert a video to '{dst.suffix}': use .webm or .gif")
+    if not src.is_file():
+        raise RewardgenError(f"no video at {src}")
+    if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
+        return dst
+    filters = [f"fps={fps:g}"] if fps else []
+    filters += [f"scale={width}:-2:flags=lanczos"] if width else []
+    if dst.suffix == ".webm":
+        codec = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]
+        codec += ["-b:v", "0", "-crf", "36", "-pix_fmt", "yuv420p", "-f", "webm"]
+    else:  # one palette for the whole clip: small files without banding
+        filters += ["split[a][b]", "[a]palettegen=max_colors=128[p]", "[b][p]paletteuse"]
+        codec = ["-loop", "0", "-f", "gif"]
+    tmp = dst.with_name(dst.name + ".part")
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(src), "-an"]
+    cmd += ["-filter_complex" if dst.suffix == ".gif" else "-vf", ",".join(filters)] if filters else []
+    done = subprocess.run([*cmd, *codec, str(tmp)], capture_output=True, text=True)
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RewardgenError(f"ffmpeg could not convert {src} to {dst.suffix}: {done.stderr.strip()[-300:]}")
+    tmp.replace(dst)
+    return dst

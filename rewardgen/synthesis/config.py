@@ -34,7 +34,7 @@ class SearchConfig:
 
     task: str
     method: str = "evolution"  # "text2reward" (one round), "evolution" (Eureka) or "icpl" (preferences)
-    judge: str = "synthetic"  # ICPL's judge: "terminal", "synthetic[:by=...,noise=...]" (see make_judge)
+    judge: str = "synthetic"  # ICPL's judge: "web", "terminal" or "synthetic[:by=,noise=]" (make_judge)
     regenerate: int = 2  # ICPL: times a round asks again for rewards to replace refused or failed ones
     samples: int = 4
     iterations: int = 3

@@ -62,10 +62,17 @@ class PreferenceSelector:
             if self.judge.needs_videos and self.film is not None:
                 self.film(trained)
             choice = self.judge(round_id, [_option(c) for c in trained])
-            self.store.add(choice)
+            if self.store.for_round(round_id) is None:  # the web page writes its answers itself
+                self.store.add(choice)
         self.last = (choice, by_id)
         self.rounds.append((round_id, by_id[choice.best], by_id.get(choice.worst or "")))
         return by_id[choice.best]
+
+    def close(self) -> None:
+        """Stop what the judge runs (the web page's server)."""
+        close = getattr(self.judge, "close", None)
+        if close is not None:
+            close()
 
     def history(self) -> list[tuple[str, str]]:
         """How the preferred and the rejected reward differed in each round before the latest,
@@ -134,7 +141,7 @@ def icpl_selector(
     def summarize(text: str) -> str:
         return client.complete([{"role": "user", "content": text}], n=1, temperature=0.0)[0].text
 
-    judge = make_judge(config.judge, seed=config.seed)
+    judge = make_judge(config.judge, seed=config.seed, run=run.path, goal=config.goal or task.goal)
     return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film, summarize)
 
 

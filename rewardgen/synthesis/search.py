@@ -115,6 +115,9 @@ def synthesize(
     finally:
         if own_executor:
             executor.close()
+        close = getattr(selector, "close", None)  # e.g. the web judge's page
+        if close is not None:
+            close()
     if best is not None and best.path is not None:
         shutil.copy(best.path / "reward.py", run.file("best_reward.py"))
     summary = {

@@ -1,0 +1,240 @@
+"""ICPL with a person in the loop, in a real browser (Debian's chromium through Selenium): the
+page loads a round, the videos play, the person picks with the keyboard, the search goes on to
+the next round; a SIGKILL in the middle of that round resumes with the same page and videos, where
+the person picks with the mouse on a phone-sized screen; the answers reach the next prompt.
+
+Set REWARDGEN_SCREENSHOT_DIR to keep the screenshots (README's picture comes from here)."""
+
+import dataclasses
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_icpl import FORWARD
+from test_synthesis import GOOD, config
+
+from rewardgen.feedback import PreferenceStore
+from rewardgen.llm.testing import LoopbackLLMServer
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+CHILD = """
+import json, sys
+from pathlib import Path
+from rewardgen.llm import LLMClient, LLMSettings
+from rewardgen.runs import RunDir
+from rewardgen.synthesis import SearchConfig, synthesize
+
+url, out, cache, cfg = sys.argv[1], Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
+resumed = (out / "manifest.json").exists()
+run = RunDir.open(out) if resumed else RunDir.create(cfg["task"], "icpl", {}, out=out)
+client = LLMClient(LLMSettings(base_url=url, model="m", cache_path=cache))
+synthesize(SearchConfig(**cfg), client, run, log=print)
+print("SEARCH DONE", flush=True)
+"""
+
+
+@pytest.fixture
+def browser():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        webdriver = None
+    if webdriver is None or not (CHROMIUM and CHROMEDRIVER):
+        if os.environ.get("REWARDGEN_REQUIRE_BROWSER"):
+            pytest.fail("the browser test needs selenium and Debian's chromium + chromium-driver (apt)")
+        pytest.skip("no selenium or no chromium + chromedriver on this machine")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+class Child:
+    """The search in a child process, its printed lines collected as they come."""
+
+    def __init__(self, args):
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, text, timeout=240):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                assert self.proc.poll() is None or not self.lines.empty(), "\n".join(self.seen[-30:])
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no {text!r} within {timeout} s:\n" + "\n".join(self.seen[-30:]))
+
+
+def wait(driver, script, timeout=60, what=""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what or script}")
+
+
+VIDEOS = "return Array.from(document.querySelectorAll('#grid video'))"
+
+
+def assert_videos_play(driver):
+    """Every video has frames (readyState >= 2), none failed, and each one's time advances."""
+    wait(
+        driver,
+        VIDEOS + ".length > 0 && " + VIDEOS[7:] + ".every(v => v.readyState >= 2)",
+        what="videos ready",
+    )
+    first = driver.execute_script(
+        VIDEOS + ".map(v => [v.currentTime, v.error && v.error.code, v.currentSrc])"
+    )
+    time.sleep(1.0)
+    later = driver.execute_script(VIDEOS + ".map(v => v.currentTime)")
+    assert all(err is None for _, err, _ in first), first
+    assert all(src.endswith(".webm") for _, _, src in first), first  # VP9: Chromium's and Firefox's own codec
+    assert all(b != a for (a, _, _), b in zip(first, later, strict=True)), (first, later)  # playing
+    # the MP4 fallback (H.264, for Safari) decodes too
+    playable = driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        const v = document.createElement('video'); v.muted = true;
+        v.src = document.querySelector('#grid video source[type="video/mp4"]').src;
+        v.oncanplay = () => done([v.canPlayType('video/mp4; codecs="avc1.64001E"'), v.videoWidth]);
+        v.onerror = () => done(['error ' + v.error.code, 0]); v.load();"""
+    )
+    assert playable[0] in ("probably", "maybe") and playable[1] > 0, playable
+
+
+def shot(driver, tmp_path, name):
+    path = tmp_path / name
+    driver.save_screenshot(str(path))
+    keep = os.environ.get("REWARDGEN_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / name)
+
+
+def test_icpl_with_a_person_in_a_browser_resumes_after_a_kill(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    cfg = config(method="icpl", judge="web:port=0", iterations=2, final_seeds=0, videos=0)
+    out, cache = tmp_path / "run", tmp_path / "cache.sqlite"
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, FORWARD], [FORWARD, GOOD])
+        args = [server.url, str(out), str(cache), json.dumps(dataclasses.asdict(cfg) | {"sandbox": None})]
+        child = Child(args)
+        url = child.wait_for("preference round iter0").rsplit(" at ", 1)[1]
+
+        # round 1: the page loads, the videos play in sync, the keyboard picks and sends
+        start = time.monotonic()
+        browser.get(url)
+        wait(browser, "return document.querySelectorAll('#grid .card').length == 2", what="two cards")
+        assert time.monotonic() - start < 10
+        assert browser.find_element(By.ID, "title").text == "Preference round 1 of 2"
+        assert "Goal:" in browser.find_element(By.ID, "goal").text
+        assert_videos_play(browser)
+        body = browser.find_element(By.TAG_NAME, "body")
+        for key in "1b2w":
+            body.send_keys(key)
+        classes = browser.execute_script(
+            "return Array.from(document.querySelectorAll('.card')).map(c => c.className)"
+        )
+        assert "best" in classes[0] and "worst" in classes[1], classes
+        shot(browser, tmp_path, "preference-page.png")
+        body.send_keys("\n")
+        wait(
+            browser, "return document.getElementById('status').textContent.startsWith('Saved')", what="saved"
+        )
+        first = PreferenceStore(out / "preferences.jsonl").for_round("iter0")
+        assert (first.best, first.worst, first.judge) == ("cand0", "cand1", "web")
+
+        # the search goes on: round 2's policies train, and the page shows them by itself
+        child.wait_for("preference round iter1")
+        wait(browser, "return document.getElementById('title').textContent == 'Preference round 2 of 2'", 30)
+        films = {p: p.stat().st_mtime_ns for p in (out / "iter1").glob("cand*/train/video.*")}
+        assert len(films) == 4  # an MP4 and its WebM copy for each policy
+        child.proc.send_signal(signal.SIGKILL)
+        child.proc.wait()
+
+        # resumed: round 1's answer is kept, round 2 comes back with the same videos
+        child = Child(args)
+        url = child.wait_for("preference round iter1").rsplit(" at ", 1)[1]
+        assert not any("preference round iter0" in line for line in child.seen)
+        browser.set_window_size(390, 844)  # a phone
+        browser.get(url)
+        wait(browser, "return document.getElementById('title').textContent == 'Preference round 2 of 2'")
+        assert_videos_play(browser)
+        assert {p: p.stat().st_mtime_ns for p in films} == films
+        history = browser.find_element(By.ID, "history").text
+        assert "round 1: cand0" in history
+        layout = browser.execute_script(
+            """const cards = document.querySelectorAll('.card');
+            return [document.documentElement.scrollWidth <= window.innerWidth,
+                    cards[0].getBoundingClientRect().top == cards[1].getBoundingClientRect().top]"""
+        )
+        assert layout == [True, True]  # no sideways scrolling; the two videos side by side
+        shot(browser, tmp_path, "preference-page-phone.png")
+        cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+        cards[1].find_element(By.CSS_SELECTOR, ".pick-best").click()
+        cards[0].find_element(By.CSS_SELECTOR, ".pick-worst").click()
+        browser.find_element(By.ID, "words").send_keys("the second one hops, the first one falls")
+        browser.find_element(By.ID, "submit").click()
+        child.wait_for("SEARCH DONE")
+        assert child.proc.wait(30) == 0
+        # the search's end stops the page's server: the page says so
+        wait(browser, "return document.getElementById('status').textContent.includes('ended or stopped')", 10)
+    answers = PreferenceStore(out / "preferences.jsonl").load()
+    assert [(a.round, a.best, a.worst) for a in answers] == [
+        ("iter0", "cand0", "cand1"),
+        ("iter1", "cand1", "cand0"),
+    ]
+    assert answers[1].words == "the second one hops, the first one falls"
+    # the second prompt learned from the first round: the preferred code first, the rejected after
+    prompt = (out / "iter1" / "prompt.md").read_text()
+    code = lambda reply: reply.split("```python\n")[1].split("```")[0].strip()  # noqa: E731
+    assert prompt.index(code(GOOD)) < prompt.index("this reward least") < prompt.index(code(FORWARD))
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["best"]["iteration"], summary["best"]["index"]) == (1, 1)  # round 2's preferred
