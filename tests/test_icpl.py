@@ -102,6 +102,27 @@ def test_the_terminal_judge_validates_what_the_person_types():
     )
 
 
+def test_the_terminal_judge_shows_each_video_and_a_gif_preview(tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    from rewardgen.runs import write_video
+
+    video = tmp_path / "cand1" / "video.mp4"
+    video.parent.mkdir()
+    write_video([np.full((64, 64, 3), 10 * f, np.uint8) for f in range(20)], video, fps=20)
+    shown: list[str] = []
+    answers = iter(["2", "1", ""])
+    TerminalJudge(ask=lambda q: next(answers), show=shown.append)(
+        "iter0", [Option("cand0"), Option("cand1", video)]
+    )
+    assert any(s.endswith("cand0: (no video)") for s in shown) and any(str(video) in s for s in shown)
+    preview = video.with_name("preview.gif")
+    assert any(s.strip() == f"preview: {preview}" for s in shown)
+    frames = iio.imread(preview, index=None)  # a looping GIF of the video, at 10 frames per second
+    assert frames.shape[0] == 10 and frames.shape[2] == 64
+
+
 def test_judges_from_the_command_line():
     noisy = make_judge("synthetic:by=env_return,noise=0.5", seed=1)
     assert noisy.name == "synthetic:env_return,noise=0.5"

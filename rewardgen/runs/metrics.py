@@ -179,7 +179,7 @@ def convert_video(src: Path, dst: Path, width: int | None = None, fps: float | N
     if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
         return dst
     filters = [f"fps={fps:g}"] if fps else []
-    filters += [f"scale={width}:-2:flags=lanczos"] if width else []
+    filters += [f"scale=w=min({width}\\,iw):h=-2:flags=lanczos"] if width else []  # shrink, never grow
     if dst.suffix == ".webm":
         codec = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]
         codec += ["-b:v", "0", "-crf", "36", "-pix_fmt", "yuv420p", "-f", "webm"]
