@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from rewardgen.cli import app, console
+from rewardgen.cli import app, console, parse_steps
+from rewardgen.cli.train import HpOverrides, _report, parse_hp
 
 prefs = typer.Typer(
     help="Preference rounds: the page where a person compares policies.", no_args_is_help=True
@@ -32,3 +33,56 @@ def serve(
     if server.token:
         console.print("anyone with this URL (it holds the token) can answer: share it only with the judge")
     server.serve()
+
+
+@app.command()
+def prefppo(
+    task: Annotated[str, typer.Option(help="task id (see `rewardgen tasks`) or a task YAML file")],
+    queries: Annotated[int, typer.Option(help="comparisons of two segments to ask, in all")] = 200,
+    judge: Annotated[
+        str,
+        typer.Option(help="synthetic[:noise=0.1]: compares the segments' return under the task's reward"),
+    ] = "synthetic",
+    steps: Annotated[str | None, typer.Option(help="training steps; default: the task's budget")] = None,
+    segment_length: Annotated[int, typer.Option(help="steps per compared segment")] = 25,
+    members: Annotated[int, typer.Option(help="reward models in the ensemble")] = 3,
+    risk: Annotated[
+        float, typer.Option(help="train on mean - RISK * std of the ensemble (0: the mean)")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    n_envs: Annotated[int | None, typer.Option(help="parallel envs")] = None,
+    hp: HpOverrides = None,
+    video: Annotated[bool, typer.Option(help="record an MP4 of the final policy")] = True,
+    out: Annotated[Path | None, typer.Option(help="run directory; default runs/<utc>-<task>-prefppo")] = None,
+) -> None:
+    """PrefPPO: PPO on a reward learned from a judge's comparisons of trajectory segments, asked
+    (where the ensemble disagrees most) and fitted while PPO trains (Christiano et al. 2017)."""
+    from rewardgen.preference.prefppo import PrefPPOConfig, train_prefppo
+
+    config = PrefPPOConfig(
+        task=task,
+        queries=queries,
+        judge=judge,
+        steps=parse_steps(steps),
+        segment_length=segment_length,
+        members=members,
+        risk=risk,
+        seed=seed,
+        n_envs=n_envs,
+        hyperparams=parse_hp(hp),
+        video=video,
+    )
+    result, summary = train_prefppo(config, out=out, log=_log)
+    _report(result)
+    corr = summary["learned_vs_reference_correlation"]
+    console.print(
+        f"{summary['queries_asked']} answers; learned reward vs the task's reward per step: "
+        f"correlation {corr:.2f}"
+        if corr is not None
+        else f"{summary['queries_asked']} answers"
+    )
+    console.print(f"  preferences.jsonl, reward_model.pt, prefppo.json in {result.run_dir}")
+
+
+def _log(line: str) -> None:
+    console.print(line, highlight=False, markup=False)

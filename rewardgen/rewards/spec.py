@@ -63,19 +63,21 @@ class FnSpec(RewardSpec):
 
     ``fn`` must pickle to cross process boundaries (any :class:`RewardFn` without open
     processes or files does). Set ``deferrable`` only for a reward without per-episode state.
+    ``copy=False`` builds ``fn`` itself, for a reward that changes while training runs in this
+    process (PrefPPO's reward model, refitted by a training callback).
     """
 
-    def __init__(self, fn: RewardFn, name: str = "", deferrable: bool = False):
+    def __init__(self, fn: RewardFn, name: str = "", deferrable: bool = False, copy: bool = True):
         if not isinstance(fn, RewardFn):
             raise TypeError(f"FnSpec wraps a RewardFn, got {type(fn).__name__}")
-        self.fn, self.label, self.deferrable = fn, name, deferrable
+        self.fn, self.label, self.deferrable, self.copy = fn, name, deferrable, copy
 
     @property
     def name(self) -> str:
         return self.label or type(self.fn).__name__
 
     def build(self) -> RewardFn:
-        return copy.deepcopy(self.fn)
+        return copy.deepcopy(self.fn) if self.copy else self.fn
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "fn", "name": self.name, "class": type(self.fn).__qualname__}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -89,8 +90,12 @@ def _check_video(spec: TaskSpec) -> None:
         )
 
 
-def train(config: TrainConfig, out: str | Path | None = None, method: str = "train") -> TrainResult:
+def train(
+    config: TrainConfig, out: str | Path | None = None, method: str = "train", callbacks: Sequence[Any] = ()
+) -> TrainResult:
     """Train a policy on ``config.reward`` for ``config.task`` and write a run directory.
+    ``callbacks``: stable-baselines3 callbacks run after rewardgen's own (e.g. PrefPPO's, which
+    refits the reward model at each rollout's end).
 
     Example:
         >>> result = train(TrainConfig(task="halfcheetah-run", steps=2048))  # doctest: +SKIP
@@ -205,7 +210,7 @@ def train(config: TrainConfig, out: str | Path | None = None, method: str = "tra
     try:
         model.learn(
             total_timesteps=steps - model.num_timesteps,
-            callback=callback,
+            callback=[callback, *callbacks] if callbacks else callback,
             progress_bar=config.progress,
             reset_num_timesteps=config.resume_from is None,
         )

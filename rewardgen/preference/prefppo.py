@@ -1,0 +1,321 @@
+"""PrefPPO (Christiano et al. 2017 with PPO): PPO trains on a reward model that a judge's answers
+to comparisons of short trajectory segments keep refitting, while training runs.
+
+Three parts, as in imitation's ``preference_comparisons`` (fragmenter, gatherer, trainer), but
+on the rollouts PPO collects anyway, with no second environment loop:
+
+- :class:`SegmentRecorder`, the :class:`~rewardgen.rewards.RewardFn` PPO trains on: it scores with
+  the :class:`PreferenceRewardModel` and keeps what it scored; at each rollout's end the rollout is
+  cut into segments (:class:`SegmentPool`, never across an episode's end);
+- :class:`PreferenceCallback` asks the judge about the pairs the ensemble disagrees on most, on a
+  schedule that spends the query budget over the first ``query_fraction`` of training, and
+  refits the model on every answer so far; the next rollout is scored by the refitted model;
+- the judges are :mod:`rewardgen.feedback`'s: a synthetic judge compares the segments' return
+  under the task's reference reward (the "true" reward the person stands for).
+
+Every answer goes to the run's ``preferences.jsonl``; ``prefppo.json`` holds the queries asked,
+the model's fit, and how well the learned reward correlates with the reference reward on the
+segments seen (a check a real person's run cannot have, and the benchmark's).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardgen.errors import RewardgenError
+from rewardgen.feedback import Judge, Option, PreferenceStore
+from rewardgen.preference.model import PreferenceRewardModel, obs_action_features
+from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
+
+__all__ = ["PrefPPOConfig", "PreferenceCallback", "SegmentPool", "SegmentRecorder", "train_prefppo"]
+
+
+@dataclass
+class PrefPPOConfig:
+    """A PrefPPO run: ``queries`` comparisons in all, of segments ``segment_length`` steps long."""
+
+    task: str
+    queries: int = 200
+    judge: str = "synthetic"
+    steps: int | None = None  # None: the task's default budget
+    segment_length: int = 25
+    query_fraction: float = 0.5  # ask every query within this share of the training steps
+    members: int = 3  # the ensemble
+    risk: float = 0.0  # train on mean - risk * std of the members
+    fit_epochs: int = 20
+    pairs_per_query: int = 10  # disagreement picks each query from this many random pairs
+    seed: int = 0
+    n_envs: int | None = None
+    hyperparams: dict[str, Any] | None = None
+    eval_episodes: int = 3
+    video: bool = True
+    progress: bool = True
+
+
+class SegmentPool:
+    """The latest ``capacity`` segments cut from PPO's rollouts: features (N, L, d), the reference
+    reward per step (N, L) and the env's own reward sum.
+
+    Example:
+        >>> pool = SegmentPool(n_envs=2, length=3)
+        >>> feats, ref = np.zeros((8, 2, 4)), np.ones((8, 2))
+        >>> dones = np.zeros((8, 2), bool); dones[4, 0] = True  # env 0's episode ends at step 4
+        >>> pool.add(feats, ref, dones)  # env 0: 0-2 (3-4 too short to fill), 5-7; env 1: 0-2, 3-5
+        4
+    """
+
+    def __init__(self, n_envs: int, length: int, capacity: int = 4096, seed: int = 0):
+        if length < 1:
+            raise RewardgenError(f"segments must be at least one step long, got {length}")
+        self.n_envs, self.length, self.capacity = n_envs, length, capacity
+        self.features: np.ndarray | None = None
+        self.reference = np.zeros((0, length))
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.reference)
+
+    def add(self, features: np.ndarray, reference: np.ndarray, dones: np.ndarray) -> int:
+        """Cut a rollout (T, n_envs, ...) into whole segments within episodes; returns how many."""
+        feats, refs = [], []
+        for env in range(features.shape[1]):
+            start = 0
+            ends = [*(np.flatnonzero(dones[:, env]) + 1), len(dones)]
+            for stop in ends:  # one episode's steps: start .. stop
+                for s in range(start, stop - self.length + 1, self.length):
+                    feats.append(features[s : s + self.length, env])
+                    refs.append(reference[s : s + self.length, env])
+                start = stop
+        if not feats:
+            return 0
+        new_f, new_r = np.stack(feats).astype(np.float32), np.stack(refs)
+        self.features = new_f if self.features is None else np.concatenate([self.features, new_f])
+        self.reference = np.concatenate([self.reference, new_r])
+        self.features, self.reference = self.features[-self.capacity :], self.reference[-self.capacity :]
+        return len(feats)
+
+    def pairs(self, k: int) -> np.ndarray:
+        """``k`` random pairs of distinct segments, (k, 2) indices."""
+        n = len(self)
+        if n < 2:
+            raise RewardgenError("at least two segments are needed to compare")
+        a = self.rng.integers(0, n, size=k)
+        b = (a + self.rng.integers(1, n, size=k)) % n
+        return np.stack([a, b], axis=1)
+
+
+class SegmentRecorder(RewardFn):
+    """The reward PPO trains on: ``model``'s, while what it scored is kept for the callback (the
+    features, the reference reward, the episode ends), in the wrapper's time-major order.
+
+    ``reference`` scores the same transitions with the task's own reward, for the synthetic judge
+    and the correlation check; the person never sees it.
+    """
+
+    def __init__(self, model: PreferenceRewardModel, reference: RewardFn):
+        self.model, self.reference = model, reference
+        self.fields = reference.fields
+        self.recording = True
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def compute(self, batch: TransitionBatch) -> RewardOutput:
+        out = self.model.compute(batch)
+        if self.recording:
+            ref = np.asarray(self.reference(batch).total, dtype=np.float64)
+            done = np.asarray(batch.terminated, bool) | np.asarray(batch.truncated, bool)
+            self._chunks.append((obs_action_features(batch), ref, done))
+        return out
+
+    def take(self, n_envs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """What was scored since the last call: features (T, n_envs, d), reference (T, n_envs),
+        episode ends (T, n_envs); None when nothing was."""
+        if not self._chunks:
+            return None
+        feats, ref, done = (np.concatenate(part) for part in zip(*self._chunks, strict=True))
+        self._chunks = []
+        t = len(ref) // n_envs
+        return feats.reshape(t, n_envs, -1), ref.reshape(t, n_envs), done.reshape(t, n_envs)
+
+    def reset(self, env_indices: np.ndarray) -> None:
+        self.reference.reset(env_indices)
+
+    def close(self) -> None:
+        self.reference.close()
+
+
+class PreferenceCallback:
+    """At each rollout's end: cut segments, ask the judge the queries due by now (the pairs the
+    ensemble disagrees on most), refit the model on every answer so far. Made by :meth:`sb3`
+    into a stable-baselines3 callback."""
+
+    def __init__(
+        self,
+        recorder: SegmentRecorder,
+        pool: SegmentPool,
+        judge: Judge,
+        store: PreferenceStore,
+        config: PrefPPOConfig,
+        total_steps: int,
+        log: Callable[[str], None] = lambda line: None,
+    ):
+        self.recorder, self.pool, self.judge, self.store = recorder, pool, judge, store
+        self.config, self.total_steps, self.log = config, total_steps, log
+        self.answered_a: list[np.ndarray] = []
+        self.answered_b: list[np.ndarray] = []
+        self.answers: list[float] = []
+        self.refs: list[tuple[float, float]] = []
+        self.loss: float | None = None
+
+    def due(self, timesteps: int) -> int:
+        """Queries that should have been asked after ``timesteps`` steps: a tenth at once, the
+        rest evenly over the first ``query_fraction`` of training."""
+        budget = self.config.queries
+        share = min(1.0, timesteps / max(1.0, self.config.query_fraction * self.total_steps))
+        return min(budget, math.ceil(budget * (0.1 + 0.9 * share)))
+
+    def on_rollout_end(self, timesteps: int) -> None:
+        taken = self.recorder.take(self.pool.n_envs)
+        if taken is not None:
+            self.pool.add(*taken)
+        k = self.due(timesteps) - len(self.answers)
+        if k <= 0 or len(self.pool) < 2:
+            return
+        candidates = self.pool.pairs(k * self.config.pairs_per_query)
+        feats = self.pool.features
+        assert feats is not None
+        spread = self.recorder.model.disagreement(feats[candidates[:, 0]], feats[candidates[:, 1]])
+        chosen = candidates[np.argsort(-spread, kind="stable")[:k]]
+        for i, j in chosen:
+            n = len(self.answers)
+            ref_a, ref_b = float(self.pool.reference[i].sum()), float(self.pool.reference[j].sum())
+            choice = self.judge(f"q{n}", [Option("a", score=ref_a), Option("b", score=ref_b)])
+            self.store.add(choice)
+            self.answered_a.append(feats[i])
+            self.answered_b.append(feats[j])
+            self.answers.append(1.0 if choice.best == "a" else 0.0)
+            self.refs.append((ref_a, ref_b))
+        self.loss = self.recorder.model.fit(
+            np.stack(self.answered_a),
+            np.stack(self.answered_b),
+            np.array(self.answers),
+            self.config.fit_epochs,
+        )
+        self.log(f"{timesteps:,} steps: {len(self.answers)} answers, model loss {self.loss:.3f}")
+
+    def agreement(self) -> float | None:
+        """How often the judge's answers agree with the reference reward (1.0 for a noiseless
+        synthetic judge; lower for noise or a person who sees something else)."""
+        if not self.answers:
+            return None
+        ref = np.array([1.0 if a > b else 0.0 if a < b else 0.5 for a, b in self.refs])
+        return float(np.mean(np.abs(ref - np.array(self.answers)) < 0.5))
+
+    def correlation(self) -> float | None:
+        """Pearson correlation of the learned reward (the members' mean) and the reference reward
+        per step, over the segments in the pool."""
+        if self.pool.features is None or len(self.pool) < 2:
+            return None
+        learned = self.recorder.model.predict(self.pool.features).mean(axis=0).ravel()
+        ref = self.pool.reference.ravel()
+        if learned.std() == 0 or ref.std() == 0:
+            return None
+        return float(np.corrcoef(learned, ref)[0, 1])
+
+    def sb3(self) -> Any:
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        outer = self
+
+        class _Callback(BaseCallback):
+            def _on_step(self) -> bool:
+                return True
+
+            def _on_rollout_end(self) -> None:
+                outer.on_rollout_end(self.num_timesteps)
+
+            def _on_training_end(self) -> None:
+                outer.recorder.recording = False  # the final evaluation is not a rollout
+
+        return _Callback()
+
+
+def train_prefppo(
+    config: PrefPPOConfig, out: str | Path | None = None, log: Callable[[str], None] = lambda line: None
+) -> tuple[Any, dict[str, Any]]:
+    """Train PPO on a reward learned from ``config.queries`` answers of ``config.judge`` while it
+    trains; returns the :class:`~rewardgen.train.TrainResult` and the summary written to
+    ``prefppo.json`` in the run directory."""
+    from rewardgen.feedback import make_judge
+    from rewardgen.rewards.spec import FnSpec
+    from rewardgen.runs import default_run_path
+    from rewardgen.tasks import get_task
+    from rewardgen.train import TrainConfig, train
+    from rewardgen.train.hyperparams import default_n_envs
+
+    if config.queries < 1:
+        raise RewardgenError(f"--queries must be at least 1, got {config.queries}")
+    if config.judge.partition(":")[0] != "synthetic":
+        raise RewardgenError(
+            f"PrefPPO asks its queries while PPO trains: only the synthetic judge answers that fast "
+            f"(got {config.judge!r}); for a person, use ICPL: synthesize --method icpl --judge web"
+        )
+    task = get_task(config.task)
+    steps = int(config.steps or task.budget.steps)
+    n_envs = int(config.n_envs or default_n_envs("ppo", "default", task.budget.n_envs))
+    path = Path(out) if out is not None else default_run_path(task.id, "prefppo")
+    path.mkdir(parents=True, exist_ok=True)
+    reference = task.reference_reward().build()
+    probe = _feature_size(task)
+    model = PreferenceRewardModel(probe, members=config.members, risk=config.risk, seed=config.seed)
+    recorder = SegmentRecorder(model, reference)
+    pool = SegmentPool(n_envs, config.segment_length, seed=config.seed)
+    judge = make_judge(config.judge, seed=config.seed)
+    callback = PreferenceCallback(
+        recorder, pool, judge, PreferenceStore(path / "preferences.jsonl"), config, steps, log
+    )
+    train_config = TrainConfig(
+        task=task.id,
+        reward=FnSpec(recorder, name="prefppo-reward-model", deferrable=True, copy=False),
+        steps=steps,
+        algo="ppo",
+        n_envs=n_envs,
+        seed=config.seed,
+        eval_episodes=config.eval_episodes,
+        video=config.video,
+        hyperparams=dict(config.hyperparams or {}),
+        progress=config.progress,
+    )
+    result = train(train_config, out=path, method="prefppo", callbacks=[callback.sb3()])
+    import torch
+
+    torch.save([net.state_dict() for net in model.nets], path / "reward_model.pt")
+    summary = {
+        "config": asdict(config),
+        "queries_asked": len(callback.answers),
+        "judge_agreement_with_reference": callback.agreement(),
+        "model_loss": callback.loss,
+        "learned_vs_reference_correlation": callback.correlation(),
+        "segments_seen": len(pool),
+        "eval": result.eval.to_dict(),
+    }
+    (path / "prefppo.json").write_text(json.dumps(summary, indent=2))
+    return result, summary
+
+
+def _feature_size(task: Any) -> int:
+    """The size of obs_action_features for ``task``'s spaces."""
+    from rewardgen.tasks import make_env
+
+    env = make_env(task)
+    try:
+        obs, act = env.observation_space.shape, env.action_space.shape
+    finally:
+        env.close()
+    return int(np.prod(obs or (1,))) + int(np.prod(act or (1,)))

@@ -1,0 +1,96 @@
+"""PrefPPO: segments cut from PPO's own rollouts, queries where the ensemble disagrees, the model
+refitted while PPO trains, and a learned reward that tracks the task's reward on MuJoCo."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rewardgen.errors import RewardgenError
+from rewardgen.feedback import PreferenceStore, SyntheticJudge
+from rewardgen.preference import PreferenceRewardModel
+from rewardgen.preference.prefppo import (
+    PreferenceCallback,
+    PrefPPOConfig,
+    SegmentPool,
+    SegmentRecorder,
+    train_prefppo,
+)
+from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
+
+
+def test_segments_never_cross_an_episode_end():
+    pool = SegmentPool(n_envs=2, length=4)
+    t = np.arange(12, dtype=float)
+    features = np.stack([t, 100 + t], axis=1)[..., None]  # (T, envs, 1): step numbers
+    dones = np.zeros((12, 2), bool)
+    dones[5, 0] = True  # env 0: episode 0-5, then 6-11
+    assert pool.add(features, features[..., 0], dones) == 5  # env 0: 0-3, 6-9; env 1: 0-3, 4-7, 8-11
+    starts = sorted(pool.features[:, 0, 0].tolist())
+    assert starts == [0.0, 6.0, 100.0, 104.0, 108.0]
+    assert all(np.all(np.diff(seg[:, 0]) == 1) for seg in pool.features)  # whole, in order
+    pairs = pool.pairs(50)
+    assert pairs.shape == (50, 2) and np.all(pairs[:, 0] != pairs[:, 1])
+
+
+class Speed(RewardFn):
+    """The 'true' reward of the toy below: the first feature."""
+
+    def compute(self, batch: TransitionBatch) -> RewardOutput:
+        return RewardOutput(np.asarray(batch.next_obs)[:, 0].astype(float), {})
+
+
+def batch(obs):
+    n = len(obs)
+    return TransitionBatch(
+        obs=obs,
+        action=np.zeros((n, 1)),
+        next_obs=obs,
+        terminated=np.zeros(n, bool),
+        truncated=np.zeros(n, bool),
+    )
+
+
+def test_the_callback_spends_its_queries_on_schedule_and_learns_the_reward(tmp_path):
+    rng = np.random.default_rng(0)
+    model = PreferenceRewardModel(input_dim=3, members=3, seed=0)
+    recorder = SegmentRecorder(model, Speed())
+    config = PrefPPOConfig(task="toy", queries=60, segment_length=5, fit_epochs=30)
+    store = PreferenceStore(tmp_path / "preferences.jsonl")
+    callback = PreferenceCallback(
+        recorder, SegmentPool(4, 5), SyntheticJudge(), store, config, total_steps=1000
+    )
+    assert [callback.due(s) for s in (0, 250, 500, 1000)] == [6, 33, 60, 60]  # a tenth at once, all by half
+    for timesteps in range(100, 1001, 100):
+        for _ in range(25):  # a rollout of 25 steps of 4 envs, scored as PPO would
+            recorder(batch(rng.normal(size=(4, 2))))
+        callback.on_rollout_end(timesteps)
+        assert len(callback.answers) == callback.due(timesteps)
+    answers = store.load()
+    assert len(answers) == 60 and answers[0].round == "q0" and answers[0].judge == "synthetic:score"
+    assert callback.agreement() == 1.0  # a noiseless synthetic judge follows the true reward
+    assert callback.correlation() > 0.9  # and the model learned it from the answers alone
+
+
+def test_prefppo_learns_a_reward_that_tracks_the_task_reward_on_mujoco(tmp_path):
+    _result, summary = train_prefppo(
+        PrefPPOConfig(
+            task="halfcheetah-run", queries=100, steps=20480, video=False, progress=False, eval_episodes=1
+        ),
+        out=tmp_path / "run",
+    )
+    assert summary["queries_asked"] == 100
+    assert summary["learned_vs_reference_correlation"] > 0.4  # learned from 100 answers, on PPO's own data
+    assert len(PreferenceStore(tmp_path / "run" / "preferences.jsonl").load()) == 100
+    saved = json.loads((tmp_path / "run" / "prefppo.json").read_text())
+    assert saved["eval"]["episodes"][0]["length"] == 1000
+    assert (tmp_path / "run" / "reward_model.pt").is_file()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["method"] == "prefppo" and manifest["deferred_reward"] is True
+
+
+def test_prefppo_names_what_it_cannot_do(tmp_path):
+    with pytest.raises(RewardgenError, match="at least 1"):
+        train_prefppo(PrefPPOConfig(task="halfcheetah-run", queries=0), out=tmp_path)
+    with pytest.raises(RewardgenError, match="use ICPL"):
+        train_prefppo(PrefPPOConfig(task="halfcheetah-run", judge="terminal"), out=tmp_path)
