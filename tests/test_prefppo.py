@@ -80,7 +80,7 @@ def test_prefppo_learns_a_reward_that_tracks_the_task_reward_on_mujoco(tmp_path)
         out=tmp_path / "run",
     )
     assert summary["queries_asked"] == 100
-    assert summary["learned_vs_reference_correlation"] > 0.4  # learned from 100 answers, on PPO's own data
+    assert summary["learned_vs_reference_correlation"] > 0.6  # 0.81-0.85 over seeds 0-2: from answers alone
     assert len(PreferenceStore(tmp_path / "run" / "preferences.jsonl").load()) == 100
     saved = json.loads((tmp_path / "run" / "prefppo.json").read_text())
     assert saved["eval"]["episodes"][0]["length"] == 1000
@@ -90,6 +90,9 @@ def test_prefppo_learns_a_reward_that_tracks_the_task_reward_on_mujoco(tmp_path)
 
 
 def test_prefppo_names_what_it_cannot_do(tmp_path):
+    (tmp_path / "preferences.jsonl").write_text("")
+    with pytest.raises(RewardgenError, match="already holds a PrefPPO run"):
+        train_prefppo(PrefPPOConfig(task="halfcheetah-run"), out=tmp_path)
     with pytest.raises(RewardgenError, match="at least 1"):
         train_prefppo(PrefPPOConfig(task="halfcheetah-run", queries=0), out=tmp_path)
     with pytest.raises(RewardgenError, match="use ICPL"):

@@ -17,11 +17,13 @@ reason and changes nothing on disk.
 import errno
 import ipaddress
 import json
+import os
 import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -359,7 +361,7 @@ class WebJudge:
         port: int = 8765,
         goal: str = "",
         serve: bool = True,
-        poll_s: float = 0.5,
+        poll_s: float = 0.2,
         show: Callable[[str], None] = print,
     ):
         self.run_path, self.host, self.port, self.goal = Path(run_path), host, port, goal
@@ -373,7 +375,9 @@ class WebJudge:
         answered = self.board.store.for_round(round_id)
         if answered is not None:
             return answered
-        self.board.publish(PublishedRound(round_id, self.goal, tuple(self._published(o) for o in options)))
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # ffmpeg runs in its own process
+            published = tuple(pool.map(self._published, options))
+        self.board.publish(PublishedRound(round_id, self.goal, published))
         if self.serve and self.server is None:
             self.server = PreferenceServer(self.run_path, self.host, self.port).start()
         where = self.server.url if self.server else f"the page of `rewardgen prefs serve {self.run_path}`"

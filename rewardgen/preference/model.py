@@ -64,6 +64,9 @@ class PreferenceRewardModel(RewardFn):
         torch.manual_seed(seed)
         self.input_dim, self.risk, self.device = input_dim, float(risk), device
         self.rng = np.random.default_rng(seed)
+        # features are standardized with the statistics of the segments of the latest fit
+        self.shift = np.zeros(input_dim, np.float32)
+        self.scale = np.ones(input_dim, np.float32)
         self.nets = []
         for _ in range(members):
             layers: list[nn.Module] = []
@@ -81,9 +84,10 @@ class PreferenceRewardModel(RewardFn):
         """Each member's reward of ``features`` (..., input_dim): array (members, ...)."""
         import torch
 
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=self.device)
-        if x.shape[-1] != self.input_dim:
-            raise RewardgenError(f"features of size {x.shape[-1]}, the model takes {self.input_dim}")
+        features = np.asarray(features, dtype=np.float32)
+        if features.shape[-1] != self.input_dim:
+            raise RewardgenError(f"features of size {features.shape[-1]}, the model takes {self.input_dim}")
+        x = torch.as_tensor((features - self.shift) / self.scale, device=self.device)
         with torch.no_grad():
             return np.stack([net(x).squeeze(-1).cpu().numpy() for net in self.nets]).astype(np.float64)
 
@@ -114,8 +118,12 @@ class PreferenceRewardModel(RewardFn):
         import torch
         import torch.nn.functional as F
 
-        a = torch.as_tensor(np.asarray(seg_a, dtype=np.float32), device=self.device)
-        b = torch.as_tensor(np.asarray(seg_b, dtype=np.float32), device=self.device)
+        seg_a, seg_b = np.asarray(seg_a, dtype=np.float32), np.asarray(seg_b, dtype=np.float32)
+        if seg_a.ndim == 3 and seg_a.shape[-1] == self.input_dim and len(seg_a):
+            steps = np.concatenate([seg_a, seg_b]).reshape(-1, self.input_dim)
+            self.shift, self.scale = steps.mean(axis=0), steps.std(axis=0) + 1e-6
+        a = torch.as_tensor((seg_a - self.shift) / self.scale, device=self.device)
+        b = torch.as_tensor((seg_b - self.shift) / self.scale, device=self.device)
         p = torch.as_tensor(np.asarray(prefs, dtype=np.float32), device=self.device)
         n = len(p)
         if not (a.shape == b.shape and a.ndim == 3 and a.shape[0] == n and a.shape[2] == self.input_dim):

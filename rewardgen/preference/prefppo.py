@@ -270,6 +270,8 @@ def train_prefppo(
     steps = int(config.steps or task.budget.steps)
     n_envs = int(config.n_envs or default_n_envs("ppo", "default", task.budget.n_envs))
     path = Path(out) if out is not None else default_run_path(task.id, "prefppo")
+    if (path / "preferences.jsonl").exists():
+        raise RewardgenError(f"{path} already holds a PrefPPO run's answers: pass another --out")
     path.mkdir(parents=True, exist_ok=True)
     reference = task.reference_reward().build()
     probe = _feature_size(task)
