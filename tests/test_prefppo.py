@@ -95,5 +95,72 @@ def test_prefppo_names_what_it_cannot_do(tmp_path):
         train_prefppo(PrefPPOConfig(task="halfcheetah-run"), out=tmp_path)
     with pytest.raises(RewardgenError, match="at least 1"):
         train_prefppo(PrefPPOConfig(task="halfcheetah-run", queries=0), out=tmp_path)
-    with pytest.raises(RewardgenError, match="use ICPL"):
-        train_prefppo(PrefPPOConfig(task="halfcheetah-run", judge="terminal"), out=tmp_path)
+    with pytest.raises(RewardgenError, match="unknown judge"):
+        train_prefppo(PrefPPOConfig(task="halfcheetah-run", judge="oracle"), out=tmp_path / "other")
+
+
+def test_a_person_answers_prefppo_on_the_page_from_two_clips(tmp_path):
+    """The web judge: each query is two clips of the current policy on the page; training waits
+    for the answer, which comes here over HTTP as a browser would send it."""
+    pytest.importorskip("fastapi")
+    import threading
+    import time
+    import urllib.request
+
+    from rewardgen.feedback.store import RoundBoard
+
+    out = tmp_path / "run"
+    seen = []
+
+    def person():
+        board = RoundBoard(out)
+        while len(seen) < 3:
+            pending = board.pending() if board.path.exists() else None
+            url = next(out.glob("server-url"), None)
+            if pending is None or url is None:
+                time.sleep(0.05)
+                continue
+            seen.append(pending)
+            body = json.dumps({"round": pending.round, "best": "b", "worst": "a", "rater": "ana"}).encode()
+            request = urllib.request.Request(
+                url.read_text() + "api/answer", data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+
+    from rewardgen.feedback import web
+
+    started = web.PreferenceServer.start
+
+    def start(self):  # tell the "person" where the page is, as the printed URL tells a person
+        server = started(self)
+        (out / "server-url").write_text(server.url)
+        return server
+
+    web.PreferenceServer.start = start
+    thread = threading.Thread(target=person, daemon=True)
+    thread.start()
+    try:
+        _, summary = train_prefppo(
+            PrefPPOConfig(
+                task="halfcheetah-run",
+                judge="web:port=0",
+                queries=3,
+                segment_length=10,
+                steps=4096,
+                video=False,
+                progress=False,
+                eval_episodes=1,
+            ),
+            out=out,
+        )
+    finally:
+        web.PreferenceServer.start = started
+    thread.join(10)
+    assert summary["queries_asked"] == 3 and [p.round for p in seen] == ["q0", "q1", "q2"]
+    for p in seen:  # two clips of the policy, as MP4 and WebM, inside the run
+        assert [o["id"] for o in p.options] == ["a", "b"]
+        for o in p.options:
+            assert (out / o["video"]).is_file() and (out / o["webm"]).is_file()
+    answers = PreferenceStore(out / "preferences.jsonl").load()
+    assert [(a.best, a.judge, a.rater) for a in answers] == [("b", "web", "ana")] * 3

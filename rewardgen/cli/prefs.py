@@ -41,7 +41,10 @@ def prefppo(
     queries: Annotated[int, typer.Option(help="comparisons of two segments to ask, in all")] = 200,
     judge: Annotated[
         str,
-        typer.Option(help="synthetic[:noise=0.1]: compares the segments' return under the task's reward"),
+        typer.Option(
+            help="synthetic[:noise=0.1] (compares the segments' return under the task's reward), or a "
+            "person: web or terminal (two short clips of the current policy; training waits for the answer)"
+        ),
     ] = "synthetic",
     steps: Annotated[str | None, typer.Option(help="training steps; default: the task's budget")] = None,
     segment_length: Annotated[int, typer.Option(help="steps per compared segment")] = 25,

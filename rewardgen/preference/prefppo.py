@@ -11,7 +11,9 @@ on the rollouts PPO collects anyway, with no second environment loop:
   schedule that spends the query budget over the first ``query_fraction`` of training, and
   refits the model on every answer so far; the next rollout is scored by the refitted model;
 - the judges are :mod:`rewardgen.feedback`'s: a synthetic judge compares the segments' return
-  under the task's reference reward (the "true" reward the person stands for).
+  under the task's reference reward (the "true" reward the person stands for); a person (the web
+  page, a terminal) watches two short clips of the current policy, filmed for the query
+  (:class:`ClipFilmer`), while training waits for the answer.
 
 Every answer goes to the run's ``preferences.jsonl``; ``prefppo.json`` holds the queries asked,
 the model's fit, and how well the learned reward correlates with the reference reward on the
@@ -34,7 +36,14 @@ from rewardgen.feedback import Judge, Option, PreferenceStore
 from rewardgen.preference.model import PreferenceRewardModel, obs_action_features
 from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
 
-__all__ = ["PrefPPOConfig", "PreferenceCallback", "SegmentPool", "SegmentRecorder", "train_prefppo"]
+__all__ = [
+    "ClipFilmer",
+    "PrefPPOConfig",
+    "PreferenceCallback",
+    "SegmentPool",
+    "SegmentRecorder",
+    "train_prefppo",
+]
 
 
 @dataclass
@@ -150,6 +159,58 @@ class SegmentRecorder(RewardFn):
         self.reference.close()
 
 
+class ClipFilmer:
+    """Short clips of the current policy for a judge who watches (the web page, a terminal):
+    ``gather`` plays the policy in a rendering env of the task and cuts whole segments with their
+    frames; ``write`` saves a clip as ``queries/<round>/<name>.mp4`` in the run."""
+
+    def __init__(self, task: Any, reference: RewardFn, folder: Path, length: int, seed: int = 0):
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        from rewardgen.tasks import make_env_fn, wrapper_kwargs
+        from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
+
+        venv = DummyVecEnv([make_env_fn(task, render_mode="rgb_array", fields=reference.fields)])
+        venv.seed(seed)
+        self.venv = SB3RewardVecWrapper(venv, reference, **wrapper_kwargs(task, reference.fields))
+        self.fps = int(venv.envs[0].metadata.get("render_fps", 30))
+        self.folder, self.length = Path(folder), length
+        self.obs = self.venv.reset()
+
+    def gather(
+        self, act: Callable[[np.ndarray], np.ndarray], count: int
+    ) -> list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]]:
+        """``count`` segments (features (L, d), reference reward (L,), frames) of the policy ``act``."""
+        clips: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
+        feats: list[np.ndarray] = []
+        refs: list[float] = []
+        frames: list[np.ndarray] = []
+        while len(clips) < count:
+            frames.append(self.venv.get_images()[0])
+            action = act(self.obs)
+            self.obs, reward, dones, infos = self.venv.step(action)
+            next_obs = infos[0].get("terminal_observation", self.obs[0]) if dones[0] else self.obs[0]
+            feats.append(np.concatenate([np.ravel(next_obs), np.ravel(action)]).astype(np.float32))
+            refs.append(float(reward[0]))
+            if len(feats) == self.length:
+                clips.append((np.stack(feats), np.array(refs), frames))
+                feats, refs, frames = [], [], []
+            if dones[0]:  # a segment never crosses an episode's end
+                feats, refs, frames = [], [], []
+        return clips
+
+    def write(self, round_id: str, name: str, frames: list[np.ndarray]) -> Path:
+        from rewardgen.runs import write_video
+
+        path = self.folder / "queries" / round_id / f"{name}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_video(frames, path, fps=self.fps)
+        return path
+
+    def close(self) -> None:
+        self.venv.close()
+
+
 class PreferenceCallback:
     """At each rollout's end: cut segments, ask the judge the queries due by now (the pairs the
     ensemble disagrees on most), refit the model on every answer so far. Made by :meth:`sb3`
@@ -164,8 +225,9 @@ class PreferenceCallback:
         config: PrefPPOConfig,
         total_steps: int,
         log: Callable[[str], None] = lambda line: None,
+        films: ClipFilmer | None = None,
     ):
-        self.recorder, self.pool, self.judge, self.store = recorder, pool, judge, store
+        self.recorder, self.pool, self.judge, self.store, self.films = recorder, pool, judge, store, films
         self.config, self.total_steps, self.log = config, total_steps, log
         self.answered_a: list[np.ndarray] = []
         self.answered_b: list[np.ndarray] = []
@@ -180,34 +242,59 @@ class PreferenceCallback:
         share = min(1.0, timesteps / max(1.0, self.config.query_fraction * self.total_steps))
         return min(budget, math.ceil(budget * (0.1 + 0.9 * share)))
 
-    def on_rollout_end(self, timesteps: int) -> None:
+    def on_rollout_end(self, timesteps: int, act: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """Keep the rollout's segments; ask the queries due by ``timesteps`` and refit. ``act``
+        (observation -> action, the current policy) films fresh clips for a judge who watches."""
         taken = self.recorder.take(self.pool.n_envs)
         if taken is not None:
             self.pool.add(*taken)
         k = self.due(timesteps) - len(self.answers)
-        if k <= 0 or len(self.pool) < 2:
+        if k <= 0:
             return
-        candidates = self.pool.pairs(k * self.config.pairs_per_query)
-        feats = self.pool.features
-        assert feats is not None
+        if self.films is not None and act is not None:
+            clips = self.films.gather(act, max(4, 2 * k))
+            feats, refs = np.stack([c[0] for c in clips]), np.stack([c[1] for c in clips])
+            frames: list[list[np.ndarray]] | None = [c[2] for c in clips]
+            n = len(clips)
+            candidates = np.array([(i, j) for i in range(n) for j in range(i + 1, n)])
+        else:
+            if len(self.pool) < 2 or self.pool.features is None:
+                return
+            feats, refs, frames = self.pool.features, self.pool.reference, None
+            candidates = self.pool.pairs(k * self.config.pairs_per_query)
         spread = self.recorder.model.disagreement(feats[candidates[:, 0]], feats[candidates[:, 1]])
-        chosen = candidates[np.argsort(-spread, kind="stable")[:k]]
-        for i, j in chosen:
-            n = len(self.answers)
-            ref_a, ref_b = float(self.pool.reference[i].sum()), float(self.pool.reference[j].sum())
-            choice = self.judge(f"q{n}", [Option("a", score=ref_a), Option("b", score=ref_b)])
-            self.store.add(choice)
-            self.answered_a.append(feats[i])
-            self.answered_b.append(feats[j])
-            self.answers.append(1.0 if choice.best == "a" else 0.0)
-            self.refs.append((ref_a, ref_b))
-        self.loss = self.recorder.model.fit(
-            np.stack(self.answered_a),
-            np.stack(self.answered_b),
-            np.array(self.answers),
-            self.config.fit_epochs,
-        )
+        for i, j in candidates[np.argsort(-spread, kind="stable")[:k]]:
+            self._ask(
+                feats[i],
+                feats[j],
+                float(refs[i].sum()),
+                float(refs[j].sum()),
+                frames and (frames[i], frames[j]),
+            )
+        a, b = np.stack(self.answered_a), np.stack(self.answered_b)
+        self.loss = self.recorder.model.fit(a, b, np.array(self.answers), self.config.fit_epochs)
         self.log(f"{timesteps:,} steps: {len(self.answers)} answers, model loss {self.loss:.3f}")
+
+    def _ask(
+        self,
+        feat_a: np.ndarray,
+        feat_b: np.ndarray,
+        ref_a: float,
+        ref_b: float,
+        frames: tuple[list[np.ndarray], list[np.ndarray]] | None,
+    ) -> None:
+        round_id = f"q{len(self.answers)}"
+        videos: list[Path | None] = [None, None]
+        if frames is not None and self.films is not None:
+            videos = [self.films.write(round_id, name, f) for name, f in zip("ab", frames, strict=True)]
+        options = [Option("a", video=videos[0], score=ref_a), Option("b", video=videos[1], score=ref_b)]
+        choice = self.judge(round_id, options)
+        if self.store.for_round(round_id) is None:  # the web page writes its answers itself
+            self.store.add(choice)
+        self.answered_a.append(feat_a)
+        self.answered_b.append(feat_b)
+        self.answers.append(1.0 if choice.best == "a" else 0.0)
+        self.refs.append((ref_a, ref_b))
 
     def agreement(self) -> float | None:
         """How often the judge's answers agree with the reference reward (1.0 for a noiseless
@@ -238,7 +325,13 @@ class PreferenceCallback:
                 return True
 
             def _on_rollout_end(self) -> None:
-                outer.on_rollout_end(self.num_timesteps)
+                env = self.training_env
+                normalize = getattr(env, "normalize_obs", lambda obs: obs)
+
+                def act(obs: np.ndarray) -> np.ndarray:
+                    return self.model.predict(normalize(obs), deterministic=False)[0]
+
+                outer.on_rollout_end(self.num_timesteps, act)
 
             def _on_training_end(self) -> None:
                 outer.recorder.recording = False  # the final evaluation is not a rollout
@@ -261,11 +354,6 @@ def train_prefppo(
 
     if config.queries < 1:
         raise RewardgenError(f"--queries must be at least 1, got {config.queries}")
-    if config.judge.partition(":")[0] != "synthetic":
-        raise RewardgenError(
-            f"PrefPPO asks its queries while PPO trains: only the synthetic judge answers that fast "
-            f"(got {config.judge!r}); for a person, use ICPL: synthesize --method icpl --judge web"
-        )
     task = get_task(config.task)
     steps = int(config.steps or task.budget.steps)
     n_envs = int(config.n_envs or default_n_envs("ppo", "default", task.budget.n_envs))
@@ -278,9 +366,14 @@ def train_prefppo(
     model = PreferenceRewardModel(probe, members=config.members, risk=config.risk, seed=config.seed)
     recorder = SegmentRecorder(model, reference)
     pool = SegmentPool(n_envs, config.segment_length, seed=config.seed)
-    judge = make_judge(config.judge, seed=config.seed)
+    judge = make_judge(config.judge, seed=config.seed, run=path, goal=task.goal)
+    films = None
+    if judge.needs_videos:  # a person watches clips of the current policy
+        films = ClipFilmer(
+            task, task.reference_reward().build(), path, config.segment_length, config.seed + 50_000
+        )
     callback = PreferenceCallback(
-        recorder, pool, judge, PreferenceStore(path / "preferences.jsonl"), config, steps, log
+        recorder, pool, judge, PreferenceStore(path / "preferences.jsonl"), config, steps, log, films
     )
     train_config = TrainConfig(
         task=task.id,
@@ -294,7 +387,14 @@ def train_prefppo(
         hyperparams=dict(config.hyperparams or {}),
         progress=config.progress,
     )
-    result = train(train_config, out=path, method="prefppo", callbacks=[callback.sb3()])
+    try:
+        result = train(train_config, out=path, method="prefppo", callbacks=[callback.sb3()])
+    finally:
+        if films is not None:
+            films.close()
+        close = getattr(judge, "close", None)  # the web page's server
+        if close is not None:
+            close()
     import torch
 
     torch.save([net.state_dict() for net in model.nets], path / "reward_model.pt")
