@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rewardgen.errors import RewardgenError
+from rewardgen.errors import RewardgenError, require
 from rewardgen.feedback.judges import Option, _need_two
 from rewardgen.feedback.store import Choice, DuplicateAnswerError, PublishedRound, RoundBoard
 
@@ -368,6 +368,9 @@ class WebJudge:
         self.serve, self.poll_s, self.show = serve, poll_s, show
         self.board = RoundBoard(self.run_path)
         self.server: PreferenceServer | None = None
+        if serve:  # fail now, not after the first round has trained
+            require("fastapi", extra="web", purpose="the preference page")
+            require("uvicorn", extra="web", purpose="the preference page")
         self.name = "web"
 
     def __call__(self, round_id: str, options: Sequence[Option]) -> Choice:
