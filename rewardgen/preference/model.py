@@ -119,22 +119,24 @@ class PreferenceRewardModel(RewardFn):
         import torch.nn.functional as F
 
         seg_a, seg_b = np.asarray(seg_a, dtype=np.float32), np.asarray(seg_b, dtype=np.float32)
-        if seg_a.ndim == 3 and seg_a.shape[-1] == self.input_dim and len(seg_a):
-            steps = np.concatenate([seg_a, seg_b]).reshape(-1, self.input_dim)
-            self.shift, self.scale = steps.mean(axis=0), steps.std(axis=0) + 1e-6
-        a = torch.as_tensor((seg_a - self.shift) / self.scale, device=self.device)
-        b = torch.as_tensor((seg_b - self.shift) / self.scale, device=self.device)
-        p = torch.as_tensor(np.asarray(prefs, dtype=np.float32), device=self.device)
-        n = len(p)
-        if not (a.shape == b.shape and a.ndim == 3 and a.shape[0] == n and a.shape[2] == self.input_dim):
+        prefs = np.asarray(prefs, dtype=np.float32)
+        n = len(prefs)
+        shape = seg_a.shape
+        if not (shape == seg_b.shape and seg_a.ndim == 3 and shape[0] == n and shape[2] == self.input_dim):
             raise RewardgenError(
-                f"segments must be (n, T, {self.input_dim}) each with n preferences; got {tuple(a.shape)}, "
-                f"{tuple(b.shape)} and {n} preferences"
+                f"segments must be (n, T, {self.input_dim}) each with n preferences; got {shape}, "
+                f"{seg_b.shape} and {n} preferences"
             )
-        if n == 0 or bool(((p < 0) | (p > 1)).any()):
+        if n == 0 or bool(((prefs < 0) | (prefs > 1)).any()):
             raise RewardgenError(
                 "preferences must be in [0, 1] (1: A preferred, 0: B, 0.5: equal), at least one"
             )
+        # standardize the features with the statistics of the segments fitted on
+        steps = np.concatenate([seg_a, seg_b]).reshape(-1, self.input_dim)
+        self.shift, self.scale = steps.mean(axis=0), steps.std(axis=0) + 1e-6
+        a = torch.as_tensor((seg_a - self.shift) / self.scale, device=self.device)
+        b = torch.as_tensor((seg_b - self.shift) / self.scale, device=self.device)
+        p = torch.as_tensor(prefs, device=self.device)
         samples = [torch.as_tensor(self.rng.integers(0, n, size=n), device=self.device) for _ in self.nets]
         last = 0.0
         for _ in range(epochs):
