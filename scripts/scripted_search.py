@@ -8,6 +8,11 @@ runs offline. Everything after `--` goes to `rewardgen synthesize`; the endpoint
     python scripts/scripted_search.py -- --task hopper-jump --method evolution --samples 4 \\
         --iterations 3 --steps 200000 --out runs/hopper-jump-scripted
 
+ICPL with you as the judge, offline, on the preference page (a round gives its 4 candidates):
+
+    python scripts/scripted_search.py -- --task hopper-jump --method icpl --judge web --samples 4 \
+        --iterations 2 --steps 50000 --final-seeds 0 --out runs/hopper-jump-icpl
+
 The same command with `--llm-base-url http://localhost:8000/v1 --llm-model <name>` (vLLM, Ollama)
 or OPENAI_API_KEY set runs the search on a real model.
 """
@@ -67,9 +72,13 @@ ROUNDS = [
 
 
 def respond(request: dict) -> list[str]:
-    """Round 0 answers the first prompt; a feedback prompt shows the best code so far, whose
-    `# candidate R.i` line says which round it came from."""
+    """Round 0 answers the first prompt; a feedback prompt shows the best (or the preferred) code
+    so far, whose `# candidate R.i` line says which round it came from; ICPL's request for a
+    summary of a round's choice gets one sentence."""
     text = request["messages"][-1]["content"]
+    if "say how reward A differs from reward B" in text:  # ICPL's summary of a round's choice
+        a, b = re.findall(r"# candidate ([\d.]+)", text)[:2]
+        return [f"Reward {a} (preferred) weighs height and upward speed differently from reward {b}."]
     match = re.search(r"# candidate (\d+)\.", text)
     rnd = 0 if match is None else min(int(match.group(1)) + 1, len(ROUNDS) - 1)
     n = int(request.get("n") or 1)
