@@ -1,0 +1,8 @@
+"""Doctests of modules whose optional extra this environment lacks are not collected (the
+sample-factory stack has no `web` extra); their tests skip with the reason instead."""
+
+import importlib.util
+
+collect_ignore = []
+if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+    collect_ignore.append("rewardgen/feedback/web.py")
