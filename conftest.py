@@ -1,8 +1,10 @@
 """Doctests of modules whose optional extra this environment lacks are not collected (the
-sample-factory stack has no `web` extra); their tests skip with the reason instead."""
+sample-factory stack has no `web` or `vlm` extra); their tests skip with the reason instead."""
 
 import importlib.util
 
 collect_ignore = []
 if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
     collect_ignore.append("rewardgen/feedback/web.py")
+if importlib.util.find_spec("transformers") is None:
+    collect_ignore.append("rewardgen/vlm/testing.py")

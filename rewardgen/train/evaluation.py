@@ -54,7 +54,8 @@ def evaluate(
     run = RunDir.open(run_dir)
     cls = PPO if run.manifest["config"]["algo"] == "ppo" else SAC
     model = cls.load(run.file("model.zip"), device="cpu")
-    venv = DummyVecEnv([make_env_fn(spec, render_mode="rgb_array" if video else None, fields=reward.fields)])
+    render = "rgb_array" if video or reward.needs_frames else None
+    venv = DummyVecEnv([make_env_fn(spec, render_mode=render, fields=reward.fields)])
     venv.seed(seed)
     venv = SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
     if run.file("vecnormalize.pkl").exists():

@@ -146,7 +146,10 @@ def train(
     if defer and algo != "ppo":
         reward.close()
         raise RewardgenError("deferred rewards need PPO (SAC learns from each step as it comes)")
-    venv = make_vec_env(make_env_fn(spec, fields=reward.fields), n_envs=n_envs, seed=config.seed)
+    render = "rgb_array" if reward.needs_frames else None  # a reward that scores frames (VLM-RM)
+    venv = make_vec_env(
+        make_env_fn(spec, render_mode=render, fields=reward.fields), n_envs=n_envs, seed=config.seed
+    )
     venv = wrapper = SB3RewardVecWrapper(
         venv,
         reward,

@@ -1,0 +1,165 @@
+"""VLM-RM with a tiny randomly initialised CLIP saved as a real checkpoint and loaded through the
+real loading code: the formula, its two limits, batching, goal images, bad input, training."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+
+from rewardgen.errors import RewardgenError
+from rewardgen.vlm import HFModel, VLMReward, VLMSpec, goal_baseline_reward, load_model
+from rewardgen.vlm.testing import make_tiny_clip
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return str(make_tiny_clip(tmp_path_factory.mktemp("tiny-clip")))
+
+
+@pytest.fixture(scope="module")
+def model(tiny):
+    return HFModel(tiny)
+
+
+def frames(n, seed=0, size=(40, 56)):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, *size, 3), dtype=np.uint8)
+
+
+def unit(v):
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_the_reward_is_the_papers_formula(alpha):
+    import torch
+
+    rng = np.random.default_rng(1)
+    x, g, b = unit(rng.normal(size=(5, 8))), unit(rng.normal(size=8)), unit(rng.normal(size=8))
+    d = g - b
+    P = alpha * np.outer(d, d) / (d @ d) + (1 - alpha) * np.eye(8)  # the projection, written out
+    expected = 1 - 0.5 * np.sum(((x - g) @ P) ** 2, axis=1)
+    got = goal_baseline_reward(*(torch.tensor(a) for a in (x, g, b)), alpha).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_alpha_zero_is_cosine_similarity_and_alpha_one_only_the_goal_direction(model):
+    import torch
+
+    cos = VLMReward(model, goal=["a robot kneeling"]).score(frames(4))
+    x = model.encode_images(frames(4)).numpy()
+    g = model.encode_text(["a robot kneeling"]).numpy()[0]
+    np.testing.assert_allclose(cos, x @ g, atol=1e-5)
+    rng = np.random.default_rng(2)
+    g, b = unit(rng.normal(size=8)), unit(rng.normal(size=8))
+    d = g - b
+    x = unit(rng.normal(size=(3, 8)))
+    sideways = rng.normal(size=8)
+    sideways -= (sideways @ d) / (d @ d) * d  # orthogonal to goal - baseline
+    r = [
+        goal_baseline_reward(torch.tensor(v), torch.tensor(g), torch.tensor(b), 1.0)
+        for v in (x, x + sideways)
+    ]
+    np.testing.assert_allclose(r[0].numpy(), r[1].numpy(), rtol=1e-10)
+    r_half = [
+        goal_baseline_reward(torch.tensor(v), torch.tensor(g), torch.tensor(b), 0.5)
+        for v in (x, x + sideways)
+    ]
+    assert not np.allclose(r_half[0].numpy(), r_half[1].numpy())
+
+
+def test_batches_score_as_frame_by_frame_and_goal_images_mix_with_prompts(model):
+    reward = VLMReward(model, goal=["a robot kneeling"], baseline=["a robot"], alpha=0.5, batch_size=3)
+    shots = frames(7)
+    one_by_one = np.concatenate([reward.score(f[None]) for f in shots])
+    np.testing.assert_allclose(reward.score(shots), one_by_one, atol=1e-5)
+    picture = frames(1, seed=9, size=(64, 64))[0]
+    mixed = VLMReward(model, goal=["a robot kneeling"], goal_images=[picture])
+    g = (model.encode_text(["a robot kneeling"])[0] + model.encode_images(picture[None])[0]) / 2
+    np.testing.assert_allclose(mixed.goal.numpy(), g.numpy(), atol=1e-6)
+    only_image = VLMReward(model, goal_images=[picture])
+    assert only_image.score(picture[None])[0] == pytest.approx(1.0, abs=1e-5)  # the goal itself
+
+
+def test_the_vector_wrapper_scores_every_env_frame_in_one_call(model):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from rewardgen.tasks import make_env_fn
+    from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
+
+    reward = VLMReward(model, goal=["a robot running"], baseline=["a robot"], alpha=0.5)
+    calls = []
+    score = reward.score
+    reward.score = lambda f: calls.append(len(f)) or score(f)  # type: ignore[method-assign]
+    venv = SB3RewardVecWrapper(
+        make_vec_env(make_env_fn("halfcheetah-run", render_mode="rgb_array"), n_envs=3, seed=0), reward
+    )
+    venv.reset()
+    _, rewards, _, _ = venv.step(np.zeros((3, 6)))
+    shots = np.stack(venv.venv.get_images())
+    venv.close()
+    assert calls == [3]  # one call for the three envs
+    np.testing.assert_allclose(rewards, np.concatenate([score(f[None]) for f in shots]), atol=1e-5)
+
+
+def test_bad_input_is_named(model, tiny, tmp_path, monkeypatch):
+    with pytest.raises(RewardgenError, match="equal length"):
+        VLMReward(model, goal=["a", "b"], baseline=["c"])
+    with pytest.raises(RewardgenError, match=r"alpha must be in \[0, 1\]"):
+        VLMReward(model, goal=["a"], baseline=["b"], alpha=1.5)
+    with pytest.raises(RewardgenError, match="give baseline prompts"):
+        VLMReward(model, goal=["a"], alpha=0.5)
+    with pytest.raises(RewardgenError, match="needs a goal"):
+        VLMReward(model)
+    from rewardgen.rewards import TransitionBatch
+
+    no_frames = TransitionBatch(
+        obs=np.zeros((1, 2)),
+        action=np.zeros((1, 1)),
+        next_obs=np.zeros((1, 2)),
+        terminated=np.zeros(1, bool),
+        truncated=np.zeros(1, bool),
+    )
+    with pytest.raises(RewardgenError, match="render_mode='rgb_array'"):
+        VLMReward(model, goal=["a"])(no_frames)
+    from gymnasium.wrappers import TimeLimit  # noqa: F401
+
+    from rewardgen.tasks import make_env
+    from rewardgen.wrappers import RewardWrapper
+
+    with pytest.raises(RewardgenError, match="rgb_array"):
+        RewardWrapper(make_env("halfcheetah-run"), VLMReward(model, goal=["a"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RewardgenError, match="huggingface-cli download") as missing:
+        load_model("no-such-org/no-such-clip")
+    assert "pass DIR" in str(missing.value)
+    with pytest.raises(RewardgenError, match="open_clip"):
+        load_model("open_clip:ViT-B-32/laion2b_s34b_b79k")  # no open_clip here: the extra is named
+
+
+def test_a_vlm_spec_pickles_and_trains_an_agent(tiny, tmp_path):
+    from rewardgen.train import TrainConfig, train
+
+    spec = VLMSpec(tiny, goal=["a robot running"], baseline=["a robot"], alpha=0.5)
+    spec = pickle.loads(pickle.dumps(spec))
+    result = train(
+        TrainConfig(
+            task="halfcheetah-run",
+            reward=spec,
+            steps=256,
+            n_envs=2,
+            eval_episodes=1,
+            video=False,
+            progress=False,
+            hyperparams={"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+        ),
+        out=tmp_path / "run",
+    )
+    ep = result.eval.episodes[0]
+    assert ep.length == 1000 and set(ep.components) == {"vlm"}
+    assert 0 < ep.reward_return / ep.length <= 1.0  # a VLM reward per step: at most 1
+    import json
+
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["reward"]["kind"] == "vlm" and manifest["deferred_reward"] is False
