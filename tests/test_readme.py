@@ -8,9 +8,13 @@ BLOCKS = [m[1] for m in re.findall(r"^(`{3,4})python\n(.*?)^\1$", README, flags=
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
+    import importlib.util
+
     monkeypatch.chdir(tmp_path)  # the training example writes its run directory under runs/
     assert len(BLOCKS) >= 2
     for block in BLOCKS:
+        if "rewardgen.vlm" in block and importlib.util.find_spec("transformers") is None:
+            continue  # the vlm extra is not on this stack (sample-factory's)
         exec(compile(block, "README.md", "exec"), {})
 
 
