@@ -56,6 +56,11 @@ class RewardSpec:
         """Text files (name -> content) a run directory keeps beside the model."""
         return {}
 
+    def render_kwargs(self) -> dict[str, Any]:
+        """Env keyword arguments for rendering, for a reward that scores frames (e.g. a VLM's
+        ``width``/``height``: render what the model needs, not more)."""
+        return {}
+
 
 class FnSpec(RewardSpec):
     """The spec of a reward function object, such as a combinator of others: each

@@ -49,13 +49,15 @@ def evaluate(
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
     spec = get_task(task)
+    size: dict[str, Any] = {}
     if isinstance(reward, RewardSpec):
-        reward = reward.build()
+        size, reward = reward.render_kwargs(), reward.build()
     run = RunDir.open(run_dir)
     cls = PPO if run.manifest["config"]["algo"] == "ppo" else SAC
     model = cls.load(run.file("model.zip"), device="cpu")
     render = "rgb_array" if video or reward.needs_frames else None
-    venv = DummyVecEnv([make_env_fn(spec, render_mode=render, fields=reward.fields)])
+    size = size if reward.needs_frames else {}  # a reward that scores frames: the size it needs
+    venv = DummyVecEnv([make_env_fn(spec, render_mode=render, fields=reward.fields, **size)])
     venv.seed(seed)
     venv = SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
     if run.file("vecnormalize.pkl").exists():

@@ -146,10 +146,8 @@ def train(
     if defer and algo != "ppo":
         reward.close()
         raise RewardgenError("deferred rewards need PPO (SAC learns from each step as it comes)")
-    render = "rgb_array" if reward.needs_frames else None  # a reward that scores frames (VLM-RM)
-    venv = make_vec_env(
-        make_env_fn(spec, render_mode=render, fields=reward.fields), n_envs=n_envs, seed=config.seed
-    )
+    render = {"render_mode": "rgb_array", **reward_spec.render_kwargs()} if reward.needs_frames else {}
+    venv = make_vec_env(make_env_fn(spec, fields=reward.fields, **render), n_envs=n_envs, seed=config.seed)
     venv = wrapper = SB3RewardVecWrapper(
         venv,
         reward,

@@ -140,7 +140,8 @@ class VLMReward(RewardFn):
 
 class VLMSpec(RewardSpec):
     """The spec of a VLM reward: names and numbers only, so it pickles to training processes,
-    which load the model there.
+    which load the model there. Envs render ``frame_size`` square frames (MuJoCo's
+    ``width``/``height``).
 
     Example:
         >>> spec = VLMSpec("openai/clip-vit-base-patch32", goal=["a humanoid robot kneeling"],
@@ -161,7 +162,11 @@ class VLMSpec(RewardSpec):
         batch_size: int = 64,
         device: str = "auto",
         precision: str = "auto",
+        frame_size: int | None = 224,
     ):
+        if frame_size is not None and frame_size < 8:
+            raise RewardgenError(f"frame_size must be at least 8 pixels, got {frame_size}")
+        self.frame_size = frame_size
         self.model, self.goal, self.baseline = model, list(goal), list(baseline)
         self.alpha, self.goal_images = float(alpha), [str(p) for p in goal_images]
         self.batch_size, self.device, self.precision = batch_size, device, precision
@@ -182,9 +187,17 @@ class VLMSpec(RewardSpec):
             self.precision,
         )
 
+    def render_kwargs(self) -> dict[str, Any]:
+        """Render frames of ``frame_size`` (default 224, what CLIP-sized models take; None: the
+        env's own size): rendering, not the model, is the CPU's bottleneck."""
+        if self.frame_size is None:
+            return {}
+        return {"width": self.frame_size, "height": self.frame_size}
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "vlm",
+            "frame_size": self.frame_size,
             "model": self.model,
             "goal": self.goal,
             "baseline": self.baseline,
