@@ -165,3 +165,22 @@ def test_a_vlm_spec_pickles_and_trains_an_agent(tiny, tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["reward"]["kind"] == "vlm" and manifest["deferred_reward"] is False
     assert manifest["reward"]["frame_size"] == 32
+
+
+def test_vlm_score_prints_what_each_image_would_earn(tiny, tmp_path, capsys):
+    import imageio.v3 as iio
+
+    from rewardgen.cli import main
+
+    paths = []
+    for k, shot in enumerate(frames(2, seed=5, size=(48, 48))):
+        paths.append(tmp_path / f"frame{k}.png")
+        iio.imwrite(paths[-1], shot)
+    main(["vlm", "score", "--model", tiny, "--prompt", "a robot kneeling", *map(str, paths)])
+    out = capsys.readouterr().out
+    expected = VLMReward(tiny, goal=["a robot kneeling"]).score(np.stack([iio.imread(p) for p in paths]))
+    for path, value in zip(paths, expected, strict=True):
+        assert path.name in out and f"{value:.4f}" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["vlm", "score", "--model", tiny, "--prompt", "a", str(tmp_path / "none.png")])
+    assert exc.value.code == 2

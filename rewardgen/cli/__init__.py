@@ -1,7 +1,8 @@
 """The ``rewardgen`` command. Each sub-command is a thin shell over the packages; one module per
 command group: :mod:`~rewardgen.cli.train` (train, demo, tasks, check), :mod:`~rewardgen.cli.llm`
 (llm ask and the LLM options every LLM command shares), :mod:`~rewardgen.cli.synth` (synthesize,
-refine, report), :mod:`~rewardgen.cli.prefs` (prefs serve, prefppo)."""
+refine, report), :mod:`~rewardgen.cli.prefs` (prefs serve, prefppo), :mod:`~rewardgen.cli.vlm`
+(vlm score)."""
 
 from __future__ import annotations
 
@@ -67,4 +68,4 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
-from rewardgen.cli import llm, prefs, synth, train  # noqa: E402, F401  (registers the commands on `app`)
+from rewardgen.cli import llm, prefs, synth, train, vlm  # noqa: E402, F401  (registers the commands on `app`)
