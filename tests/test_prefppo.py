@@ -99,7 +99,7 @@ def test_prefppo_names_what_it_cannot_do(tmp_path):
         train_prefppo(PrefPPOConfig(task="halfcheetah-run", judge="oracle"), out=tmp_path / "other")
 
 
-def test_a_person_answers_prefppo_on_the_page_from_two_clips(tmp_path):
+def test_a_person_answers_prefppo_on_the_page_from_two_clips(tmp_path, monkeypatch):
     """The web judge: each query is two clips of the current policy on the page; training waits
     for the answer, which comes here over HTTP as a browser would send it."""
     pytest.importorskip("fastapi")
@@ -137,25 +137,22 @@ def test_a_person_answers_prefppo_on_the_page_from_two_clips(tmp_path):
         (out / "server-url").write_text(server.url)
         return server
 
-    web.PreferenceServer.start = start
+    monkeypatch.setattr(web.PreferenceServer, "start", start)
     thread = threading.Thread(target=person, daemon=True)
     thread.start()
-    try:
-        _, summary = train_prefppo(
-            PrefPPOConfig(
-                task="halfcheetah-run",
-                judge="web:port=0",
-                queries=3,
-                segment_length=10,
-                steps=4096,
-                video=False,
-                progress=False,
-                eval_episodes=1,
-            ),
-            out=out,
-        )
-    finally:
-        web.PreferenceServer.start = started
+    _, summary = train_prefppo(
+        PrefPPOConfig(
+            task="halfcheetah-run",
+            judge="web:port=0",
+            queries=3,
+            segment_length=10,
+            steps=4096,
+            video=False,
+            progress=False,
+            eval_episodes=1,
+        ),
+        out=out,
+    )
     thread.join(10)
     assert summary["queries_asked"] == 3 and [p.round for p in seen] == ["q0", "q1", "q2"]
     for p in seen:  # two clips of the policy, as MP4 and WebM, inside the run

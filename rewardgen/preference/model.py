@@ -92,7 +92,11 @@ class PreferenceRewardModel(RewardFn):
             return np.stack([net(x).squeeze(-1).cpu().numpy() for net in self.nets]).astype(np.float64)
 
     def compute(self, batch: TransitionBatch) -> RewardOutput:
-        r = self.predict(obs_action_features(batch))
+        return self.score_features(obs_action_features(batch))
+
+    def score_features(self, features: np.ndarray) -> RewardOutput:
+        """The reward of transitions given as features (n, input_dim): what :meth:`compute` returns."""
+        r = self.predict(features)
         mean, std = r.mean(axis=0), r.std(axis=0)
         total = mean - self.risk * std if self.risk else mean
         return RewardOutput(total, {"learned_mean": mean, "learned_std": std})

@@ -135,12 +135,12 @@ class SegmentRecorder(RewardFn):
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def compute(self, batch: TransitionBatch) -> RewardOutput:
-        out = self.model.compute(batch)
+        features = obs_action_features(batch)
         if self.recording:
             ref = np.asarray(self.reference(batch).total, dtype=np.float64)
             done = np.asarray(batch.terminated, bool) | np.asarray(batch.truncated, bool)
-            self._chunks.append((obs_action_features(batch), ref, done))
-        return out
+            self._chunks.append((features, ref, done))
+        return self.model.score_features(features)
 
     def take(self, n_envs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """What was scored since the last call: features (T, n_envs, d), reference (T, n_envs),

@@ -92,7 +92,27 @@ def _normalize(x: Any) -> Any:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-class HFModel:
+class _TextCache:
+    """Prompt embeddings computed once per prompt; back ends provide ``_embed_text``."""
+
+    _text: dict[str, Any]
+
+    def _embed_text(self, prompts: list[str]) -> Any:
+        raise NotImplementedError
+
+    def encode_text(self, prompts: Sequence[str]) -> Any:
+        import torch
+
+        cache = self.__dict__.setdefault("_text", {})
+        todo = [p for p in dict.fromkeys(prompts) if p not in cache]
+        if todo:
+            with torch.no_grad():
+                embedded = _normalize(self._embed_text(todo).float())
+            cache.update(zip(todo, embedded, strict=True))
+        return torch.stack([cache[p] for p in prompts])
+
+
+class HFModel(_TextCache):
     """A transformers CLIP or SigLIP model: a hub name (``openai/clip-vit-base-patch32``) or a
     local folder with its config, weights, tokenizer and ``preprocessor_config.json``.
 
@@ -129,7 +149,6 @@ class HFModel:
             crop = _edge(pre.get("crop_size"), size) if pre.get("do_center_crop", True) else size
         self.preprocess = _Preprocess(size, crop, mean, std, self.device, dtype)
         self.padding = "max_length" if "siglip" in type(self.model).__name__.lower() else True
-        self._text: dict[str, Any] = {}
 
     def encode_images(self, frames: np.ndarray) -> Any:
         import torch
@@ -138,17 +157,10 @@ class HFModel:
             out = self.model.get_image_features(pixel_values=self.preprocess(frames))
         return _normalize(_features(out).float())
 
-    def encode_text(self, prompts: Sequence[str]) -> Any:
-        import torch
-
-        todo = [p for p in dict.fromkeys(prompts) if p not in self._text]
-        if todo:
-            tokens = self.tokenizer(list(todo), padding=self.padding, truncation=True, return_tensors="pt")
-            with torch.no_grad():
-                out = self.model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
-            for p, e in zip(todo, _normalize(_features(out).float()), strict=True):
-                self._text[p] = e
-        return torch.stack([self._text[p] for p in prompts])
+    def _embed_text(self, prompts: list[str]) -> Any:
+        tokens = self.tokenizer(prompts, padding=self.padding, truncation=True, return_tensors="pt")
+        out = self.model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
+        return _features(out)
 
 
 def _features(out: Any) -> Any:
@@ -177,7 +189,7 @@ def _preprocessor_config(name_or_path: str) -> dict[str, Any]:
     return json.loads(Path(found).read_text()) if found else {}
 
 
-class OpenClipModel:
+class OpenClipModel(_TextCache):
     """An open_clip model: ``MODEL/PRETRAINED`` (``ViT-B-32/laion2b_s34b_b79k``; the weights come
     from open_clip's cache or its download) or ``MODEL/PATH`` to a local checkpoint file.
 
@@ -212,7 +224,6 @@ class OpenClipModel:
         self.preprocess = _Preprocess(
             size, size, cfg.get("mean", CLIP_MEAN), cfg.get("std", CLIP_STD), self.device, dtype
         )
-        self._text: dict[str, Any] = {}
 
     def encode_images(self, frames: np.ndarray) -> Any:
         import torch
@@ -220,16 +231,8 @@ class OpenClipModel:
         with torch.no_grad():
             return _normalize(self.model.encode_image(self.preprocess(frames)).float())
 
-    def encode_text(self, prompts: Sequence[str]) -> Any:
-        import torch
-
-        todo = [p for p in dict.fromkeys(prompts) if p not in self._text]
-        if todo:
-            with torch.no_grad():
-                out = self.model.encode_text(self.tokenizer(list(todo)).to(self.device))
-            for p, e in zip(todo, _normalize(out.float()), strict=True):
-                self._text[p] = e
-        return torch.stack([self._text[p] for p in prompts])
+    def _embed_text(self, prompts: list[str]) -> Any:
+        return self.model.encode_text(self.tokenizer(prompts).to(self.device))
 
 
 def _close(name: str, names: Sequence[str]) -> str:

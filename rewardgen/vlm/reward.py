@@ -44,7 +44,7 @@ def goal_baseline_reward(x: Any, goal: Any, baseline: Any, alpha: float) -> Any:
     return 1 - 0.5 * (projected * projected).sum(-1)
 
 
-def _load_images(images: Sequence[Any]) -> np.ndarray:
+def _load_images(images: Sequence[Any]) -> list[np.ndarray]:
     """Goal images: arrays (H, W, 3) or image files, as one uint8 batch at the first one's size."""
     import imageio.v3 as iio
 
@@ -56,7 +56,7 @@ def _load_images(images: Sequence[Any]) -> np.ndarray:
         if array.ndim != 3 or array.shape[-1] != 3:
             raise RewardgenError(f"a goal image must be an RGB picture (H, W, 3), got shape {array.shape}")
         out.append(array.astype(np.uint8))
-    return out  # type: ignore[return-value]
+    return out
 
 
 class VLMReward(RewardFn):
