@@ -41,7 +41,8 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python scripts/bench_wrapper.py
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/ruff format --no-cache --check .
 
 clean:
 	rm -rf $(VENV) $(VENV_SF) .pytest_cache

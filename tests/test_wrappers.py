@@ -1,9 +1,9 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import GYM_1, CountEnv, NextObsT
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from conftest import GYM_1, CountEnv, NextObsT
 from rewardgen.errors import RewardgenError
 from rewardgen.wrappers import RewardWrapper, SB3RewardVecWrapper, VectorRewardWrapper
 
