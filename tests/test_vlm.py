@@ -138,33 +138,54 @@ def test_bad_input_is_named(model, tiny, tmp_path, monkeypatch):
         load_model("open_clip:ViT-B-32/laion2b_s34b_b79k")  # no open_clip here: the extra is named
 
 
-def test_a_vlm_spec_pickles_and_trains_an_agent(tiny, tmp_path):
-    from rewardgen.train import TrainConfig, train
+def test_a_vlm_spec_pickles_and_renders_what_the_model_takes(tiny):
+    from rewardgen.vlm.models import input_size
 
-    spec = VLMSpec(tiny, goal=["a robot running"], baseline=["a robot"], alpha=0.5, frame_size=32)
+    spec = VLMSpec(tiny, goal=["a robot running"], baseline=["a robot"], alpha=0.5)
     spec = pickle.loads(pickle.dumps(spec))
-    assert spec.render_kwargs() == {"width": 32, "height": 32}  # render what the model takes
-    result = train(
-        TrainConfig(
-            task="hopper-run",  # short episodes: the evaluation renders and scores every step
-            reward=spec,
-            steps=128,  # MuJoCo renders at ~60 ms a frame on this CPU whatever the size
-            n_envs=2,
-            eval_episodes=1,
-            video=False,
-            progress=False,
-            hyperparams={"n_steps": 64, "batch_size": 64, "n_epochs": 1},
-        ),
-        out=tmp_path / "run",
-    )
-    ep = result.eval.episodes[0]
-    assert 0 < ep.length <= 1000 and set(ep.components) == {"vlm"}
-    assert -1.0 <= ep.reward_return / ep.length <= 1.0  # a VLM reward per step lies in [-1, 1]
+    assert input_size(tiny) == 32  # read from the checkpoint's config, no weights loaded
+    assert spec.render_kwargs() == {"width": 32, "height": 32}  # frame_size "auto"
+    assert VLMSpec(tiny, goal=["a"], frame_size=None).render_kwargs() == {}
+    with pytest.raises(RewardgenError, match="frame_size must be 'auto'"):
+        VLMSpec(tiny, goal=["a"], frame_size=4)
+
+
+def test_vlm_train_trains_an_agent_and_draws_the_reward_on_its_video(tiny, tmp_path):
+    """The CLI end to end: the task's prompts, frames at the model's input size, PPO, evaluation
+    on the task's own metric, the VLM reward curve beside the env's return, the annotated video."""
     import json
 
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["reward"]["kind"] == "vlm" and manifest["deferred_reward"] is False
-    assert manifest["reward"]["frame_size"] == 32
+    import imageio.v3 as iio
+
+    from rewardgen.cli import main
+
+    run = tmp_path / "run"
+    args = ["--model", tiny, "--steps", "128", "--n-envs", "1", "--eval-episodes", "1"]  # one episode done
+    main(["vlm", "train", "--task", "humanoid-kneel", *args, "--hp", "n_steps=64", "--out", str(run)])
+    manifest = json.loads((run / "manifest.json").read_text())
+    reward = manifest["reward"]
+    assert reward["kind"] == "vlm" and reward["goal"] == ["a humanoid robot kneeling"]
+    assert reward["baseline"] == ["a humanoid robot"] and reward["alpha"] == 0.5  # the task's prompts
+    assert reward["frame_size"] == 32 and manifest["deferred_reward"] is False
+    ep = manifest["eval"]["episodes"][0]
+    assert ep["length"] == 100 and set(ep["components"]) == {"vlm"}  # no early termination
+    assert -1.0 <= ep["reward_return"] / ep["length"] <= 1.0  # a VLM reward per step lies in [-1, 1]
+    assert "success_metric" in ep and (run / "learning_curve.png").stat().st_size > 10_000
+    video = iio.imread(run / "video.mp4")
+    assert video.shape[1:] == (448 + 72, 448, 3)  # 32 px frames enlarged 14x, the reward strip below
+    strip = video[:, 448 + 30 :].astype(float)
+    assert strip.std() > 5 and video.shape[0] == 100
+
+
+def test_unknown_models_are_named_with_close_ones(monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("open_clip")
+    fake.list_models = lambda: ["ViT-B-32", "ViT-B-16", "ViT-L-14", "RN50"]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "open_clip", fake)
+    with pytest.raises(RewardgenError, match="unknown open_clip model 'ViT-B-33': did you mean ViT-B-32"):
+        load_model("ViT-B-33/laion2b_s34b_b79k")
 
 
 def test_vlm_score_prints_what_each_image_would_earn(tiny, tmp_path, capsys):

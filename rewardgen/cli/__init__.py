@@ -2,7 +2,7 @@
 command group: :mod:`~rewardgen.cli.train` (train, demo, tasks, check), :mod:`~rewardgen.cli.llm`
 (llm ask and the LLM options every LLM command shares), :mod:`~rewardgen.cli.synth` (synthesize,
 refine, report), :mod:`~rewardgen.cli.prefs` (prefs serve, prefppo), :mod:`~rewardgen.cli.vlm`
-(vlm score)."""
+(vlm train, vlm score)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
-"""``rewardgen vlm score``: what a VLM reward says of images, before any training."""
+"""``rewardgen vlm train`` (an agent on a VLM reward) and ``rewardgen vlm score`` (what a VLM
+reward says of images, before any training)."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rewardgen.cli import app, console
+from rewardgen.cli import app, console, parse_steps
+from rewardgen.cli.train import HpOverrides, _report, parse_hp
 
 vlm = typer.Typer(
     help="VLM-RM: rewards from rendered frames scored by CLIP-like models.", no_args_is_help=True
@@ -13,13 +15,105 @@ vlm = typer.Typer(
 app.add_typer(vlm, name="vlm")
 
 
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        help="hub name or local folder (transformers CLIP/SigLIP), or open_clip:MODEL/PRETRAINED "
+        "(or MODEL/PATH to a checkpoint file)"
+    ),
+]
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+
+
+@vlm.command("train")
+def train_cmd(
+    task: Annotated[str, typer.Option(help="task id (see `rewardgen tasks`) or a task YAML file")],
+    prompt: Annotated[
+        list[str] | None, typer.Option(help="a goal prompt; repeat for more; default: the task's")
+    ] = None,
+    baseline: Annotated[
+        list[str] | None,
+        typer.Option(help="a baseline prompt, as many as goal prompts; default: the task's"),
+    ] = None,
+    goal_image: Annotated[
+        list[Path] | None, typer.Option(help="a picture of the goal; repeat for more")
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="0: cosine similarity to the goal; 1: only goal - baseline; default: the task's"),
+    ] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    frame_size: Annotated[
+        int | None, typer.Option(help="square frames rendered for the model; default: its input size")
+    ] = None,
+    steps: Annotated[str | None, typer.Option(help="training steps; default: the task's budget")] = None,
+    algo: Annotated[str | None, typer.Option(help="ppo or sac; default: the task's")] = None,
+    n_envs: Annotated[int | None, typer.Option(help="parallel envs (each renders every step)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda")] = "auto",
+    eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
+    video: Annotated[bool, typer.Option(help="record the final policy with its reward drawn")] = True,
+    hp: HpOverrides = None,
+    out: Annotated[Path | None, typer.Option(help="run directory; default runs/<utc>-<task>-vlm")] = None,
+) -> None:
+    """Train an agent on a zero-shot VLM reward (VLM-RM): each rendered frame scored against
+    the goal prompt, no reward code at all; evaluated on the task's own success metric."""
+    from rewardgen.errors import RewardgenError
+    from rewardgen.tasks import get_task
+    from rewardgen.train import TrainConfig
+    from rewardgen.train import train as run_train
+    from rewardgen.vlm import VLMSpec
+
+    spec = get_task(task)
+    defaults = spec.vlm
+    goal = prompt or (defaults.goal if defaults and not goal_image else [])
+    if not goal and not goal_image:
+        raise RewardgenError(
+            f"task {spec.id} has no VLM prompts: say what the goal looks like with --prompt "
+            '"a humanoid robot kneeling" (and --baseline "a humanoid robot"), or --goal-image'
+        )
+    if baseline is None and defaults and goal == defaults.goal:
+        baseline = defaults.baseline
+    if alpha is None:
+        alpha = defaults.alpha if defaults and baseline else 0.0
+    missing = [str(p) for p in goal_image or [] if not p.is_file()]
+    if missing:
+        raise RewardgenError(f"no goal image at {', '.join(missing)}")
+    reward = VLMSpec(
+        model,
+        goal,
+        baseline or [],
+        alpha,
+        [str(p) for p in goal_image or []],
+        device=device,
+        frame_size=frame_size or "auto",
+    )
+    reward.build().close()  # load the model here first: a bad name or missing weights fail at once
+    console.print(
+        f"VLM reward: {model}, goal {goal}, baseline {baseline or []}, alpha {alpha:g}, "
+        f"frames {reward.render_kwargs().get('width', 'as rendered')} px",
+        highlight=False,
+        soft_wrap=True,
+    )
+    config = TrainConfig(
+        task=task,
+        reward=reward,
+        steps=parse_steps(steps),
+        algo=algo,
+        n_envs=n_envs,
+        seed=seed,
+        device=device,
+        video=video,
+        eval_episodes=eval_episodes,
+        hyperparams=parse_hp(hp),
+    )
+    _report(run_train(config, out=out, method="vlm"))
+
+
 @vlm.command()
 def score(
     images: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG) to score")],
-    model: Annotated[
-        str,
-        typer.Option(help="hub name or local folder (transformers), or open_clip:MODEL/PRETRAINED"),
-    ] = "openai/clip-vit-base-patch32",
+    model: ModelOption = DEFAULT_MODEL,
     prompt: Annotated[list[str] | None, typer.Option(help="a goal prompt; repeat for more")] = None,
     baseline: Annotated[
         list[str] | None, typer.Option(help="a baseline prompt; as many as goal prompts")

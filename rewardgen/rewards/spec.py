@@ -38,6 +38,8 @@ class RewardSpec:
     """
 
     deferrable: bool = False
+    #: what the learning curve calls this reward's return, beside the env's own
+    return_label: str = "synthesized return"
 
     @property
     def name(self) -> str:

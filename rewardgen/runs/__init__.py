@@ -3,6 +3,7 @@
 
 from rewardgen.runs.metrics import (
     MetricsWriter,
+    annotate_frames,
     convert_video,
     episode_means,
     plot_learning_curve,
@@ -17,6 +18,7 @@ __all__ = [
     "EvalSummary",
     "MetricsWriter",
     "RunDir",
+    "annotate_frames",
     "convert_video",
     "default_run_path",
     "episode_means",

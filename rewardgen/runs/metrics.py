@@ -13,6 +13,7 @@ from rewardgen.errors import RewardgenError
 
 __all__ = [
     "MetricsWriter",
+    "annotate_frames",
     "convert_video",
     "episode_means",
     "plot_learning_curve",
@@ -97,6 +98,7 @@ def plot_learning_curve(
     title: str,
     threshold: float | None = None,
     metric_label: str = "success metric",
+    reward_label: str = "synthesized return",
 ) -> bool:
     """Env return and synthesized return (top) and the success metric (bottom) vs timesteps.
 
@@ -113,8 +115,8 @@ def plot_learning_curve(
         return False
     t = m["timesteps"]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    ax1.plot(t, m["reward_return_mean"], label="synthesized return", marker=".", color="tab:orange")
-    ax1.plot(t, m["env_return_mean"], label="env's own return", linestyle="--", color="tab:blue")
+    ax1.plot(t, m["reward_return_mean"], label=reward_label, marker=".", color="tab:orange")
+    ax1.plot(t, m["env_return_mean"], label="env's own return", linestyle="--", marker=".", color="tab:blue")
     ax1.set_ylabel("episode return")
     ax1.legend()
     ax1.grid(alpha=0.3)
@@ -135,6 +137,50 @@ def plot_learning_curve(
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return True
+
+
+def annotate_frames(
+    frames: Sequence[np.ndarray], scores: Sequence[float | None], label: str = "reward", min_width: int = 448
+) -> list[np.ndarray]:
+    """Frames with a strip below each: ``label`` and that frame's score, and the whole episode's
+    scores as a curve with a cursor at the frame (None: no score for that frame, e.g. the first,
+    which no step led to). Small frames are enlarged by a whole factor to at least ``min_width``.
+
+    Example:
+        >>> frames = [np.zeros((64, 64, 3), np.uint8)] * 3
+        >>> out = annotate_frames(frames, [None, 0.2, 0.3], "VLM reward")
+        >>> out[0].shape
+        (520, 448, 3)
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if len(frames) != len(scores):
+        raise RewardgenError(f"{len(frames)} frames but {len(scores)} scores")
+    w = np.asarray(frames[0]).shape[1]
+    k = max(1, -(-min_width // w))  # ceil
+    width, strip = w * k, 72
+    known = [s for s in scores if s is not None]
+    lo, hi = (min(known), max(known)) if known else (0.0, 1.0)
+    span = (hi - lo) or 1.0
+    xs = np.linspace(8, width - 8, len(scores))
+    ys = [None if s is None else strip - 8 - (s - lo) / span * (strip - 36) for s in scores]
+    font = ImageFont.load_default(size=16) if hasattr(ImageFont, "load_default") else None
+    out = []
+    for i, frame in enumerate(frames):
+        big = np.asarray(frame, dtype=np.uint8).repeat(k, axis=0).repeat(k, axis=1)
+        panel = Image.new("RGB", (width, strip), (24, 24, 28))
+        draw = ImageDraw.Draw(panel)
+        value = "-" if scores[i] is None else f"{scores[i]:+.4f}"
+        draw.text((8, 4), f"{label} {value}   step {i}", fill=(240, 240, 240), font=font)
+        points = [(float(x), float(y)) for x, y in zip(xs, ys, strict=True) if y is not None]
+        if len(points) > 1:
+            draw.line(points, fill=(90, 90, 110), width=1)  # the whole episode
+            past = [p for p in points if p[0] <= xs[i]]
+            if len(past) > 1:
+                draw.line(past, fill=(255, 170, 40), width=2)  # up to this frame
+        draw.line([(xs[i], 28), (xs[i], strip - 4)], fill=(240, 240, 240), width=1)
+        out.append(np.concatenate([big, np.asarray(panel)], axis=0))
+    return out
 
 
 def write_video(frames: Sequence[np.ndarray], path: Path, fps: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,6 +21,9 @@ __all__ = [
     "task_fields",
     "wrapper_kwargs",
 ]
+
+
+MUJOCO_ENVS = {"HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid", "rewardgen/HumanoidVLM"}
 
 
 def _sources(task: TaskSpec, only: Iterable[str] | None = None) -> dict[str, tuple[str, Any]]:
@@ -82,14 +86,24 @@ def make_env(
         >>> env = make_env("halfcheetah-run")  # doctest: +SKIP
     """
     spec = get_task(task)
-    if spec.gym_id.split("-")[0] in {"HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid"}:
+    if spec.gym_id.split("-")[0] in MUJOCO_ENVS:
         _quiet_mujoco(require("mujoco", extra="mujoco", purpose=f"task {spec.id}"))
+    if spec.gym_id.startswith("rewardgen/"):
+        import rewardgen.tasks.scenes  # noqa: F401  (registers rewardgen's own envs)
     if spec.package:
         require(spec.package, extra=spec.package, purpose=f"task {spec.id}")  # registers its envs
+    mujoco_env = spec.gym_id.split("-")[0] in MUJOCO_ENVS
+    size = {} if mujoco_env else {k: kwargs.pop(k) for k in ("width", "height") if k in kwargs}
+    if render_mode == "rgb_array" and not mujoco_env:  # pygame draws off screen, without sound
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     try:
         env = gym.make(spec.gym_id, render_mode=render_mode, **{**spec.resolved_env_kwargs(), **kwargs})
     except gym.error.Error as exc:
         raise RewardgenError(f"cannot make {spec.gym_id} for task {spec.id}: {exc}") from exc
+    if size and hasattr(env.unwrapped, "screen_width"):  # classic control draws at screen_width/height
+        env.unwrapped.screen_width = size.get("width", env.unwrapped.screen_width)
+        env.unwrapped.screen_height = size.get("height", env.unwrapped.screen_height)
     if spec.terminate_on_success is not None:
         try:
             toggle = env.get_wrapper_attr("toggle_terminate_on_success")

@@ -19,6 +19,7 @@ __all__ = [
     "MetricSpec",
     "TaskSpec",
     "UnknownTaskError",
+    "VLMPrompts",
     "catalog_dir",
     "env_version",
     "get_task",
@@ -98,6 +99,23 @@ class Budget(_Model):
     n_envs: int = 1
 
 
+class VLMPrompts(_Model):
+    """A task's VLM-RM prompts: what its goal looks like, what any frame of the env looks like, and
+    how strongly to project on the difference (``rewardgen vlm train`` uses them by default)."""
+
+    goal: list[str]
+    baseline: list[str] = Field(default_factory=list)
+    alpha: float = 0.0
+
+    @model_validator(mode="after")
+    def _paired(self) -> VLMPrompts:
+        if self.baseline and len(self.baseline) != len(self.goal):
+            raise ValueError("vlm: goal and baseline prompt lists must have equal length")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"vlm: alpha must be in [0, 1], got {self.alpha}")
+        return self
+
+
 class TaskSpec(_Model):
     """A task: an env, a goal sentence, named fields, a success metric, a reference reward."""
 
@@ -115,6 +133,7 @@ class TaskSpec(_Model):
     budget: Budget = Field(default_factory=Budget)
     package: str | None = None  # module that registers the env (also the pip extra), e.g. metaworld
     terminate_on_success: bool | None = None  # override the env's own choice, where it has one
+    vlm: VLMPrompts | None = None  # prompts for a zero-shot VLM reward of rendered frames
     path: Path | None = None
 
     @model_validator(mode="after")

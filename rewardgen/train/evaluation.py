@@ -10,7 +10,7 @@ import numpy as np
 
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn, RewardSpec
-from rewardgen.runs import EpisodeResult, EvalSummary, RunDir, episode_means, write_video
+from rewardgen.runs import EpisodeResult, EvalSummary, RunDir, annotate_frames, episode_means, write_video
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 
 __all__ = ["OverBudgetError", "evaluate"]
@@ -35,7 +35,8 @@ def evaluate(
 ) -> EvalSummary:
     """Run the saved policy of ``run_dir`` for ``episodes`` episodes: env return, synthesized
     return, success metric and success per episode -> ``eval_file`` (None: not written); the
-    first episode -> ``video.mp4``. Past ``deadline`` (``time.monotonic()``) it stops with
+    first episode -> ``video.mp4`` (for a reward that scores frames, with each frame's reward drawn
+    below it). Past ``deadline`` (``time.monotonic()``) it stops with
     :class:`OverBudgetError`. A spec's reward is built here; a reward function is used (and
     closed) as it is. ``pad_video``: a first episode shorter than ``video_steps`` holds its last
     frame to that length, so that videos compared side by side (ICPL, report.html) have one length.
@@ -64,6 +65,8 @@ def evaluate(
         venv = VecNormalize.load(str(run.file("vecnormalize.pkl")), venv)
         venv.training, venv.norm_reward = False, False
     frames: list[np.ndarray] = []
+    scores: list[float | None] = []  # the reward of the step that led to each frame
+    last: float | None = None
     results: list[EpisodeResult] = []
     finished: list[dict[str, Any]] = []  # the wrapper's episode summaries
     obs = venv.reset()
@@ -73,8 +76,10 @@ def evaluate(
             raise OverBudgetError(f"evaluation stopped after {len(results)} of {episodes} episodes")
         if video and not results and len(frames) < video_steps:
             frames.append(venv.get_images()[0])
+            scores.append(last)
         action, _ = model.predict(obs, deterministic=deterministic)
-        obs, _, dones, infos = venv.step(action)
+        obs, rewards, dones, infos = venv.step(action)
+        last = float(rewards[0])
         if dones[0]:
             ep = infos[0]["reward_episode"]
             value = ep["metrics"]["success_metric"]
@@ -103,6 +108,9 @@ def evaluate(
         summary.write(run.file(eval_file))
     if video and frames and pad_video and len(frames) < video_steps:
         frames += [frames[-1]] * (video_steps - len(frames))
+        scores += [None] * (len(frames) - len(scores))
+    if video and frames and reward.needs_frames:  # show what the reward saw and what it paid
+        frames = annotate_frames(frames, scores, "reward")
     if video and frames:
         fps = int(make_env(spec).metadata.get("render_fps", 30))
         write_video(frames, run.file(RunDir.VIDEO), fps=fps)

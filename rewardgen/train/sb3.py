@@ -238,6 +238,7 @@ def train(
         f"{spec.id}: {algo.upper()} on {Path(reward_spec.name).name}",
         spec.metric.above if spec.metric.above is not None else spec.metric.below,
         metric_label=f"{spec.metric.reduce} {spec.metric.field}",
+        reward_label=reward_spec.return_label,
     )
     try:
         result = evaluate(

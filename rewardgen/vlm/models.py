@@ -18,7 +18,7 @@ import numpy as np
 
 from rewardgen.errors import RewardgenError, require
 
-__all__ = ["HFModel", "ImageTextModel", "OpenClipModel", "load_model", "resolve_device"]
+__all__ = ["HFModel", "ImageTextModel", "OpenClipModel", "input_size", "load_model", "resolve_device"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -245,11 +245,36 @@ def load_model(spec: str, device: str = "auto", precision: str = "auto") -> Imag
     """A model from its name: ``open_clip:ViT-B-32/laion2b_s34b_b79k`` (or a bare open_clip tag such
     as ``ViT-B-32/laion2b_s34b_b79k``), ``hf:openai/clip-vit-base-patch32``, a bare hub name, or a
     local folder (transformers)."""
+    kind, name = _kind(spec)
+    return (OpenClipModel if kind == "open_clip" else HFModel)(name, device, precision)
+
+
+def _kind(spec: str) -> tuple[str, str]:
+    """("open_clip" | "hf", name) of a model spec, as :func:`load_model` reads it."""
     kind, sep, rest = spec.partition(":")
     if sep and kind in ("open_clip", "openclip"):
-        return OpenClipModel(rest, device, precision)
+        return "open_clip", rest
     if sep and kind == "hf":
-        return HFModel(rest, device, precision)
+        return "hf", rest
     if not Path(spec).exists() and spec.split("/")[0].startswith(("ViT-", "RN", "convnext", "EVA", "coca")):
-        return OpenClipModel(spec, device, precision)
-    return HFModel(spec, device, precision)
+        return "open_clip", spec
+    return "hf", spec
+
+
+def input_size(spec: str, default: int = 224) -> int:
+    """The square image size a model takes, from its config alone (no weights are loaded);
+    ``default`` when the config cannot be read here (a hub model not downloaded yet)."""
+    kind, name = _kind(spec)
+    try:
+        if kind == "open_clip":
+            import open_clip
+
+            size = open_clip.get_model_config(name.partition("/")[0])["vision_cfg"]["image_size"]
+        else:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(name)
+            size = getattr(getattr(config, "vision_config", config), "image_size", default)
+    except (ImportError, OSError, KeyError, TypeError, ValueError):
+        return default
+    return int(size[0] if isinstance(size, (tuple, list)) else size)

@@ -141,7 +141,7 @@ class VLMReward(RewardFn):
 class VLMSpec(RewardSpec):
     """The spec of a VLM reward: names and numbers only, so it pickles to training processes,
     which load the model there. Envs render ``frame_size`` square frames (MuJoCo's
-    ``width``/``height``).
+    ``width``/``height``; ``auto``: the model's input size).
 
     Example:
         >>> spec = VLMSpec("openai/clip-vit-base-patch32", goal=["a humanoid robot kneeling"],
@@ -151,6 +151,7 @@ class VLMSpec(RewardSpec):
     """
 
     deferrable = False  # it needs each step's frame
+    return_label = "VLM reward return"
 
     def __init__(
         self,
@@ -162,10 +163,17 @@ class VLMSpec(RewardSpec):
         batch_size: int = 64,
         device: str = "auto",
         precision: str = "auto",
-        frame_size: int | None = 224,
+        frame_size: int | str | None = "auto",
     ):
-        if frame_size is not None and frame_size < 8:
-            raise RewardgenError(f"frame_size must be at least 8 pixels, got {frame_size}")
+        if (
+            frame_size != "auto"
+            and frame_size is not None
+            and (not isinstance(frame_size, int) or frame_size < 8)
+        ):
+            raise RewardgenError(
+                f"frame_size must be 'auto' (the model's input size), None (the env's own) or at least "
+                f"8 pixels, got {frame_size!r}"
+            )
         self.frame_size = frame_size
         self.model, self.goal, self.baseline = model, list(goal), list(baseline)
         self.alpha, self.goal_images = float(alpha), [str(p) for p in goal_images]
@@ -188,8 +196,13 @@ class VLMSpec(RewardSpec):
         )
 
     def render_kwargs(self) -> dict[str, Any]:
-        """Render frames of ``frame_size`` (default 224, what CLIP-sized models take; None: the
-        env's own size): rendering, not the model, is the CPU's bottleneck."""
+        """Render square frames of ``frame_size`` (``auto``: the model's input size, read from its
+        config, 224 for CLIP ViT-B; None: the env's own size): rendering, not the model, is the
+        CPU's bottleneck, and the model would shrink a larger frame anyway."""
+        if self.frame_size == "auto":
+            from rewardgen.vlm.models import input_size
+
+            self.frame_size = input_size(self.model)
         if self.frame_size is None:
             return {}
         return {"width": self.frame_size, "height": self.frame_size}

@@ -9,9 +9,20 @@ from pathlib import Path
 __all__ = ["make_tiny_clip"]
 
 
-def make_tiny_clip(folder: str | Path, image_size: int = 32, dim: int = 16, seed: int = 0) -> Path:
-    """Write a tiny CLIP (2 layers, width 32, projection ``dim``) with a byte-level BPE tokenizer
-    and a preprocessor config to ``folder``; returns it.
+def make_tiny_clip(
+    folder: str | Path,
+    image_size: int = 32,
+    dim: int = 16,
+    seed: int = 0,
+    width: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    patch_size: int = 8,
+) -> Path:
+    """Write a randomly initialised CLIP (by default tiny: 2 layers, width 32, projection ``dim``)
+    with a byte-level BPE tokenizer and a preprocessor config to ``folder``; returns it.
+    ``width=768, layers=12, heads=12, patch_size=32, image_size=224, dim=512`` has ViT-B-32's
+    shape (for benchmarks: its cost without its weights).
 
     Example:
         >>> import tempfile
@@ -37,17 +48,22 @@ def make_tiny_clip(folder: str | Path, image_size: int = 32, dim: int = 16, seed
         tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
-    layers = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 2}
+    tower = {
+        "hidden_size": width,
+        "intermediate_size": 37 if width == 32 else 4 * width,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+    }
     config = CLIPConfig(
         text_config={
-            **layers,
+            **tower,
             "vocab_size": len(vocab),
             "max_position_embeddings": 77,
             "bos_token_id": bos,
             "eos_token_id": eos,
             "pad_token_id": eos,
         },
-        vision_config={**layers, "image_size": image_size, "patch_size": 8},
+        vision_config={**tower, "image_size": image_size, "patch_size": patch_size},
         projection_dim=dim,
     )
     CLIPModel(config).save_pretrained(folder)
