@@ -1,4 +1,5 @@
 import csv
+import importlib.util
 import json
 
 import gymnasium as gym
@@ -268,6 +269,56 @@ def test_deferred_rewards_train_exactly_like_per_step_rewards(tmp_path, task):
     assert runs[False].eval.reward_return_mean == pytest.approx(runs[True].eval.reward_return_mean, rel=1e-4)
     rows = [r for r in csv.DictReader((runs[True].run_dir / "metrics.csv").open())]
     assert rows and int(rows[-1]["episodes"]) > 0 and rows[-1]["reward_return_mean"]
+
+
+class RodHeight(RewardFn):
+    """A reward read off rendered frames: how high the pendulum's dark rod sits in the picture."""
+
+    needs_frames = True
+    fields = frozenset()
+
+    def __init__(self):
+        self.calls = []
+
+    def compute(self, batch):
+        self.calls.append(len(batch.frames))
+        dark = batch.frames.min(axis=-1) < 128
+        rows = np.arange(batch.frames.shape[1])[None, :, None]
+        height = 1.0 - (dark * rows).sum(axis=(1, 2)) / np.maximum(dark.sum(axis=(1, 2)), 1) / rows.size
+        return RewardOutput(height, {"height": height})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pygame") is None, reason="Pendulum renders with pygame")
+def test_sac_scores_frames_a_chunk_at_a_time_and_learns_as_if_per_step(tmp_path):
+    """SAC on a reward that scores frames (what VLM-RM trained with): by default the frames of
+    each chunk of steps between gradient updates are scored in one call, written into the replay
+    buffer before it is sampled; the policy equals the one trained on per-step scoring."""
+    from stable_baselines3 import SAC
+
+    from rewardgen.rewards import FnSpec
+    from rewardgen.tasks import derive_task, save_task_file
+
+    task = str(save_task_file(derive_task("Pendulum-v1", "swing up"), tmp_path / "p.yaml").path)
+    hp = {"learning_starts": 40, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
+    runs, rewards = {}, {}
+    for defer in (None, False):  # None: the default for a frames reward under SAC
+        rewards[defer] = RodHeight()
+        extra = {} if defer is None else {"train_freq": 25, "gradient_steps": -1}  # the default's
+        runs[defer] = train(
+            TrainConfig(
+                task=task, reward=FnSpec(rewards[defer], name="rod", copy=False), steps=200, algo="sac",
+                n_envs=2, eval_episodes=1, video=False, hyperparams={**hp, **extra}, progress=False,
+                defer_reward=defer,
+            ),
+            out=tmp_path / f"defer{defer}",
+        )  # fmt: skip
+    manifest = json.loads((runs[None].run_dir / "manifest.json").read_text())
+    assert manifest["deferred_reward"] is True
+    assert rewards[False].calls[:100] == [2] * 100  # per step: the two envs' frames
+    assert max(rewards[None].calls) == 50  # deferred: 25 steps of 2 envs in one call
+    a, b = (SAC.load(runs[d].run_dir / "model.zip").policy.state_dict() for d in (None, False))
+    for k in a:
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
 
 
 def test_training_past_its_wall_clock_budget_stops_saves_and_says_so(tmp_path):

@@ -101,6 +101,7 @@ def train(
         >>> result = train(TrainConfig(task="halfcheetah-run", steps=2048))  # doctest: +SKIP
         >>> result.eval.success_rate  # doctest: +SKIP
     """
+    import gymnasium as gym
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.buffers import RolloutBuffer
     from stable_baselines3.common.env_util import make_vec_env
@@ -108,6 +109,7 @@ def train(
     from stable_baselines3.common.vec_env import VecNormalize
 
     from rewardgen.train.deferred import (
+        DeferredReplayBuffer,
         DeferredRewardVecNormalize,
         DeferredRolloutBuffer,
         attach_deferred_rewards,
@@ -140,12 +142,11 @@ def train(
     # PPO needs rewards only when a rollout ends: a reward that is a pure function of the
     # transitions (a program) scores the whole rollout in one call, which costs less per step
     # than scoring every step, in the sandbox (a process round trip) and in-process alike
+    # SAC needs a reward only when it trains on the step: a reward that scores frames scores each
+    # chunk of steps between gradient updates in one batch (VLM-RM scored whole episodes)
     defer = config.defer_reward
     if defer is None:
-        defer = algo == "ppo" and reward_spec.deferrable and not reward.needs_frames
-    if defer and algo != "ppo":
-        reward.close()
-        raise RewardgenError("deferred rewards need PPO (SAC learns from each step as it comes)")
+        defer = reward.needs_frames if algo == "sac" else reward_spec.deferrable and not reward.needs_frames
     render = {"render_mode": "rgb_array", **reward_spec.render_kwargs()} if reward.needs_frames else {}
     venv = make_vec_env(make_env_fn(spec, fields=reward.fields, **render), n_envs=n_envs, seed=config.seed)
     venv = wrapper = SB3RewardVecWrapper(
@@ -160,9 +161,15 @@ def train(
     hp = {**default_hyperparams(algo, spec.env_id, config.profile), **config.hyperparams}
     cls = PPO if algo == "ppo" else SAC
     normalizer = DeferredRewardVecNormalize if defer else VecNormalize
-    buffer = (
-        {"rollout_buffer_class": DeferredRolloutBuffer if defer else RolloutBuffer} if algo == "ppo" else {}
-    )
+    if algo == "ppo":
+        buffer = {"rollout_buffer_class": DeferredRolloutBuffer if defer else RolloutBuffer}
+    else:
+        buffer = {"replay_buffer_class": DeferredReplayBuffer} if defer else {}
+        if defer and "train_freq" not in config.hyperparams:
+            # train after each episode-long chunk (as many gradient steps as env steps), not each step
+            length = gym.spec(spec.gym_id).max_episode_steps or 100
+            hp["train_freq"] = min(length, max(1, steps // n_envs // 4))
+            hp.setdefault("gradient_steps", -1)
     if config.resume_from is not None:
         model, venv = _resume(cls, Path(config.resume_from), venv, device, normalizer, **buffer)
         if model.num_timesteps >= steps:

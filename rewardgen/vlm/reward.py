@@ -150,7 +150,7 @@ class VLMSpec(RewardSpec):
         (0.5, False)
     """
 
-    deferrable = False  # it needs each step's frame
+    deferrable = False  # PPO scores each vector step as one batch; SAC scores chunks of frames (deferred)
     return_label = "VLM reward return"
 
     def __init__(

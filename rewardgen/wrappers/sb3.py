@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn, TransitionBatch
 from rewardgen.wrappers.core import FieldReader, ListOfDictsView, RewardMixer, summary_row
 from rewardgen.wrappers.vector import _replace_rows
@@ -56,11 +55,12 @@ class SB3RewardVecWrapper(VecEnvWrapper):
     ``env_reward``, ``reward_components`` and, at episode end, ``reward_episode``. Put it
     *under* ``VecNormalize`` so the reward program sees raw observations.
 
-    ``defer=True`` (on-policy training with a stateless reward, e.g. a sandboxed program): steps
-    return a placeholder reward of 0 and keep the transitions; :meth:`flush` scores a whole
-    rollout in one reward call and returns the rewards (T, n), and episode summaries come from
-    :meth:`pop_episodes`. PPO does not need a reward before the rollout ends, so one call per
-    rollout replaces one (sandbox round trip) per step.
+    ``defer=True`` (a stateless reward, e.g. a sandboxed program, or one that scores frames):
+    steps return a placeholder reward of 0 and keep the transitions (and the frames rendered at
+    each step); :meth:`flush` scores them all in one reward call and returns the rewards (T, n),
+    and episode summaries come from :meth:`pop_episodes`. PPO does not need a reward before the
+    rollout ends, nor SAC before its next gradient step, so one call per rollout (or per
+    ``train_freq`` chunk) replaces one per step: a sandbox round trip, or a model's batch.
 
     Example:
         >>> from stable_baselines3.common.env_util import make_vec_env
@@ -86,8 +86,6 @@ class SB3RewardVecWrapper(VecEnvWrapper):
         defer: bool = False,
     ):
         super().__init__(venv)
-        if defer and reward_fn.needs_frames:
-            raise RewardgenError("a reward that scores frames cannot be deferred to the end of a rollout")
         self.defer = defer
         self._pending: list[tuple[Any, ...]] = []
         self._episodes: list[dict[str, Any]] = []
@@ -151,7 +149,9 @@ class SB3RewardVecWrapper(VecEnvWrapper):
 
     def _keep(self, obs, next_obs, env_reward, dones, truncated, infos):
         # references only: SB3's VecEnvs hand out fresh arrays and info dicts every step
-        self._pending.append((self._obs, self._actions, next_obs, env_reward, dones, truncated, infos))
+        frames = self.mixer.render() if self.mixer.reward_fn.needs_frames else None  # now, not at flush
+        kept = (self._obs, self._actions, next_obs, env_reward, dones, truncated, infos, frames)
+        self._pending.append(kept)
         for info, r_env in zip(infos, env_reward.tolist(), strict=True):
             info["env_reward"] = r_env
         self._obs = obs
@@ -164,7 +164,7 @@ class SB3RewardVecWrapper(VecEnvWrapper):
         if not self._pending:
             return np.zeros((0, n)), np.zeros((0, n), dtype=bool)
         steps, self._pending = self._pending, []
-        obs, actions, next_obs, env_reward, dones, truncated, infos = zip(*steps, strict=True)
+        obs, actions, next_obs, env_reward, dones, truncated, infos, frames = zip(*steps, strict=True)
         t = len(steps)
         dones = np.stack(dones).astype(bool)
         truncated = np.stack(truncated).astype(bool)
@@ -177,6 +177,7 @@ class SB3RewardVecWrapper(VecEnvWrapper):
             terminated=(dones & ~truncated).reshape(-1),
             truncated=truncated.reshape(-1),
             info=fields,
+            frames=np.concatenate(frames) if frames[0] is not None else None,
         )
         out = self.mixer.reward_fn(batch)
         synth = out.total.reshape(t, n)
