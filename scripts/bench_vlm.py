@@ -105,9 +105,10 @@ def main() -> None:
         f"{single / batched:.2f}x faster"
     )
 
-    from transformers import CLIPImageProcessor
+    import transformers  # the PIL image processor (transformers 5 names it apart from the torchvision one)
 
-    processor = CLIPImageProcessor.from_pretrained(str(folder))
+    processor_cls = getattr(transformers, "CLIPImageProcessorPil", transformers.CLIPImageProcessor)
+    processor = processor_cls.from_pretrained(str(folder))
     ours = timed(lambda: model.preprocess(frames))
     theirs = timed(lambda: processor(images=list(frames), return_tensors="pt")["pixel_values"].to(device))
     print(
