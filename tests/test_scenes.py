@@ -97,3 +97,14 @@ def test_classic_control_renders_at_the_size_asked(task):
     assert frame.shape == (224, 224, 3) and frame.std() > 10
     assert get_task(task).vlm.goal  # VLM-RM's prompts
     env.close()
+
+
+def test_rendering_classic_control_without_pygame_names_the_extra(monkeypatch):
+    import sys
+
+    from rewardgen.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "pygame", None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=r"rewardgen\[vlm\]"):
+        make_env("cartpole-balance", render_mode="rgb_array")
+    make_env("cartpole-balance").close()  # without frames it needs no pygame

@@ -97,6 +97,9 @@ def make_env(
     if render_mode == "rgb_array" and not mujoco_env:  # pygame draws off screen, without sound
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        entry = str(getattr(gym.spec(spec.gym_id), "entry_point", "")) if spec.gym_id in gym.registry else ""
+        if "classic_control" in entry or "box2d" in entry:
+            require("pygame", extra="vlm", purpose=f"rendering {spec.gym_id} (task {spec.id})")
     try:
         env = gym.make(spec.gym_id, render_mode=render_mode, **{**spec.resolved_env_kwargs(), **kwargs})
     except gym.error.Error as exc:
