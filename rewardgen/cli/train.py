@@ -148,6 +148,19 @@ def train(
     ] = None,
     reward_format: RewardFormat = "rewardgen",
     sandbox: Annotated[bool, typer.Option(help="run the reward as untrusted code in a sandbox")] = False,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="sb3 (stable-baselines3 PPO/SAC) or sf (sample-factory APPO: asynchronous rollout "
+            "workers; needs the sample-factory stack)"
+        ),
+    ] = "sb3",
+    num_workers: Annotated[
+        int | None, typer.Option(help="sf: rollout worker processes; default: one per CPU core")
+    ] = None,
+    num_envs_per_worker: Annotated[
+        int | None, typer.Option(help="sf: envs each rollout worker steps (even); default 4")
+    ] = None,
 ) -> None:
     """Train an agent on a reward program and evaluate it on the task's success metric."""
     from rewardgen.train import TrainConfig
@@ -169,7 +182,14 @@ def train(
         hyperparams=parse_hp(hp),
         eval_every=eval_every,
         stop_on_success=until_success,
+        backend=backend,
     )
+    if backend != "sf" and (num_workers or num_envs_per_worker):
+        raise RewardgenError("--num-workers and --num-envs-per-worker are sample-factory's: add --backend sf")
+    if num_workers:
+        config.hyperparams["num_workers"] = num_workers
+    if num_envs_per_worker:
+        config.hyperparams["num_envs_per_worker"] = num_envs_per_worker
     _report(run_train(config, out=out))
 
 

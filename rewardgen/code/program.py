@@ -198,6 +198,12 @@ class InProcessRunner:
         self.program = program
         self._fn = compile_program(program)[ENTRY_POINT]
 
+    def __getstate__(self) -> dict[str, Any]:  # the source crosses processes, compiled again there
+        return {"program": self.program}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["program"])  # type: ignore[misc]
+
     def __call__(self, obs: Any, action: np.ndarray, next_obs: Any, info: dict[str, Any]) -> Any:
         try:
             return self._fn(_read_only(obs), _read_only(action), _read_only(next_obs), _read_only(info))

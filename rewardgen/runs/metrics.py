@@ -16,6 +16,7 @@ __all__ = [
     "annotate_frames",
     "convert_video",
     "episode_means",
+    "metrics_row",
     "plot_learning_curve",
     "read_metrics",
     "write_video",
@@ -52,6 +53,22 @@ def episode_means(episodes: Sequence[dict[str, Any]], metric: Any) -> dict[str, 
         "success_metric_mean": float(np.mean(values)),
         "success_rate": float(np.mean([bool(metric.success(v)) for v in values])),
     }
+
+
+def metrics_row(
+    episodes: Sequence[dict[str, Any]], metric: Any, timesteps: int, wall_time_s: float, total_episodes: int
+) -> dict[str, Any]:
+    """One metrics.csv row from the episode summaries since the last row: means, success rate and
+    each reward component's mean episode sum (``component/<name>``)."""
+    row = {
+        "timesteps": timesteps,
+        "wall_time_s": round(wall_time_s, 2),
+        "episodes": total_episodes,
+        **episode_means(episodes, metric),
+    }
+    for name in episodes[-1]["components"]:
+        row[f"component/{name}"] = float(np.mean([e["components"].get(name, 0.0) for e in episodes]))
+    return row
 
 
 class MetricsWriter:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-
-from rewardgen.runs import MetricsWriter, RunDir, episode_means
+from rewardgen.runs import MetricsWriter, RunDir, metrics_row
 
 __all__ = ["make_callback"]
 
@@ -53,14 +51,7 @@ def make_callback(
             eps, self.buffer = self.buffer, []
             self.episodes += len(eps)
             self.last_log = self.num_timesteps
-            row = {
-                "timesteps": self.num_timesteps,
-                "wall_time_s": round(time.time() - self.t0, 2),
-                "episodes": self.episodes,
-                **episode_means(eps, metric_spec),
-            }
-            for name in eps[-1]["components"]:
-                row[f"component/{name}"] = float(np.mean([e["components"].get(name, 0.0) for e in eps]))
+            row = metrics_row(eps, metric_spec, self.num_timesteps, time.time() - self.t0, self.episodes)
             writer.write(row)
             for key in ("env_return_mean", "reward_return_mean", "success_metric_mean"):
                 self.logger.record(f"rewardgen/{key}", row[key])

@@ -54,8 +54,13 @@ def evaluate(
     if isinstance(reward, RewardSpec):
         size, reward = reward.render_kwargs(), reward.build()
     run = RunDir.open(run_dir)
-    cls = PPO if run.manifest["config"]["algo"] == "ppo" else SAC
-    model = cls.load(run.file("model.zip"), device="cpu")
+    if run.manifest.get("backend") == "sf":
+        from rewardgen.train.sf import SFPolicy
+
+        model: Any = SFPolicy(run.path, spec)
+    else:
+        cls = PPO if run.manifest["config"]["algo"] == "ppo" else SAC
+        model = cls.load(run.file("model.zip"), device="cpu")
     render = "rgb_array" if video or reward.needs_frames else None
     size = size if reward.needs_frames else {}  # a reward that scores frames: the size it needs
     venv = DummyVecEnv([make_env_fn(spec, render_mode=render, fields=reward.fields, **size)])

@@ -21,6 +21,7 @@ from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 __all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
 
 ALGOS = ("ppo", "sac")
+BACKENDS = ("sb3", "sf")
 
 
 @dataclass
@@ -49,6 +50,7 @@ class TrainConfig:
     time_budget_s: float | None = None  # wall-clock seconds for training + evaluation; None: no limit
     eval_every: int | None = None  # evaluate the policy every N steps (evals.csv); None: only at the end
     stop_on_success: bool = False  # end training at the first evaluation where every episode succeeds
+    backend: str = "sb3"  # "sb3" (stable-baselines3 PPO/SAC) or "sf" (sample-factory APPO)
 
     def record(self, reward: RewardSpec) -> dict[str, Any]:
         """The config as the manifest keeps it (JSON values): the reward as its spec describes it."""
@@ -116,6 +118,12 @@ def train(
     )
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
+    if config.backend not in BACKENDS:
+        raise RewardgenError(f"unknown back end '{config.backend}': choose one of {', '.join(BACKENDS)}")
+    if config.backend == "sf":
+        from rewardgen.train.sf import train_sf
+
+        return train_sf(config, out=out, method=method)
     started = time.monotonic()
     deadline = started + config.time_budget_s if config.time_budget_s is not None else None
     spec = get_task(config.task)

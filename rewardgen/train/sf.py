@@ -1,0 +1,372 @@
+"""The sample-factory back end: APPO with asynchronous rollout workers, each scoring its own envs.
+
+The reward wrapper lives inside the env factory registered with sample-factory (``register_env``),
+so every rollout worker process builds its own reward from the (picklable) reward spec: reward
+programs, sandboxed programs (a sandbox worker per env) and rewards that hold state alike. Each
+finished episode's summary (env return, synthesized return, success metric, components) travels
+to the main process as sample-factory's ``episode_extra_stats``, which also puts it in its
+TensorBoard summaries; rewardgen writes ``metrics.csv`` from it, then evaluates the saved policy
+in the same run directory layout as the SB3 back end (``eval.json``, ``video.mp4``,
+``learning_curve.png``, ``manifest.json``). sample-factory's own files (checkpoints, config,
+summaries) are in ``<run>/sf/``.
+
+sample-factory 2.1 needs gymnasium < 1.0 and numpy < 2: the sample-factory stack
+(``make test-sf`` builds it in ``.venv-sf``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rewardgen.errors import MissingExtraError, RewardgenError
+from rewardgen.rewards import RewardSpec
+from rewardgen.runs import MetricsWriter, RunDir, metrics_row, plot_learning_curve
+from rewardgen.tasks import TaskSpec, get_task, make_env, wrapper_kwargs
+
+__all__ = ["SF_DEFAULTS", "SFPolicy", "require_sf", "train_sf"]
+
+EXPERIMENT = "sf"  # sample-factory's experiment folder inside the run directory
+
+#: sample-factory's settings for MuJoCo (its sf_examples/mujoco), ours where a CPU wants them.
+SF_DEFAULTS: dict[str, Any] = {
+    "batched_sampling": False,
+    "worker_num_splits": 2,
+    "env_frameskip": 1,
+    "encoder_mlp_layers": [64, 64],
+    "nonlinearity": "tanh",
+    "batch_size": 1024,
+    "kl_loss_coeff": 0.1,
+    "use_rnn": False,
+    "adaptive_stddev": False,
+    "policy_initialization": "torch_default",
+    "reward_scale": 1,
+    "rollout": 64,
+    "max_grad_norm": 3.5,
+    "num_epochs": 2,
+    "num_batches_per_epoch": 4,
+    "ppo_clip_ratio": 0.2,
+    "value_loss_coeff": 1.3,
+    "exploration_loss_coeff": 0.0,
+    "learning_rate": 0.00295,
+    "lr_schedule": "constant",
+    "shuffle_minibatches": False,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "with_vtrace": False,
+    "recurrence": 1,
+    "normalize_input": True,
+    "normalize_returns": True,
+    "value_bootstrap": True,
+    "experiment_summaries_interval": 3,
+    "save_every_sec": 15,
+    "async_rl": False,
+}
+
+
+def require_sf() -> Any:
+    """Import sample_factory, or say which stack has it."""
+    try:
+        import sample_factory
+    except ImportError:
+        import gymnasium
+
+        raise MissingExtraError(
+            "--backend sf needs sample-factory, which needs gymnasium < 1.0 and numpy < 2 (this "
+            f"environment has gymnasium {gymnasium.__version__}, numpy {np.__version__}): use the "
+            "sample-factory stack, e.g. `make test-sf` builds .venv-sf, or pip install "
+            "'rewardgen[sf,mujoco]' 'gymnasium==0.29.1' 'numpy<2' in a fresh environment"
+        ) from None
+    return sample_factory
+
+
+class EpisodeStats(gym.Wrapper):
+    """Put the reward wrapper's episode summary where sample-factory collects per-episode
+    statistics (``info["episode_extra_stats"]``, flat numbers)."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        ep = info.get("reward_episode")
+        if ep is not None:
+            info["episode_extra_stats"] = flatten_episode(ep)
+        return obs, reward, terminated, truncated, info
+
+
+def flatten_episode(ep: dict[str, Any]) -> dict[str, float]:
+    """A wrapper's ``reward_episode`` row as flat numbers (sample-factory averages each key)."""
+    out = {
+        "env_return": float(ep["env_return"]),
+        "reward_return": float(ep["reward_return"]),
+        "length": float(ep["length"]),
+    }
+    out.update({f"metric/{k}": float(v) for k, v in ep["metrics"].items()})
+    out.update({f"component/{k}": float(v) for k, v in ep["components"].items()})
+    return out
+
+
+def unflatten_episode(flat: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`flatten_episode`."""
+    return {
+        "env_return": float(flat["env_return"]),
+        "reward_return": float(flat["reward_return"]),
+        "length": int(flat["length"]),
+        "metrics": {k[7:]: float(v) for k, v in flat.items() if k.startswith("metric/")},
+        "components": {k[10:]: float(v) for k, v in flat.items() if k.startswith("component/")},
+    }
+
+
+def make_sf_env(
+    full_env_name: str,
+    cfg: Any = None,
+    env_config: Any = None,
+    render_mode: str | None = None,
+    *,
+    task: TaskSpec,
+    reward: RewardSpec,
+    mode: str = "replace",
+) -> Any:
+    """sample-factory's env factory: the task's env with the reward wrapper inside, built in the
+    rollout worker that steps it (the reward from its spec, there)."""
+    from rewardgen.wrappers import RewardWrapper
+
+    fn = reward.build()
+    size = reward.render_kwargs() if fn.needs_frames else {}
+    render = "rgb_array" if fn.needs_frames else render_mode
+    env = make_env(task, render_mode=render, fields=fn.fields, **size)
+    env = RewardWrapper(env, fn, mode, **wrapper_kwargs(task, fn.fields))
+    return EpisodeStats(env)
+
+
+def _env_name(task: TaskSpec) -> str:
+    return f"rewardgen_{task.id}"
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def sf_settings(
+    task: TaskSpec,
+    run_path: Path,
+    steps: int,
+    seed: int,
+    device: str,
+    num_workers: int | None,
+    envs_per_worker: int | None,
+    hyperparams: dict[str, Any],
+    restart: str = "overwrite",
+) -> dict[str, Any]:
+    """sample-factory's settings for a run: rewardgen's defaults, then ``hyperparams``."""
+    workers = num_workers or _cpu_count()
+    per_worker = envs_per_worker or 4
+    if per_worker % SF_DEFAULTS["worker_num_splits"]:
+        raise RewardgenError(
+            f"--num-envs-per-worker must be even (sample-factory splits them in 2), got {per_worker}"
+        )
+    return {
+        **SF_DEFAULTS,
+        "env": _env_name(task),
+        "experiment": EXPERIMENT,
+        "train_dir": str(run_path),
+        "train_for_env_steps": steps,
+        "seed": seed,
+        "device": device,
+        "num_workers": workers,
+        "num_envs_per_worker": per_worker,
+        "restart_behavior": restart,
+        **hyperparams,
+    }
+
+
+def sf_config(settings: dict[str, Any], evaluation: bool = False) -> Any:
+    """sample-factory's config from ``settings`` (its parser's defaults set, as its examples do;
+    an unknown name is an error that names it)."""
+    from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
+
+    argv = [f"--env={settings['env']}"]
+    parser, _ = parse_sf_args(argv=argv, evaluation=evaluation)
+    known = {a.dest for a in parser._actions}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise RewardgenError(
+            f"sample-factory has no setting {', '.join(unknown)}: see python -m sample_factory.train --help"
+        )
+    parser.set_defaults(**settings)
+    return parse_full_cfg(parser, argv)
+
+
+def train_sf(config: Any, out: str | Path | None = None, method: str = "train") -> Any:
+    """Train ``config`` (a :class:`~rewardgen.train.TrainConfig`) with sample-factory's APPO.
+
+    Example:
+        >>> result = train_sf(TrainConfig(task="hopper-run", steps=200_000))  # doctest: +SKIP
+    """
+    require_sf()
+    from sample_factory.algo.utils.misc import EPISODIC, ExperimentStatus
+    from sample_factory.envs.env_utils import register_env
+    from sample_factory.train import make_runner
+
+    from rewardgen.train.evaluation import evaluate
+    from rewardgen.train.sb3 import TrainResult, resolve_device
+
+    started = time.monotonic()
+    spec = get_task(config.task)
+    if (config.algo or "ppo").lower() not in ("ppo", "appo"):
+        raise RewardgenError(f"the sf back end trains APPO (PPO's asynchronous form), not {config.algo}")
+    missing = [
+        name
+        for name, asked in (
+            ("--eval-every", config.eval_every),
+            ("--until-success", config.stop_on_success),
+            ("continuing a run", config.resume_from),
+            ("a time budget", config.time_budget_s is not None),
+        )
+        if asked
+    ]
+    if missing:
+        raise RewardgenError(f"the sf back end does not do {', '.join(missing)} yet: use --backend sb3")
+    steps = int(config.steps or spec.budget.steps)
+    if steps <= 0:
+        raise RewardgenError(f"--steps must be positive, got {steps}")
+    device = resolve_device(config.device)
+    reward_spec = config.reward if config.reward is not None else spec.reference_reward()
+    if config.video:
+        os.environ.setdefault("MUJOCO_GL", "egl")
+    hp = dict(config.hyperparams)
+    workers, per_worker = hp.pop("num_workers", None), hp.pop("num_envs_per_worker", None)
+    record = {**config.record(reward_spec), "algo": "appo", "steps": steps, "backend": "sf"}
+    run = RunDir.create(spec.id, method, record, out=out)
+    for name, text in reward_spec.files().items():
+        run.file(name).write_text(text)
+    if config.n_envs:  # envs in all: spread over the workers
+        per_worker = per_worker or 2
+        workers = workers or max(1, config.n_envs // per_worker)
+    settings = sf_settings(
+        spec,
+        run.path,
+        steps,
+        config.seed,
+        "gpu" if device.startswith("cuda") else "cpu",
+        workers,
+        per_worker,
+        hp,
+    )
+    run.update(env_id=spec.gym_id, device=device, reward=reward_spec.describe(), backend="sf", sf=settings)
+    register_env(
+        _env_name(spec), functools.partial(make_sf_env, task=spec, reward=reward_spec, mode=config.mode)
+    )
+    _, runner = make_runner(sf_config(settings))
+
+    writer = MetricsWriter(run.file("metrics.csv"))
+    log_every = max(1000, steps // 100)
+    state = {"buffer": [], "episodes": 0, "last_log": 0, "t0": time.time()}
+
+    def total_steps() -> int:
+        return int(sum(runner.env_steps.values())) if runner.env_steps else 0
+
+    def flush() -> None:
+        eps, state["buffer"] = state["buffer"], []
+        state["episodes"] += len(eps)
+        state["last_log"] = total_steps()
+        wall = time.time() - state["t0"]
+        writer.write(metrics_row(eps, spec.metric, state["last_log"], wall, state["episodes"]))
+
+    def on_episode(_runner: Any, msg: dict, _policy_id: int) -> None:
+        extra = msg[EPISODIC].get("episode_extra_stats") or {}
+        if "env_return" in extra:
+            state["buffer"].append(unflatten_episode(extra))
+        if state["buffer"] and total_steps() - state["last_log"] >= log_every:
+            flush()
+
+    runner.register_episodic_stats_handler(on_episode)
+    status = runner.init()
+    if status == ExperimentStatus.SUCCESS:
+        status = runner.run()
+    if state["buffer"]:
+        flush()
+    if status != ExperimentStatus.SUCCESS:
+        run.update(status="failed", error=f"sample-factory stopped with status {status}")
+        raise RewardgenError(
+            f"sample-factory training stopped with status {status}: see {run.path / EXPERIMENT}"
+        )
+    run.update(sf_env_steps=total_steps())
+    plot_learning_curve(
+        run.file("metrics.csv"),
+        run.file("learning_curve.png"),
+        f"{spec.id}: APPO (sample-factory) on {Path(reward_spec.name).name}",
+        spec.metric.above if spec.metric.above is not None else spec.metric.below,
+        metric_label=f"{spec.metric.reduce} {spec.metric.field}",
+        reward_label=reward_spec.return_label,
+    )
+    result = evaluate(
+        run.path,
+        spec,
+        reward_spec,
+        config.eval_episodes,
+        config.seed + 10_000,
+        video=config.video,
+        video_steps=config.video_steps,
+    )
+    run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
+    return TrainResult(run.path, result)
+
+
+class SFPolicy:
+    """A sample-factory run's latest checkpoint as a policy with SB3's ``predict``: observations
+    are normalized inside the model, as in training; ``deterministic`` takes the mean action.
+
+    Example:
+        >>> policy = SFPolicy("runs/my-sf-run")  # doctest: +SKIP
+        >>> actions, _ = policy.predict(obs, deterministic=True)  # doctest: +SKIP
+    """
+
+    def __init__(self, run_dir: str | Path, task: TaskSpec | str):
+        require_sf()
+        import torch
+        from sample_factory.algo.learning.learner import Learner
+        from sample_factory.model.actor_critic import create_actor_critic
+
+        folder = Path(run_dir) / EXPERIMENT
+        saved = json.loads((folder / "config.json").read_text())
+        cfg = sf_config(json.loads((Path(run_dir) / "manifest.json").read_text())["sf"], evaluation=True)
+        for key, value in saved.items():
+            setattr(cfg, key, value)
+        cfg.train_dir, cfg.experiment = str(Path(run_dir)), EXPERIMENT
+        env = make_env(task)
+        obs_space = gym.spaces.Dict({"obs": env.observation_space})
+        self.action_space = env.action_space
+        env.close()
+        self.model = create_actor_critic(cfg, obs_space, self.action_space)
+        self.model.eval()
+        checkpoints = Learner.get_checkpoints(Learner.checkpoint_dir(cfg, 0), "checkpoint_*")
+        if not checkpoints:
+            raise RewardgenError(f"{folder} holds no sample-factory checkpoint")
+        self.model.load_state_dict(Learner.load_checkpoint(checkpoints, torch.device("cpu"))["model"])
+        self.rnn_size = 0 if not cfg.use_rnn else cfg.rnn_size
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        import torch
+        from sample_factory.algo.utils.action_distributions import argmax_actions
+        from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
+
+        with torch.no_grad():
+            x = prepare_and_normalize_obs(
+                self.model, {"obs": torch.as_tensor(np.asarray(obs), dtype=torch.float32)}
+            )
+            rnn = torch.zeros((len(obs), max(self.rnn_size, 1)), dtype=torch.float32)
+            out = self.model(x, rnn)
+            actions = argmax_actions(self.model.action_distribution()) if deterministic else out["actions"]
+        actions = actions.cpu().numpy()
+        if hasattr(self.action_space, "low"):
+            actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        return actions, None
