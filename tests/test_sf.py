@@ -102,3 +102,57 @@ def test_sf_refuses_what_it_does_not_do_yet(tmp_path):
         _train(tmp_path, "x", eval_every=1000)
     with pytest.raises(RewardgenError, match="APPO"):
         _train(tmp_path, "y", algo="sac")
+
+
+@needs_sf
+def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
+    """Kill -9 a training run (and its rollout workers) once it has saved a checkpoint; `train
+    --resume` continues from there to the new step count in the same run directory."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    script = (
+        "from rewardgen.train import TrainConfig, train\n"
+        f"train(TrainConfig(task='hopper-run', steps=10**7, backend='sf', video=False, progress=False,"
+        f" hyperparams={{**{SMALL!r}, 'save_every_sec': 1}}), out={str(run)!r})\n"
+    )
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, **quiet)
+    ckpt_dir, deadline = run / "sf" / "checkpoint_p0", time.monotonic() + 240
+    steps = []
+    while time.monotonic() < deadline and not any(s >= 2000 for s in steps):
+        time.sleep(1)
+        steps = [int(p.stem.rsplit("_", 1)[-1]) for p in ckpt_dir.glob("checkpoint_*.pth")]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert steps, "no checkpoint within 4 minutes"
+    saved = max(int(p.stem.rsplit("_", 1)[-1]) for p in ckpt_dir.glob("checkpoint_*.pth"))
+    assert json.loads((run / "manifest.json").read_text())["status"] == "running"  # killed mid-run
+
+    from rewardgen.cli import main
+
+    small = ["--num-workers", "2", "--num-envs-per-worker", "2", "--no-video", "--eval-episodes", "1"]
+    main(
+        [
+            "train",
+            "--task",
+            "hopper-run",
+            "--backend",
+            "sf",
+            "--resume",
+            str(run),
+            "--steps",
+            str(saved + 2000),
+            *small,
+        ]
+    )
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["sf_env_steps"] >= saved + 2000
+    timesteps = [int(r.split(",")[0]) for r in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert timesteps == sorted(timesteps) and timesteps[-1] > saved
+    with pytest.raises(SystemExit):  # nothing left to do: the error says so
+        main(["train", "--task", "hopper-run", "--backend", "sf", "--resume", str(run), "--steps", "1000"])

@@ -161,6 +161,10 @@ def train(
     num_envs_per_worker: Annotated[
         int | None, typer.Option(help="sf: envs each rollout worker steps (even); default 4")
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="continue this run directory's training (after a kill, or for more --steps)"),
+    ] = None,
 ) -> None:
     """Train an agent on a reward program and evaluate it on the task's success metric."""
     from rewardgen.train import TrainConfig
@@ -183,6 +187,7 @@ def train(
         eval_every=eval_every,
         stop_on_success=until_success,
         backend=backend,
+        resume_from=str(resume) if resume is not None else None,
     )
     if backend != "sf" and (num_workers or num_envs_per_worker):
         raise RewardgenError("--num-workers and --num-envs-per-worker are sample-factory's: add --backend sf")
@@ -190,7 +195,7 @@ def train(
         config.hyperparams["num_workers"] = num_workers
     if num_envs_per_worker:
         config.hyperparams["num_envs_per_worker"] = num_envs_per_worker
-    _report(run_train(config, out=out))
+    _report(run_train(config, out=out or resume))
 
 
 @app.command()

@@ -193,7 +193,9 @@ def sf_config(settings: dict[str, Any], evaluation: bool = False) -> Any:
     an unknown name is an error that names it)."""
     from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
 
-    argv = [f"--env={settings['env']}"]
+    # what differs between runs goes on the command line, which a resumed run's saved config
+    # does not override; the rest are parser defaults
+    argv = [f"--{k}={settings[k]}" for k in ("env", "experiment", "train_dir", "train_for_env_steps")]
     parser, _ = parse_sf_args(argv=argv, evaluation=evaluation)
     known = {a.dest for a in parser._actions}
     unknown = sorted(set(settings) - known)
@@ -228,7 +230,6 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         for name, asked in (
             ("--eval-every", config.eval_every),
             ("--until-success", config.stop_on_success),
-            ("continuing a run", config.resume_from),
             ("a time budget", config.time_budget_s is not None),
         )
         if asked
@@ -245,6 +246,10 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     hp = dict(config.hyperparams)
     workers, per_worker = hp.pop("num_workers", None), hp.pop("num_envs_per_worker", None)
     record = {**config.record(reward_spec), "algo": "appo", "steps": steps, "backend": "sf"}
+    resume = Path(config.resume_from) if config.resume_from is not None else None
+    if resume is not None:
+        out = resume if out is None else Path(out)
+        _prepare_resume(resume, Path(out), steps)
     run = RunDir.create(spec.id, method, record, out=out)
     for name, text in reward_spec.files().items():
         run.file(name).write_text(text)
@@ -260,6 +265,7 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         workers,
         per_worker,
         hp,
+        restart="resume" if resume is not None else "overwrite",
     )
     run.update(env_id=spec.gym_id, device=device, reward=reward_spec.describe(), backend="sf", sf=settings)
     register_env(
@@ -267,9 +273,14 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     )
     _, runner = make_runner(sf_config(settings))
 
-    writer = MetricsWriter(run.file("metrics.csv"))
+    writer = MetricsWriter(run.file("metrics.csv"), append=resume is not None)
     log_every = max(1000, steps // 100)
     state = {"buffer": [], "episodes": 0, "last_log": 0, "t0": time.time()}
+    if resume is not None and run.file("metrics.csv").is_file():  # go on counting where it stopped
+        rows = run.metrics()
+        if rows:
+            state["episodes"], state["last_log"] = int(rows["episodes"][-1]), int(rows["timesteps"][-1])
+            state["t0"] -= float(rows["wall_time_s"][-1])
 
     def total_steps() -> int:
         return int(sum(runner.env_steps.values())) if runner.env_steps else 0
@@ -319,6 +330,24 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     )
     run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
     return TrainResult(run.path, result)
+
+
+def _prepare_resume(resume: Path, out: Path, steps: int) -> None:
+    """Check that ``resume`` holds a sample-factory run to continue to ``steps``; copy it to
+    ``out`` when the continuation goes to a new directory."""
+    import shutil
+
+    ckpts = sorted((resume / EXPERIMENT / "checkpoint_p0").glob("checkpoint_*.pth"))
+    if not ckpts:
+        raise RewardgenError(f"cannot continue {resume}: it has no sample-factory checkpoint ({EXPERIMENT}/)")
+    done = int(ckpts[-1].stem.rsplit("_", 1)[-1])
+    if done >= steps:
+        raise RewardgenError(f"{resume} already trained {done:,} steps: ask for more than that (--steps)")
+    if out.resolve() != resume.resolve():
+        shutil.copytree(resume / EXPERIMENT, out / EXPERIMENT, dirs_exist_ok=True)
+        for name in ("metrics.csv", "reward.py"):
+            if (resume / name).is_file():
+                shutil.copy2(resume / name, out / name)
 
 
 class SFPolicy:
