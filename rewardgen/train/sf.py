@@ -302,6 +302,8 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     runner.register_episodic_stats_handler(on_episode)
     status = runner.init()
     if status == ExperimentStatus.SUCCESS:
+        if resume is None:  # training time from here, as SB3's callback counts it
+            state["t0"] = time.time()
         status = runner.run()
     if state["buffer"]:
         flush()
