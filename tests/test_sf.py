@@ -27,10 +27,16 @@ def _train(tmp_path, name, reward=None, steps=3000, **kw):
 
 
 @pytest.mark.skipif(HAS_SF, reason="only where sample-factory is missing")
-def test_the_sf_backend_names_the_stack_it_needs(tmp_path):
+def test_the_sf_backend_names_the_stack_it_needs(tmp_path, capsys):
     with pytest.raises(MissingExtraError, match=r"gymnasium < 1\.0 and numpy < 2.*make test-sf"):
         train(TrainConfig(task="hopper-run", steps=1000, backend="sf"), out=tmp_path / "run")
     assert not (tmp_path / "run").exists()  # nothing half-made
+    from rewardgen.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--task", "hopper-run", "--backend", "sf", "--out", str(tmp_path / "cli")])
+    assert exc.value.code == 2
+    assert "pip install 'rewardgen[sf,mujoco]'" in capsys.readouterr().err  # brackets are not markup
 
 
 @needs_sf

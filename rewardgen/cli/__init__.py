@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rewardgen.errors import RewardgenError
 
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except RewardgenError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # the message is text, not markup: "pip install 'rewardgen[vlm]'" keeps its brackets
+        message = f"[red]error:[/red] {escape(str(exc))}"
+        err_console.print(message, markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         _interrupted()
