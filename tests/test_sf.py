@@ -162,3 +162,17 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     assert timesteps == sorted(timesteps) and timesteps[-1] > saved
     with pytest.raises(SystemExit):  # nothing left to do: the error says so
         main(["train", "--task", "hopper-run", "--backend", "sf", "--resume", str(run), "--steps", "1000"])
+
+
+def test_checkpoints_with_numpy_scalars_load_with_torchs_safe_loader(tmp_path):
+    """sample-factory saves its best performance as a numpy scalar; torch >= 2.6 loads with
+    weights_only=True, which refused it (a resumed run, and the evaluation, could not read the
+    checkpoint). Importing the back end allowlists numpy's scalar types, data not code."""
+    import torch
+
+    import rewardgen.train.sf  # noqa: F401
+
+    path = tmp_path / "ckpt.pth"
+    torch.save({"best_performance": np.float64(881.4), "env_steps": 401408, "model": {}}, path)
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    assert loaded["best_performance"] == pytest.approx(881.4)

@@ -71,6 +71,32 @@ SF_DEFAULTS: dict[str, Any] = {
 }
 
 
+def allow_numpy_scalars_in_checkpoints() -> None:
+    """Let ``torch.load(weights_only=True)`` (torch >= 2.6's default, which sample-factory's
+    learner uses) read numpy scalars and dtypes, which sample-factory saves in its checkpoints
+    (``best_performance``): data types, not code. Called when this module is imported, which
+    sample-factory's own processes do when they rebuild the env factory, so a run resumes there too.
+    """
+    import torch
+
+    add = getattr(torch.serialization, "add_safe_globals", None)
+    if add is None:
+        return
+    import importlib
+
+    scalars = []
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):  # numpy 2 renamed numpy.core
+        try:
+            scalars.append(importlib.import_module(name).scalar)
+        except (ImportError, AttributeError):
+            continue
+    kinds = (np.float64, np.float32, np.int64, np.int32, np.bool_)
+    add([*scalars, np.dtype, *{type(np.dtype(k)) for k in kinds}])
+
+
+allow_numpy_scalars_in_checkpoints()
+
+
 def require_sf() -> Any:
     """Import sample_factory, or say which stack has it."""
     try:
@@ -382,7 +408,12 @@ class SFPolicy:
         checkpoints = Learner.get_checkpoints(Learner.checkpoint_dir(cfg, 0), "checkpoint_*")
         if not checkpoints:
             raise RewardgenError(f"{folder} holds no sample-factory checkpoint")
-        self.model.load_state_dict(Learner.load_checkpoint(checkpoints, torch.device("cpu"))["model"])
+        state = Learner.load_checkpoint(checkpoints, torch.device("cpu"))
+        if state is None:
+            raise RewardgenError(
+                f"cannot read the sample-factory checkpoint {checkpoints[-1]} (see the log above)"
+            )
+        self.model.load_state_dict(state["model"])
         self.rnn_size = 0 if not cfg.use_rnn else cfg.rnn_size
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
