@@ -88,7 +88,6 @@ def train_cmd(
         device=device,
         frame_size=frame_size or "auto",
     )
-    reward.build().close()  # load the model here first: a bad name or missing weights fail at once
     console.print(
         f"VLM reward: {model}, goal {goal}, baseline {baseline or []}, alpha {alpha:g}, "
         f"frames {reward.render_kwargs().get('width', 'as rendered')} px",

@@ -86,13 +86,13 @@ def make_env(
         >>> env = make_env("halfcheetah-run")  # doctest: +SKIP
     """
     spec = get_task(task)
-    if spec.gym_id.split("-")[0] in MUJOCO_ENVS:
+    mujoco_env = spec.gym_id.split("-")[0] in MUJOCO_ENVS
+    if mujoco_env:
         _quiet_mujoco(require("mujoco", extra="mujoco", purpose=f"task {spec.id}"))
     if spec.gym_id.startswith("rewardgen/"):
         import rewardgen.tasks.scenes  # noqa: F401  (registers rewardgen's own envs)
     if spec.package:
         require(spec.package, extra=spec.package, purpose=f"task {spec.id}")  # registers its envs
-    mujoco_env = spec.gym_id.split("-")[0] in MUJOCO_ENVS
     size = {} if mujoco_env else {k: kwargs.pop(k) for k in ("width", "height") if k in kwargs}
     if render_mode == "rgb_array" and not mujoco_env:  # pygame draws off screen, without sound
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

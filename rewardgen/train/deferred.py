@@ -97,7 +97,7 @@ class DeferredReplayBuffer(ReplayBuffer):
     VecNormalize normalizes at sampling time."""
 
     reward_source: Callable[[], np.ndarray]
-    max_pending: int = 1024
+    max_pending: int
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -10,14 +10,35 @@ import numpy as np
 
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn, RewardSpec
-from rewardgen.runs import EpisodeResult, EvalSummary, RunDir, annotate_frames, episode_means, write_video
+from rewardgen.runs import (
+    EpisodeResult,
+    EvalSummary,
+    RunDir,
+    annotate_frames,
+    episode_means,
+    plot_learning_curve,
+    write_video,
+)
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 
-__all__ = ["OverBudgetError", "evaluate"]
+__all__ = ["OverBudgetError", "evaluate", "plot_run_curve"]
 
 
 class OverBudgetError(RewardgenError):
     """Training or evaluation ran past its wall-clock budget and was stopped."""
+
+
+def plot_run_curve(run: RunDir, spec: TaskSpec, reward: RewardSpec, learner: str) -> None:
+    """``learning_curve.png`` from the run's metrics.csv: the reward's return beside the env's,
+    the task's metric against its threshold (both back ends draw it this way)."""
+    plot_learning_curve(
+        run.file("metrics.csv"),
+        run.file("learning_curve.png"),
+        f"{spec.id}: {learner} on {Path(reward.name).name}",
+        spec.metric.above if spec.metric.above is not None else spec.metric.below,
+        metric_label=f"{spec.metric.reduce} {spec.metric.field}",
+        reward_label=reward.return_label,
+    )
 
 
 def evaluate(

@@ -12,10 +12,10 @@ from typing import Any, NoReturn
 
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFnError, RewardSpec
-from rewardgen.runs import EvalSummary, MetricsWriter, RunDir, plot_learning_curve
+from rewardgen.runs import EvalSummary, MetricsWriter, RunDir
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 from rewardgen.train.callback import make_callback
-from rewardgen.train.evaluation import OverBudgetError, evaluate
+from rewardgen.train.evaluation import OverBudgetError, evaluate, plot_run_curve
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 
 __all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
@@ -140,13 +140,15 @@ def train(
         os.environ.setdefault("MUJOCO_GL", "egl")
         _check_video(spec)
 
+    set_random_seed(config.seed)
+    # built before the run directory: a reward that cannot be built (a bad model name, weights
+    # missing) fails at once and leaves nothing behind
+    reward = reward_spec.build()
     record = {**config.record(reward_spec), "algo": algo, "steps": steps, "n_envs": n_envs}
     run = RunDir.create(spec.id, method, record, out=out)
     for name, text in reward_spec.files().items():
         run.file(name).write_text(text)
     run.update(env_id=spec.gym_id, device=device, reward=reward_spec.describe())
-    set_random_seed(config.seed)
-    reward = reward_spec.build()
     # PPO needs rewards only when a rollout ends: a reward that is a pure function of the
     # transitions (a program) scores the whole rollout in one call, which costs less per step
     # than scoring every step, in the sandbox (a process round trip) and in-process alike
@@ -247,14 +249,7 @@ def train(
         run.update(first_success={"timesteps": hit["timesteps"], "wall_time_s": hit["wall_time_s"]})
     if callback.over_budget:
         _over_budget(run, config, started, f"after {model.num_timesteps:,} of {steps:,} training steps")
-    plot_learning_curve(
-        run.file("metrics.csv"),
-        run.file("learning_curve.png"),
-        f"{spec.id}: {algo.upper()} on {Path(reward_spec.name).name}",
-        spec.metric.above if spec.metric.above is not None else spec.metric.below,
-        metric_label=f"{spec.metric.reduce} {spec.metric.field}",
-        reward_label=reward_spec.return_label,
-    )
+    plot_run_curve(run, spec, reward_spec, algo.upper())
     try:
         result = evaluate(
             run.path,

@@ -28,14 +28,15 @@ import numpy as np
 
 from rewardgen.errors import MissingExtraError, RewardgenError
 from rewardgen.rewards import RewardSpec
-from rewardgen.runs import MetricsWriter, RunDir, metrics_row, plot_learning_curve
+from rewardgen.runs import MetricsWriter, RunDir, metrics_row
 from rewardgen.tasks import TaskSpec, get_task, make_env, wrapper_kwargs
 
 __all__ = ["SF_DEFAULTS", "SFPolicy", "require_sf", "train_sf"]
 
 EXPERIMENT = "sf"  # sample-factory's experiment folder inside the run directory
 
-#: sample-factory's settings for MuJoCo (its sf_examples/mujoco), ours where a CPU wants them.
+#: sample-factory's settings for MuJoCo, as its sf_examples/mujoco sets them, except a constant
+#: learning rate (its ``linear_decay`` is not among sample-factory 2.1.1's choices).
 SF_DEFAULTS: dict[str, Any] = {
     "batched_sampling": False,
     "worker_num_splits": 2,
@@ -102,11 +103,9 @@ def require_sf() -> Any:
     try:
         import sample_factory
     except ImportError:
-        import gymnasium
-
         raise MissingExtraError(
             "--backend sf needs sample-factory, which needs gymnasium < 1.0 and numpy < 2 (this "
-            f"environment has gymnasium {gymnasium.__version__}, numpy {np.__version__}): use the "
+            f"environment has gymnasium {gym.__version__}, numpy {np.__version__}): use the "
             "sample-factory stack, e.g. `make test-sf` builds .venv-sf, or pip install "
             "'rewardgen[sf,mujoco]' 'gymnasium==0.29.1' 'numpy<2' in a fresh environment"
         ) from None
@@ -244,7 +243,7 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     from sample_factory.envs.env_utils import register_env
     from sample_factory.train import make_runner
 
-    from rewardgen.train.evaluation import evaluate
+    from rewardgen.train.evaluation import evaluate, plot_run_curve
     from rewardgen.train.sb3 import TrainResult, resolve_device
 
     started = time.monotonic()
@@ -339,14 +338,7 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
             f"sample-factory training stopped with status {status}: see {run.path / EXPERIMENT}"
         )
     run.update(sf_env_steps=total_steps())
-    plot_learning_curve(
-        run.file("metrics.csv"),
-        run.file("learning_curve.png"),
-        f"{spec.id}: APPO (sample-factory) on {Path(reward_spec.name).name}",
-        spec.metric.above if spec.metric.above is not None else spec.metric.below,
-        metric_label=f"{spec.metric.reduce} {spec.metric.field}",
-        reward_label=reward_spec.return_label,
-    )
+    plot_run_curve(run, spec, reward_spec, "APPO (sample-factory)")
     result = evaluate(
         run.path,
         spec,
