@@ -89,7 +89,9 @@ def train_cmd(
         frame_size=frame_size or "auto",
     )
     console.print(
-        f"VLM reward: {model}, goal {goal}, baseline {baseline or []}, alpha {alpha:g}, "
+        f"VLM reward: {model}, goal {goal}"
+        + (f" and images {reward.goal_images}" if reward.goal_images else "")
+        + f", baseline {baseline or []}, alpha {alpha:g}, "
         f"frames {reward.render_kwargs().get('width', 'as rendered')} px",
         highlight=False,
         soft_wrap=True,
