@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q $(TORCH)
-	$(VENV)/bin/pip install -q -e ".[mujoco,metaworld,embed,ray,web,vlm,test]" "stable-baselines3>=2.7"
+	$(VENV)/bin/pip install -q -e ".[mujoco,metaworld,nethack,embed,ray,web,vlm,test]" "stable-baselines3>=2.7"
 	touch $@
 
 # The sample-factory stack: gymnasium 0.29.1, numpy < 2, MuJoCo -v4 envs.
@@ -23,7 +23,7 @@ $(VENV_SF)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV_SF)
 	$(VENV_SF)/bin/pip install -q --upgrade pip
 	$(VENV_SF)/bin/pip install -q $(TORCH)
-	$(VENV_SF)/bin/pip install -q -e ".[mujoco,sf,test]" "gymnasium==0.29.1" "numpy<2"
+	$(VENV_SF)/bin/pip install -q -e ".[mujoco,sf,nethack,test]" "gymnasium==0.29.1" "numpy<2"
 	touch $@
 
 demo: $(VENV)/.installed

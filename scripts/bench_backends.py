@@ -5,11 +5,13 @@
 1. Both back ends train ``halfcheetah-run`` on its reference reward for the same number of env
    steps: env steps/s of training, and the wall-clock seconds until the training episodes' mean
    success metric first met the task's threshold (from each run's metrics.csv).
-2. The reward wrapper inside sample-factory's rollout workers: APPO's env steps/s with the
-   wrapper (the reference reward program) against the raw env, alternating short runs.
-   Target: wrapped / raw >= 0.95.
+2. The reward wrapper inside sample-factory's rollout workers: env steps/s of one worker's 8
+   envs built and stepped as sample-factory's samplers do, with the wrapper (the reference reward
+   program) against the raw env, alternating runs; non-batched sampling (a wrapper per env) and
+   batched sampling (rewardgen's default: one reward call per vectorized env). Target: wrapped /
+   raw >= 0.95.
 
-    python scripts/bench_backends.py [--steps 400000] [--wrapper-steps 100000] [--rounds 2]
+    python scripts/bench_backends.py [--steps 400000] [--wrapper-steps 50000] [--rounds 5] [--skip-training]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from rewardgen.tasks import get_task, make_env
+from rewardgen.tasks import get_task
 from rewardgen.train import TrainConfig, train
 from rewardgen.train.sf import make_sf_env, require_sf, sf_config, sf_settings
 
@@ -42,45 +44,75 @@ def first_success(run: Path, threshold: float) -> tuple[float | None, int | None
     return None, None
 
 
-def raw_env(full_env_name, cfg=None, env_config=None, render_mode=None, *, task):
-    return make_env(task, render_mode=render_mode)
-
-
-def sf_fps(task, wrapped: bool, steps: int, folder: Path) -> float:
-    """APPO's env steps/s over a short run, the env with or without the reward wrapper."""
+def worker_fps(task, wrapped: bool, batched: bool, steps: int, folder: Path, envs: int = 8) -> float:
+    """Env steps/s of one rollout worker's envs, built the way sample-factory builds them (its
+    make_env_func_batched / _non_batched around rewardgen's factory) and stepped the way its
+    samplers step them (a vectorized env per split, or each env on its own), random actions, the
+    env with or without the reward wrapper. No learner competes for the cores: this is the
+    wrapper's cost where it runs."""
+    import numpy as np
+    import torch
+    from sample_factory.algo.utils.make_env import make_env_func_batched, make_env_func_non_batched
     from sample_factory.envs.env_utils import register_env
-    from sample_factory.train import make_runner
+    from sample_factory.utils.attr_dict import AttrDict
 
-    settings = sf_settings(task, folder, steps, 0, "cpu", None, None, {"save_every_sec": 600})
-    factory = (
-        functools.partial(make_sf_env, task=task, reward=task.reference_reward())
-        if wrapped
-        else functools.partial(raw_env, task=task)
-    )
-    register_env(settings["env"], factory)
-    _, runner = make_runner(sf_config(settings))
-    runner.init()
-    started = time.perf_counter()
-    runner.run()
-    stats = list(runner.fps_stats)  # (time, env steps) as the run went: start-up left out
-    if len(stats) >= 3:
-        (t0, s0), (t1, s1) = stats[1], stats[-1]
-        return (s1 - s0) / (t1 - t0)
-    return sum(runner.env_steps.values()) / (time.perf_counter() - started)
+    hp = {"batched_sampling": batched}
+    settings, vector = sf_settings(task, folder, steps, 0, "cpu", 1, envs, hp)
+    reward = task.reference_reward() if wrapped else None
+    register_env(settings["env"], functools.partial(make_sf_env, task=task, reward=reward, vector=vector))
+    cfg = sf_config(settings)
+    rng = np.random.default_rng(0)
+    if batched:  # a vectorized env per split, stepped with a (n, actions) tensor
+        made = [
+            make_env_func_batched(cfg, AttrDict(worker_index=0, vector_index=i, env_id=i)) for i in range(2)
+        ]
+        for e in made:
+            e.seed(0)
+            e.reset()
+        space = made[0].action_space
+
+        def step_all() -> int:
+            for e in made:
+                e.step(torch.as_tensor(rng.uniform(space.low, space.high, (vector, *space.shape))))
+            return 2 * vector
+    else:  # each env on its own, a list of one action
+        made = [
+            make_env_func_non_batched(cfg, AttrDict(worker_index=0, vector_index=i, env_id=i))
+            for i in range(envs)
+        ]
+        for e in made:
+            e.reset(seed=0)
+        space = made[0].action_space
+
+        def step_all() -> int:
+            for e in made:
+                e.step([rng.uniform(space.low, space.high)])
+            return envs
+
+    for _ in range(20):  # warm up
+        step_all()
+    done, started = 0, time.perf_counter()
+    while done < steps:
+        done += step_all()
+    rate = done / (time.perf_counter() - started)
+    for e in made:
+        e.close()
+    return rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=400_000)
-    parser.add_argument("--wrapper-steps", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--wrapper-steps", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-training", action="store_true", help="only the rollout worker's env steps")
     args = parser.parse_args()
     require_sf()
     task = get_task(TASK)
     threshold = task.metric.above
     root = Path(tempfile.mkdtemp(prefix="bench-backends-"))
     lines = []
-    for backend in ("sb3", "sf"):
+    for backend in () if args.skip_training else ("sb3", "sf"):
         config = TrainConfig(
             task=TASK, steps=args.steps, backend=backend, video=False, eval_episodes=1, progress=False
         )
@@ -99,19 +131,22 @@ def main() -> None:
             f"met the success metric after {hit}; final evaluation {final:.2f} m/s"
         )
         print(lines[-1], flush=True)
-    ratios, raw_fps, wrapped_fps = [], [], []
-    for k in range(args.rounds):
-        raw = sf_fps(task, False, args.wrapper_steps, root / f"raw{k}")
-        wrapped = sf_fps(task, True, args.wrapper_steps, root / f"wrapped{k}")
-        raw_fps.append(raw)
-        wrapped_fps.append(wrapped)
-        ratios.append(wrapped / raw)
     print("\n".join(lines))
-    print(
-        f"sf rollout workers, {TASK}: raw {statistics.median(raw_fps):.0f} env steps/s, wrapped "
-        f"{statistics.median(wrapped_fps):.0f} env steps/s, wrapped/raw = {statistics.median(ratios):.3f} "
-        f"(median of {args.rounds} alternating runs of {args.wrapper_steps:,} steps)"
-    )
+    for batched in (False, True):
+        rates: dict[str, list[float]] = {"raw": [], "wrapped": []}
+        for k in range(args.rounds):  # alternating: drifts in the machine's speed hit both alike
+            for kind in ("raw", "wrapped"):
+                folder = root / f"{kind}-{batched}-{k}"
+                rates[kind].append(worker_fps(task, kind == "wrapped", batched, args.wrapper_steps, folder))
+        ratios = [w / r for w, r in zip(rates["wrapped"], rates["raw"], strict=True)]
+        how = "batched sampling (one reward call per vectorized env)" if batched else "non-batched sampling"
+        raw, wrapped = statistics.median(rates["raw"]), statistics.median(rates["wrapped"])
+        print(
+            f"sf rollout worker, 8 envs, {how}: raw {raw:.0f} env steps/s, "
+            f"wrapped {wrapped:.0f}, wrapped/raw = {statistics.median(ratios):.3f} "
+            f"(median of {args.rounds} alternating runs of {args.wrapper_steps:,} steps)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

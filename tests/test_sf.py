@@ -3,8 +3,10 @@ each rollout worker's envs, for an in-process program, a sandboxed program and a
 the run directory is the SB3 back end's; its evaluation equals an independent rollout of the
 saved policy. On the current stack: the error says which stack to use."""
 
+import functools
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +20,10 @@ SMALL = {"num_workers": 2, "num_envs_per_worker": 2, "batch_size": 256, "rollout
 
 
 def _train(tmp_path, name, reward=None, steps=3000, **kw):
-    kw = {"video": False, **kw}
+    kw = {"video": False, "hyperparams": dict(SMALL), **kw}
     config = TrainConfig(
-        task="hopper-run", reward=reward, steps=steps, backend="sf", eval_episodes=1,
-        hyperparams=dict(SMALL), progress=False, **kw,
-    )  # fmt: skip
+        task="hopper-run", reward=reward, steps=steps, backend="sf", eval_episodes=1, progress=False, **kw
+    )
     return train(config, out=tmp_path / name)
 
 
@@ -50,7 +51,7 @@ def test_appo_trains_a_program_in_the_rollout_workers_and_evaluates_like_an_inde
     run = result.run_dir
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["backend"] == "sf" and manifest["status"] == "finished"
-    assert manifest["sf_env_steps"] >= 3000 and manifest["sf"]["num_workers"] == 2
+    assert manifest["trained_steps"] >= 3000 and manifest["sf"]["num_workers"] == 2
     for name in ("metrics.csv", "learning_curve.png", "eval.json", "video.mp4", "reward.py"):
         assert (run / name).is_file(), name
     assert list((run / "sf" / "checkpoint_p0").glob("checkpoint_*.pth"))
@@ -157,7 +158,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
         ]
     )
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and manifest["sf_env_steps"] >= saved + 2000
+    assert manifest["status"] == "finished" and manifest["trained_steps"] >= saved + 2000
     timesteps = [int(r.split(",")[0]) for r in (run / "metrics.csv").read_text().splitlines()[1:]]
     assert timesteps == sorted(timesteps) and timesteps[-1] > saved
     with pytest.raises(SystemExit):  # nothing left to do: the error says so
@@ -176,3 +177,141 @@ def test_checkpoints_with_numpy_scalars_load_with_torchs_safe_loader(tmp_path):
     torch.save({"best_performance": np.float64(881.4), "env_steps": 401408, "model": {}}, path)
     loaded = torch.load(path, map_location="cpu", weights_only=True)
     assert loaded["best_performance"] == pytest.approx(881.4)
+
+
+@needs_sf
+def test_a_vectorized_env_reports_each_finished_episode_as_the_wrapper_summed_it():
+    """Batched sampling (the default): sample-factory steps one SFVectorEnv per split; the
+    episodes that end in a step come out, row by row, as the reward wrapper summed them."""
+    import torch
+    from sample_factory.algo.utils.make_env import make_env_func_batched
+    from sample_factory.algo.utils.misc import EPISODIC
+    from sample_factory.envs.env_utils import register_env
+    from sample_factory.utils.attr_dict import AttrDict
+
+    from rewardgen.tasks import get_task
+    from rewardgen.train.sf import episodes_from_stats, make_sf_env, sf_config, sf_settings
+
+    task = get_task("hopper-run")
+    settings, vector = sf_settings(task, Path("unused"), 1000, 0, "cpu", 1, 6, {})
+    assert settings["batched_sampling"] and settings["num_envs_per_worker"] == 2 and vector == 3
+    register_env(
+        settings["env"],
+        functools.partial(make_sf_env, task=task, reward=task.reference_reward(), vector=vector),
+    )
+    env = make_env_func_batched(sf_config(settings), AttrDict(worker_index=0, vector_index=0, env_id=0))
+    assert env.num_agents == 3
+    env.seed(0)
+    env.reset()
+    returns, seen = torch.zeros(3, dtype=torch.float64), []
+    rng = np.random.default_rng(0)
+    while len(seen) < 6:
+        _obs, rew, terminated, truncated, infos = env.step(torch.as_tensor(rng.uniform(-1, 1, (3, 3))))
+        returns += rew
+        done = (terminated | truncated).nonzero(as_tuple=True)[0]
+        if len(done):  # what sample-factory's batched runner keeps of the report: the finished rows
+            stats = {
+                f"episode_extra_stats/{k}": v[done].numpy() for k, v in infos["episode_extra_stats"].items()
+            }
+            episodes = episodes_from_stats({EPISODIC: None, **stats})
+            for i, ep in zip(done.tolist(), episodes, strict=True):
+                assert ep["reward_return"] == pytest.approx(float(returns[i]), rel=1e-4)
+                assert ep["env_return"] == pytest.approx(ep["reward_return"], rel=1e-5)  # the reference
+                assert set(ep["components"]) == {"forward", "survive", "ctrl_cost"}
+                seen.append(ep)
+            returns[done] = 0
+    env.close()
+
+
+@needs_sf
+def test_non_batched_sampling_still_trains(tmp_path):
+    result = _train(tmp_path, "nb", steps=2000, hyperparams={**SMALL, "batched_sampling": False})
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["sf_envs_per_vector"] == 0 and manifest["sf"]["num_envs_per_worker"] == 2
+    assert (result.run_dir / "metrics.csv").read_text().count("\n") >= 2
+
+
+@needs_sf
+def test_a_run_over_its_wall_clock_budget_stops_and_says_so(tmp_path):
+    import time
+
+    from rewardgen.train import OverBudgetError
+
+    started = time.monotonic()
+    with pytest.raises(OverBudgetError, match="over its wall-clock budget of 20 s"):
+        _train(tmp_path, "slow", steps=10**8, time_budget_s=20)
+    assert time.monotonic() - started < 90
+    manifest = json.loads((tmp_path / "slow" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "wall-clock budget" in manifest["error"]
+
+
+BACKWARD = """```python
+import numpy as np
+
+def compute_reward(obs, action, next_obs, info):
+    backward = -WEIGHT * info["x_velocity"]
+    return backward - 0.1 * np.sum(action**2, axis=1), {"backward": backward}
+```"""
+
+
+@needs_sf
+def test_a_search_trains_its_candidates_with_appo(tmp_path):
+    """`synthesize --backend sf`: sandboxed candidates train with APPO in a pool of two (each
+    with its share of the cores), successive halving continues the better one from its
+    sample-factory checkpoint, a crashed candidate does not stop the search, the best is filmed."""
+    from rewardgen.llm import LLMClient, LLMSettings
+    from rewardgen.llm.testing import LoopbackLLMServer
+    from rewardgen.runs import RunDir
+    from rewardgen.synthesis import SearchConfig, synthesize
+
+    weak, strong = (BACKWARD.replace("WEIGHT", w) for w in ("0.2", "3.0"))
+    broken = BACKWARD.replace('info["x_velocity"]', 'info["x_vel"]').replace("WEIGHT", "1.0")
+    config = SearchConfig(
+        task="hopper-run-backward", method="text2reward", samples=3, steps=4096, eval_episodes=1,
+        backend="sf", workers=2, early_stop=True, halving_tolerance=0.0, videos=1,
+        hyperparams={"num_envs_per_worker": 2, "batch_size": 256, "rollout": 32, "save_every_sec": 2},
+    )  # fmt: skip
+    run = RunDir.create(config.task, config.method, {}, out=tmp_path / "search")
+    with LoopbackLLMServer() as server:
+        server.push([weak, broken, strong])
+        client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
+        try:
+            summary = synthesize(config, client, run)
+        finally:
+            client.close()
+    a, b, c = summary["candidates"]
+    assert b["status"] == "failed" and "x_vel" in b["reason"]
+    assert a["status"] == c["status"] == "trained"
+    survivor = a if c["pruned"] else c
+    assert survivor["steps"] == 4096 and (a["pruned"] or c["pruned"])
+    train_dir = Path(survivor["path"]) / "train"
+    manifest = json.loads((train_dir / "manifest.json").read_text())
+    assert manifest["backend"] == "sf" and manifest["trained_steps"] >= 4096
+    assert manifest["sf"]["num_workers"] == 1  # two candidates at once on this machine's cores
+    steps = [int(r.split(",")[0]) for r in (train_dir / "metrics.csv").read_text().split()[1:]]
+    assert steps == sorted(steps) and steps[-1] > 2048  # the halving rung went on from its checkpoint
+    assert (train_dir / RunDir.VIDEO).is_file()  # filmed from the sample-factory policy
+    assert "backend" in json.loads((run.path / "manifest.json").read_text())["config"]
+
+
+@needs_sf
+def test_every_mujoco_catalog_task_steps_in_a_vectorized_env_on_this_stack():
+    """`--backend sf` trains any MuJoCo catalog task with its reference reward (the env as each
+    rollout worker builds it steps); Meta-World cannot live on this stack and says so."""
+    from rewardgen.tasks import get_task, list_tasks
+    from rewardgen.tasks.make import MUJOCO_ENVS
+    from rewardgen.train.sf import make_sf_env
+
+    tasks = [get_task(t) for t in list_tasks()]
+    mujoco = [t for t in tasks if t.gym_id.split("-")[0] in MUJOCO_ENVS or t.gym_id.startswith("rewardgen/")]
+    assert len(mujoco) >= 16
+    for spec in mujoco:
+        env = make_sf_env("x", task=spec, reward=spec.reference_reward(), vector=2)
+        env.reset(seed=0)
+        for _ in range(3):
+            _, reward, *_ = env.step(np.stack([env.action_space.sample()] * 2))
+            assert reward.shape == (2,) and np.isfinite(reward).all(), spec.id
+        env.close()
+    metaworld = next(t for t in tasks if t.package == "metaworld")
+    with pytest.raises(MissingExtraError, match=r"gymnasium >= 1\.1.*--backend sb3"):
+        make_sf_env("x", task=metaworld, reward=None, vector=2)

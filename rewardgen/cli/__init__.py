@@ -71,4 +71,4 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
-from rewardgen.cli import llm, prefs, synth, train, vlm  # noqa: E402, F401  (registers the commands on `app`)
+from rewardgen.cli import llm, oni, prefs, synth, train, vlm  # noqa: E402, F401  (registers the commands on `app`)

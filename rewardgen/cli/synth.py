@@ -54,6 +54,10 @@ def synthesize(
         bool, typer.Option(help="successive halving: drop the worse half after a fraction of the steps")
     ] = False,
     videos: Annotated[int, typer.Option(help="film the N best policies for report.html")] = 3,
+    backend: Annotated[
+        str,
+        typer.Option(help="train candidates with sb3 (stable-baselines3 PPO) or sf (sample-factory APPO)"),
+    ] = "sb3",
     executor: Annotated[str, typer.Option(help="local (process pool) or ray")] = "local",
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster address (ray://host:10001 or auto); default: local Ray")
@@ -116,6 +120,7 @@ def synthesize(
             few_shot=few_shot,
             early_stop=early_stop,
             videos=videos,
+            backend=backend,
             executor=executor,
             ray_address=ray_address,
             gpus_per_candidate=gpus_per_candidate,

@@ -9,6 +9,7 @@ Candidates also get their videos and the best one its extra seeds here.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -127,6 +128,11 @@ def _train_candidate(
 
     assert cand.path is not None
     out = cand.path / "train"
+    if resume and cand.eval is not None and _trained_steps(out) >= steps:
+        # a back end that trains in whole batches (sample-factory) may already have passed this
+        # rung's steps: its evaluation stands
+        cand.steps = steps
+        return saved(cand)
     started = time.monotonic()
     try:
         result = train(
@@ -141,6 +147,14 @@ def _train_candidate(
     cand.score = task.metric.score(result.eval.success_metric_mean)
     cand.wall_s = round((cand.wall_s or 0.0) + time.monotonic() - started, 1)
     return saved(cand)
+
+
+def _trained_steps(folder: Path) -> int:
+    """The env steps a finished training run in ``folder`` trained (0 if unknown)."""
+    try:
+        return int(RunDir.open(folder).manifest.get("trained_steps") or 0)
+    except (RewardgenError, OSError, ValueError):
+        return 0
 
 
 def _task_ref(task: TaskSpec) -> str:
@@ -165,6 +179,10 @@ def _train_config(
     """How every search run trains a reward: sandboxed, no video, the search's PPO settings."""
     from rewardgen.train import TrainConfig
 
+    hyperparams = dict(config.hyperparams)
+    if config.backend == "sf" and "num_workers" not in hyperparams:
+        # candidates trained at once share the machine's cores between their rollout workers
+        hyperparams["num_workers"] = max(1, (os.cpu_count() or 1) // max(1, config.workers))
     return TrainConfig(
         task=_task_ref(task),
         reward=_program(reward, config),
@@ -172,11 +190,12 @@ def _train_config(
         seed=seed,
         video=False,
         eval_episodes=config.eval_episodes,
-        hyperparams=dict(config.hyperparams),
+        hyperparams=hyperparams,
         profile=config.profile,
         progress=False,
         resume_from=str(resume_from) if resume_from is not None else None,
         time_budget_s=config.budget_s(steps),
+        backend=config.backend,
     )
 
 

@@ -54,6 +54,7 @@ class SearchConfig:
     early_stop: bool = False  # successive halving: train all for a fraction, continue the better half
     halving_tolerance: float = 0.02  # ...dropping only candidates clearly worse than the cutoff (relative)
     videos: int = 3  # record a video of this many best policies for report.html
+    backend: str = "sb3"  # candidates train with stable-baselines3 PPO ("sb3") or sample-factory APPO ("sf")
     executor: str = "local"  # "local" process pool, or "ray"
     ray_address: str | None = None  # a running Ray cluster; None: a local Ray instance
     gpus_per_candidate: float = 0  # Ray's GPU request per candidate (fractions share a GPU)

@@ -28,6 +28,7 @@ from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
 from rewardgen.synthesis.selection import MetricSelector, Selector
 from rewardgen.tasks import TaskSpec, get_task
+from rewardgen.train.sb3 import check_backend
 
 __all__ = ["synthesize"]
 
@@ -54,6 +55,7 @@ def synthesize(
     """
     if config.method not in METHODS:
         raise RewardgenError(f"unknown method '{config.method}': choose one of {', '.join(METHODS)}")
+    check_backend(config.backend)  # before any LLM call: a missing stack is said up front
     task = get_task(config.task)
     run.update(config=asdict(config))  # what `--resume` and `rewardgen refine` read back
     own_executor = executor is None

@@ -9,7 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from rewardgen.errors import RewardgenError, require
+from rewardgen.errors import MissingExtraError, RewardgenError, require
 from rewardgen.tasks.fields import StateFieldsWrapper, TaskFields, parse_source
 from rewardgen.tasks.spec import TaskSpec, get_task
 
@@ -89,9 +89,18 @@ def make_env(
     mujoco_env = spec.gym_id.split("-")[0] in MUJOCO_ENVS
     if mujoco_env:
         _quiet_mujoco(require("mujoco", extra="mujoco", purpose=f"task {spec.id}"))
-    if spec.gym_id.startswith("rewardgen/"):
+    if spec.gym_id.startswith("rewardgen/NetHack"):
+        require("nle", extra="nethack", purpose=f"task {spec.id}")
+        import rewardgen.tasks.nethack  # registers rewardgen's NetHack envs
+    elif spec.gym_id.startswith("rewardgen/"):
         import rewardgen.tasks.scenes  # noqa: F401  (registers rewardgen's own envs)
-    if spec.package:
+    if spec.package == "metaworld" and int(gym.__version__.split(".")[0]) < 1:
+        raise MissingExtraError(
+            f"task {spec.id} needs Meta-World, which needs gymnasium >= 1.1; this environment has "
+            f"gymnasium {gym.__version__} (the sample-factory stack): train it on the current stack "
+            "(--backend sb3, the .venv that `make` builds)"
+        )
+    if spec.package and spec.package != "nle":  # nle: above, from the nethack extra
         require(spec.package, extra=spec.package, purpose=f"task {spec.id}")  # registers its envs
     size = {} if mujoco_env else {k: kwargs.pop(k) for k in ("width", "height") if k in kwargs}
     if render_mode == "rgb_array" and not mujoco_env:  # pygame draws off screen, without sound

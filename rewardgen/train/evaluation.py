@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -21,11 +21,21 @@ from rewardgen.runs import (
 )
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 
-__all__ = ["OverBudgetError", "evaluate", "plot_run_curve"]
+__all__ = ["OverBudgetError", "evaluate", "over_budget", "plot_run_curve"]
 
 
 class OverBudgetError(RewardgenError):
     """Training or evaluation ran past its wall-clock budget and was stopped."""
+
+
+def over_budget(run: RunDir, budget_s: float | None, started: float, where: str) -> NoReturn:
+    """Mark ``run`` failed for running past its wall-clock budget and raise :class:`OverBudgetError`."""
+    reason = (
+        f"stopped {where}: over its wall-clock budget of {budget_s or 0:.0f} s "
+        f"({time.monotonic() - started:.0f} s spent; a slow reward or env, or raise the budget)"
+    )
+    run.update(status="failed", error=reason)
+    raise OverBudgetError(reason)
 
 
 def plot_run_curve(run: RunDir, spec: TaskSpec, reward: RewardSpec, learner: str) -> None:

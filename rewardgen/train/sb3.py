@@ -8,14 +8,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFnError, RewardSpec
 from rewardgen.runs import EvalSummary, MetricsWriter, RunDir
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 from rewardgen.train.callback import make_callback
-from rewardgen.train.evaluation import OverBudgetError, evaluate, plot_run_curve
+from rewardgen.train.evaluation import OverBudgetError, evaluate, over_budget, plot_run_curve
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 
 __all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
@@ -81,6 +81,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def check_backend(backend: str) -> None:
+    """An unknown back end, or sample-factory missing from this stack, is an error that says what to do."""
+    if backend not in BACKENDS:
+        raise RewardgenError(f"unknown back end '{backend}': choose one of {', '.join(BACKENDS)}")
+    if backend == "sf":
+        from rewardgen.train.sf import require_sf
+
+        require_sf()
+
+
 def _check_video(spec: TaskSpec) -> None:
     env = make_env(spec)
     modes = env.metadata.get("render_modes", [])
@@ -105,7 +115,7 @@ def train(
     """
     import gymnasium as gym
     from stable_baselines3 import PPO, SAC
-    from stable_baselines3.common.buffers import RolloutBuffer
+    from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.utils import set_random_seed
     from stable_baselines3.common.vec_env import VecNormalize
@@ -118,8 +128,7 @@ def train(
     )
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
-    if config.backend not in BACKENDS:
-        raise RewardgenError(f"unknown back end '{config.backend}': choose one of {', '.join(BACKENDS)}")
+    check_backend(config.backend)
     if config.backend == "sf":
         from rewardgen.train.sf import train_sf
 
@@ -154,11 +163,13 @@ def train(
     # than scoring every step, in the sandbox (a process round trip) and in-process alike
     # SAC needs a reward only when it trains on the step: a reward that scores frames scores each
     # chunk of steps between gradient updates in one batch (VLM-RM scored whole episodes)
+    render = {"render_mode": "rgb_array", **reward_spec.render_kwargs()} if reward.needs_frames else {}
+    venv = make_vec_env(make_env_fn(spec, fields=reward.fields, **render), n_envs=n_envs, seed=config.seed)
+    dict_obs = isinstance(venv.observation_space, gym.spaces.Dict)  # NetHack's: SB3's Dict classes
     defer = config.defer_reward
     if defer is None:
         defer = reward.needs_frames if algo == "sac" else reward_spec.deferrable and not reward.needs_frames
-    render = {"render_mode": "rgb_array", **reward_spec.render_kwargs()} if reward.needs_frames else {}
-    venv = make_vec_env(make_env_fn(spec, fields=reward.fields, **render), n_envs=n_envs, seed=config.seed)
+        defer = defer and not dict_obs  # the deferred buffers keep flat observations
     venv = wrapper = SB3RewardVecWrapper(
         venv,
         reward,
@@ -172,7 +183,8 @@ def train(
     cls = PPO if algo == "ppo" else SAC
     normalizer = DeferredRewardVecNormalize if defer else VecNormalize
     if algo == "ppo":
-        buffer = {"rollout_buffer_class": DeferredRolloutBuffer if defer else RolloutBuffer}
+        plain = DictRolloutBuffer if dict_obs else RolloutBuffer
+        buffer = {"rollout_buffer_class": DeferredRolloutBuffer if defer else plain}
     else:
         buffer = {"replay_buffer_class": DeferredReplayBuffer} if defer else {}
         if defer and "train_freq" not in config.hyperparams:
@@ -195,7 +207,8 @@ def train(
         else:
             hp["learning_starts"] = min(hp.get("learning_starts", 100), steps // 10)
         try:
-            model = cls("MlpPolicy", venv, device=device, seed=config.seed, verbose=0, **buffer, **hp)
+            policy = "MultiInputPolicy" if dict_obs else "MlpPolicy"
+            model = cls(policy, venv, device=device, seed=config.seed, verbose=0, **buffer, **hp)
         except TypeError as exc:  # an unknown keyword (SB3 names it)
             venv.close()
             raise RewardgenError(
@@ -245,10 +258,12 @@ def train(
         if evaluator is not None:
             evaluator.close()
     _save(model, run)
+    run.update(trained_steps=int(model.num_timesteps))
     if evaluator is not None and (hit := evaluator.first_success()) is not None:
         run.update(first_success={"timesteps": hit["timesteps"], "wall_time_s": hit["wall_time_s"]})
     if callback.over_budget:
-        _over_budget(run, config, started, f"after {model.num_timesteps:,} of {steps:,} training steps")
+        where = f"after {model.num_timesteps:,} of {steps:,} training steps"
+        over_budget(run, config.time_budget_s, started, where)
     plot_run_curve(run, spec, reward_spec, algo.upper())
     try:
         result = evaluate(
@@ -262,18 +277,9 @@ def train(
             deadline=deadline,
         )
     except OverBudgetError:
-        _over_budget(run, config, started, "while evaluating the trained policy")
+        over_budget(run, config.time_budget_s, started, "while evaluating the trained policy")
     run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
     return TrainResult(run.path, result)
-
-
-def _over_budget(run: RunDir, config: TrainConfig, started: float, where: str) -> NoReturn:
-    reason = (
-        f"stopped {where}: over its wall-clock budget of {config.time_budget_s:.0f} s "
-        f"({time.monotonic() - started:.0f} s spent; a slow reward or env, or raise the budget)"
-    )
-    run.update(status="failed", error=reason)
-    raise OverBudgetError(reason)
 
 
 def _resume(cls: Any, folder: Path, venv: Any, device: str, normalizer: type, **load: Any) -> tuple[Any, Any]:

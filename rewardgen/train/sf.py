@@ -31,14 +31,14 @@ from rewardgen.rewards import RewardSpec
 from rewardgen.runs import MetricsWriter, RunDir, metrics_row
 from rewardgen.tasks import TaskSpec, get_task, make_env, wrapper_kwargs
 
-__all__ = ["SF_DEFAULTS", "SFPolicy", "require_sf", "train_sf"]
+__all__ = ["SF_DEFAULTS", "SFPolicy", "SFVectorEnv", "require_sf", "train_sf"]
 
 EXPERIMENT = "sf"  # sample-factory's experiment folder inside the run directory
 
 #: sample-factory's settings for MuJoCo, as its sf_examples/mujoco sets them, except a constant
 #: learning rate (its ``linear_decay`` is not among sample-factory 2.1.1's choices).
 SF_DEFAULTS: dict[str, Any] = {
-    "batched_sampling": False,
+    "batched_sampling": True,  # sf_examples: False; rewardgen steps a vector env (SFVectorEnv)
     "worker_num_splits": 2,
     "env_frameskip": 1,
     "encoder_mlp_layers": [64, 64],
@@ -124,16 +124,31 @@ class EpisodeStats(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def flatten_episode(ep: dict[str, Any]) -> dict[str, float]:
-    """A wrapper's ``reward_episode`` row as flat numbers (sample-factory averages each key)."""
-    out = {
-        "env_return": float(ep["env_return"]),
-        "reward_return": float(ep["reward_return"]),
-        "length": float(ep["length"]),
-    }
-    out.update({f"metric/{k}": float(v) for k, v in ep["metrics"].items()})
-    out.update({f"component/{k}": float(v) for k, v in ep["components"].items()})
+def flatten_episode(ep: dict[str, Any]) -> dict[str, Any]:
+    """A wrapper's ``reward_episode`` row as flat numbers (sample-factory averages each key); a
+    vector wrapper's rows (arrays, one entry per env) as flat arrays."""
+
+    def num(value: Any) -> Any:
+        return np.asarray(value, dtype=np.float64) if np.ndim(value) else float(value)
+
+    out = {key: num(ep[key]) for key in ("env_return", "reward_return", "length")}
+    out.update({f"metric/{k}": num(v) for k, v in ep["metrics"].items()})
+    out.update({f"component/{k}": num(v) for k, v in ep["components"].items()})
     return out
+
+
+def episodes_from_stats(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """The episode summaries in one of sample-factory's episodic reports: one
+    ``episode_extra_stats`` dict (non-batched sampling), or ``episode_extra_stats/<key>`` arrays
+    with a row per finished episode (batched sampling)."""
+    extra = stats.get("episode_extra_stats")
+    if isinstance(extra, dict):
+        return [unflatten_episode(extra)] if "env_return" in extra else []
+    prefix = "episode_extra_stats/"
+    flat = {k[len(prefix) :]: np.atleast_1d(v) for k, v in stats.items() if k.startswith(prefix)}
+    if "env_return" not in flat:
+        return []
+    return [unflatten_episode({k: v[i] for k, v in flat.items()}) for i in range(len(flat["env_return"]))]
 
 
 def unflatten_episode(flat: dict[str, Any]) -> dict[str, Any]:
@@ -154,19 +169,77 @@ def make_sf_env(
     render_mode: str | None = None,
     *,
     task: TaskSpec,
-    reward: RewardSpec,
+    reward: RewardSpec | None,
     mode: str = "replace",
+    vector: int = 0,
 ) -> Any:
     """sample-factory's env factory: the task's env with the reward wrapper inside, built in the
-    rollout worker that steps it (the reward from its spec, there)."""
-    from rewardgen.wrappers import RewardWrapper
+    rollout worker that steps it (the reward from its spec, there).
 
-    fn = reward.build()
-    size = reward.render_kwargs() if fn.needs_frames else {}
-    render = "rgb_array" if fn.needs_frames else render_mode
-    env = make_env(task, render_mode=render, fields=fn.fields, **size)
-    env = RewardWrapper(env, fn, mode, **wrapper_kwargs(task, fn.fields))
+    ``vector`` > 0 (sample-factory's batched sampling): one :class:`SFVectorEnv` of that many
+    envs, whose reward is computed for all of them in one call per step. ``reward`` None: the
+    env's own reward, no wrapper (the baseline of ``scripts/bench_backends.py``).
+    """
+    from rewardgen.wrappers import RewardWrapper, VectorRewardWrapper
+
+    fn = reward.build() if reward is not None else None
+    frames = fn is not None and fn.needs_frames
+    size = reward.render_kwargs() if frames and reward is not None else {}
+    render = "rgb_array" if frames else render_mode
+    fields = fn.fields if fn is not None else None
+    if vector:
+        one = functools.partial(make_env, task, render_mode=render, fields=fields, **size)
+        envs = gym.vector.SyncVectorEnv([one] * vector)
+        if fn is not None:
+            envs = VectorRewardWrapper(envs, fn, mode, **wrapper_kwargs(task, fields))
+        return SFVectorEnv(envs)
+    env = make_env(task, render_mode=render, fields=fields, **size)
+    if fn is None:
+        return env
+    env = RewardWrapper(env, fn, mode, **wrapper_kwargs(task, fields))
     return EpisodeStats(env)
+
+
+class SFVectorEnv(gym.Env):
+    """A gymnasium vector env (with a :class:`~rewardgen.wrappers.VectorRewardWrapper`) as the
+    vectorized env sample-factory's batched sampling steps: its envs are the "agents", the reward
+    is computed for all of them in one call, and finished episodes' summaries go out as vectors
+    (``infos["episode_extra_stats"][key]``, one row per env) that sample-factory picks the finished
+    rows of.
+
+    Example:
+        >>> # TrainConfig(task="hopper-run", backend="sf")  trains with it (batched sampling)
+    """
+
+    is_multiagent = True
+
+    def __init__(self, envs: Any):
+        self.envs = envs
+        self.num_agents = envs.num_envs
+        self.observation_space = envs.single_observation_space
+        self.action_space = envs.single_action_space
+        self.render_mode = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        # sample-factory seeds each vectorized env with its id: spread them so the envs of two
+        # vectorized envs never share a seed
+        obs, _ = self.envs.reset(seed=None if seed is None else seed * self.num_agents, options=options)
+        return obs, [{} for _ in range(self.num_agents)]
+
+    def step(self, actions: Any):
+        import torch
+
+        if isinstance(actions, torch.Tensor):
+            actions = actions.cpu().numpy()
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        infos: dict[str, Any] = {}
+        if "reward_episode" in info:
+            flat = flatten_episode(info["reward_episode"])
+            infos["episode_extra_stats"] = {k: torch.as_tensor(v) for k, v in flat.items()}
+        return obs, np.asarray(reward, dtype=np.float32), terminated, truncated, infos
+
+    def close(self) -> None:
+        self.envs.close()
 
 
 def _env_name(task: TaskSpec) -> str:
@@ -190,15 +263,17 @@ def sf_settings(
     envs_per_worker: int | None,
     hyperparams: dict[str, Any],
     restart: str = "overwrite",
-) -> dict[str, Any]:
-    """sample-factory's settings for a run: rewardgen's defaults, then ``hyperparams``."""
+) -> tuple[dict[str, Any], int]:
+    """sample-factory's settings for a run (rewardgen's defaults, then ``hyperparams``) and the
+    envs in each of its vectorized envs (0: not batched).
+
+    With batched sampling (the default) each rollout worker steps ``worker_num_splits`` vectorized
+    envs (:class:`SFVectorEnv`) that share its ``envs_per_worker`` envs, so sample-factory's
+    ``num_envs_per_worker`` counts vectorized envs.
+    """
     workers = num_workers or _cpu_count()
     per_worker = envs_per_worker or 4
-    if per_worker % SF_DEFAULTS["worker_num_splits"]:
-        raise RewardgenError(
-            f"--num-envs-per-worker must be even (sample-factory splits them in 2), got {per_worker}"
-        )
-    return {
+    settings = {
         **SF_DEFAULTS,
         "env": _env_name(task),
         "experiment": EXPERIMENT,
@@ -207,10 +282,18 @@ def sf_settings(
         "seed": seed,
         "device": device,
         "num_workers": workers,
-        "num_envs_per_worker": per_worker,
         "restart_behavior": restart,
         **hyperparams,
     }
+    splits = int(settings["worker_num_splits"])
+    if per_worker % splits:
+        raise RewardgenError(
+            f"--num-envs-per-worker must be a multiple of {splits} (sample-factory splits each "
+            f"worker's envs in {splits}), got {per_worker}"
+        )
+    if settings["batched_sampling"]:
+        return {**settings, "num_envs_per_worker": splits}, per_worker // splits
+    return {**settings, "num_envs_per_worker": per_worker}, 0
 
 
 def sf_config(settings: dict[str, Any], evaluation: bool = False) -> Any:
@@ -239,14 +322,16 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         >>> result = train_sf(TrainConfig(task="hopper-run", steps=200_000))  # doctest: +SKIP
     """
     require_sf()
+    from sample_factory.algo.runners.runner import AlgoObserver
     from sample_factory.algo.utils.misc import EPISODIC, ExperimentStatus
     from sample_factory.envs.env_utils import register_env
     from sample_factory.train import make_runner
 
-    from rewardgen.train.evaluation import evaluate, plot_run_curve
+    from rewardgen.train.evaluation import OverBudgetError, evaluate, over_budget, plot_run_curve
     from rewardgen.train.sb3 import TrainResult, resolve_device
 
     started = time.monotonic()
+    deadline = started + config.time_budget_s if config.time_budget_s is not None else None
     spec = get_task(config.task)
     if (config.algo or "ppo").lower() not in ("ppo", "appo"):
         raise RewardgenError(f"the sf back end trains APPO (PPO's asynchronous form), not {config.algo}")
@@ -255,7 +340,6 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         for name, asked in (
             ("--eval-every", config.eval_every),
             ("--until-success", config.stop_on_success),
-            ("a time budget", config.time_budget_s is not None),
         )
         if asked
     ]
@@ -281,7 +365,7 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     if config.n_envs:  # envs in all: spread over the workers
         per_worker = per_worker or 2
         workers = workers or max(1, config.n_envs // per_worker)
-    settings = sf_settings(
+    settings, vector = sf_settings(
         spec,
         run.path,
         steps,
@@ -292,10 +376,16 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         hp,
         restart="resume" if resume is not None else "overwrite",
     )
-    run.update(env_id=spec.gym_id, device=device, reward=reward_spec.describe(), backend="sf", sf=settings)
-    register_env(
-        _env_name(spec), functools.partial(make_sf_env, task=spec, reward=reward_spec, mode=config.mode)
+    run.update(
+        env_id=spec.gym_id,
+        device=device,
+        reward=reward_spec.describe(),
+        backend="sf",
+        sf=settings,
+        sf_envs_per_vector=vector,
     )
+    factory = functools.partial(make_sf_env, task=spec, reward=reward_spec, mode=config.mode, vector=vector)
+    register_env(_env_name(spec), factory)
     _, runner = make_runner(sf_config(settings))
 
     writer = MetricsWriter(run.file("metrics.csv"), append=resume is not None)
@@ -318,13 +408,23 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         writer.write(metrics_row(eps, spec.metric, state["last_log"], wall, state["episodes"]))
 
     def on_episode(_runner: Any, msg: dict, _policy_id: int) -> None:
-        extra = msg[EPISODIC].get("episode_extra_stats") or {}
-        if "env_return" in extra:
-            state["buffer"].append(unflatten_episode(extra))
+        state["buffer"].extend(episodes_from_stats(msg[EPISODIC]))
         if state["buffer"] and total_steps() - state["last_log"] >= log_every:
             flush()
 
+    class Deadline(AlgoObserver):
+        """Ends training at the wall-clock budget through sample-factory's own stop condition
+        (its ``train_for_seconds`` is not counted in 2.1)."""
+
+        over = False
+
+        def on_training_step(self, runner: Any, _iteration: int) -> None:
+            if deadline is not None and time.monotonic() > deadline and total_steps() < steps:
+                Deadline.over = True
+                runner.cfg.train_for_env_steps = 0  # checked right after this call: stop now
+
     runner.register_episodic_stats_handler(on_episode)
+    runner.register_observer(Deadline())
     status = runner.init()
     if status == ExperimentStatus.SUCCESS:
         if resume is None:  # training time from here, as SB3's callback counts it
@@ -337,17 +437,24 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         raise RewardgenError(
             f"sample-factory training stopped with status {status}: see {run.path / EXPERIMENT}"
         )
-    run.update(sf_env_steps=total_steps())
+    run.update(trained_steps=total_steps())
+    if Deadline.over:
+        where = f"after {total_steps():,} of {steps:,} training steps"
+        over_budget(run, config.time_budget_s, started, where)
     plot_run_curve(run, spec, reward_spec, "APPO (sample-factory)")
-    result = evaluate(
-        run.path,
-        spec,
-        reward_spec,
-        config.eval_episodes,
-        config.seed + 10_000,
-        video=config.video,
-        video_steps=config.video_steps,
-    )
+    try:
+        result = evaluate(
+            run.path,
+            spec,
+            reward_spec,
+            config.eval_episodes,
+            config.seed + 10_000,
+            video=config.video,
+            video_steps=config.video_steps,
+            deadline=deadline,
+        )
+    except OverBudgetError:
+        over_budget(run, config.time_budget_s, started, "while evaluating the trained policy")
     run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
     return TrainResult(run.path, result)
 

@@ -1,0 +1,11 @@
+"""Progress in NetHack's score, with a small cost for steps that do not move the game clock."""
+
+import numpy as np
+
+
+def compute_reward(obs, action, next_obs, info):
+    before, after = obs["blstats"], next_obs["blstats"]
+    playing = after.any(axis=1)  # NLE zeroes blstats once the game is over
+    score = np.where(playing, after[:, 9] - before[:, 9], 0).astype(np.float64)
+    frozen = np.where(playing & (after[:, 20] == before[:, 20]), -0.01, 0.0)
+    return score + frozen, {"score": score, "frozen": frozen}

@@ -1,0 +1,110 @@
+"""``rewardgen oni train``: an agent on NetHack with ONI's intrinsic reward, labelled by an LLM
+while it trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rewardgen.cli import app, console, parse_steps
+from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMModel
+from rewardgen.cli.train import HpOverrides, _report, parse_hp
+from rewardgen.errors import RewardgenError
+
+oni = typer.Typer(
+    help="ONI: an LLM labels in-game messages while the agent trains; the labels become a reward.",
+    no_args_is_help=True,
+)
+app.add_typer(oni, name="oni")
+
+
+@oni.command("train")
+def train_cmd(
+    task: Annotated[str, typer.Option(help="a NetHack task: nethack-score, -staircase, -oracle, -gold")] = (
+        "nethack-score"
+    ),
+    reward: Annotated[str, typer.Option(help="the reward model: retrieval (the LLM's label)")] = "retrieval",
+    goal: Annotated[str, typer.Option(help="what a helpful message shows: default, gold, stairs, combat")] = (
+        "default"
+    ),
+    backend: Annotated[str, typer.Option(help="sb3 (stable-baselines3 PPO)")] = "sb3",
+    steps: Annotated[str | None, typer.Option(help="env steps; default: the task's budget")] = None,
+    c_ext: Annotated[float, typer.Option(help="weight of the game's own reward")] = 0.1,
+    c_int: Annotated[float, typer.Option(help="weight of the intrinsic reward")] = 0.4,
+    beta: Annotated[float, typer.Option(help="a message repeated N times in an episode pays 1/N^beta")] = 3.0,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="label store (SQLite), shared across runs; default ~/.cache/rewardgen/oni_labels.sqlite"
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="messages per LLM call")] = 32,
+    n_envs: Annotated[int | None, typer.Option(help="envs stepped together")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
+    hp: HpOverrides = None,
+    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    llm_model: LLMModel = None,
+    llm_base_url: LLMBaseURL = None,
+    llm_budget_usd: LLMBudget = None,
+    llm_max_calls: LLMMaxCalls = None,
+    llm_config: LLMConfig = None,
+) -> None:
+    """Train on NetHack with ONI: env reward x c_ext + LLM-labelled message reward x c_int."""
+    from rewardgen.intrinsic import DEFAULT_STORE, AnnotationService, OniSpec, ServiceConfig
+    from rewardgen.llm import LLMSettings
+    from rewardgen.llm.settings import DEFAULT_CONFIG
+    from rewardgen.runs import default_run_path
+    from rewardgen.tasks import get_task
+    from rewardgen.train import TrainConfig
+    from rewardgen.train import train as run_train
+
+    if backend != "sb3":
+        raise RewardgenError(f"oni train --backend {backend}: this version trains ONI with sb3")
+    spec = get_task(task)
+    if "message" not in spec.fields:
+        raise RewardgenError(
+            f"task {spec.id} has no message field: ONI needs a NetHack task (nethack-score...)"
+        )
+    settings = LLMSettings.resolve(
+        config_file=llm_config or DEFAULT_CONFIG,
+        model=llm_model,
+        base_url=llm_base_url,
+        budget_usd=llm_budget_usd,
+        max_calls=llm_max_calls,
+    )
+    settings.check()  # a missing API key fails now, not in the service
+    reward_spec = OniSpec(store or DEFAULT_STORE, goal=goal, model=settings.model, reward=reward, beta=beta)
+    out = out or default_run_path(spec.id, "oni")
+    config = TrainConfig(
+        task=task,
+        reward=reward_spec,
+        steps=parse_steps(steps),
+        n_envs=n_envs,
+        seed=seed,
+        video=False,
+        eval_episodes=eval_episodes,
+        mode="add",
+        env_coef=c_ext,
+        reward_coef=c_int,
+        hyperparams=parse_hp(hp),
+        backend=backend,
+    )
+    service = AnnotationService(
+        reward_spec.store(),
+        settings,
+        ServiceConfig(batch_size=batch_size),
+        transcript=str(Path(out) / "llm" / "transcript.jsonl"),
+    )
+    console.print(f"labels: [bold]{reward_spec.store_path}[/bold] ({settings.model} at {settings.endpoint})")
+    with service:
+        result = run_train(config, out=out, method="oni")
+    counts = reward_spec.store().counts()
+    console.print(
+        f"label store for goal '{goal}': "
+        + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        + (f"; the annotation service was restarted {service.restarts} times" if service.restarts else "")
+    )
+    _report(result)

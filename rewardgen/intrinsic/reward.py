@@ -1,0 +1,166 @@
+"""ONI's intrinsic reward as a :class:`~rewardgen.rewards.RewardFn`, built in every env worker.
+
+Retrieval (ONI's simplest reward model): ``r_int = 1`` if the LLM labelled the step's message
+helpful, else 0 (unknown and unlabelled messages too), divided by ``N(msg) ** beta`` where
+``N`` counts that message in the current episode (beta 3: a message pays once, not every step
+it is repeated). The env's reward is added by the wrapper: ``r = c_ext * r_ext + c_int * r_int``
+(``mode="add"``, ``env_coef=c_ext``, ``reward_coef=c_int``).
+
+Each worker reports messages it has not seen before to the label store and reads new labels
+from it every ``sync_s`` seconds, between steps, never waiting for the LLM: a busy store is
+retried at the next sync.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from rewardgen.intrinsic.store import LabelKey, LabelStore
+from rewardgen.rewards import RewardFn, RewardOutput, RewardSpec
+
+__all__ = ["OniSpec", "RetrievalReward"]
+
+
+class RetrievalReward(RewardFn):
+    """The LLM's label of each step's message (1 helpful, else 0) over ``N(msg) ** beta``.
+
+    Components: ``intrinsic`` (the reward) and ``labelled`` (1 where the step's message has a
+    label: the label coverage, logged, not paid).
+
+    Example:
+        >>> store = LabelStore("labels.sqlite", LabelKey("default", "1", "m"))  # doctest: +SKIP
+        >>> reward = RetrievalReward(store, beta=3.0)  # doctest: +SKIP
+    """
+
+    fields = frozenset({"message"})
+
+    def __init__(self, store: LabelStore, beta: float = 3.0, sync_s: float = 1.0):
+        self.store, self.beta, self.sync_s = store, float(beta), float(sync_s)
+        self.known: dict[str, int] = {}
+        self._texts: dict[bytes, str] = {}
+        self._counts: list[Counter] = []
+        self._unsent: set[str] = set()
+        self._sent: set[str] = set()
+        self._synced_at, self._since = -float("inf"), 0.0
+
+    def __getstate__(self) -> dict[str, Any]:  # a fresh cache wherever it is built
+        return {"store": self.store, "beta": self.beta, "sync_s": self.sync_s}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def _text(self, row: np.ndarray) -> str:
+        raw = row.tobytes()
+        text = self._texts.get(raw)
+        if text is None:
+            text = raw.split(b"\0", 1)[0].decode("latin-1").strip()
+            if len(self._texts) < 100_000:
+                self._texts[raw] = text
+        return text
+
+    def sync(self, force: bool = False) -> None:
+        """Report new messages and read new labels (at most every ``sync_s`` unless ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._synced_at < self.sync_s:
+            return
+        self._synced_at = now
+        try:
+            if self._unsent:
+                self.store.submit(self._unsent)
+                self._sent |= self._unsent
+                self._unsent = set()
+            started = time.time()
+            self.known.update(self.store.labels(since=self._since))
+            self._since = started - 1.0  # overlap: a label committed while we read is read again
+        except sqlite3.OperationalError:
+            pass  # the store is busy: the next sync tries again; the agent does not wait
+
+    def compute(self, batch: Any) -> RewardOutput:
+        self.sync()  # labels that arrived, before scoring; new messages go out at the next sync
+        messages = np.asarray(batch.info["message"], dtype=np.uint8)
+        n = len(messages)
+        while len(self._counts) < n:
+            self._counts.append(Counter())
+        reward, labelled = np.zeros(n), np.zeros(n)
+        for i in range(n):
+            text = self._text(messages[i])
+            if not text:
+                continue
+            self._counts[i][text] += 1
+            label = self.known.get(text)
+            if label is None:
+                if text not in self._sent:
+                    self._unsent.add(text)
+                continue
+            labelled[i] = 1.0
+            reward[i] = label / self._counts[i][text] ** self.beta
+        return RewardOutput(total=reward, components={"intrinsic": reward, "labelled": labelled})
+
+    def reset(self, env_indices: np.ndarray) -> None:
+        for i in np.atleast_1d(env_indices):
+            if int(i) < len(self._counts):
+                self._counts[int(i)].clear()
+
+    def close(self) -> None:
+        self.sync(force=True)
+        self.store.close()
+
+
+class OniSpec(RewardSpec):
+    """The spec of ONI's intrinsic reward: the label store, what it labels (goal, prompt version,
+    model) and the reward model; each env worker builds its own reward from it.
+
+    Example:
+        >>> spec = OniSpec("labels.sqlite", goal="gold", model="llama-3.1-8b")
+        >>> spec.describe()["goal"]
+        'gold'
+    """
+
+    return_label = "intrinsic return"
+
+    def __init__(
+        self,
+        store_path: Any,
+        goal: str = "default",
+        model: str = "gpt-4o-mini",
+        reward: str = "retrieval",
+        beta: float = 3.0,
+        prompt_version: str | None = None,
+        sync_s: float = 1.0,
+    ):
+        from rewardgen.errors import RewardgenError
+        from rewardgen.intrinsic.prompts import GOALS, PROMPT_VERSION
+
+        if goal not in GOALS:
+            raise RewardgenError(f"unknown ONI goal '{goal}': choose one of {', '.join(GOALS)}")
+        if reward != "retrieval":
+            raise RewardgenError(f"unknown ONI reward model '{reward}': this version has retrieval")
+        self.store_path, self.reward, self.beta, self.sync_s = store_path, reward, beta, sync_s
+        self.key = LabelKey(goal, prompt_version or PROMPT_VERSION, model)
+
+    @property
+    def name(self) -> str:
+        return f"oni-{self.reward}-{self.key.goal}"
+
+    def store(self) -> LabelStore:
+        return LabelStore(self.store_path, self.key)
+
+    def build(self) -> RetrievalReward:
+        return RetrievalReward(self.store(), self.beta, self.sync_s)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "oni",
+            "name": self.name,
+            "reward": self.reward,
+            "goal": self.key.goal,
+            "prompt_version": self.key.prompt,
+            "model": self.key.model,
+            "beta": self.beta,
+            "store": str(self.store_path),
+        }

@@ -1,0 +1,163 @@
+"""The annotation service: a process of its own that labels the messages the env workers report.
+
+Workers only write new messages into the label store (:class:`~rewardgen.intrinsic.store.LabelStore`)
+and read labels back; they never talk to the LLM, so the agent never waits for it. The service
+claims pending messages newest first (a message already labelled or in flight is never claimed
+twice: each unique message reaches the LLM once), asks the LLM about a batch at a time through
+:mod:`rewardgen.llm` (any OpenAI-compatible endpoint: OpenAI, a vLLM or Ollama server), and writes
+the labels. When the LLM cannot be reached the batch goes back to pending and the service waits
+and tries again (a warning at most once a minute); answers it cannot parse are retried a bounded
+number of times, then recorded as failed with the reason; the backlog of pending messages is
+bounded. :class:`AnnotationService` runs it in a spawned process and restarts it if it dies.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rewardgen.intrinsic.prompts import label_messages, parse_labels
+from rewardgen.intrinsic.store import LabelStore
+from rewardgen.llm import BudgetExceededError, LLMClient, LLMError, LLMSettings
+
+__all__ = ["AnnotationService", "ServiceConfig", "annotate_once", "serve"]
+
+
+@dataclass
+class ServiceConfig:
+    """How the service batches and retries."""
+
+    batch_size: int = 32  # messages per LLM call
+    max_pending: int = 10_000  # the backlog bound: older pending messages are dropped beyond it
+    max_attempts: int = 3  # unparseable answers before a message is recorded as failed
+    poll_s: float = 0.2  # wait between looks at an empty queue
+    retry_s: float = 2.0  # wait after the LLM could not be reached
+    warn_every_s: float = 60.0
+
+
+class _Warner:
+    def __init__(self, every_s: float):
+        self.every_s, self.last = every_s, -float("inf")
+
+    def __call__(self, text: str) -> None:
+        if time.monotonic() - self.last >= self.every_s:
+            self.last = time.monotonic()
+            print(f"rewardgen annotation service: {text}", file=sys.stderr, flush=True)
+
+
+def annotate_once(store: LabelStore, client: LLMClient, config: ServiceConfig, warn: Any = None) -> int:
+    """Claim and label one batch; returns the messages claimed (0: nothing pending). Raises
+    :class:`~rewardgen.llm.LLMError` after putting the batch back when the LLM is unreachable."""
+    store.trim(config.max_pending)
+    batch = store.claim(config.batch_size)
+    if not batch:
+        return 0
+    try:
+        answer = client.complete(label_messages(store.key.goal, batch), temperature=0.0)[0].text
+    except BaseException:  # unreachable, or stopped: the batch waits for the next try
+        store.release(batch)
+        raise
+    labels = parse_labels(answer, len(batch))
+    store.put_labels({batch[i]: v for i, v in labels.items()})
+    missing = [m for i, m in enumerate(batch) if i not in labels]
+    if missing:
+        tail = answer.strip().replace("\n", " ")[-160:]
+        store.fail(missing, f"the answer gave no label for it (it ended: {tail!r})", config.max_attempts)
+        if warn is not None:
+            warn(f"{len(missing)} of {len(batch)} messages got no label in an answer; they are asked again")
+    return len(batch)
+
+
+def serve(
+    store: LabelStore, settings: LLMSettings, config: ServiceConfig, transcript: str | None = None
+) -> None:
+    """The service's loop (runs until killed)."""
+    warn = _Warner(config.warn_every_s)
+    recovered = store.recover()  # what a dead predecessor had in flight
+    if recovered:
+        warn(f"{recovered} messages left in flight by a previous service are pending again")
+    client = LLMClient(settings, transcript=transcript)
+    while True:
+        try:
+            done = annotate_once(store, client, config, warn)
+        except BudgetExceededError as exc:
+            warn(f"labelling stops: {exc}; training goes on with the labels there are")
+            return  # a clean exit: the watcher does not restart it
+        except LLMError as exc:
+            warn(f"the LLM at {settings.endpoint} cannot be reached ({exc}); messages wait, unlabelled")
+            time.sleep(config.retry_s)
+            continue
+        if not done:
+            time.sleep(config.poll_s)
+
+
+class AnnotationService:
+    """The annotation service in its own (spawned) process, watched from this one: if the process
+    dies it is started again (what it had in flight goes back to pending; labels are in the store).
+
+    Example:
+        >>> settings = LLMSettings(base_url="http://localhost:8000/v1", model="m")  # doctest: +SKIP
+        >>> with AnnotationService(store, settings):  # doctest: +SKIP
+        ...     train(...)  # workers report messages to `store` and read its labels
+    """
+
+    def __init__(
+        self,
+        store: LabelStore,
+        settings: LLMSettings,
+        config: ServiceConfig | None = None,
+        transcript: str | None = None,
+        watch_s: float = 1.0,
+    ):
+        self.store, self.settings = store, settings.model_copy(update={"cache": False})
+        self.config, self.transcript, self.watch_s = config or ServiceConfig(), transcript, watch_s
+        self.process: Any = None
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _spawn(self) -> None:
+        ctx = mp.get_context("spawn")
+        self.process = ctx.Process(
+            target=serve,
+            args=(self.store, self.settings, self.config, self.transcript),
+            name="rewardgen-annotation",
+            daemon=True,
+        )
+        self.process.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.watch_s):
+            if self.process is not None and not self.process.is_alive() and self.process.exitcode != 0:
+                self.restarts += 1
+                print(
+                    f"rewardgen: the annotation service stopped (exit code {self.process.exitcode}); "
+                    f"starting it again (restart {self.restarts})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self._spawn()
+
+    def start(self) -> AnnotationService:
+        self._spawn()
+        self._watcher = threading.Thread(target=self._watch, name="rewardgen-annotation-watch", daemon=True)
+        self._watcher.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+
+    def __enter__(self) -> AnnotationService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,233 @@
+"""The label store: every message the agents saw and what the LLM said of it, in one SQLite file
+(WAL mode) shared by all env workers and the annotation service, and kept across runs.
+
+Rows are keyed by (goal, prompt version, model, message): a label is reused by any later run
+that asks the same question of the same model. A row is ``pending`` (reported by a worker, not
+yet sent), ``in_flight`` (claimed by the annotation service), ``labelled`` or ``failed`` (the
+model's answers could not be parsed ``max_attempts`` times; the reason is kept). SQLite commits
+are atomic and durable: a SIGKILL loses at most the transaction in progress, never a label
+written before it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_STORE", "LabelKey", "LabelStore"]
+
+DEFAULT_STORE = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rewardgen" / "oni_labels.sqlite"
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS labels (
+    goal TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    model TEXT NOT NULL,
+    message TEXT NOT NULL,
+    label INTEGER,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    seen REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (goal, prompt, model, message)
+);
+CREATE INDEX IF NOT EXISTS labels_status ON labels (goal, prompt, model, status, seen);
+CREATE INDEX IF NOT EXISTS labels_updated ON labels (goal, prompt, model, updated);
+"""
+
+
+@dataclass(frozen=True)
+class LabelKey:
+    """What a label answers: the goal, the prompt's version and the model asked."""
+
+    goal: str
+    prompt: str
+    model: str
+
+    def params(self) -> tuple[str, str, str]:
+        return (self.goal, self.prompt, self.model)
+
+
+class LabelStore:
+    """One process's handle on the label store (reconnects after a fork; cheap to pickle).
+
+    Example:
+        >>> import tempfile
+        >>> store = LabelStore(Path(tempfile.mkdtemp()) / "l.sqlite", LabelKey("default", "1", "m"))
+        >>> store.submit(["You find a gold piece."])
+        1
+        >>> store.claim(8)
+        ['You find a gold piece.']
+        >>> store.put_labels({"You find a gold piece.": 1})
+        >>> store.labels()
+        {'You find a gold piece.': 1}
+    """
+
+    def __init__(self, path: str | Path, key: LabelKey, timeout_s: float = 5.0):
+        self.path, self.key, self.timeout_s = Path(path), key, timeout_s
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "key": self.key, "timeout_s": self.timeout_s}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"], state["key"], state["timeout_s"])  # type: ignore[misc]
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            deadline = time.monotonic() + self.timeout_s
+            while True:  # switching a new file to WAL may be refused at once (no busy wait): retry
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")  # durable at WAL checkpoints; atomic always
+                    conn.executescript(_SCHEMA)
+                    break
+                except sqlite3.OperationalError:
+                    if time.monotonic() > deadline:
+                        conn.close()
+                        raise
+                    time.sleep(0.05)
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
+    # -- workers -------------------------------------------------------------------------------
+
+    def submit(self, messages: Iterable[str]) -> int:
+        """Report messages the agents saw; those already known (labelled, pending, in flight or
+        failed) are left alone. Returns how many were new. Raises ``sqlite3.OperationalError``
+        when the store stays locked past ``timeout_s`` (the caller keeps them for later)."""
+        now = time.time()
+        rows = [(*self.key.params(), m, now, now) for m in set(messages) if m]
+        if not rows:
+            return 0
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO labels (goal, prompt, model, message, status, seen, updated) "
+                "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                rows,
+            )
+            return conn.total_changes - before
+
+    def labels(self, since: float = 0.0) -> dict[str, int]:
+        """Labelled messages (updated after ``since``, a time.time())."""
+        cur = self.conn.execute(
+            "SELECT message, label FROM labels WHERE goal=? AND prompt=? AND model=? "
+            "AND status='labelled' AND updated > ?",
+            (*self.key.params(), since),
+        )
+        return {m: int(label) for m, label in cur.fetchall()}
+
+    # -- the annotation service ----------------------------------------------------------------
+
+    def claim(self, limit: int) -> list[str]:
+        """Up to ``limit`` pending messages, newest first, now marked in flight."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT message FROM labels WHERE goal=? AND prompt=? AND model=? AND status='pending' "
+                "ORDER BY seen DESC LIMIT ?",
+                (*self.key.params(), limit),
+            ).fetchall()
+            messages = [r[0] for r in rows]
+            self._set(conn, messages, "status='in_flight'")
+            return messages
+
+    def put_labels(self, labels: dict[str, int]) -> None:
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE labels SET label=?, status='labelled', reason=NULL, updated=? "
+                "WHERE goal=? AND prompt=? AND model=? AND message=?",
+                [(int(v), time.time(), *self.key.params(), m) for m, v in labels.items()],
+            )
+
+    def fail(self, messages: Iterable[str], reason: str, max_attempts: int) -> None:
+        """The model's answer for ``messages`` could not be used: back to pending, or failed for
+        good (with ``reason``) after ``max_attempts``."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE labels SET attempts=attempts+1, reason=?, updated=?, "
+                "status=CASE WHEN attempts+1 >= ? THEN 'failed' ELSE 'pending' END "
+                "WHERE goal=? AND prompt=? AND model=? AND message=?",
+                [(reason, time.time(), max_attempts, *self.key.params(), m) for m in messages],
+            )
+
+    def release(self, messages: Iterable[str]) -> None:
+        """In-flight messages back to pending (the model was not reached: no attempt counted)."""
+        with self._transaction() as conn:
+            self._set(conn, list(messages), "status='pending'")
+
+    def recover(self) -> int:
+        """Messages left in flight by a service that died: back to pending."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE labels SET status='pending' "
+                "WHERE goal=? AND prompt=? AND model=? AND status='in_flight'",
+                self.key.params(),
+            )
+            return cur.rowcount
+
+    def trim(self, max_pending: int) -> int:
+        """Bound the backlog: drop the oldest pending messages beyond ``max_pending`` (a worker
+        that sees one again reports it again)."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM labels WHERE rowid IN (SELECT rowid FROM labels WHERE goal=? AND prompt=? "
+                "AND model=? AND status='pending' ORDER BY seen DESC LIMIT -1 OFFSET ?)",
+                (*self.key.params(), max_pending),
+            )
+            return cur.rowcount
+
+    def counts(self) -> dict[str, int]:
+        """Messages per status, for this key."""
+        cur = self.conn.execute(
+            "SELECT status, COUNT(*) FROM labels WHERE goal=? AND prompt=? AND model=? GROUP BY status",
+            self.key.params(),
+        )
+        return {status: n for status, n in cur.fetchall()}
+
+    def reasons(self) -> dict[str, str]:
+        """Why failed messages stayed unlabelled."""
+        cur = self.conn.execute(
+            "SELECT message, reason FROM labels WHERE goal=? AND prompt=? AND model=? AND status='failed'",
+            self.key.params(),
+        )
+        return dict(cur.fetchall())
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _set(self, conn: sqlite3.Connection, messages: list[str], assignment: str) -> None:
+        conn.executemany(
+            f"UPDATE labels SET {assignment} WHERE goal=? AND prompt=? AND model=? AND message=?",
+            [(*self.key.params(), m) for m in messages],
+        )
+
+    def _transaction(self):
+        return _Transaction(self.conn)
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
