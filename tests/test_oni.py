@@ -313,3 +313,47 @@ def test_oni_trains_a_nethack_agent_with_labels_arriving_while_it_trains(tmp_pat
     )
     labels = LabelStore(tmp_path / "l.sqlite", KEY).labels()
     assert labels and all(v in (0, 1) for v in labels.values())
+
+
+def test_a_published_classifier_reaches_running_workers_and_generalises(tmp_path):
+    """The service refits the classifier after enough labels and publishes a version; a worker's
+    reward picks it up at its next sync (no restart) and rewards a helpful message the LLM has
+    never labelled."""
+    from rewardgen.intrinsic import ClassificationReward, refit_classifier
+
+    store = LabelStore(tmp_path / "l.sqlite", KEY)
+    monsters = ["newt", "jackal", "lichen", "grid bug", "fox", "kobold", "gnome", "sewer rat"]
+    helpful = [f"You kill the {m}!" for m in monsters] + [
+        f"You see here {k} gold pieces." for k in range(2, 9)
+    ]
+    routine = [f"It's a wall. {k}" for k in range(8)] + [f"You hear some noises {k}." for k in range(7)]
+    reward = ClassificationReward(store, sync_s=0.0)
+    assert reward(_batch(["You kill the giant rat!", "It's a wall. 0"])).total.tolist() == [0.0, 0.0]
+    assert reward.version == 0  # no model yet: the labels, none so far
+    store.submit(helpful + routine)
+    store.put_labels({**{m: 1 for m in helpful}, **{m: 0 for m in routine}})
+    config = ServiceConfig(classifier=True, retrain_every=16)
+    assert refit_classifier(store, config) == 1
+    assert refit_classifier(store, config) is None  # nothing new to learn from
+    reward.reset(np.array([0, 1]))  # new episodes: no message seen yet
+    out = reward(_batch(["You kill the giant rat!", "You hear some noises 99."]))
+    assert reward.version == 1
+    assert out.total.tolist() == [1.0, 0.0]  # never labelled, yet judged like its kind
+    assert out.components["labelled"].tolist() == [0.0, 0.0]  # coverage counts LLM labels only
+
+
+@needs_nle
+def test_oni_trains_with_the_classification_model(tmp_path):
+    from rewardgen.cli import main
+
+    with LoopbackLLMServer(responder=labeller) as server:
+        main(
+            [
+                "oni", "train", "--task", "nethack-score", "--reward", "classification", "--steps", "512",
+                "--n-envs", "2", "--eval-episodes", "1", "--store", str(tmp_path / "l.sqlite"),
+                "--llm-base-url", server.url, "--llm-model", "m", "--out", str(tmp_path / "run"),
+                "--hp", "n_steps=128", "--hp", "batch_size=64",
+            ]
+        )  # fmt: skip
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["reward"]["reward"] == "classification"

@@ -25,7 +25,13 @@ def train_cmd(
     task: Annotated[str, typer.Option(help="a NetHack task: nethack-score, -staircase, -oracle, -gold")] = (
         "nethack-score"
     ),
-    reward: Annotated[str, typer.Option(help="the reward model: retrieval (the LLM's label)")] = "retrieval",
+    reward: Annotated[
+        str,
+        typer.Option(
+            help="the reward model: retrieval (the LLM's label) or classification (a character-level "
+            "model trained on the labels while the agent trains)"
+        ),
+    ] = "retrieval",
     goal: Annotated[str, typer.Option(help="what a helpful message shows: default, gold, stairs, combat")] = (
         "default"
     ),
@@ -95,7 +101,7 @@ def train_cmd(
     service = AnnotationService(
         reward_spec.store(),
         settings,
-        ServiceConfig(batch_size=batch_size),
+        ServiceConfig(batch_size=batch_size, classifier=reward == "classification"),
         transcript=str(Path(out) / "llm" / "transcript.jsonl"),
     )
     console.print(f"labels: [bold]{reward_spec.store_path}[/bold] ({settings.model} at {settings.endpoint})")

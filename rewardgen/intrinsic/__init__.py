@@ -1,23 +1,30 @@
 """ONI: an LLM labels the in-game messages the agents see, asynchronously, while they train; a
-reward model turns the labels into an intrinsic reward (retrieval for now). The label store is
+reward model turns the labels into an intrinsic reward (retrieval: the label; classification:
+a character-level model trained on the labels while the agent trains). The label store is
 shared by every env worker and the annotation service and kept across runs."""
 
+from rewardgen.intrinsic.classifier import MessageClassifier, fit_classifier
 from rewardgen.intrinsic.prompts import GOALS, PROMPT_VERSION, label_messages, parse_labels
-from rewardgen.intrinsic.reward import OniSpec, RetrievalReward
-from rewardgen.intrinsic.service import AnnotationService, ServiceConfig, annotate_once
+from rewardgen.intrinsic.reward import REWARD_MODELS, ClassificationReward, OniSpec, RetrievalReward
+from rewardgen.intrinsic.service import AnnotationService, ServiceConfig, annotate_once, refit_classifier
 from rewardgen.intrinsic.store import DEFAULT_STORE, LabelKey, LabelStore
 
 __all__ = [
     "DEFAULT_STORE",
     "GOALS",
     "PROMPT_VERSION",
+    "REWARD_MODELS",
     "AnnotationService",
+    "ClassificationReward",
     "LabelKey",
     "LabelStore",
+    "MessageClassifier",
     "OniSpec",
     "RetrievalReward",
     "ServiceConfig",
     "annotate_once",
+    "fit_classifier",
     "label_messages",
     "parse_labels",
+    "refit_classifier",
 ]

@@ -23,7 +23,7 @@ import numpy as np
 from rewardgen.intrinsic.store import LabelKey, LabelStore
 from rewardgen.rewards import RewardFn, RewardOutput, RewardSpec
 
-__all__ = ["OniSpec", "RetrievalReward"]
+__all__ = ["REWARD_MODELS", "ClassificationReward", "OniSpec", "RetrievalReward"]
 
 
 class RetrievalReward(RewardFn):
@@ -80,25 +80,28 @@ class RetrievalReward(RewardFn):
         except sqlite3.OperationalError:
             pass  # the store is busy: the next sync tries again; the agent does not wait
 
+    def values(self, texts: list[str]) -> list[float | None]:
+        """The reward model's value of each (non-empty) message, None where it has none."""
+        return [None if not t else self.known.get(t) for t in texts]
+
     def compute(self, batch: Any) -> RewardOutput:
         self.sync()  # labels that arrived, before scoring; new messages go out at the next sync
         messages = np.asarray(batch.info["message"], dtype=np.uint8)
         n = len(messages)
         while len(self._counts) < n:
             self._counts.append(Counter())
+        texts = [self._text(m) for m in messages]
         reward, labelled = np.zeros(n), np.zeros(n)
-        for i in range(n):
-            text = self._text(messages[i])
+        for i, (text, value) in enumerate(zip(texts, self.values(texts), strict=True)):
             if not text:
                 continue
             self._counts[i][text] += 1
-            label = self.known.get(text)
-            if label is None:
-                if text not in self._sent:
-                    self._unsent.add(text)
-                continue
-            labelled[i] = 1.0
-            reward[i] = label / self._counts[i][text] ** self.beta
+            if text in self.known:
+                labelled[i] = 1.0
+            elif text not in self._sent:
+                self._unsent.add(text)
+            if value is not None:
+                reward[i] = value / self._counts[i][text] ** self.beta
         return RewardOutput(total=reward, components={"intrinsic": reward, "labelled": labelled})
 
     def reset(self, env_indices: np.ndarray) -> None:
@@ -109,6 +112,41 @@ class RetrievalReward(RewardFn):
     def close(self) -> None:
         self.sync(force=True)
         self.store.close()
+
+
+class ClassificationReward(RetrievalReward):
+    """ONI's classification reward: ``1[p(helpful | message) > 0.5]`` from the newest published
+    character-level classifier (:mod:`rewardgen.intrinsic.classifier`), over ``N(msg) ** beta``;
+    before the first model is published, the LLM's labels (as retrieval). Predictions are cached
+    per message and model version; a new version is picked up at the next sync.
+    """
+
+    def __init__(self, store: LabelStore, beta: float = 3.0, sync_s: float = 1.0):
+        super().__init__(store, beta, sync_s)
+        self.version, self._clf, self._predicted = 0, None, {}
+
+    def sync(self, force: bool = False) -> None:
+        due = force or time.monotonic() - self._synced_at >= self.sync_s
+        super().sync(force)
+        if not due:
+            return
+        try:
+            latest = self.store.latest("classification", newer_than=self.version)
+        except sqlite3.OperationalError:
+            return
+        if latest is not None:
+            from rewardgen.intrinsic.classifier import load_classifier
+
+            self.version, self._clf, self._predicted = latest[0], load_classifier(latest[1]), {}
+
+    def values(self, texts: list[str]) -> list[float | None]:
+        if self._clf is None:
+            return super().values(texts)
+        new = sorted({t for t in texts if t and t not in self._predicted})
+        if new:
+            for t, p in zip(new, self._clf.predict(new), strict=True):
+                self._predicted[t] = float(p > 0.5)
+        return [self._predicted.get(t) if t else None for t in texts]
 
 
 class OniSpec(RewardSpec):
@@ -138,8 +176,10 @@ class OniSpec(RewardSpec):
 
         if goal not in GOALS:
             raise RewardgenError(f"unknown ONI goal '{goal}': choose one of {', '.join(GOALS)}")
-        if reward != "retrieval":
-            raise RewardgenError(f"unknown ONI reward model '{reward}': this version has retrieval")
+        if reward not in REWARD_MODELS:
+            raise RewardgenError(
+                f"unknown ONI reward model '{reward}': choose one of {', '.join(REWARD_MODELS)}"
+            )
         self.store_path, self.reward, self.beta, self.sync_s = store_path, reward, beta, sync_s
         self.key = LabelKey(goal, prompt_version or PROMPT_VERSION, model)
 
@@ -151,7 +191,7 @@ class OniSpec(RewardSpec):
         return LabelStore(self.store_path, self.key)
 
     def build(self) -> RetrievalReward:
-        return RetrievalReward(self.store(), self.beta, self.sync_s)
+        return REWARD_MODELS[self.reward](self.store(), self.beta, self.sync_s)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -164,3 +204,10 @@ class OniSpec(RewardSpec):
             "beta": self.beta,
             "store": str(self.store_path),
         }
+
+
+#: ONI's reward models by name.
+REWARD_MODELS: dict[str, type[RetrievalReward]] = {
+    "retrieval": RetrievalReward,
+    "classification": ClassificationReward,
+}

@@ -24,7 +24,7 @@ from rewardgen.intrinsic.prompts import label_messages, parse_labels
 from rewardgen.intrinsic.store import LabelStore
 from rewardgen.llm import BudgetExceededError, LLMClient, LLMError, LLMSettings
 
-__all__ = ["AnnotationService", "ServiceConfig", "annotate_once", "serve"]
+__all__ = ["AnnotationService", "ServiceConfig", "annotate_once", "refit_classifier", "serve"]
 
 
 @dataclass
@@ -37,6 +37,23 @@ class ServiceConfig:
     poll_s: float = 0.2  # wait between looks at an empty queue
     retry_s: float = 2.0  # wait after the LLM could not be reached
     warn_every_s: float = 60.0
+    classifier: bool = False  # refit and publish the classification reward model as labels arrive
+    retrain_every: int = 32  # new labels between refits
+
+
+def refit_classifier(store: LabelStore, config: ServiceConfig) -> int | None:
+    """Refit the classification model on all labels when ``retrain_every`` new ones arrived since
+    the published version (and both kinds of label exist); returns the new version, if any."""
+    from rewardgen.intrinsic.classifier import fit_classifier, save_classifier
+
+    labels = store.labels()
+    latest = store.latest("classification")
+    trained_on = latest[2] if latest else 0
+    if len(labels) - trained_on < config.retrain_every or len(set(labels.values())) < 2:
+        return None
+    messages = sorted(labels)
+    clf = fit_classifier(messages, [labels[m] for m in messages])
+    return store.publish("classification", save_classifier(clf), len(labels))
 
 
 class _Warner:
@@ -91,6 +108,8 @@ def serve(
             warn(f"the LLM at {settings.endpoint} cannot be reached ({exc}); messages wait, unlabelled")
             time.sleep(config.retry_s)
             continue
+        if config.classifier:
+            refit_classifier(store, config)
         if not done:
             time.sleep(config.poll_s)
 

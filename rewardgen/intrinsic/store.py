@@ -40,6 +40,17 @@ CREATE TABLE IF NOT EXISTS labels (
 );
 CREATE INDEX IF NOT EXISTS labels_status ON labels (goal, prompt, model, status, seen);
 CREATE INDEX IF NOT EXISTS labels_updated ON labels (goal, prompt, model, updated);
+CREATE TABLE IF NOT EXISTS models (
+    goal TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    model TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    weights BLOB NOT NULL,
+    trained_on INTEGER NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (goal, prompt, model, kind, version)
+);
 """
 
 
@@ -208,6 +219,31 @@ class LabelStore:
             self.key.params(),
         )
         return dict(cur.fetchall())
+
+    # -- reward models trained on the labels -----------------------------------------------------
+
+    def publish(self, kind: str, weights: bytes, trained_on: int) -> int:
+        """Store a trained reward model's weights as the next version of ``kind``; returns it."""
+        with self._transaction() as conn:
+            (last,) = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM models "
+                "WHERE goal=? AND prompt=? AND model=? AND kind=?",
+                (*self.key.params(), kind),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*self.key.params(), kind, last + 1, sqlite3.Binary(weights), trained_on, time.time()),
+            )
+            return last + 1
+
+    def latest(self, kind: str, newer_than: int = 0) -> tuple[int, bytes, int] | None:
+        """(version, weights, labels it was trained on) of the newest ``kind`` model, if newer."""
+        row = self.conn.execute(
+            "SELECT version, weights, trained_on FROM models WHERE goal=? AND prompt=? AND model=? "
+            "AND kind=? AND version > ? ORDER BY version DESC LIMIT 1",
+            (*self.key.params(), kind, newer_than),
+        ).fetchone()
+        return (int(row[0]), bytes(row[1]), int(row[2])) if row else None
 
     # -- helpers -------------------------------------------------------------------------------
 
