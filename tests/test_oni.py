@@ -357,3 +357,38 @@ def test_oni_trains_with_the_classification_model(tmp_path):
         )  # fmt: skip
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["reward"]["reward"] == "classification"
+
+
+@needs_nle
+@pytest.mark.skipif(importlib.util.find_spec("sample_factory") is None, reason="the sample-factory stack")
+@pytest.mark.parametrize("model", ["retrieval", "classification"])
+def test_oni_trains_with_appo_and_our_nethack_encoder(tmp_path, model):
+    """`oni train --backend sf`: the ONI reward inside each rollout worker's vectorized env, our
+    NetHack encoder in the learner, labels arriving from the service while it trains; the saved
+    policy is evaluated like an SB3 one."""
+    from rewardgen.cli import main
+    from rewardgen.tasks import get_task, save_task_file
+
+    spec = get_task("nethack-score")
+    task = tmp_path / "short.yaml"
+    save_task_file(
+        spec.model_copy(update={"id": "nethack-short", "env_kwargs": {"max_episode_steps": 64}}), task
+    )
+    with LoopbackLLMServer(responder=labeller) as server:
+        main(
+            [
+                "oni", "train", "--backend", "sf", "--task", str(task), "--reward", model, "--steps", "3000",
+                "--eval-episodes", "1", "--store", str(tmp_path / "l.sqlite"), "--llm-base-url", server.url,
+                "--llm-model", "m", "--out", str(tmp_path / "run"),
+                "--hp", "num_workers=2", "--hp", "num_envs_per_worker=2", "--hp", "batch_size=256",
+                "--hp", "rollout=32",
+            ]
+        )  # fmt: skip
+        assert server.requests
+    run = tmp_path / "run"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["backend"] == "sf"
+    assert manifest["sf"]["normalize_input_keys"] == ["blstats"]
+    header, *rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows and "component/intrinsic" in header and "component/labelled" in header
+    assert len(manifest["eval"]["episodes"]) == 1

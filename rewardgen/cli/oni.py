@@ -35,7 +35,9 @@ def train_cmd(
     goal: Annotated[str, typer.Option(help="what a helpful message shows: default, gold, stairs, combat")] = (
         "default"
     ),
-    backend: Annotated[str, typer.Option(help="sb3 (stable-baselines3 PPO)")] = "sb3",
+    backend: Annotated[
+        str, typer.Option(help="sb3 (stable-baselines3 PPO) or sf (sample-factory APPO, its stack)")
+    ] = "sb3",
     steps: Annotated[str | None, typer.Option(help="env steps; default: the task's budget")] = None,
     c_ext: Annotated[float, typer.Option(help="weight of the game's own reward")] = 0.1,
     c_int: Annotated[float, typer.Option(help="weight of the intrinsic reward")] = 0.4,
@@ -67,8 +69,8 @@ def train_cmd(
     from rewardgen.train import TrainConfig
     from rewardgen.train import train as run_train
 
-    if backend != "sb3":
-        raise RewardgenError(f"oni train --backend {backend}: this version trains ONI with sb3")
+    if backend not in ("sb3", "sf"):
+        raise RewardgenError(f"unknown back end {backend!r}: choose sb3 or sf")
     spec = get_task(task)
     if "message" not in spec.fields:
         raise RewardgenError(

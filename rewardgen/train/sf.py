@@ -172,6 +172,8 @@ def make_sf_env(
     reward: RewardSpec | None,
     mode: str = "replace",
     vector: int = 0,
+    env_coef: float = 1.0,
+    reward_coef: float = 1.0,
 ) -> Any:
     """sample-factory's env factory: the task's env with the reward wrapper inside, built in the
     rollout worker that steps it (the reward from its spec, there).
@@ -191,12 +193,12 @@ def make_sf_env(
         one = functools.partial(make_env, task, render_mode=render, fields=fields, **size)
         envs = gym.vector.SyncVectorEnv([one] * vector)
         if fn is not None:
-            envs = VectorRewardWrapper(envs, fn, mode, **wrapper_kwargs(task, fields))
+            envs = VectorRewardWrapper(envs, fn, mode, env_coef, reward_coef, **wrapper_kwargs(task, fields))
         return SFVectorEnv(envs)
     env = make_env(task, render_mode=render, fields=fields, **size)
     if fn is None:
         return env
-    env = RewardWrapper(env, fn, mode, **wrapper_kwargs(task, fields))
+    env = RewardWrapper(env, fn, mode, env_coef, reward_coef, **wrapper_kwargs(task, fields))
     return EpisodeStats(env)
 
 
@@ -352,7 +354,9 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     reward_spec = config.reward if config.reward is not None else spec.reference_reward()
     if config.video:
         os.environ.setdefault("MUJOCO_GL", "egl")
-    hp = dict(config.hyperparams)
+    from rewardgen.train.sf_nethack import use_encoder_for
+
+    hp = {**use_encoder_for(spec.gym_id), **config.hyperparams}  # NetHack: our encoder
     workers, per_worker = hp.pop("num_workers", None), hp.pop("num_envs_per_worker", None)
     record = {**config.record(reward_spec), "algo": "appo", "steps": steps, "backend": "sf"}
     resume = Path(config.resume_from) if config.resume_from is not None else None
@@ -384,7 +388,15 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         sf=settings,
         sf_envs_per_vector=vector,
     )
-    factory = functools.partial(make_sf_env, task=spec, reward=reward_spec, mode=config.mode, vector=vector)
+    factory = functools.partial(
+        make_sf_env,
+        task=spec,
+        reward=reward_spec,
+        mode=config.mode,
+        vector=vector,
+        env_coef=config.env_coef,
+        reward_coef=config.reward_coef,
+    )
     register_env(_env_name(spec), factory)
     _, runner = make_runner(sf_config(settings))
 
@@ -499,7 +511,13 @@ class SFPolicy:
             setattr(cfg, key, value)
         cfg.train_dir, cfg.experiment = str(Path(run_dir)), EXPERIMENT
         env = make_env(task)
-        obs_space = gym.spaces.Dict({"obs": env.observation_space})
+        from rewardgen.train.sf_nethack import use_encoder_for
+
+        use_encoder_for(get_task(task).gym_id)
+        self.dict_obs = isinstance(env.observation_space, gym.spaces.Dict)
+        obs_space = env.observation_space
+        if not self.dict_obs:  # sample-factory's models take dicts of observations
+            obs_space = gym.spaces.Dict({"obs": obs_space})
         self.action_space = env.action_space
         env.close()
         self.model = create_actor_critic(cfg, obs_space, self.action_space)
@@ -515,16 +533,18 @@ class SFPolicy:
         self.model.load_state_dict(state["model"])
         self.rnn_size = 0 if not cfg.use_rnn else cfg.rnn_size
 
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+    def predict(self, obs: Any, deterministic: bool = True) -> tuple[np.ndarray, None]:
         import torch
         from sample_factory.algo.utils.action_distributions import argmax_actions
         from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
 
         with torch.no_grad():
+            named = obs if self.dict_obs else {"obs": obs}
             x = prepare_and_normalize_obs(
-                self.model, {"obs": torch.as_tensor(np.asarray(obs), dtype=torch.float32)}
+                self.model, {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in named.items()}
             )
-            rnn = torch.zeros((len(obs), max(self.rnn_size, 1)), dtype=torch.float32)
+            n = len(next(iter(named.values())))
+            rnn = torch.zeros((n, max(self.rnn_size, 1)), dtype=torch.float32)
             out = self.model(x, rnn)
             actions = argmax_actions(self.model.action_distribution()) if deterministic else out["actions"]
         actions = actions.cpu().numpy()
