@@ -21,6 +21,12 @@ TASKS = list_tasks()
 STANDARD = [t for t in TASKS if t.standard]
 
 
+def _with_package(t):
+    """Tasks of an extra this stack lacks (metaworld on the sample-factory stack) are skipped."""
+    missing = t.package is not None and importlib.util.find_spec(t.package) is None
+    return pytest.param(t, marks=pytest.mark.skipif(missing, reason=f"needs the {t.package} extra"))
+
+
 def test_catalog_has_the_standard_and_novel_tasks():
     ids = {t.id for t in TASKS}
     assert len(ids) >= 10
@@ -36,7 +42,7 @@ def test_env_version_follows_gymnasium():
     assert get_task("hopper-run").gym_id == f"Hopper-{expected}"
 
 
-@pytest.mark.parametrize("task", STANDARD, ids=lambda t: t.id)
+@pytest.mark.parametrize("task", [_with_package(t) for t in STANDARD], ids=lambda t: t.id)
 def test_reference_reward_reproduces_the_env_reward(task):
     """The proof that every field is mapped right: on random rollouts of the installed env
     version, through the real vector wrapper (episode ends and autoresets included), the program
@@ -44,14 +50,9 @@ def test_reference_reward_reproduces_the_env_reward(task):
     stats = check_reward(task.id, steps=300, n_envs=4)
     assert stats["max_abs_diff_to_env"] <= 1e-6
     assert stats["transitions"] > 1000
-    if task.id != "halfcheetah-run":  # HalfCheetah never terminates within 300 steps
+    # HalfCheetah never terminates within 300 steps, nor does random play end a NetHack game
+    if task.id != "halfcheetah-run" and task.package != "nle":
         assert stats["episode_ends"] > 0, "the rollout should cover episode ends"
-
-
-def _with_package(t):
-    """Tasks of an extra this stack lacks (metaworld on the sample-factory stack) are skipped."""
-    missing = t.package is not None and importlib.util.find_spec(t.package) is None
-    return pytest.param(t, marks=pytest.mark.skipif(missing, reason=f"needs the {t.package} extra"))
 
 
 @pytest.mark.parametrize("task", [_with_package(t) for t in TASKS if not t.standard], ids=lambda t: t.id)
@@ -59,7 +60,8 @@ def test_novel_task_rewards_run_on_random_rollouts(task):
     stats = check_reward(task.id, steps=60, n_envs=2)
     assert len(stats["terms"]) >= 3  # the total and at least two named components
     assert all(np.isfinite(list(s.values())).all() for s in stats["terms"].values())
-    assert stats["max_abs_diff_to_env"] > 0  # a new behaviour, not the env's own reward
+    if task.package != "nle":  # NetHack's task events (descending, the Oracle) are rare at random
+        assert stats["max_abs_diff_to_env"] > 0  # a new behaviour, not the env's own reward
 
 
 def test_state_fields_reach_the_reward():

@@ -116,14 +116,18 @@ class RetrievalReward(RewardFn):
 
 class ClassificationReward(RetrievalReward):
     """ONI's classification reward: ``1[p(helpful | message) > 0.5]`` from the newest published
-    character-level classifier (:mod:`rewardgen.intrinsic.classifier`), over ``N(msg) ** beta``;
-    before the first model is published, the LLM's labels (as retrieval). Predictions are cached
-    per message and model version; a new version is picked up at the next sync.
+    character-level classifier (:mod:`rewardgen.intrinsic.classifier`), over ``N(msg) ** beta``.
+    Messages are classified in one batch at each sync, not in the step: until its prediction (and
+    before the first model is published) a message gets its LLM label, if any, as retrieval does.
+    Predictions are cached per message and model version; a new version is picked up at the next
+    sync, without a restart.
     """
 
     def __init__(self, store: LabelStore, beta: float = 3.0, sync_s: float = 1.0):
         super().__init__(store, beta, sync_s)
-        self.version, self._clf, self._predicted = 0, None, {}
+        self.version, self._clf = 0, None
+        self._predicted: dict[str, float] = {}
+        self._to_predict: set[str] = set()
 
     def sync(self, force: bool = False) -> None:
         due = force or time.monotonic() - self._synced_at >= self.sync_s
@@ -133,20 +137,27 @@ class ClassificationReward(RetrievalReward):
         try:
             latest = self.store.latest("classification", newer_than=self.version)
         except sqlite3.OperationalError:
-            return
+            latest = None
         if latest is not None:
             from rewardgen.intrinsic.classifier import load_classifier
 
-            self.version, self._clf, self._predicted = latest[0], load_classifier(latest[1]), {}
+            self.version, self._clf = latest[0], load_classifier(latest[1])
+            self._to_predict |= set(self._predicted)  # everything seen, again with the new model
+            self._predicted = {}
+        if self._clf is not None and self._to_predict:
+            todo = sorted(self._to_predict)
+            self._predicted.update(zip(todo, (self._clf.predict(todo) > 0.5).astype(float), strict=True))
+            self._to_predict = set()
 
     def values(self, texts: list[str]) -> list[float | None]:
-        if self._clf is None:
-            return super().values(texts)
-        new = sorted({t for t in texts if t and t not in self._predicted})
-        if new:
-            for t, p in zip(new, self._clf.predict(new), strict=True):
-                self._predicted[t] = float(p > 0.5)
-        return [self._predicted.get(t) if t else None for t in texts]
+        out: list[float | None] = []
+        for t in texts:
+            value = self._predicted.get(t) if t else None
+            if value is None and t:
+                self._to_predict.add(t)
+                value = self.known.get(t)
+            out.append(value)
+        return out
 
 
 class OniSpec(RewardSpec):
