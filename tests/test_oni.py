@@ -259,8 +259,10 @@ def test_the_spec_names_what_it_labels_and_refuses_unknown_choices(tmp_path):
 
     built = pickle.loads(pickle.dumps(spec)).build()
     assert isinstance(built, RetrievalReward) and built.store.key == LabelKey("gold", "1", "llama")
-    with pytest.raises(Exception, match="unknown ONI reward model 'ranking'"):
-        OniSpec(tmp_path / "l.sqlite", reward="ranking")
+    with pytest.raises(
+        Exception, match=r"unknown ONI reward model 'bogus'.*retrieval, classification, ranking"
+    ):
+        OniSpec(tmp_path / "l.sqlite", reward="bogus")
 
 
 @needs_nle
@@ -361,7 +363,7 @@ def test_oni_trains_with_the_classification_model(tmp_path):
 
 @needs_nle
 @pytest.mark.skipif(importlib.util.find_spec("sample_factory") is None, reason="the sample-factory stack")
-@pytest.mark.parametrize("model", ["retrieval", "classification"])
+@pytest.mark.parametrize("model", ["retrieval", "classification", "ranking"])
 def test_oni_trains_with_appo_and_our_nethack_encoder(tmp_path, model):
     """`oni train --backend sf`: the ONI reward inside each rollout worker's vectorized env, our
     NetHack encoder in the learner, labels arriving from the service while it trains; the saved
@@ -374,7 +376,7 @@ def test_oni_trains_with_appo_and_our_nethack_encoder(tmp_path, model):
     save_task_file(
         spec.model_copy(update={"id": "nethack-short", "env_kwargs": {"max_episode_steps": 64}}), task
     )
-    with LoopbackLLMServer(responder=labeller) as server:
+    with LoopbackLLMServer(responder=preferrer) as server:
         main(
             [
                 "oni", "train", "--backend", "sf", "--task", str(task), "--reward", model, "--steps", "3000",
@@ -392,3 +394,78 @@ def test_oni_trains_with_appo_and_our_nethack_encoder(tmp_path, model):
     header, *rows = (run / "metrics.csv").read_text().splitlines()
     assert rows and "component/intrinsic" in header and "component/labelled" in header
     assert len(manifest["eval"]["episodes"]) == 1
+
+
+def preferrer(request) -> str:
+    """An LLM that labels (as `labeller`) and prefers messages about killing in comparisons."""
+    text = request["messages"][-1]["content"]
+    if "Pairs of messages:" not in text:
+        return labeller(request)
+    listed = text.split("Pairs of messages:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    answers = []
+    for i, line in enumerate(listed, 1):
+        a, b = line.split(". A: ", 1)[1].split(" | B: ", 1)
+        better = (
+            "A" if "kill" in a and "kill" not in b else "B" if "kill" in b and "kill" not in a else "none"
+        )
+        answers.append(f"{i}: {better}")
+    return "Killing is progress.\nPREFERENCES\n" + "\n".join(answers)
+
+
+def test_the_ranking_model_learns_the_llms_preferences_and_pays_normalized_scores(tmp_path):
+    """The service asks for preferences between reported messages (bounded per message), fits a
+    Bradley-Terry model and publishes it; a worker pays the normalized score above the median,
+    to messages never compared too."""
+    from rewardgen.intrinsic import RankingReward
+
+    monsters = [
+        "newt",
+        "jackal",
+        "lichen",
+        "grid bug",
+        "fox",
+        "kobold",
+        "gnome",
+        "sewer rat",
+        "hill orc",
+        "dingo",
+    ]
+    messages = [f"You kill the {m}!" for m in monsters] + [f"You hear some noises {k}." for k in range(10)]
+    path = tmp_path / "l.sqlite"
+    with LoopbackLLMServer(responder=preferrer) as server:
+        store = LabelStore(path, KEY)
+        store.submit(messages)
+        config = ServiceConfig(batch_size=16, poll_s=0.05, ranking=True, retrain_every=24)
+        with AnnotationService(store, settings(server), config):
+            assert wait_for(lambda: store.latest("ranking") is not None, 60)
+            assert wait_for(lambda: len(store.preferences()) >= 40, 30)
+            time.sleep(0.5)
+        asked_pairs = len(store.preferences())
+    assert asked_pairs <= 2 * len(messages)  # bounded: 2 comparisons per reported message
+    reward = RankingReward(store, sync_s=0.0)
+    for k in range(3):  # seen, as many kills as noises: scored at the next sync
+        reward(_batch([messages[k], messages[10 + k]]))
+        reward.reset(np.array([0, 1]))
+    probe = ["You kill the giant rat!", "You hear some noises 99."]
+    reward(_batch(probe))
+    reward.reset(np.array([0, 1]))
+    out = reward(_batch(probe))
+    assert reward.version >= 1
+    assert out.total[0] > 0 and out.total[1] == 0  # above the median: paid its z; below: nothing
+
+
+@needs_nle
+def test_oni_trains_with_the_ranking_model(tmp_path):
+    from rewardgen.cli import main
+
+    with LoopbackLLMServer(responder=preferrer) as server:
+        main(
+            [
+                "oni", "train", "--task", "nethack-score", "--reward", "ranking", "--steps", "512",
+                "--n-envs", "2", "--eval-episodes", "1", "--store", str(tmp_path / "l.sqlite"),
+                "--llm-base-url", server.url, "--llm-model", "m", "--out", str(tmp_path / "run"),
+                "--hp", "n_steps=128", "--hp", "batch_size=64",
+            ]
+        )  # fmt: skip
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["reward"]["reward"] == "ranking"

@@ -28,8 +28,9 @@ def train_cmd(
     reward: Annotated[
         str,
         typer.Option(
-            help="the reward model: retrieval (the LLM's label) or classification (a character-level "
-            "model trained on the labels while the agent trains)"
+            help="the reward model: retrieval (the LLM's label), classification (a character-level "
+            "model trained on the labels while the agent trains) or ranking (a Bradley-Terry model "
+            "trained on the LLM's preferences between messages)"
         ),
     ] = "retrieval",
     goal: Annotated[str, typer.Option(help="what a helpful message shows: default, gold, stairs, combat")] = (
@@ -103,7 +104,9 @@ def train_cmd(
     service = AnnotationService(
         reward_spec.store(),
         settings,
-        ServiceConfig(batch_size=batch_size, classifier=reward == "classification"),
+        ServiceConfig(
+            batch_size=batch_size, classifier=reward == "classification", ranking=reward == "ranking"
+        ),
         transcript=str(Path(out) / "llm" / "transcript.jsonl"),
     )
     console.print(f"labels: [bold]{reward_spec.store_path}[/bold] ({settings.model} at {settings.endpoint})")

@@ -5,7 +5,13 @@ shared by every env worker and the annotation service and kept across runs."""
 
 from rewardgen.intrinsic.classifier import MessageClassifier, fit_classifier
 from rewardgen.intrinsic.prompts import GOALS, PROMPT_VERSION, label_messages, parse_labels
-from rewardgen.intrinsic.reward import REWARD_MODELS, ClassificationReward, OniSpec, RetrievalReward
+from rewardgen.intrinsic.reward import (
+    REWARD_MODELS,
+    ClassificationReward,
+    OniSpec,
+    RankingReward,
+    RetrievalReward,
+)
 from rewardgen.intrinsic.service import AnnotationService, ServiceConfig, annotate_once, refit_classifier
 from rewardgen.intrinsic.store import DEFAULT_STORE, LabelKey, LabelStore
 
@@ -20,6 +26,7 @@ __all__ = [
     "LabelStore",
     "MessageClassifier",
     "OniSpec",
+    "RankingReward",
     "RetrievalReward",
     "ServiceConfig",
     "annotate_once",

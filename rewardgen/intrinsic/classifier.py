@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_BYTES", "MessageClassifier", "encode", "fit_classifier", "load_classifier", "save_classifier"]
+__all__ = [
+    "MAX_BYTES",
+    "MessageClassifier",
+    "encode",
+    "fit_classifier",
+    "fit_ranking",
+    "load_classifier",
+    "save_classifier",
+]
 
 MAX_BYTES = 128  # NetHack messages are rarely longer; the rest is cut
 
@@ -62,13 +70,19 @@ class MessageClassifier:
         self.net = net.eval()
 
     def predict(self, messages: Sequence[str]) -> np.ndarray:
+        """p(helpful) (a classifier) or sigmoid of the score (a ranking model), per message."""
+        import torch
+
+        return torch.sigmoid(torch.as_tensor(self.scores(messages))).numpy()
+
+    def scores(self, messages: Sequence[str]) -> np.ndarray:
+        """The network's raw outputs (logits; a ranking model's scores)."""
         import torch
 
         if not messages:
             return np.zeros(0)
         with torch.no_grad():
-            logits = self.net(torch.as_tensor(encode(messages)))
-        return torch.sigmoid(logits).numpy().astype(np.float64)
+            return self.net(torch.as_tensor(encode(messages))).numpy().astype(np.float64)
 
 
 def fit_classifier(
@@ -94,6 +108,38 @@ def fit_classifier(
             idx = order[start : start + 64]
             opt.zero_grad()
             loss_fn(net(x[idx]), y[idx]).backward()
+            opt.step()
+    return MessageClassifier(net)
+
+
+def fit_ranking(
+    pairs: Sequence[tuple[str, str]],
+    preferences: Sequence[float],
+    epochs: int = 30,
+    seed: int = 0,
+    lr: float = 3e-3,
+) -> MessageClassifier:
+    """A Bradley-Terry reward model on messages (Motif's, ONI's ranking model): the same
+    byte-level network, its output a score ``r`` with ``p(a preferred to b) = sigmoid(r(a) - r(b))``,
+    trained on the LLM's preferences (0.5: neither). ``predict`` gives ``sigmoid(r)``, monotone in
+    the score; the reward normalizes it."""
+    import torch
+
+    torch.manual_seed(seed)
+    net = _module()
+    xa = torch.as_tensor(encode([a for a, _ in pairs]))
+    xb = torch.as_tensor(encode([b for _, b in pairs]))
+    y = torch.as_tensor(np.asarray(preferences, dtype=np.float32))
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), 64):
+            idx = order[start : start + 64]
+            opt.zero_grad()
+            loss_fn(net(xa[idx]) - net(xb[idx]), y[idx]).backward()
             opt.step()
     return MessageClassifier(net)
 

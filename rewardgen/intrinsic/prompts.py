@@ -11,7 +11,14 @@ import re
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["GOALS", "PROMPT_VERSION", "label_messages", "parse_labels"]
+__all__ = [
+    "GOALS",
+    "PROMPT_VERSION",
+    "compare_messages",
+    "label_messages",
+    "parse_labels",
+    "parse_preferences",
+]
 
 PROMPT_VERSION = "1"
 
@@ -71,4 +78,45 @@ def parse_labels(text: str, n: int) -> dict[int, int]:
         k = int(m.group(1)) - 1
         if 0 <= k < n:
             out[k] = 1 if m.group(2).lower() in ("yes", "helpful", "1") else 0
+    return out
+
+
+def compare_messages(goal: str, pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """The chat messages asking, for each pair of messages, which shows more progress toward
+    ``goal`` (Motif's and ONI's ranking annotation), numbered from 1.
+
+    Example:
+        >>> chat = compare_messages("gold", [("You find 3 gold pieces.", "It's a wall.")])
+        >>> chat[1]["content"].splitlines()[3]
+        "1. A: You find 3 gold pieces. | B: It's a wall."
+    """
+    if goal not in GOALS:
+        raise RewardgenError(f"unknown ONI goal '{goal}': choose one of {', '.join(GOALS)}")
+    listed = "\n".join(f"{i}. A: {a} | B: {b}" for i, (a, b) in enumerate(pairs, 1))
+    user = (
+        f"The agent's goal: {GOALS[goal]}.\n\nPairs of messages:\n{listed}\n\n"
+        "First think briefly about each pair. Then end your answer with a section that starts with "
+        "the line PREFERENCES and has one line per pair, `<number>: A` if message A shows more "
+        "progress toward the goal, `<number>: B` if B does, or `<number>: none` if neither does."
+    )
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
+
+
+_PREF = re.compile(r"^\s*(?:pair\s*)?(\d+)\s*[:.)=-]\s*\**\s*(a|b|none|tie)\b", re.IGNORECASE | re.MULTILINE)
+
+
+def parse_preferences(text: str, n: int) -> dict[int, float]:
+    """Preferences (0-based pair index -> 1.0 for A, 0.0 for B, 0.5 for neither) from an answer
+    to :func:`compare_messages`; pairs it does not answer are missing.
+
+    Example:
+        >>> parse_preferences("PREFERENCES\\n1: A\\n2: none", 2)
+        {0: 1.0, 1: 0.5}
+    """
+    tail = text.rsplit("PREFERENCES", 1)[-1]
+    out: dict[int, float] = {}
+    for m in _PREF.finditer(tail):
+        k = int(m.group(1)) - 1
+        if 0 <= k < n:
+            out[k] = {"a": 1.0, "b": 0.0}.get(m.group(2).lower(), 0.5)
     return out

@@ -23,7 +23,7 @@ import numpy as np
 from rewardgen.intrinsic.store import LabelKey, LabelStore
 from rewardgen.rewards import RewardFn, RewardOutput, RewardSpec
 
-__all__ = ["REWARD_MODELS", "ClassificationReward", "OniSpec", "RetrievalReward"]
+__all__ = ["REWARD_MODELS", "ClassificationReward", "OniSpec", "RankingReward", "RetrievalReward"]
 
 
 class RetrievalReward(RewardFn):
@@ -123,11 +123,18 @@ class ClassificationReward(RetrievalReward):
     sync, without a restart.
     """
 
+    kind = "classification"
+
     def __init__(self, store: LabelStore, beta: float = 3.0, sync_s: float = 1.0):
         super().__init__(store, beta, sync_s)
         self.version, self._clf = 0, None
         self._predicted: dict[str, float] = {}
         self._to_predict: set[str] = set()
+
+    def evaluate(self, messages: list[str]) -> None:
+        """Predict ``messages`` with the current model into the cache."""
+        assert self._clf is not None
+        self._predicted.update(zip(messages, (self._clf.predict(messages) > 0.5).astype(float), strict=True))
 
     def sync(self, force: bool = False) -> None:
         due = force or time.monotonic() - self._synced_at >= self.sync_s
@@ -135,7 +142,7 @@ class ClassificationReward(RetrievalReward):
         if not due:
             return
         try:
-            latest = self.store.latest("classification", newer_than=self.version)
+            latest = self.store.latest(self.kind, newer_than=self.version)
         except sqlite3.OperationalError:
             latest = None
         if latest is not None:
@@ -145,8 +152,7 @@ class ClassificationReward(RetrievalReward):
             self._to_predict |= set(self._predicted)  # everything seen, again with the new model
             self._predicted = {}
         if self._clf is not None and self._to_predict:
-            todo = sorted(self._to_predict)
-            self._predicted.update(zip(todo, (self._clf.predict(todo) > 0.5).astype(float), strict=True))
+            self.evaluate(sorted(self._to_predict))
             self._to_predict = set()
 
     def values(self, texts: list[str]) -> list[float | None]:
@@ -158,6 +164,35 @@ class ClassificationReward(RetrievalReward):
                 value = self.known.get(t)
             out.append(value)
         return out
+
+
+class RankingReward(ClassificationReward):
+    """ONI's (and Motif's) ranking reward: a Bradley-Terry model's score of the message,
+    normalized over the messages this worker has seen (``z = (r - mean) / std``) and paid above
+    the ``quantile`` of those: ``1[z > z_q] * z``, over ``N(msg) ** beta``. The normalized score is
+    what is paid (the original code computed it and paid the raw one). Before the first model:
+    the LLM's labels, as retrieval.
+    """
+
+    kind = "ranking"
+
+    def __init__(self, store: LabelStore, beta: float = 3.0, sync_s: float = 1.0, quantile: float = 0.5):
+        super().__init__(store, beta, sync_s)
+        self.quantile = quantile
+        self._raw: dict[str, float] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "quantile": self.quantile}
+
+    def evaluate(self, messages: list[str]) -> None:
+        assert self._clf is not None
+        if not self._predicted:  # a new model: the old scores are another scale
+            self._raw = {}
+        self._raw.update(zip(messages, self._clf.scores(messages), strict=True))
+        raw = np.fromiter(self._raw.values(), float)
+        z = (raw - raw.mean()) / (raw.std() + 1e-8)
+        cut = np.quantile(z, self.quantile)
+        self._predicted = {m: float(v) if v > cut else 0.0 for m, v in zip(self._raw, z, strict=True)}
 
 
 class OniSpec(RewardSpec):
@@ -221,4 +256,5 @@ class OniSpec(RewardSpec):
 REWARD_MODELS: dict[str, type[RetrievalReward]] = {
     "retrieval": RetrievalReward,
     "classification": ClassificationReward,
+    "ranking": RankingReward,
 }

@@ -20,11 +20,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rewardgen.intrinsic.prompts import label_messages, parse_labels
+from rewardgen.intrinsic.prompts import compare_messages, label_messages, parse_labels, parse_preferences
 from rewardgen.intrinsic.store import LabelStore
 from rewardgen.llm import BudgetExceededError, LLMClient, LLMError, LLMSettings
 
-__all__ = ["AnnotationService", "ServiceConfig", "annotate_once", "refit_classifier", "serve"]
+__all__ = [
+    "AnnotationService",
+    "ServiceConfig",
+    "annotate_once",
+    "compare_once",
+    "refit_classifier",
+    "refit_ranking",
+    "serve",
+]
 
 
 @dataclass
@@ -38,7 +46,38 @@ class ServiceConfig:
     retry_s: float = 2.0  # wait after the LLM could not be reached
     warn_every_s: float = 60.0
     classifier: bool = False  # refit and publish the classification reward model as labels arrive
-    retrain_every: int = 32  # new labels between refits
+    ranking: bool = False  # ask pairwise preferences too; refit and publish the ranking model
+    retrain_every: int = 32  # new labels (or preferences) between refits
+    pairs_per_message: float = 2.0  # ranking: compare at most this many pairs per reported message
+
+
+def compare_once(store: LabelStore, client: LLMClient, config: ServiceConfig) -> int:
+    """Ask the LLM's preferences for one batch of message pairs never compared; returns the
+    pairs answered. An unreachable LLM raises :class:`~rewardgen.llm.LLMError` (nothing stored)."""
+    room = int(config.pairs_per_message * sum(store.counts().values())) - len(store.preferences())
+    if room <= 0:
+        return 0  # enough comparisons for the messages there are: wait for new ones
+    pairs = store.pairs_to_compare(min(config.batch_size, room))
+    if not pairs:
+        return 0
+    answer = client.complete(compare_messages(store.key.goal, pairs), temperature=0.0)[0].text
+    prefs = parse_preferences(answer, len(pairs))
+    store.put_preferences({pairs[i]: p for i, p in prefs.items()})
+    return len(prefs)
+
+
+def refit_ranking(store: LabelStore, config: ServiceConfig) -> int | None:
+    """Refit the Bradley-Terry ranking model on all preferences when ``retrain_every`` new ones
+    arrived since the published version; returns the new version, if any."""
+    from rewardgen.intrinsic.classifier import fit_ranking, save_classifier
+
+    prefs = store.preferences()
+    latest = store.latest("ranking")
+    if len(prefs) - (latest[2] if latest else 0) < config.retrain_every:
+        return None
+    pairs = sorted(prefs)
+    model = fit_ranking(pairs, [prefs[p] for p in pairs])
+    return store.publish("ranking", save_classifier(model), len(prefs))
 
 
 def refit_classifier(store: LabelStore, config: ServiceConfig) -> int | None:
@@ -101,6 +140,8 @@ def serve(
     while True:
         try:
             done = annotate_once(store, client, config, warn)
+            if config.ranking:
+                done += compare_once(store, client, config)
         except BudgetExceededError as exc:
             warn(f"labelling stops: {exc}; training goes on with the labels there are")
             return  # a clean exit: the watcher does not restart it
@@ -110,6 +151,8 @@ def serve(
             continue
         if config.classifier:
             refit_classifier(store, config)
+        if config.ranking:
+            refit_ranking(store, config)
         if not done:
             time.sleep(config.poll_s)
 

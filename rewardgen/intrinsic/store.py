@@ -40,6 +40,16 @@ CREATE TABLE IF NOT EXISTS labels (
 );
 CREATE INDEX IF NOT EXISTS labels_status ON labels (goal, prompt, model, status, seen);
 CREATE INDEX IF NOT EXISTS labels_updated ON labels (goal, prompt, model, updated);
+CREATE TABLE IF NOT EXISTS preferences (
+    goal TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    model TEXT NOT NULL,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    preference REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (goal, prompt, model, a, b)
+);
 CREATE TABLE IF NOT EXISTS models (
     goal TEXT NOT NULL,
     prompt TEXT NOT NULL,
@@ -219,6 +229,50 @@ class LabelStore:
             self.key.params(),
         )
         return dict(cur.fetchall())
+
+    # -- pairwise preferences (the ranking reward model's annotations) -------------------------
+
+    def pairs_to_compare(self, limit: int, seed: int | None = None) -> list[tuple[str, str]]:
+        """Up to ``limit`` random pairs of reported messages never compared (in either order)."""
+        import random
+
+        rows = self.conn.execute(
+            "SELECT message FROM labels WHERE goal=? AND prompt=? AND model=?", self.key.params()
+        ).fetchall()
+        messages = [r[0] for r in rows]
+        if len(messages) < 2:
+            return []
+        done = {
+            tuple(sorted(r))
+            for r in self.conn.execute(
+                "SELECT a, b FROM preferences WHERE goal=? AND prompt=? AND model=?", self.key.params()
+            ).fetchall()
+        }
+        rng = random.Random(seed)
+        pairs: list[tuple[str, str]] = []
+        for _ in range(limit * 4):
+            a, b = rng.sample(messages, 2)
+            if tuple(sorted((a, b))) not in done:
+                done.add(tuple(sorted((a, b))))
+                pairs.append((a, b))
+                if len(pairs) == limit:
+                    break
+        return pairs
+
+    def put_preferences(self, preferences: dict[tuple[str, str], float]) -> None:
+        """The LLM's preference of each pair: 1.0 for the first message, 0.0 for the second, 0.5 neither."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO preferences VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*self.key.params(), a, b, float(p), time.time()) for (a, b), p in preferences.items()],
+            )
+
+    def preferences(self) -> dict[tuple[str, str], float]:
+        cur = self.conn.execute(
+            "SELECT a, b, preference FROM preferences WHERE goal=? AND prompt=? AND model=?",
+            self.key.params(),
+        )
+        return {(a, b): float(p) for a, b, p in cur.fetchall()}
 
     # -- reward models trained on the labels -----------------------------------------------------
 
