@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from rewardgen.cli import app, console, parse_steps
@@ -32,6 +33,11 @@ def _report(result) -> dict | None:
     )
     console.print(table)
     console.print(f"success metric: {ev.metric}")
+    alarm = getattr(result, "alarm", None)
+    if alarm is not None and alarm.hacked:
+        console.print(
+            f"[bold red]{escape(alarm.summary())}[/bold red] (learning_curve.png shows it)", soft_wrap=True
+        )
     console.print(f"run directory: [bold]{result.run_dir}[/bold]")
     for name in ("learning_curve.png", "video.mp4", "metrics.csv", "evals.csv", "reward.py", "manifest.json"):
         if (result.run_dir / name).exists():

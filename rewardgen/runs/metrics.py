@@ -116,8 +116,11 @@ def plot_learning_curve(
     threshold: float | None = None,
     metric_label: str = "success metric",
     reward_label: str = "synthesized return",
+    alarm: str | None = None,
 ) -> bool:
     """Env return and synthesized return (top) and the success metric (bottom) vs timesteps.
+    ``alarm`` (the reward-hacking alarm's words): the synthesized return and the success metric
+    are drawn thick and red, the words above them.
 
     Returns False when there is nothing to plot yet (no finished episode)."""
     import matplotlib
@@ -132,13 +135,20 @@ def plot_learning_curve(
         return False
     t = m["timesteps"]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    ax1.plot(t, m["reward_return_mean"], label=reward_label, marker=".", color="tab:orange")
+    hot = {"color": "tab:red", "linewidth": 2.5} if alarm else {}
+    ax1.plot(t, m["reward_return_mean"], label=reward_label, marker=".", **{"color": "tab:orange", **hot})
     ax1.plot(t, m["env_return_mean"], label="env's own return", linestyle="--", marker=".", color="tab:blue")
     ax1.set_ylabel("episode return")
     ax1.legend()
     ax1.grid(alpha=0.3)
     ax1.set_title(title)
-    ax2.plot(t, m["success_metric_mean"], color="tab:green", marker=".", label="training episodes")
+    if alarm:
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap(alarm, 90)), color="tab:red", fontsize=8)
+    ax2.plot(
+        t, m["success_metric_mean"], marker=".", label="training episodes", **{"color": "tab:green", **hot}
+    )
     evals = metrics_csv.parent / "evals.csv"  # periodic deterministic evaluations, when there are any
     e = read_metrics(evals) if evals.is_file() else {}
     if e:
@@ -150,7 +160,7 @@ def plot_learning_curve(
     ax2.set_ylabel(metric_label)
     ax2.set_xlabel("environment steps")
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93) if alarm else None)
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return True

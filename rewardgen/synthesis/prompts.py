@@ -72,9 +72,26 @@ def _trajectory(values: Sequence[float], points: int = 8) -> str:
     return "[" + ", ".join(f"{v:.3g}" for v in picked) + "]"
 
 
-def reflection_text(task: TaskSpec, curves: dict[str, list[float]]) -> str:
+def run_alarm(cand: Any) -> Any:
+    """The reward-hacking alarm's verdict a candidate's training run recorded (None: none)."""
+    import json
+
+    from rewardgen.train.alarm import Verdict
+
+    path = getattr(cand, "path", None)
+    manifest = path / "train" / "manifest.json" if path is not None else None
+    if manifest is None or not manifest.is_file():
+        return None
+    try:
+        return Verdict.from_dict(json.loads(manifest.read_text()).get("alarm"))
+    except (ValueError, TypeError):
+        return None
+
+
+def reflection_text(task: TaskSpec, curves: dict[str, list[float]], alarm: Any = None) -> str:
     """Eureka's reward reflection: every component's statistics along training, the success
-    metric's trajectory, and the env's own return."""
+    metric's trajectory, and the env's own return; then the reward-hacking alarm's reasons when it
+    fired (``alarm``: the run's verdict; None: judged from the curves alone)."""
     lines = ["Reward reflection (episode sums along training, oldest first):"]
     if not curves.get("timesteps"):
         return lines[0] + "\n- no episode finished during training (the budget is shorter than an episode)"
@@ -89,6 +106,16 @@ def reflection_text(task: TaskSpec, curves: dict[str, list[float]]) -> str:
     lines.append(f"- success metric ({task.metric.describe()}): trajectory {_trajectory(metric)}")
     lines.append(f"- episode return of your reward: {_trajectory(curves.get('reward_return_mean', []))}")
     lines.append(f"- the env's own episode return: {_trajectory(curves.get('env_return_mean', []))}")
+    if alarm is None:
+        from rewardgen.train.alarm import hacking_verdict
+
+        alarm = hacking_verdict(curves, None, task.metric)
+    if alarm.hacked:
+        lines.append(
+            f"- REWARD HACKING ALARM: {'; '.join(alarm.reasons)}. The policy maximises your reward "
+            "without doing the task: remove or bound the term it exploits and pay for the task's "
+            "progress itself."
+        )
     return "\n".join(lines)
 
 
@@ -105,7 +132,7 @@ def feedback_message(
             f"```python\n{best.code}```"
         )
         if curves:
-            parts.append(reflection_text(task, curves))
+            parts.append(reflection_text(task, curves, run_alarm(best)))
         parts.append(
             "Write an improved reward. If the success metric stays near zero, rewrite the reward "
             "from scratch; if a component is nearly constant, rescale or drop it; if one component "
@@ -140,11 +167,11 @@ def preference_message(
         f"```python\n{preferred.code}```",
     ]
     if curves.get(preferred.path.name):
-        parts.append(reflection_text(task, curves[preferred.path.name]))
+        parts.append(reflection_text(task, curves[preferred.path.name], run_alarm(preferred)))
     if rejected is not None:
         parts += ["They liked the policy trained on this reward least:", f"```python\n{rejected.code}```"]
         if curves.get(rejected.path.name):
-            parts.append(reflection_text(task, curves[rejected.path.name]))
+            parts.append(reflection_text(task, curves[rejected.path.name], run_alarm(rejected)))
     if words.strip():
         parts.append(f'The person said:\n"""\n{words.strip()}\n"""')
     if history:
@@ -208,7 +235,7 @@ def refine_message(
     corrected reward."""
     parts = [_policy_text(cand, evaluation)]
     if curves:
-        parts.append(reflection_text(task, curves))
+        parts.append(reflection_text(task, curves, run_alarm(cand)))
     parts.append(f'A person watched the policy and said:\n"""\n{feedback.strip()}\n"""')
     parts.append(
         "Change the reward so that the behaviour the person asks for is rewarded and the behaviour "

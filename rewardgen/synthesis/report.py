@@ -45,6 +45,15 @@ def collect_candidates(run: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _alarm(c: dict[str, Any]) -> dict[str, Any] | None:
+    """The reward-hacking alarm's verdict on a candidate's training run, when it fired."""
+    try:
+        alarm = json.loads((c["folder"] / "train" / "manifest.json").read_text()).get("alarm")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return alarm if alarm and alarm.get("hacked") else None
+
+
 def _label(c: dict[str, Any]) -> str:
     return f"{c['round']}/cand{c['index']}"
 
@@ -69,8 +78,13 @@ def _plot_curves(
     for k, (c, m) in enumerate(curves):
         color = cmap(k % 20)
         style = "--" if c.get("pruned") else "-"
-        ax1.plot(m["timesteps"], m["success_metric_mean"], style, color=color, label=_label(c), alpha=0.85)
-        ax2.plot(m["timesteps"], m["env_return_mean"], style, color=color, alpha=0.85)
+        hacked = _alarm(c) is not None  # drawn thick, with crosses: the alarm fired on it
+        look = {"linewidth": 3, "marker": "x"} if hacked else {}
+        label = _label(c) + (" (reward hacking?)" if hacked else "")
+        ax1.plot(
+            m["timesteps"], m["success_metric_mean"], style, color=color, label=label, alpha=0.85, **look
+        )
+        ax2.plot(m["timesteps"], m["env_return_mean"], style, color=color, alpha=0.85, **look)
     if threshold is not None:
         ax1.axhline(threshold, color="grey", linestyle=":", label="success threshold")
     ax1.set_title(f"success metric ({metric_label})")
@@ -114,6 +128,9 @@ th { background: #f3f3f3; }
 tr.best { background: #e9f7e9; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 .status-refused, .status-failed { color: #b00; }
+.badge { display: inline-block; margin-left: .4em; padding: 0 .4em; border-radius: .6em; font-size: 80%;
+         background: #b00; color: #fff; cursor: help; }
+p.alarm { color: #b00; font-weight: bold; }
 .videos { display: flex; flex-wrap: wrap; gap: 1em; }
 .videos figure { margin: 0; }
 video { width: 360px; }
@@ -209,12 +226,19 @@ def write_report(run: str | Path) -> Path:
         ev = c.get("eval") or {}
         is_best = best_folder is not None and c["folder"].resolve() == best_folder
         status = c["status"] + (" (stopped early)" if c.get("pruned") else "")
+        alarm = _alarm(c)
+        badge = (
+            f"<span class='badge' title='{e('; '.join(alarm['reasons']))}'>reward hacking?</span>"
+            if alarm
+            else ""
+        )
         parts.append(
             f"<tr class='{'best' if is_best else ''}'><td><a href='#{e(_label(c))}'>{e(_label(c))}</a>"
-            f"{' &#9733;' if is_best else ''}</td><td class='status-{e(c['status'])}'>{e(status)}</td>"
+            f"{' &#9733;' if is_best else ''}{badge}</td><td class='status-{e(c['status'])}'>{e(status)}</td>"
             f"<td>{_fmt(c.get('steps'), ',')}</td><td>{_fmt(c.get('score'))}</td>"
             f"<td>{_fmt(ev.get('success_metric_mean'))}</td><td>{_fmt(ev.get('success_rate'), '.0%')}</td>"
-            f"<td>{_fmt(ev.get('env_return_mean'), '.1f')}</td><td>{e(c.get('reason') or '')}</td></tr>"
+            f"<td>{_fmt(ev.get('env_return_mean'), '.1f')}</td>"
+            f"<td>{e(c.get('reason') or ('; '.join(alarm['reasons']) if alarm else ''))}</td></tr>"
         )
     parts.append("</table>")
 
@@ -242,6 +266,10 @@ def write_report(run: str | Path) -> Path:
                 f"<details id='{e(_label(c))}'{' open' if is_best else ''}><summary>{e(_label(c))}: "
                 f"{e(c['status'])}</summary>"
             )
+            if (alarm := _alarm(c)) is not None:
+                parts.append(
+                    f"<p class='alarm'>Reward hacking suspected: {e('; '.join(alarm['reasons']))}</p>"
+                )
             if (c["folder"] / "train" / "learning_curve.png").is_file():
                 parts.append(
                     f"<img src='{_rel(c['folder'] / 'train' / 'learning_curve.png', run)}' width=480>"

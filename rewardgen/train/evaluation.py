@@ -21,7 +21,7 @@ from rewardgen.runs import (
 )
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 
-__all__ = ["OverBudgetError", "evaluate", "over_budget", "plot_run_curve"]
+__all__ = ["OverBudgetError", "evaluate", "judge_run", "over_budget", "plot_run_curve"]
 
 
 class OverBudgetError(RewardgenError):
@@ -38,9 +38,12 @@ def over_budget(run: RunDir, budget_s: float | None, started: float, where: str)
     raise OverBudgetError(reason)
 
 
-def plot_run_curve(run: RunDir, spec: TaskSpec, reward: RewardSpec, learner: str) -> None:
+def plot_run_curve(
+    run: RunDir, spec: TaskSpec, reward: RewardSpec, learner: str, alarm: str | None = None
+) -> None:
     """``learning_curve.png`` from the run's metrics.csv: the reward's return beside the env's,
-    the task's metric against its threshold (both back ends draw it this way)."""
+    the task's metric against its threshold (both back ends draw it this way); with the
+    reward-hacking alarm's words, its two curves highlighted."""
     plot_learning_curve(
         run.file("metrics.csv"),
         run.file("learning_curve.png"),
@@ -48,7 +51,20 @@ def plot_run_curve(run: RunDir, spec: TaskSpec, reward: RewardSpec, learner: str
         spec.metric.above if spec.metric.above is not None else spec.metric.below,
         metric_label=f"{spec.metric.reduce} {spec.metric.field}",
         reward_label=reward.return_label,
+        alarm=alarm,
     )
+
+
+def judge_run(run: RunDir, spec: TaskSpec, reward: RewardSpec, result: EvalSummary, learner: str) -> Any:
+    """The reward-hacking alarm's verdict on a finished run (kept in its manifest as ``alarm``);
+    when it fires, ``learning_curve.png`` is drawn again with the two curves that show it."""
+    from rewardgen.train.alarm import hacking_verdict
+
+    verdict = hacking_verdict(run.metrics(), result.to_dict(), spec.metric)
+    run.update(alarm=verdict.to_dict())
+    if verdict.hacked:
+        plot_run_curve(run, spec, reward, learner, alarm=verdict.summary())
+    return verdict
 
 
 def evaluate(

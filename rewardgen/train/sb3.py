@@ -15,7 +15,7 @@ from rewardgen.rewards import RewardFnError, RewardSpec
 from rewardgen.runs import EvalSummary, MetricsWriter, RunDir
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 from rewardgen.train.callback import make_callback
-from rewardgen.train.evaluation import OverBudgetError, evaluate, over_budget, plot_run_curve
+from rewardgen.train.evaluation import OverBudgetError, evaluate, judge_run, over_budget, plot_run_curve
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 
 __all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
@@ -64,6 +64,7 @@ class TrainResult:
 
     run_dir: Path
     eval: EvalSummary
+    alarm: Any = None  # the reward-hacking alarm's Verdict (rewardgen.train.alarm)
 
 
 def resolve_device(device: str) -> str:
@@ -278,8 +279,9 @@ def train(
         )
     except OverBudgetError:
         over_budget(run, config.time_budget_s, started, "while evaluating the trained policy")
+    verdict = judge_run(run, spec, reward_spec, result, algo.upper())
     run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
-    return TrainResult(run.path, result)
+    return TrainResult(run.path, result, verdict)
 
 
 def _resume(cls: Any, folder: Path, venv: Any, device: str, normalizer: type, **load: Any) -> tuple[Any, Any]:

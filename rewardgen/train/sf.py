@@ -329,7 +329,7 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     from sample_factory.envs.env_utils import register_env
     from sample_factory.train import make_runner
 
-    from rewardgen.train.evaluation import OverBudgetError, evaluate, over_budget, plot_run_curve
+    from rewardgen.train.evaluation import OverBudgetError, evaluate, judge_run, over_budget, plot_run_curve
     from rewardgen.train.sb3 import TrainResult, resolve_device
 
     started = time.monotonic()
@@ -467,8 +467,9 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         )
     except OverBudgetError:
         over_budget(run, config.time_budget_s, started, "while evaluating the trained policy")
+    verdict = judge_run(run, spec, reward_spec, result, "APPO (sample-factory)")
     run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
-    return TrainResult(run.path, result)
+    return TrainResult(run.path, result, verdict)
 
 
 def _prepare_resume(resume: Path, out: Path, steps: int) -> None:
