@@ -81,8 +81,15 @@ class MessageClassifier:
 
         if not messages:
             return np.zeros(0)
-        with torch.no_grad():
-            return self.net(torch.as_tensor(encode(messages))).numpy().astype(np.float64)
+        # one thread: a tiny network, run beside env steps (torch's idle pool threads would spin
+        # on the cores the envs need)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                return self.net(torch.as_tensor(encode(messages))).numpy().astype(np.float64)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def fit_classifier(
