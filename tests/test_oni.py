@@ -345,23 +345,6 @@ def test_a_published_classifier_reaches_running_workers_and_generalises(tmp_path
 
 
 @needs_nle
-def test_oni_trains_with_the_classification_model(tmp_path):
-    from rewardgen.cli import main
-
-    with LoopbackLLMServer(responder=labeller) as server:
-        main(
-            [
-                "oni", "train", "--task", "nethack-score", "--reward", "classification", "--steps", "512",
-                "--n-envs", "2", "--eval-episodes", "1", "--store", str(tmp_path / "l.sqlite"),
-                "--llm-base-url", server.url, "--llm-model", "m", "--out", str(tmp_path / "run"),
-                "--hp", "n_steps=128", "--hp", "batch_size=64",
-            ]
-        )  # fmt: skip
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and manifest["reward"]["reward"] == "classification"
-
-
-@needs_nle
 @pytest.mark.skipif(importlib.util.find_spec("sample_factory") is None, reason="the sample-factory stack")
 @pytest.mark.parametrize("model", ["retrieval", "classification", "ranking"])
 def test_oni_trains_with_appo_and_our_nethack_encoder(tmp_path, model):
@@ -455,17 +438,18 @@ def test_the_ranking_model_learns_the_llms_preferences_and_pays_normalized_score
 
 
 @needs_nle
-def test_oni_trains_with_the_ranking_model(tmp_path):
+@pytest.mark.parametrize("model", ["classification", "ranking"])
+def test_oni_trains_with_the_learned_reward_models(tmp_path, model):
     from rewardgen.cli import main
 
     with LoopbackLLMServer(responder=preferrer) as server:
         main(
             [
-                "oni", "train", "--task", "nethack-score", "--reward", "ranking", "--steps", "512",
+                "oni", "train", "--task", "nethack-score", "--reward", model, "--steps", "512",
                 "--n-envs", "2", "--eval-episodes", "1", "--store", str(tmp_path / "l.sqlite"),
                 "--llm-base-url", server.url, "--llm-model", "m", "--out", str(tmp_path / "run"),
                 "--hp", "n_steps=128", "--hp", "batch_size=64",
             ]
         )  # fmt: skip
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and manifest["reward"]["reward"] == "ranking"
+    assert manifest["status"] == "finished" and manifest["reward"]["reward"] == model

@@ -63,8 +63,7 @@ def train_cmd(
 ) -> None:
     """Train on NetHack with ONI: env reward x c_ext + LLM-labelled message reward x c_int."""
     from rewardgen.intrinsic import DEFAULT_STORE, AnnotationService, OniSpec, ServiceConfig
-    from rewardgen.llm import LLMSettings
-    from rewardgen.llm.settings import DEFAULT_CONFIG
+    from rewardgen.llm.options import settings_from_options
     from rewardgen.runs import default_run_path
     from rewardgen.tasks import get_task
     from rewardgen.train import TrainConfig
@@ -77,13 +76,7 @@ def train_cmd(
         raise RewardgenError(
             f"task {spec.id} has no message field: ONI needs a NetHack task (nethack-score...)"
         )
-    settings = LLMSettings.resolve(
-        config_file=llm_config or DEFAULT_CONFIG,
-        model=llm_model,
-        base_url=llm_base_url,
-        budget_usd=llm_budget_usd,
-        max_calls=llm_max_calls,
-    )
+    settings = settings_from_options(llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm_config)
     settings.check()  # a missing API key fails now, not in the service
     reward_spec = OniSpec(store or DEFAULT_STORE, goal=goal, model=settings.model, reward=reward, beta=beta)
     out = out or default_run_path(spec.id, "oni")

@@ -106,17 +106,23 @@ def fit_classifier(
     positives = float(y.sum())
     weight = (len(y) - positives) / max(positives, 1.0)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(max(weight, 1e-3)))
+    _fit(net, len(y), lambda idx: loss_fn(net(x[idx]), y[idx]), epochs, seed, lr)
+    return MessageClassifier(net)
+
+
+def _fit(net: Any, n: int, loss_of: Any, epochs: int, seed: int, lr: float) -> None:
+    """Adam on minibatches of 64 of ``n`` examples (``loss_of(indices)``), reshuffled each epoch."""
+    import torch
+
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     net.train()
     for _ in range(epochs):
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), 64):
-            idx = order[start : start + 64]
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, 64):
             opt.zero_grad()
-            loss_fn(net(x[idx]), y[idx]).backward()
+            loss_of(order[start : start + 64]).backward()
             opt.step()
-    return MessageClassifier(net)
 
 
 def fit_ranking(
@@ -138,16 +144,7 @@ def fit_ranking(
     xb = torch.as_tensor(encode([b for _, b in pairs]))
     y = torch.as_tensor(np.asarray(preferences, dtype=np.float32))
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    net.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), 64):
-            idx = order[start : start + 64]
-            opt.zero_grad()
-            loss_fn(net(xa[idx]) - net(xb[idx]), y[idx]).backward()
-            opt.step()
+    _fit(net, len(y), lambda idx: loss_fn(net(xa[idx]) - net(xb[idx]), y[idx]), epochs, seed, lr)
     return MessageClassifier(net)
 
 

@@ -8,7 +8,7 @@ from rewardgen.errors import RewardgenError
 from rewardgen.llm.client import LLMClient
 from rewardgen.llm.settings import DEFAULT_CONFIG, LLMSettings
 
-__all__ = ["client_from_options"]
+__all__ = ["client_from_options", "settings_from_options"]
 
 
 def client_from_options(
@@ -31,7 +31,23 @@ def client_from_options(
         if not llm.startswith("replay:") or len(llm) <= len("replay:"):
             raise RewardgenError(f"--llm {llm!r} not understood: use --llm replay:RUN_DIR")
         replay = Path(llm[len("replay:") :])
-    settings = LLMSettings.resolve(
+    settings = settings_from_options(
+        model, base_url, budget_usd, max_calls, config_file, cache_path=cache_path, no_cache=no_cache
+    )
+    return LLMClient(settings, transcript=run_dir / "llm" / "transcript.jsonl", replay=replay)
+
+
+def settings_from_options(
+    model: str | None = None,
+    base_url: str | None = None,
+    budget_usd: float | None = None,
+    max_calls: int | None = None,
+    config_file: str | Path | None = None,
+    cache_path: str | Path | None = None,
+    no_cache: bool = False,
+) -> LLMSettings:
+    """The LLM settings the command-line options give (over the environment, over the config file)."""
+    return LLMSettings.resolve(
         config_file=config_file or DEFAULT_CONFIG,
         model=model,
         base_url=base_url,
@@ -40,4 +56,3 @@ def client_from_options(
         cache_path=cache_path,
         cache=False if no_cache else None,
     )
-    return LLMClient(settings, transcript=run_dir / "llm" / "transcript.jsonl", replay=replay)

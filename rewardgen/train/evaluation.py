@@ -21,7 +21,7 @@ from rewardgen.runs import (
 )
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 
-__all__ = ["OverBudgetError", "evaluate", "judge_run", "over_budget", "plot_run_curve"]
+__all__ = ["OverBudgetError", "evaluate", "finish_run", "judge_run", "over_budget", "plot_run_curve"]
 
 
 class OverBudgetError(RewardgenError):
@@ -53,6 +53,32 @@ def plot_run_curve(
         reward_label=reward.return_label,
         alarm=alarm,
     )
+
+
+def finish_run(
+    run: RunDir, spec: TaskSpec, reward: RewardSpec, config: Any, learner: str, started: float
+) -> tuple[EvalSummary, Any]:
+    """How every back end ends a run: the learning curve, the evaluation of the saved policy
+    (within what is left of ``config.time_budget_s``, counted from ``started``), the reward-hacking
+    alarm's verdict, and the manifest marked finished. Returns (evaluation, verdict)."""
+    plot_run_curve(run, spec, reward, learner)
+    deadline = started + config.time_budget_s if config.time_budget_s is not None else None
+    try:
+        result = evaluate(
+            run.path,
+            spec,
+            reward,
+            config.eval_episodes,
+            config.seed + 10_000,
+            video=config.video,
+            video_steps=config.video_steps,
+            deadline=deadline,
+        )
+    except OverBudgetError:
+        over_budget(run, config.time_budget_s, started, "while evaluating the trained policy")
+    verdict = judge_run(run, spec, reward, result, learner)
+    run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
+    return result, verdict
 
 
 def judge_run(run: RunDir, spec: TaskSpec, reward: RewardSpec, result: EvalSummary, learner: str) -> Any:

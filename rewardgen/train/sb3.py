@@ -15,7 +15,7 @@ from rewardgen.rewards import RewardFnError, RewardSpec
 from rewardgen.runs import EvalSummary, MetricsWriter, RunDir
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 from rewardgen.train.callback import make_callback
-from rewardgen.train.evaluation import OverBudgetError, evaluate, judge_run, over_budget, plot_run_curve
+from rewardgen.train.evaluation import OverBudgetError, evaluate, finish_run, over_budget
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 
 __all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
@@ -265,23 +265,7 @@ def train(
     if callback.over_budget:
         where = f"after {model.num_timesteps:,} of {steps:,} training steps"
         over_budget(run, config.time_budget_s, started, where)
-    plot_run_curve(run, spec, reward_spec, algo.upper())
-    try:
-        result = evaluate(
-            run.path,
-            spec,
-            reward_spec,
-            config.eval_episodes,
-            config.seed + 10_000,
-            video=config.video,
-            video_steps=config.video_steps,
-            deadline=deadline,
-        )
-    except OverBudgetError:
-        over_budget(run, config.time_budget_s, started, "while evaluating the trained policy")
-    verdict = judge_run(run, spec, reward_spec, result, algo.upper())
-    run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
-    return TrainResult(run.path, result, verdict)
+    return TrainResult(run.path, *finish_run(run, spec, reward_spec, config, algo.upper(), started))
 
 
 def _resume(cls: Any, folder: Path, venv: Any, device: str, normalizer: type, **load: Any) -> tuple[Any, Any]:

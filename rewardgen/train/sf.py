@@ -329,7 +329,7 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     from sample_factory.envs.env_utils import register_env
     from sample_factory.train import make_runner
 
-    from rewardgen.train.evaluation import OverBudgetError, evaluate, judge_run, over_budget, plot_run_curve
+    from rewardgen.train.evaluation import finish_run, over_budget
     from rewardgen.train.sb3 import TrainResult, resolve_device
 
     started = time.monotonic()
@@ -453,23 +453,8 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     if Deadline.over:
         where = f"after {total_steps():,} of {steps:,} training steps"
         over_budget(run, config.time_budget_s, started, where)
-    plot_run_curve(run, spec, reward_spec, "APPO (sample-factory)")
-    try:
-        result = evaluate(
-            run.path,
-            spec,
-            reward_spec,
-            config.eval_episodes,
-            config.seed + 10_000,
-            video=config.video,
-            video_steps=config.video_steps,
-            deadline=deadline,
-        )
-    except OverBudgetError:
-        over_budget(run, config.time_budget_s, started, "while evaluating the trained policy")
-    verdict = judge_run(run, spec, reward_spec, result, "APPO (sample-factory)")
-    run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
-    return TrainResult(run.path, result, verdict)
+    learner = "APPO (sample-factory)"
+    return TrainResult(run.path, *finish_run(run, spec, reward_spec, config, learner, started))
 
 
 def _prepare_resume(resume: Path, out: Path, steps: int) -> None:

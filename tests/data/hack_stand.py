@@ -1,4 +1,4 @@
-import numpy as np
+
 
 def compute_reward(obs, action, next_obs, info):
     alive = info["is_healthy"] * 1.0
