@@ -160,7 +160,7 @@ def plot_learning_curve(
     ax2.set_ylabel(metric_label)
     ax2.set_xlabel("environment steps")
     ax2.grid(alpha=0.3)
-    fig.tight_layout(rect=(0, 0, 1, 0.93) if alarm else None)
+    fig.tight_layout(rect=(0, 0, 1, 0.95) if alarm else None)
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return True
