@@ -7,9 +7,9 @@
    success metric first met the task's threshold (from each run's metrics.csv).
 2. The reward wrapper inside sample-factory's rollout workers: env steps/s of one worker's 8
    envs built and stepped as sample-factory's samplers do, with the wrapper (the reference reward
-   program) against the raw env, alternating runs; non-batched sampling (a wrapper per env) and
-   batched sampling (rewardgen's default: one reward call per vectorized env). Target: wrapped /
-   raw >= 0.95.
+   program, in-process and sandboxed) against the raw env, alternating runs; non-batched sampling
+   (a wrapper, and a sandbox worker, per env) and batched sampling (rewardgen's default: one
+   reward call, and one sandbox worker, per vectorized env). Target: wrapped / raw >= 0.95.
 
     python scripts/bench_backends.py [--steps 400000] [--wrapper-steps 50000] [--rounds 5] [--skip-training]
 """
@@ -44,7 +44,9 @@ def first_success(run: Path, threshold: float) -> tuple[float | None, int | None
     return None, None
 
 
-def worker_fps(task, wrapped: bool, batched: bool, steps: int, folder: Path, envs: int = 8) -> float:
+def worker_fps(
+    task, wrapped: bool, batched: bool, steps: int, folder: Path, envs: int = 8, sandboxed: bool = False
+) -> float:
     """Env steps/s of one rollout worker's envs, built the way sample-factory builds them (its
     make_env_func_batched / _non_batched around rewardgen's factory) and stepped the way its
     samplers step them (a vectorized env per split, or each env on its own), random actions, the
@@ -58,7 +60,9 @@ def worker_fps(task, wrapped: bool, batched: bool, steps: int, folder: Path, env
 
     hp = {"batched_sampling": batched}
     settings, vector = sf_settings(task, folder, steps, 0, "cpu", 1, envs, hp)
-    reward = task.reference_reward() if wrapped else None
+    from rewardgen.code import SandboxLimits
+
+    reward = task.reference_reward(SandboxLimits() if sandboxed else None) if wrapped else None
     register_env(settings["env"], functools.partial(make_sf_env, task=task, reward=reward, vector=vector))
     cfg = sf_config(settings)
     rng = np.random.default_rng(0)
@@ -132,14 +136,20 @@ def main() -> None:
         )
         print(lines[-1], flush=True)
     print("\n".join(lines))
-    for batched in (False, True):
+    for sandboxed, batched in ((False, False), (False, True), (True, False), (True, True)):
         rates: dict[str, list[float]] = {"raw": [], "wrapped": []}
         for k in range(args.rounds):  # alternating: drifts in the machine's speed hit both alike
             for kind in ("raw", "wrapped"):
-                folder = root / f"{kind}-{batched}-{k}"
-                rates[kind].append(worker_fps(task, kind == "wrapped", batched, args.wrapper_steps, folder))
+                folder = root / f"{kind}-{batched}-{sandboxed}-{k}"
+                rates[kind].append(
+                    worker_fps(
+                        task, kind == "wrapped", batched, args.wrapper_steps, folder, sandboxed=sandboxed
+                    )
+                )
         ratios = [w / r for w, r in zip(rates["wrapped"], rates["raw"], strict=True)]
         how = "batched sampling (one reward call per vectorized env)" if batched else "non-batched sampling"
+        if sandboxed:
+            how += ", sandboxed program (a sandbox per " + ("vectorized env)" if batched else "env)")
         raw, wrapped = statistics.median(rates["raw"]), statistics.median(rates["wrapped"])
         print(
             f"sf rollout worker, 8 envs, {how}: raw {raw:.0f} env steps/s, "

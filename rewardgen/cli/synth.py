@@ -171,10 +171,15 @@ def _candidate_progress():
 
 
 def _candidate_rows(table: Table, candidates: list[dict]) -> None:
+    from rewardgen.train.alarm import recorded_verdict
+
     for c in candidates:
         metric = f"{c['eval']['success_metric_mean']:.3f}" if c.get("eval") else ""
         status = c["status"] + (" (stopped early)" if c.get("pruned") else "")
         reason = (c.get("reason") or "").replace(f"{c.get('path')}/", "")  # the folder is in the table
+        alarm = recorded_verdict(Path(c["path"]) / "train") if c.get("path") else None
+        if alarm is not None and alarm.hacked:
+            status, reason = status + " (reward hacking?)", "; ".join(alarm.reasons)
         table.add_row(str(c["iteration"]), str(c["index"]), status, metric, reason[:90])
 
 

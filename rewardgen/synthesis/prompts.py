@@ -74,18 +74,10 @@ def _trajectory(values: Sequence[float], points: int = 8) -> str:
 
 def run_alarm(cand: Any) -> Any:
     """The reward-hacking alarm's verdict a candidate's training run recorded (None: none)."""
-    import json
-
-    from rewardgen.train.alarm import Verdict
+    from rewardgen.train.alarm import recorded_verdict
 
     path = getattr(cand, "path", None)
-    manifest = path / "train" / "manifest.json" if path is not None else None
-    if manifest is None or not manifest.is_file():
-        return None
-    try:
-        return Verdict.from_dict(json.loads(manifest.read_text()).get("alarm"))
-    except (ValueError, TypeError):
-        return None
+    return recorded_verdict(path / "train") if path is not None else None
 
 
 def reflection_text(task: TaskSpec, curves: dict[str, list[float]], alarm: Any = None) -> str:

@@ -47,11 +47,10 @@ def collect_candidates(run: Path) -> list[dict[str, Any]]:
 
 def _alarm(c: dict[str, Any]) -> dict[str, Any] | None:
     """The reward-hacking alarm's verdict on a candidate's training run, when it fired."""
-    try:
-        alarm = json.loads((c["folder"] / "train" / "manifest.json").read_text()).get("alarm")
-    except (OSError, json.JSONDecodeError):
-        return None
-    return alarm if alarm and alarm.get("hacked") else None
+    from rewardgen.train.alarm import recorded_verdict
+
+    verdict = recorded_verdict(Path(c["folder"]) / "train")
+    return verdict.to_dict() if verdict is not None and verdict.hacked else None
 
 
 def _label(c: dict[str, Any]) -> str:

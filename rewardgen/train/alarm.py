@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AlarmSettings", "Verdict", "hacking_verdict", "run_verdict"]
+__all__ = ["AlarmSettings", "Verdict", "hacking_verdict", "recorded_verdict", "run_verdict"]
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,18 @@ def hacking_verdict(
                 )
     verdict.hacked = bool(verdict.reasons)
     return verdict
+
+
+def recorded_verdict(run_dir: Any) -> Verdict | None:
+    """The verdict a finished run recorded in its manifest (None: none, or no such run)."""
+    import json
+    from pathlib import Path
+
+    path = Path(run_dir) / "manifest.json"
+    try:
+        return Verdict.from_dict(json.loads(path.read_text()).get("alarm"))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def run_verdict(run_dir: Any, metric: Any, settings: AlarmSettings | None = None) -> Verdict:
