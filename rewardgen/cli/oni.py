@@ -68,9 +68,9 @@ def train_cmd(
     from rewardgen.tasks import get_task
     from rewardgen.train import TrainConfig
     from rewardgen.train import train as run_train
+    from rewardgen.train.sb3 import check_backend
 
-    if backend not in ("sb3", "sf"):
-        raise RewardgenError(f"unknown back end {backend!r}: choose sb3 or sf")
+    check_backend(backend)  # before the annotation service starts: a missing stack is said at once
     spec = get_task(task)
     if "message" not in spec.fields:
         raise RewardgenError(

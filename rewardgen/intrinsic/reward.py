@@ -22,6 +22,7 @@ import numpy as np
 
 from rewardgen.intrinsic.store import LabelKey, LabelStore
 from rewardgen.rewards import RewardFn, RewardOutput, RewardSpec
+from rewardgen.tasks.nethack import decode_message
 
 __all__ = ["REWARD_MODELS", "ClassificationReward", "OniSpec", "RankingReward", "RetrievalReward"]
 
@@ -58,7 +59,7 @@ class RetrievalReward(RewardFn):
         raw = row.tobytes()
         text = self._texts.get(raw)
         if text is None:
-            text = raw.split(b"\0", 1)[0].decode("latin-1").strip()
+            text = decode_message(raw)
             if len(self._texts) < 100_000:
                 self._texts[raw] = text
         return text

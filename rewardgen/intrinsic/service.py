@@ -54,7 +54,7 @@ class ServiceConfig:
 def compare_once(store: LabelStore, client: LLMClient, config: ServiceConfig) -> int:
     """Ask the LLM's preferences for one batch of message pairs never compared; returns the
     pairs answered. An unreachable LLM raises :class:`~rewardgen.llm.LLMError` (nothing stored)."""
-    room = int(config.pairs_per_message * sum(store.counts().values())) - len(store.preferences())
+    room = int(config.pairs_per_message * sum(store.counts().values())) - store.preference_count()
     if room <= 0:
         return 0  # enough comparisons for the messages there are: wait for new ones
     pairs = store.pairs_to_compare(min(config.batch_size, room))
@@ -71,10 +71,9 @@ def refit_ranking(store: LabelStore, config: ServiceConfig) -> int | None:
     arrived since the published version; returns the new version, if any."""
     from rewardgen.intrinsic.classifier import fit_ranking, save_classifier
 
+    if store.preference_count() - store.trained_on("ranking") < config.retrain_every:
+        return None  # checked with two counts: the service asks every loop
     prefs = store.preferences()
-    latest = store.latest("ranking")
-    if len(prefs) - (latest[2] if latest else 0) < config.retrain_every:
-        return None
     pairs = sorted(prefs)
     model = fit_ranking(pairs, [prefs[p] for p in pairs])
     return store.publish("ranking", save_classifier(model), len(prefs))
@@ -85,10 +84,10 @@ def refit_classifier(store: LabelStore, config: ServiceConfig) -> int | None:
     the published version (and both kinds of label exist); returns the new version, if any."""
     from rewardgen.intrinsic.classifier import fit_classifier, save_classifier
 
+    if store.counts().get("labelled", 0) - store.trained_on("classification") < config.retrain_every:
+        return None  # checked with counts: the service asks every loop
     labels = store.labels()
-    latest = store.latest("classification")
-    trained_on = latest[2] if latest else 0
-    if len(labels) - trained_on < config.retrain_every or len(set(labels.values())) < 2:
+    if len(set(labels.values())) < 2:
         return None
     messages = sorted(labels)
     clf = fit_classifier(messages, [labels[m] for m in messages])

@@ -267,6 +267,12 @@ class LabelStore:
                 [(*self.key.params(), a, b, float(p), time.time()) for (a, b), p in preferences.items()],
             )
 
+    def preference_count(self) -> int:
+        (n,) = self.conn.execute(
+            "SELECT COUNT(*) FROM preferences WHERE goal=? AND prompt=? AND model=?", self.key.params()
+        ).fetchone()
+        return int(n)
+
     def preferences(self) -> dict[tuple[str, str], float]:
         cur = self.conn.execute(
             "SELECT a, b, preference FROM preferences WHERE goal=? AND prompt=? AND model=?",
@@ -289,6 +295,15 @@ class LabelStore:
                 (*self.key.params(), kind, last + 1, sqlite3.Binary(weights), trained_on, time.time()),
             )
             return last + 1
+
+    def trained_on(self, kind: str) -> int:
+        """How many labels (or preferences) the newest ``kind`` model was trained on (0: none yet)."""
+        (n,) = self.conn.execute(
+            "SELECT COALESCE(MAX(trained_on), 0) FROM models "
+            "WHERE goal=? AND prompt=? AND model=? AND kind=?",
+            (*self.key.params(), kind),
+        ).fetchone()
+        return int(n)
 
     def latest(self, kind: str, newer_than: int = 0) -> tuple[int, bytes, int] | None:
         """(version, weights, labels it was trained on) of the newest ``kind`` model, if newer."""

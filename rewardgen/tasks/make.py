@@ -24,6 +24,8 @@ __all__ = [
 
 
 MUJOCO_ENVS = {"HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid", "rewardgen/HumanoidVLM"}
+#: A task's ``package`` -> the pip extra that installs it, where their names differ.
+PACKAGE_EXTRAS = {"nle": "nethack"}
 
 
 def _sources(task: TaskSpec, only: Iterable[str] | None = None) -> dict[str, tuple[str, Any]]:
@@ -89,19 +91,18 @@ def make_env(
     mujoco_env = spec.gym_id.split("-")[0] in MUJOCO_ENVS
     if mujoco_env:
         _quiet_mujoco(require("mujoco", extra="mujoco", purpose=f"task {spec.id}"))
-    if spec.gym_id.startswith("rewardgen/NetHack"):
-        require("nle", extra="nethack", purpose=f"task {spec.id}")
-        import rewardgen.tasks.nethack  # registers rewardgen's NetHack envs
-    elif spec.gym_id.startswith("rewardgen/"):
-        import rewardgen.tasks.scenes  # noqa: F401  (registers rewardgen's own envs)
     if spec.package == "metaworld" and int(gym.__version__.split(".")[0]) < 1:
         raise MissingExtraError(
             f"task {spec.id} needs Meta-World, which needs gymnasium >= 1.1; this environment has "
             f"gymnasium {gym.__version__} (the sample-factory stack): train it on the current stack "
             "(--backend sb3, the .venv that `make` builds)"
         )
-    if spec.package and spec.package != "nle":  # nle: above, from the nethack extra
-        require(spec.package, extra=spec.package, purpose=f"task {spec.id}")  # registers its envs
+    if spec.package:  # the package that registers its envs, from its extra
+        require(spec.package, extra=PACKAGE_EXTRAS.get(spec.package, spec.package), purpose=f"task {spec.id}")
+    if spec.gym_id.startswith("rewardgen/NetHack"):
+        import rewardgen.tasks.nethack  # registers rewardgen's NetHack envs
+    elif spec.gym_id.startswith("rewardgen/"):
+        import rewardgen.tasks.scenes  # noqa: F401  (registers rewardgen's own envs)
     size = {} if mujoco_env else {k: kwargs.pop(k) for k in ("width", "height") if k in kwargs}
     if render_mode == "rgb_array" and not mujoco_env:  # pygame draws off screen, without sound
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

@@ -36,13 +36,13 @@ NETHACK_TASKS = {
 
 
 def decode_message(message: Any) -> str:
-    """NLE's message array (256 bytes, NUL-padded) as text.
+    """NLE's message array (256 bytes, NUL-padded; or those bytes) as text.
 
     Example:
         >>> decode_message(np.frombuffer(b"You hit the jackal.".ljust(256, b"\\0"), np.uint8))
         'You hit the jackal.'
     """
-    raw = bytes(np.asarray(message, dtype=np.uint8))
+    raw = message if isinstance(message, bytes) else bytes(np.asarray(message, dtype=np.uint8))
     return raw.split(b"\0", 1)[0].decode("latin-1").strip()
 
 

@@ -131,7 +131,9 @@ class TaskSpec(_Model):
     reward_params: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, VersionOverride] = Field(default_factory=dict)
     budget: Budget = Field(default_factory=Budget)
-    package: str | None = None  # module that registers the env (also the pip extra), e.g. metaworld
+    package: str | None = (
+        None  # module that registers the env, e.g. metaworld (its extra: make.PACKAGE_EXTRAS)
+    )
     terminate_on_success: bool | None = None  # override the env's own choice, where it has one
     vlm: VLMPrompts | None = None  # prompts for a zero-shot VLM reward of rendered frames
     path: Path | None = None

@@ -428,15 +428,17 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
         """Ends training at the wall-clock budget through sample-factory's own stop condition
         (its ``train_for_seconds`` is not counted in 2.1)."""
 
-        over = False
+        def __init__(self) -> None:
+            self.over = False
 
         def on_training_step(self, runner: Any, _iteration: int) -> None:
             if deadline is not None and time.monotonic() > deadline and total_steps() < steps:
-                Deadline.over = True
+                self.over = True
                 runner.cfg.train_for_env_steps = 0  # checked right after this call: stop now
 
     runner.register_episodic_stats_handler(on_episode)
-    runner.register_observer(Deadline())
+    watch = Deadline()
+    runner.register_observer(watch)
     status = runner.init()
     if status == ExperimentStatus.SUCCESS:
         if resume is None:  # training time from here, as SB3's callback counts it
@@ -450,7 +452,7 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
             f"sample-factory training stopped with status {status}: see {run.path / EXPERIMENT}"
         )
     run.update(trained_steps=total_steps())
-    if Deadline.over:
+    if watch.over:
         where = f"after {total_steps():,} of {steps:,} training steps"
         over_budget(run, config.time_budget_s, started, where)
     learner = "APPO (sample-factory)"
