@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Do the preference page's videos play in Firefox? (Chromium: tests/test_prefs_browser.py.)
+"""Does the preference page work in Firefox? (Chromium: tests/test_prefs_browser.py.)
 
 Serves a round of three short videos, opens the page in headless Firefox and drives it over
 Firefox's own Marionette protocol (no geckodriver needed: Debian packages Firefox ESR but not
 geckodriver), then prints, for the WebM/VP9 copy the page plays and for the H.264 MP4 fallback,
-whether Firefox decodes it and whether its time advances.
+whether Firefox decodes it and whether its time advances; then answers the round with the mouse
+and prints whether the answer (sent with the page's CSRF secret) was saved.
 
     apt-get install firefox-esr && python scripts/check_firefox.py
 """
@@ -125,12 +126,24 @@ def main() -> int:
             v.src = document.querySelector('#grid source[type="video/mp4"]').src; v.load();
             return v.canPlayType('video/mp4; codecs="avc1.64001E"');"""
         )
+        # the person answers with the mouse: the answer carries the page's secret and is saved
+        browser.script(
+            """const cards = document.querySelectorAll('.card');
+            cards[2].querySelector('.pick-best').click(); cards[0].querySelector('.pick-worst').click();
+            document.getElementById('submit').click(); return true;"""
+        )
+        answers = run / "preferences.jsonl"
+        deadline = time.monotonic() + 30
+        while not answers.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        saved = answers.is_file() and json.loads(answers.read_text().splitlines()[0])["best"] == "cand2"
         print(
             f"{version}: WebM/VP9 on the page {'plays' if webm and playing else 'does NOT play'} "
-            f"(time advances in all 3: {playing}); H.264 MP4 fallback canPlayType: {mp4!r}"
+            f"(time advances in all 3: {playing}); H.264 MP4 fallback canPlayType: {mp4!r}; "
+            f"an answer sent from the page is saved: {saved}"
         )
         browser.call("Marionette:Quit")
-        return 0 if webm and playing else 1
+        return 0 if webm and playing and saved else 1
     finally:
         proc.kill()
         proc.wait()

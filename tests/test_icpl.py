@@ -86,11 +86,14 @@ def test_bad_answers_are_refused_and_change_nothing(tmp_path):
     assert json.loads(store.path.read_text().splitlines()[0])["best"] == "cand1"
 
 
-def test_the_terminal_judge_validates_what_the_person_types():
+def test_the_terminal_judge_validates_what_the_person_types(tmp_path):
     answers = iter(["", "9", "2", "2", "1", "it hops sideways"])
     shown: list[str] = []
     judge = TerminalJudge(rater="ana", ask=lambda q: next(answers), show=shown.append)
-    choice = judge("iter3", [Option("cand0"), Option("cand4")])
+    films = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    for film in films:
+        film.write_bytes(b"a film")
+    choice = judge("iter3", [Option("cand0", films[0]), Option("cand4", films[1])])
     assert (choice.best, choice.worst, choice.words, choice.rater) == (
         "cand4",
         "cand0",
@@ -108,15 +111,19 @@ def test_the_terminal_judge_shows_each_video_and_a_gif_preview(tmp_path):
 
     from rewardgen.runs import write_video
 
-    video = tmp_path / "cand1" / "video.mp4"
-    video.parent.mkdir()
-    write_video([np.full((64, 64, 3), 10 * f, np.uint8) for f in range(20)], video, fps=20)
+    videos = []
+    for name in ("cand1", "cand2"):
+        video = tmp_path / name / "video.mp4"
+        video.parent.mkdir()
+        write_video([np.full((64, 64, 3), 10 * f, np.uint8) for f in range(20)], video, fps=20)
+        videos.append(video)
+    video = videos[0]
     shown: list[str] = []
     answers = iter(["2", "1", ""])
     TerminalJudge(ask=lambda q: next(answers), show=shown.append)(
-        "iter0", [Option("cand0"), Option("cand1", video)]
+        "iter0", [Option("cand0"), Option("cand1", video), Option("cand2", videos[1])]
     )
-    assert any(s.endswith("cand0: (no video)") for s in shown) and any(str(video) in s for s in shown)
+    assert any("cand0 is left out" in s for s in shown) and any(str(video) in s for s in shown)
     preview = video.with_name("preview.gif")
     assert any(s.strip() == f"preview: {preview}" for s in shown)
     frames = iio.imread(preview, index=None)  # a looping GIF of the video, at 10 frames per second
@@ -157,3 +164,57 @@ def test_an_icpl_round_asks_again_for_rewards_that_did_not_train(tmp_path):
         run, summary = run_search(server, tmp_path / "bounded", cfg)
     assert len(server.requests) == 2 and summary["best"]["index"] == 0
     assert not run.file("preferences.jsonl").exists()  # one policy: nothing to compare
+
+
+def test_a_policy_whose_filming_failed_is_filmed_again_or_left_out(tmp_path):
+    """A loaded machine cuts a film short: the judge is shown only the policies with a video;
+    with fewer than two, the round asks nobody and keeps the best by the metric."""
+    import numpy as np
+
+    from rewardgen.runs import write_video
+    from rewardgen.synthesis.candidate import Candidate
+    from rewardgen.synthesis.icpl import PreferenceSelector
+
+    cands = []
+    for k, score in enumerate((1.0, 3.0, 2.0)):
+        folder = tmp_path / "iter0" / f"cand{k}"
+        (folder / "train").mkdir(parents=True)
+        cands.append(Candidate(0, k, "trained", score=score, path=folder))
+
+    def film_all_but(*skipped):
+        def film(todo):
+            for c in todo:
+                if c.index not in skipped:
+                    frames = [np.full((16, 16, 3), 9 * f, np.uint8) for f in range(5)]
+                    write_video(frames, c.path / "train" / "video.mp4", fps=5)
+            return {c.path: "evaluation stopped after 0 of 1 episodes" for c in todo if c.index in skipped}
+
+        return film
+
+    class Person:
+        name, needs_videos = "person", True
+
+        def __init__(self):
+            self.shown = []
+
+        def __call__(self, round_id, options):
+            self.shown.append([(o.id, o.has_video, o.note) for o in options])
+            answers = iter(["1", "2", ""])
+            return TerminalJudge(ask=lambda q: next(answers), show=lambda line: None)(round_id, options)
+
+    person, lines = Person(), []
+    selector = PreferenceSelector(
+        person, PreferenceStore(tmp_path / "p.jsonl"), film_all_but(1), log=lines.append
+    )
+    best = selector.select(None, "iter0", cands)
+    assert person.shown[0][1] == ("cand1", False, "evaluation stopped after 0 of 1 episodes")
+    choice = PreferenceStore(tmp_path / "p.jsonl").for_round("iter0")
+    assert choice.candidates == ("cand0", "cand2") and best is cands[0]  # cand1 was never offered
+    for c in cands:
+        (c.path / "train" / "video.mp4").unlink(missing_ok=True)
+    person = Person()
+    selector = PreferenceSelector(
+        person, PreferenceStore(tmp_path / "q.jsonl"), film_all_but(1, 2), log=lines.append
+    )
+    assert selector.select(None, "iter0", cands) is cands[0]  # only cand0 filmed: nothing to compare
+    assert person.shown == [] and "1 of 3 policies could be filmed" in lines[-1]

@@ -107,6 +107,7 @@ def test_a_person_answers_prefppo_on_the_page_from_two_clips(tmp_path, monkeypat
     import time
     import urllib.request
 
+    from rewardgen.feedback.server import answer_headers
     from rewardgen.feedback.store import RoundBoard
 
     out = tmp_path / "run"
@@ -122,9 +123,9 @@ def test_a_person_answers_prefppo_on_the_page_from_two_clips(tmp_path, monkeypat
                 continue
             seen.append(pending)
             body = json.dumps({"round": pending.round, "best": "b", "worst": "a", "rater": "ana"}).encode()
-            request = urllib.request.Request(
-                url.read_text() + "api/answer", data=body, headers={"Content-Type": "application/json"}
-            )
+            with urllib.request.urlopen(url.read_text(), timeout=10) as page:  # its secret, as a browser
+                headers = answer_headers(page.read().decode())
+            request = urllib.request.Request(url.read_text() + "api/answer", data=body, headers=headers)
             with urllib.request.urlopen(request, timeout=10) as response:
                 assert response.status == 200
 

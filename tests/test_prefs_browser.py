@@ -66,6 +66,7 @@ def browser():
         "--window-size=1280,900",
     ):
         options.add_argument(arg)
+    options.add_argument("--host-resolver-rules=MAP evil.example 127.0.0.1")  # an attacker's site
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
@@ -177,7 +178,7 @@ def test_icpl_with_a_person_in_a_browser_resumes_after_a_kill(tmp_path, browser)
         assert "Goal:" in browser.find_element(By.ID, "goal").text
         assert_videos_play(browser)
         body = browser.find_element(By.TAG_NAME, "body")
-        for key in "1b2w":
+        for key in "1B2w":  # B and b alike
             body.send_keys(key)
         classes = browser.execute_script(
             "return Array.from(document.querySelectorAll('.card')).map(c => c.className)"
@@ -224,8 +225,10 @@ def test_icpl_with_a_person_in_a_browser_resumes_after_a_kill(tmp_path, browser)
         browser.find_element(By.ID, "submit").click()
         child.wait_for("SEARCH DONE")
         assert child.proc.wait(30) == 0
-        # the search's end stops the page's server: the page says so
-        wait(browser, "return document.getElementById('status').textContent.includes('ended or stopped')", 10)
+        # the search's end: before its server stops, the page says so, with the best and the report
+        wait(browser, "return document.getElementById('status').textContent.includes('has finished')", 10)
+        ended = browser.find_element(By.ID, "waiting").text
+        assert "Its best policy: cand1 of iter1" in ended and str(out.resolve() / "report.html") in ended
     answers = PreferenceStore(out / "preferences.jsonl").load()
     assert [(a.round, a.best, a.worst) for a in answers] == [
         ("iter0", "cand0", "cand1"),
@@ -238,3 +241,106 @@ def test_icpl_with_a_person_in_a_browser_resumes_after_a_kill(tmp_path, browser)
     assert prompt.index(code(GOOD)) < prompt.index("this reward least") < prompt.index(code(FORWARD))
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["best"]["iteration"], summary["best"]["index"]) == (1, 1)  # round 2's preferred
+
+
+ATTACK = """<!doctype html><html><body>
+<iframe name="sink" style="display:none"></iframe>
+<form id="f" method="POST" action="VICTIM/api/answer" enctype="text/plain" target="sink">
+<input name='{"round":"iter0","best":"cand1","worst":"cand0","words":"forged by a form","x":"' value='"}'>
+</form>
+<script>
+const url = "VICTIM/api/answer";
+const body = JSON.stringify({round: "iter0", best: "cand1", worst: "cand0", words: "forged"});
+const tries = [
+  fetch(url, {method: "POST", mode: "no-cors", credentials: "include",
+              headers: {"Content-Type": "text/plain"}, body}),
+  fetch(url, {method: "POST", mode: "no-cors", credentials: "include", body}),
+  fetch(url, {method: "POST", credentials: "include",
+              headers: {"Content-Type": "application/json", "X-Rewardgen-CSRF": "guess"}, body}),
+  new Promise((ok) => ok(navigator.sendBeacon(url, new Blob([body], {type: "text/plain"})))),
+];
+document.getElementById("f").submit();
+Promise.allSettled(tries).then(() => setTimeout(() => { document.title = "done"; }, 1500));
+</script></body></html>"""
+
+
+class AttackerSite:
+    """Another web site (a page the victim has open in another tab): serves ATTACK aimed at the
+    page at ``victim`` on its own port of 127.0.0.1."""
+
+    def __init__(self, victim):
+        import http.server
+
+        page = ATTACK.replace("VICTIM", victim.rstrip("/")).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["loopback", "token"])
+def test_other_pages_in_the_browser_cannot_answer_and_the_page_itself_can(tmp_path, browser, mode):
+    """Forged answers from another site and from another port of this machine (a form, no-cors
+    and CORS fetches, a beacon) are refused with nothing written; the page itself answers with
+    its keys in either case, keeps its Send button off while its server is down, and reconnects."""
+    from selenium.webdriver.common.by import By
+    from test_prefs_web import make_run
+
+    from rewardgen.feedback.store import PublishedRound, RoundBoard
+    from rewardgen.feedback.web import PreferenceServer
+
+    run, _ = make_run(tmp_path, n=2)
+    films = tuple({"id": f"cand{k}", "video": f"iter0/cand{k}/train/video.mp4"} for k in range(2))
+    RoundBoard(run).publish(PublishedRound("iter0", "hop backwards", films))
+    token = "sesame" if mode == "token" else None
+    server = PreferenceServer(run, port=0, token=token).start()
+    victim = f"http://127.0.0.1:{server.port}/"
+    attacker = AttackerSite(victim)
+    try:
+        browser.get(server.url)  # the victim opened the page (in token mode: its cookie is set)
+        wait(browser, "return document.querySelectorAll('#grid .card').length == 2", what="two cards")
+        assert "token" not in browser.current_url  # the token left the address bar
+        for site in (f"http://evil.example:{attacker.port}/", f"http://localhost:{attacker.port}/"):
+            browser.get(site)
+            wait(browser, "return document.title == 'done'", 30, what=f"the attack from {site}")
+            assert not (run / "preferences.jsonl").exists(), site
+        browser.get(victim)
+        wait(browser, "return document.querySelectorAll('#grid .card').length == 2", what="two cards")
+        body = browser.find_element(By.TAG_NAME, "body")
+        body.send_keys("b")  # before choosing a policy: the page says what to do
+        assert "Choose a policy first" in browser.find_element(By.ID, "status").text
+        for key in "1B2W":
+            body.send_keys(key)
+        submit = browser.find_element(By.ID, "submit")
+        assert submit.is_enabled()
+        port = server.port
+        server.stop()  # the server goes away: Send is off, and the page says why
+        wait(browser, "return document.getElementById('submit').disabled", 10, what="Send disabled")
+        assert "not answering" in browser.find_element(By.ID, "status").text
+        server = PreferenceServer(run, port=0, token=token, prefer=port).start()
+        assert server.port == port
+        wait(browser, "return !document.getElementById('submit').disabled", 10, what="Send enabled again")
+        body.send_keys("\n")
+        wait(
+            browser, "return document.getElementById('status').textContent.startsWith('Saved')", what="saved"
+        )
+        time.sleep(2.5)  # a poll later (the page asks every 2 s), the person can still read it
+        assert browser.find_element(By.ID, "status").text.startswith("Saved: cand0 best, cand1 worst")
+    finally:
+        attacker.close()
+        server.stop()
+    answers = PreferenceStore(run / "preferences.jsonl").load()
+    assert [(a.best, a.worst, a.words) for a in answers] == [("cand0", "cand1", "")]

@@ -18,6 +18,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from rewardgen.feedback import Option, make_judge
+from rewardgen.feedback.server import answer_headers
 from rewardgen.feedback.store import PublishedRound, RoundBoard
 from rewardgen.feedback.web import PreferenceServer, WebJudge
 from rewardgen.runs import write_video
@@ -35,6 +36,18 @@ def request(url, data=None, headers=None):
     except urllib.error.HTTPError as exc:
         raw, status, kind = exc.read(), exc.code, exc.headers.get("content-type", "")
     return status, json.loads(raw) if "json" in kind else raw
+
+
+def page_headers(url):
+    """The headers the page sends with an answer (its CSRF secret), read from the page as a
+    browser would; none when the page cannot be read."""
+    status, page = request(url.split("api/")[0].split("?")[0])
+    return answer_headers(page.decode()) if status == 200 else {}
+
+
+def answer(url, data, headers=None):
+    """POST an answer to the page at ``url`` as the page itself does."""
+    return request(url + "api/answer", data, headers={**page_headers(url), **(headers or {})})
 
 
 def make_run(tmp_path, n=3):
@@ -113,7 +126,7 @@ def test_bad_answers_get_a_4xx_and_change_nothing(open_round):
         (b"x" * 70_000, 413, "at most"),
     ]
     for body, status, reason in bad:
-        got, data = request(url + "api/answer", body)
+        got, data = answer(url, body)
         assert (got, reason in data["detail"]) == (status, True), (body, got, data)
         assert "\n" not in data["detail"]  # one line
         assert not answers.exists() and "choice" not in result
@@ -124,9 +137,9 @@ def test_bad_answers_get_a_4xx_and_change_nothing(open_round):
         "ranking": ["cand2", "cand1", "cand0"],
         "words": "hi",
     }
-    assert request(url + "api/answer", ok)[0] == 200
+    assert answer(url, ok)[0] == 200
     saved = answers.read_bytes()
-    status, data = request(url + "api/answer", {**ok, "best": "cand1", "ranking": []})
+    status, data = answer(url, {**ok, "best": "cand1", "ranking": []})
     assert status == 409 and "already has an answer" in data["detail"]
     assert answers.read_bytes() == saved  # the duplicate changed nothing
     deadline = time.monotonic() + 10
@@ -248,7 +261,8 @@ def test_prefs_serve_serves_a_run_from_the_command_line(tmp_path):
     import sys
 
     run, _options = make_run(tmp_path, n=2)
-    RoundBoard(run).publish(PublishedRound("iter0", "hop", ({"id": "cand0"}, {"id": "cand1"})))
+    films = tuple({"id": f"cand{k}", "video": f"iter0/cand{k}/train/video.mp4"} for k in range(2))
+    RoundBoard(run).publish(PublishedRound("iter0", "hop", films))
     proc = subprocess.Popen(
         [sys.executable, "-m", "rewardgen.cli", "prefs", "serve", str(run), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -260,7 +274,7 @@ def test_prefs_serve_serves_a_run_from_the_command_line(tmp_path):
         url = line.split("preference page of")[1].split(": ", 1)[1].split(" ")[0]
         status, state = request(url + "api/state")
         assert status == 200 and state["round"]["round"] == "iter0"
-        assert request(url + "api/answer", {"round": "iter0", "best": "cand1", "worst": "cand0"})[0] == 200
+        assert answer(url, {"round": "iter0", "best": "cand1", "worst": "cand0"})[0] == 200
         assert json.loads((run / "preferences.jsonl").read_text())["best"] == "cand1"
     finally:
         proc.terminate()
@@ -287,12 +301,301 @@ def test_the_answer_file_is_the_page_and_the_search_shared(tmp_path):
         time.sleep(0.05)
     server = PreferenceServer(run, port=0).start()
     try:
-        assert (
-            request(server.url + "api/answer", {"round": "iter0", "best": "cand0", "worst": "cand1"})[0]
-            == 200
-        )
+        assert answer(server.url, {"round": "iter0", "best": "cand0", "worst": "cand1"})[0] == 200
         thread.join(10)
         assert result["c"].best == "cand0"
     finally:
         server.stop()
     assert Path(run / "iter0" / "cand0" / "train" / "video.webm").is_file()
+
+
+def raw_post(port, head, body=b"", read_after_head=True):
+    """Send a raw HTTP request (``head`` without its blank line) and return the status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"\r\n\r\n" + body)
+        return sock.recv(4096).split(b"\r\n", 1)[0].decode()
+
+
+def test_answers_forged_by_other_pages_are_refused_and_change_nothing(open_round):
+    """CSRF: another origin, another port, a form's content type, or no page secret: refused."""
+    run, url, _ = open_round
+    headers = page_headers(url)
+    ok = {"round": "iter0", "best": "cand2", "worst": "cand0"}
+    origin = url.rstrip("/")
+    forged = [
+        ({**headers, "Origin": "http://evil.example"}, 403, "not from http://evil.example"),
+        ({**headers, "Origin": "http://127.0.0.1:1"}, 403, "only from the page itself"),  # another port
+        ({**headers, "Origin": "null"}, 403, "only from the page itself"),
+        ({**headers, "Sec-Fetch-Site": "cross-site"}, 403, "cross-site"),
+        ({**headers, "Sec-Fetch-Site": "same-site"}, 403, "same-site"),
+        ({**headers, "Content-Type": "text/plain"}, 415, "application/json"),
+        ({**headers, "Content-Type": "application/x-www-form-urlencoded"}, 415, "application/json"),
+        ({"Content-Type": "application/json"}, 403, "secret"),
+        ({**headers, "X-Rewardgen-CSRF": "guess"}, 403, "secret"),
+        ({**headers, "X-Rewardgen-CSRF": "é" * 10}, 403, "secret"),  # not ASCII: no 500
+    ]
+    for extra, status, reason in forged:
+        got, data = request(url + "api/answer", ok, headers=extra)
+        assert (got, reason in data["detail"]) == (status, True), (extra, got, data)
+    assert not (run / "preferences.jsonl").exists()
+    # the page itself, as a browser sends it: its own origin, same-origin, JSON, its secret
+    same = {**headers, "Origin": origin, "Sec-Fetch-Site": "same-origin"}
+    assert request(url + "api/answer", ok, headers=same)[0] == 200
+
+
+def test_the_page_secret_is_the_runs_and_outlives_a_restart(tmp_path):
+    run, _ = make_run(tmp_path, n=2)
+    first = PreferenceServer(run, port=0).start()
+    try:
+        secret = page_headers(first.url)["X-Rewardgen-CSRF"]
+    finally:
+        first.stop()
+    second = PreferenceServer(run, port=0).start()
+    try:  # an open tab keeps working after a resume
+        assert page_headers(second.url)["X-Rewardgen-CSRF"] == secret and len(secret) >= 24
+    finally:
+        second.stop()
+    assert oct((run / "preference_page.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_large_body_is_refused_before_it_is_read(open_round):
+    run, url, _ = open_round
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    headers = page_headers(url)
+    head = (
+        f"POST /api/answer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"X-Rewardgen-CSRF: {headers['X-Rewardgen-CSRF']}"
+    )
+    # 300 MB declared, nothing sent: the answer comes at once, on the declared length
+    assert raw_post(port, head + "\r\nContent-Length: 300000000").endswith("413 Request Entity Too Large")
+    # chunked: the server stops reading past 64 KB; we stop sending when it answers
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall((head + "\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
+        chunk = b"%x\r\n" % 65536 + b"[" * 65536 + b"\r\n"
+        sock.setblocking(False)
+        reply = b""
+        deadline = time.monotonic() + 60
+        while not reply and sent < 200 * 2**20 and time.monotonic() < deadline:
+            try:
+                reply = sock.recv(4096)
+                break
+            except BlockingIOError:
+                pass
+            try:
+                sent += sock.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        sock.setblocking(True)
+        reply = reply or sock.recv(4096)
+    assert b"413" in reply.split(b"\r\n", 1)[0], reply[:200]
+    assert sent < 32 * 2**20, sent  # not the whole 200 MB
+    assert not (run / "preferences.jsonl").exists()
+
+
+def test_malformed_answers_are_one_line_4xx_not_tracebacks(open_round, tmp_path):
+    run, url, _ = open_round
+    bad = [
+        (b"[" * 30000 + b"]" * 30000, 400, "nested too deeply"),
+        ({"round": "iter0", "best": "cand1", "worst": "cand0", "ranking": 0}, 400, "'ranking'"),
+        ({"round": "iter0", "best": "cand1", "worst": "cand0", "words": 0}, 400, "'words'"),
+        ({"round": "iter0", "best": "cand1", "worst": "cand0", "rater": False}, 400, "'rater'"),
+        ({"round": "iter0", "best": 1, "worst": "cand0"}, 400, "'best'"),
+        ({"round": "iter0", "best": "cand1", "worst": "cand0", "admin": True}, 400, "unknown field 'admin'"),
+        ({"round": "iter0", "best": "cand1", "worst": "cand0", "words": "x" * 5000}, 400, "'words'"),
+    ]
+    for body, status, reason in bad:
+        got, data = answer(url, body)
+        assert (got, reason in data["detail"]) == (status, True), (str(body)[:80], got, data)
+        assert "\n" not in data["detail"]
+    assert not (run / "preferences.jsonl").exists()
+    # a non-ASCII token (query or header) on a token server: 401, not a 500
+    shared = PreferenceServer(make_run(tmp_path / "t", n=2)[0], host="127.0.0.1", port=0, token="tok").start()
+    try:
+        base = f"http://127.0.0.1:{shared.port}/"
+        assert request(base + "api/state?token=%C3%A9t%C3%A9")[0] == 401
+        port = shared.port
+        status = raw_post(
+            port, f"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Rewardgen-Token: \xe9t\xe9"
+        )
+        assert status.endswith("401 Unauthorized"), status
+    finally:
+        shared.stop()
+
+
+def test_a_raters_terminal_escapes_never_reach_the_console(tmp_path):
+    run, options = make_run(tmp_path, n=2)
+    shown = []
+    judge = WebJudge(run, port=0, poll_s=0.02, show=shown.append)
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("c", judge("iter0", options)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while judge.server is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        words = "runs well\x1b[2J\r\nINFO forged line\u202e"
+        body = {
+            "round": "iter0",
+            "best": "cand1",
+            "worst": "cand0",
+            "rater": "ana\x1b[31m\nERROR x",
+            "words": words,
+        }
+        assert answer(judge.server.url, body)[0] == 200
+        thread.join(10)
+    finally:
+        judge.close()
+    choice = result["c"]
+    assert choice.rater == "ana[31mERROR x" and choice.words == "runs well[2J\nINFO forged line"
+    assert all("\x1b" not in line and "\n" not in line.strip("\n") for line in shown), shown
+
+
+def test_a_policy_without_a_video_is_left_out_and_cannot_be_picked(tmp_path):
+    run, options = make_run(tmp_path, n=3)
+    unfilmed = Option("cand3", note="evaluation stopped after 0 of 1 episodes")
+    judge = WebJudge(run, port=0, poll_s=0.02, show=lambda line: None)
+    thread = threading.Thread(target=lambda: judge("iter0", [*options, unfilmed]), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while judge.server is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        url = judge.server.url
+        state = request(url + "api/state")[1]["round"]
+        assert [o["id"] for o in state["options"]] == ["cand0", "cand1", "cand2"]
+        assert state["left_out"] == [{"id": "cand3", "note": "evaluation stopped after 0 of 1 episodes"}]
+        status, data = answer(url, {"round": "iter0", "best": "cand3", "worst": "cand0"})
+        assert status == 422 and "was not shown" in data["detail"]
+        assert not (run / "preferences.jsonl").exists()
+    finally:
+        judge.close()
+    # a round published without a film for a policy (an older run): that policy cannot be picked
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "iter0").mkdir()
+    shutil.copytree(run / "iter0", other / "iter0", dirs_exist_ok=True)
+    films = ({"id": "cand0", "video": "iter0/cand0/train/video.mp4"}, {"id": "cand1"})
+    RoundBoard(other).publish(PublishedRound("iter0", "", films))
+    server = PreferenceServer(other, port=0).start()
+    try:
+        status, data = answer(server.url, {"round": "iter0", "best": "cand1", "worst": "cand0"})
+        assert status == 422 and "cand1 has no video" in data["detail"]
+        assert not (other / "preferences.jsonl").exists()
+    finally:
+        server.stop()
+
+
+def test_the_terminal_judge_never_offers_a_policy_without_a_video(tmp_path):
+    from rewardgen.feedback import TerminalJudge
+
+    _run, options = make_run(tmp_path, n=2)
+    shown = []
+    answers = iter(["2", "1", ""])
+    judge = TerminalJudge(ask=lambda q: next(answers), show=shown.append)
+    choice = judge("iter0", [options[0], Option("cand9", note="filming stopped"), options[1]])
+    assert (choice.best, choice.worst, choice.candidates) == ("cand1", "cand0", ("cand0", "cand1"))
+    assert any("cand9 is left out" in line and "filming stopped" in line for line in shown)
+    with pytest.raises(Exception, match="only 1 of 2 policies have a video"):
+        judge("iter1", [options[0], Option("cand9")])
+
+
+def test_the_page_keeps_its_goal_favicon_and_a_clean_url(tmp_path):
+    run, _ = make_run(tmp_path, n=2)
+    films = tuple({"id": f"cand{k}", "video": f"iter0/cand{k}/train/video.mp4"} for k in range(2))
+    board = RoundBoard(run)
+    board.publish(PublishedRound("iter0", "hop backwards", films))
+    from rewardgen.feedback import Choice
+
+    board.store.add(Choice(round="iter0", candidates=("cand0", "cand1"), best="cand0", worst="cand1"))
+    server = PreferenceServer(run, host="127.0.0.1", port=0, token="sesame").start()
+    try:
+        base = f"http://127.0.0.1:{server.port}/"
+        state = request(base + "api/state?token=sesame")[1]
+        assert state["round"] is None and state["goal"] == "hop backwards"  # no round open: the goal stays
+        assert request(base + "favicon.ico?token=sesame")[0] == 204
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            opener.open(base + "?token=sesame", timeout=10)
+        assert redirect.value.code == 303 and redirect.value.headers["Location"] == "/"
+        cookie = redirect.value.headers["Set-Cookie"]
+        assert cookie.startswith(f"rewardgen_token_{server.port}=sesame") and "HttpOnly" in cookie
+        assert "samesite=strict" in cookie.lower()
+        name_value = cookie.split(";")[0]
+        status, page = request(base, headers={"Cookie": name_value})
+        assert status == 200 and b"Send answer" in page
+    finally:
+        server.stop()
+
+
+def test_a_resumed_search_serves_its_page_on_the_same_port(tmp_path):
+    run, options = make_run(tmp_path, n=2)
+    ports = []
+    for round_id in ("iter0", "iter1"):
+        judge = WebJudge(run, port=0, poll_s=0.02, show=lambda line: None)
+        thread = threading.Thread(target=lambda j=judge, r=round_id: j(r, options), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while judge.server is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ports.append(judge.server.port)
+        assert answer(judge.server.url, {"round": round_id, "best": "cand0", "worst": "cand1"})[0] == 200
+        thread.join(10)
+        judge.close()
+    assert ports[0] == ports[1] != 0
+
+
+def test_a_page_served_on_every_interface_prints_their_addresses(tmp_path):
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address")
+    run, _ = make_run(tmp_path, n=2)
+    server = PreferenceServer(run, host="0.0.0.0", port=0)
+    try:
+        assert any(u.startswith(f"http://{address}:{server.port}/?token=") for u in server.urls), server.urls
+        assert not any("127.0.0.1" in u for u in server.urls)
+    finally:
+        server.sock.close()
+
+
+def test_prefs_serve_help_is_plain_text():
+    from typer.testing import CliRunner
+
+    from rewardgen.cli import app
+
+    result = CliRunner().invoke(app, ["prefs", "serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "--judge web" in result.output and "``" not in result.output
+
+
+def test_an_open_page_learns_that_the_search_ended_before_its_server_stops(tmp_path):
+    run, _ = make_run(tmp_path, n=2)
+    films = tuple({"id": f"cand{k}", "video": f"iter0/cand{k}/train/video.mp4"} for k in range(2))
+    board = RoundBoard(run)
+    board.publish(PublishedRound("iter0", "hop backwards", films))
+    from rewardgen.feedback import Choice
+
+    board.store.add(Choice(round="iter0", candidates=("cand0", "cand1"), best="cand1", worst="cand0"))
+    server = PreferenceServer(run, port=0).start()
+    url = server.url
+    assert request(url + "api/state")[1]["ended"] is None  # the page is open, the search runs
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest.update(status="finished", best={"path": str(run / "iter0" / "cand1")})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "report.html").write_text("<html></html>")
+    stopper = threading.Thread(target=server.stop, kwargs={"linger_s": 20})
+    stopper.start()
+    time.sleep(0.5)
+    assert stopper.is_alive()  # it waits for the open page's next look
+    ended = request(url + "api/state")[1]["ended"]
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert ended["status"] == "finished" and ended["best"]["id"] == "cand1" and ended["best_round"] == "iter0"
+    assert ended["best"]["mp4"] == "video/iter0/cand1.mp4"
+    assert ended["report"] == str((run / "report.html").resolve())

@@ -23,13 +23,13 @@ def serve(
     port: Annotated[int, typer.Option(help="port (the next free one of the ten after it if taken)")] = 8765,
 ) -> None:
     """Serve the page of RUN_DIR's open preference round until Ctrl-C: the answer goes to the
-    run's preferences.jsonl, where the waiting search (``--judge web``) picks it up."""
-    from rewardgen.feedback.web import PreferenceServer
+    run's preferences.jsonl, where the waiting search (--judge web) picks it up."""
+    from rewardgen.feedback.server import PreferenceServer
     from rewardgen.runs import RunDir
 
     run = RunDir.open(run_dir)
     server = PreferenceServer(run.path, host=host, port=port)
-    console.print(f"preference page of {run.path}: [bold]{server.url}[/bold] (Ctrl-C to stop)")
+    console.print(f"preference page of {run.path}: [bold]{' or '.join(server.urls)}[/bold] (Ctrl-C to stop)")
     if server.token:
         console.print("anyone with this URL (it holds the token) can answer: share it only with the judge")
     server.serve()

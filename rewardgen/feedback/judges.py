@@ -5,29 +5,18 @@ behind the same interface."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from rewardgen.errors import RewardgenError
+from rewardgen.feedback.options import Option, clean_text, need_two, watchable
 from rewardgen.feedback.store import Choice
 
 __all__ = ["Judge", "Option", "SyntheticJudge", "TerminalJudge", "make_judge"]
 
 JUDGES = ("synthetic", "terminal", "web")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One policy shown in a preference round: its id in the round, its video, and the numbers a
-    synthetic judge ranks by (a person sees only the video)."""
-
-    id: str
-    video: Path | None = None
-    score: float | None = None  # the task's success metric as a score: higher is better
-    env_return: float | None = None
 
 
 class Judge(Protocol):
@@ -64,7 +53,7 @@ class SyntheticJudge:
         self.name = f"synthetic:{by}" + (f",noise={noise:g}" if noise else "")
 
     def __call__(self, round_id: str, options: Sequence[Option]) -> Choice:
-        _need_two(round_id, options)
+        need_two(round_id, options)
         values = np.array([_value(o, self.by) for o in options])
         if self.noise:
             spread = float(np.ptp(values)) or 1.0
@@ -85,13 +74,6 @@ def _value(option: Option, by: str) -> float:
     return float("-inf") if value is None else float(value)
 
 
-def _need_two(round_id: str, options: Sequence[Option]) -> None:
-    if len(options) < 2:
-        raise RewardgenError(
-            f"round {round_id}: a preference needs at least two policies, got {len(options)}"
-        )
-
-
 class TerminalJudge:
     """A person at a terminal (e.g. over SSH): the round's policies numbered, with the path of
     each video; they type the best and the worst, and optionally a few words for the LLM.
@@ -108,15 +90,16 @@ class TerminalJudge:
         self._ask, self._show = ask or _rich_ask, show
 
     def __call__(self, round_id: str, options: Sequence[Option]) -> Choice:
-        _need_two(round_id, options)
+        need_two(round_id, options)
+        options = watchable(round_id, options, self._show)
         self._show(f"preference round {round_id}: watch each policy, then pick the best and the worst")
         for k, o in enumerate(options, 1):
-            self._show(f"  [{k}] {o.id}: {o.video if o.video is not None else '(no video)'}")
+            self._show(f"  [{k}] {o.id}: {o.video}")
             if o.video is not None and (gif := _preview(Path(o.video))) is not None:
                 self._show(f"      preview: {gif}")
         best = self._pick("best", len(options))
         worst = self._pick("worst", len(options), exclude=best)
-        words = self._ask("anything to tell the reward writer? (enter to skip)").strip()
+        words = clean_text(self._ask("anything to tell the reward writer? (enter to skip)"), multiline=True)
         return Choice(
             round=round_id,
             candidates=tuple(o.id for o in options),
@@ -124,7 +107,7 @@ class TerminalJudge:
             worst=options[worst - 1].id,
             words=words,
             judge=self.name,
-            rater=self.rater,
+            rater=clean_text(self.rater),
         )
 
     def _pick(self, what: str, n: int, exclude: int | None = None) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -137,16 +139,32 @@ class PublishedRound:
     time: str = field(
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     )
+    left_out: tuple[dict[str, str], ...] = ()  # {"id", "note"}: policies not shown, and why
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "options": [dict(o) for o in self.options]}
+        return {
+            **asdict(self),
+            "options": [dict(o) for o in self.options],
+            "left_out": [dict(o) for o in self.left_out],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PublishedRound:
-        return cls(**{**data, "options": tuple(dict(o) for o in data["options"])})
+        return cls(
+            **{
+                **data,
+                "options": tuple(dict(o) for o in data["options"]),
+                "left_out": tuple(dict(o) for o in data.get("left_out", ())),
+            }
+        )
 
     def option(self, option_id: str) -> dict[str, str] | None:
         return next((o for o in self.options if o["id"] == option_id), None)
+
+    def filmed(self, option_id: str) -> bool:
+        """Whether ``option_id`` was shown with a video: only those can be picked."""
+        option = self.option(option_id)
+        return option is not None and bool(option.get("video") or option.get("webm"))
 
 
 class RoundBoard:
@@ -168,10 +186,39 @@ class RoundBoard:
     """
 
     FILE = "preference_rounds.jsonl"
+    PAGE = "preference_page.json"  # the page's port and its CSRF secret, kept across a resume
 
     def __init__(self, run_path: Path):
         self.path = Path(run_path) / self.FILE
         self.store = PreferenceStore(Path(run_path) / "preferences.jsonl")
+        self.page_path = Path(run_path) / self.PAGE
+
+    def page_settings(self) -> dict[str, Any]:
+        """The page's settings kept in the run: ``csrf`` (the per-run secret the served page
+        sends back with every answer; made once, readable by the run's owner only) and ``port``
+        (where the search served it last), so that a resumed search's page is the open tab's."""
+        with _locked(self.page_path.with_suffix(".lock")):
+            try:
+                settings = json.loads(self.page_path.read_text())
+            except (OSError, ValueError):
+                settings = {}
+            if not isinstance(settings, dict) or not isinstance(settings.get("csrf"), str):
+                settings = {"csrf": secrets.token_urlsafe(24)}
+                self._write_page(settings)
+            return settings
+
+    def record_port(self, port: int) -> None:
+        settings = self.page_settings()
+        with _locked(self.page_path.with_suffix(".lock")):
+            self._write_page({**settings, "port": int(port)})
+
+    def _write_page(self, settings: dict[str, Any]) -> None:
+        self.page_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.page_path.with_suffix(".json.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(settings))
+        tmp.replace(self.page_path)
 
     def rounds(self) -> list[PublishedRound]:
         if not self.path.is_file():

@@ -110,6 +110,16 @@ class RunDir:
             raise RewardgenError(f"{path} is not a run directory: it has no manifest.json")
         return cls(path, json.loads(manifest.read_text()))
 
+    @staticmethod
+    def read_manifest(path: str | Path) -> dict[str, Any]:
+        """The manifest of the run at ``path`` as it is on disk now; empty when there is none yet
+        or it cannot be read (a reader such as the preference page never fails on it)."""
+        try:
+            manifest = json.loads((Path(path) / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return manifest if isinstance(manifest, dict) else {}
+
     def file(self, name: str) -> Path:
         return self.path / name
 

@@ -226,9 +226,10 @@ def record_videos(
     executor: Executor,
     best: Candidate | None = None,
     log: Callable[[str], None] = quiet,
-) -> None:
+) -> dict[Path, str]:
     """A video of the ``config.videos`` best policies, ``best`` first (for report.html), each
-    within what is left of its candidate's wall-clock budget; a failure costs only the video."""
+    within what is left of its candidate's wall-clock budget; a failure costs only the video.
+    Returns why each of those that has no video failed, by candidate folder."""
     ranked = sorted(
         (c for c in candidates if c.status == "trained" and c.score is not None and c.path is not None),
         key=lambda c: (c is best, c.score),  # type: ignore[arg-type,return-value]
@@ -236,9 +237,12 @@ def record_videos(
     )
     todo = [c for c in ranked[: config.videos] if not (c.path / "train" / RunDir.VIDEO).is_file()]  # type: ignore[operator]
     jobs = [(task, c.path, config, _video_budget(c, config)) for c in todo]
+    failed: dict[Path, str] = {}
     for c, result in zip(todo, executor.map(_record_video, jobs), strict=True):
         if isinstance(result, BaseException):  # a failure costs only the video
             log(f"  no video of {c.path.parent.name}/{c.path.name}: {result}")  # type: ignore[union-attr]
+            failed[c.path] = str(result).splitlines()[0] if str(result) else type(result).__name__  # type: ignore[index]
+    return failed
 
 
 def _video_budget(cand: Candidate, config: SearchConfig) -> float:

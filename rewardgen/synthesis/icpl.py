@@ -35,7 +35,9 @@ class PreferenceSelector:
     scores across rounds do not decide. Feedback holds the preferred and the rejected code with
     their reward reflections and the judge's words.
 
-    ``film(cands)`` records the videos a judge that ``needs_videos`` watches. ``summarize(text)``
+    ``film(cands)`` records the videos a judge that ``needs_videos`` watches and says why any
+    could not be filmed; such a policy is left out of the round (a person never judges a black
+    tile), and with fewer than two filmed the round asks nobody. ``summarize(text)``
     (one LLM call per round) writes how the preferred and the rejected reward differ; later
     prompts carry that history (kept as ``difference.md`` in each round's folder).
     """
@@ -44,10 +46,11 @@ class PreferenceSelector:
         self,
         judge: Judge,
         store: PreferenceStore,
-        film: Callable[[list[Candidate]], None] | None = None,
+        film: Callable[[list[Candidate]], dict[Path, str]] | None = None,
         summarize: Callable[[str], str] | None = None,
+        log: Callable[[str], None] = print,
     ):
-        self.judge, self.store, self.film, self.summarize = judge, store, film, summarize
+        self.judge, self.store, self.film, self.summarize, self.log = judge, store, film, summarize, log
         self.last: tuple[Choice, dict[str, Candidate]] | None = None
         self.rounds: list[tuple[str, Candidate, Candidate | None]] = []  # (round, preferred, rejected)
 
@@ -59,9 +62,16 @@ class PreferenceSelector:
         by_id = {c.path.name: c for c in trained}  # type: ignore[union-attr]
         choice = self.store.for_round(round_id)
         if choice is None:
-            if self.judge.needs_videos and self.film is not None:
-                self.film(trained)
-            choice = self.judge(round_id, [_option(c) for c in trained])
+            notes = self.film(trained) if self.judge.needs_videos and self.film is not None else {}
+            options = [_option(c, notes.get(c.path, "")) for c in trained]  # type: ignore[arg-type]
+            if self.judge.needs_videos and sum(o.has_video for o in options) < 2:
+                filmed = [c for c, o in zip(trained, options, strict=True) if o.has_video]
+                self.log(
+                    f"  round {round_id}: {len(filmed)} of {len(trained)} policies could be filmed, "
+                    "too few to ask the judge; the round's best is the one with the best success metric"
+                )
+                return max(filmed or trained, key=lambda c: c.score if c.score is not None else float("-inf"))
+            choice = self.judge(round_id, options)
             if self.store.for_round(round_id) is None:  # the web page writes its answers itself
                 self.store.add(choice)
         self.last = (choice, by_id)
@@ -112,7 +122,7 @@ class PreferenceSelector:
         )
 
 
-def _option(c: Candidate) -> Option:
+def _option(c: Candidate, note: str = "") -> Option:
     assert c.path is not None
     video = c.path / "train" / RunDir.VIDEO
     return Option(
@@ -120,6 +130,7 @@ def _option(c: Candidate) -> Option:
         video=video if video.is_file() else None,
         score=c.score,
         env_return=c.eval.env_return_mean if c.eval is not None else None,
+        note=note,
     )
 
 
@@ -134,15 +145,23 @@ def icpl_selector(
     """The search's ICPL selector: ``config.judge``, answers in ``preferences.jsonl``, videos filmed
     by the search's executor, the history summaries written by ``client``."""
 
-    def film(cands: list[Candidate]) -> None:
+    def film(cands: list[Candidate]) -> dict[Path, str]:
         log(f"  filming {len(cands)} policies for the judge")
-        record_videos(task, cands, dataclasses.replace(config, videos=len(cands)), executor, log=log)
+        filming = dataclasses.replace(config, videos=len(cands))
+        failed = record_videos(task, cands, filming, executor, log=log)
+        if failed:  # a loaded machine can cut a film short: one more try, each with a fresh budget
+            log(f"  filming {len(failed)} of them again")
+            again = [c for c in cands if c.path in failed]
+            failed = record_videos(
+                task, again, dataclasses.replace(filming, videos=len(again)), executor, log=log
+            )
+        return failed
 
     def summarize(text: str) -> str:
         return client.complete([{"role": "user", "content": text}], n=1, temperature=0.0)[0].text
 
     judge = make_judge(config.judge, seed=config.seed, run=run.path, goal=config.goal or task.goal)
-    return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film, summarize)
+    return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film, summarize, log)
 
 
 def top_up_round(

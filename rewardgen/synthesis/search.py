@@ -8,6 +8,7 @@ best and writes the next round's feedback: by the success metric and reward stat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Callable
@@ -69,7 +70,13 @@ def synthesize(
     candidates: list[Candidate] = []
     best: Candidate | None = None
     stopped = None
-    try:
+    # the executor, then the selector, close after the run's end is written
+    with contextlib.ExitStack() as closing:
+        close = getattr(selector, "close", None)  # e.g. the web judge's page: it tells an open tab
+        if close is not None:
+            closing.callback(close)
+        if own_executor:
+            closing.callback(executor.close)
         for it in range(iterations):
             round_dir = run.path / f"iter{it}"
             round_dir.mkdir(exist_ok=True)
@@ -114,33 +121,27 @@ def synthesize(
         if not stopped and config.videos > 0:
             log(f"filming the {config.videos} best policies")
             record_videos(task, candidates, config, executor, best, log)
-    finally:
-        if own_executor:
-            executor.close()
-        close = getattr(selector, "close", None)  # e.g. the web judge's page
-        if close is not None:
-            close()
-    if best is not None and best.path is not None:
-        shutil.copy(best.path / "reward.py", run.file("best_reward.py"))
-    summary = {
-        "task": task.id,
-        "goal": config.goal or task.goal,
-        "method": config.method,
-        "candidates": [c.summary() for c in candidates],
-        "best": best.summary() if best else None,
-        "final_seeds": final,
-        "llm_usage": client.usage.__dict__,
-        "stopped": stopped,
-    }
-    run.file("summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    run.update(
-        status="stopped" if stopped else "finished",
-        reason=stopped,
-        best=summary["best"],
-        final_seeds=final,
-        llm_usage=client.usage.__dict__,
-    )
-    write_report(run.path)
+        if best is not None and best.path is not None:
+            shutil.copy(best.path / "reward.py", run.file("best_reward.py"))
+        summary = {
+            "task": task.id,
+            "goal": config.goal or task.goal,
+            "method": config.method,
+            "candidates": [c.summary() for c in candidates],
+            "best": best.summary() if best else None,
+            "final_seeds": final,
+            "llm_usage": client.usage.__dict__,
+            "stopped": stopped,
+        }
+        run.file("summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        run.update(
+            status="stopped" if stopped else "finished",
+            reason=stopped,
+            best=summary["best"],
+            final_seeds=final,
+            llm_usage=client.usage.__dict__,
+        )
+        write_report(run.path)
     return summary
 
 

@@ -1,0 +1,541 @@
+"""The preference page's server (``--judge web``, ``rewardgen prefs serve RUN_DIR``).
+
+The server reads and writes only the run: the published rounds (:class:`RoundBoard`) and the
+answers (``preferences.jsonl``). So the page the search starts and one served by hand show the
+same round, an answer survives a kill of either, and a resumed search puts the same videos back.
+
+What it defends against, and how:
+
+- Other machines: it binds 127.0.0.1 and answers only loopback clients whose ``Host`` is loopback
+  (no DNS rebinding). On any other host every request needs the random token of the printed URL;
+  the page trades it for an HttpOnly, SameSite=Strict cookie (named by port) and drops it from the
+  address bar and history.
+- Other web pages in the same browser (CSRF): an answer must come from the page itself. It is
+  refused when its ``Origin`` is not the page's own, when ``Sec-Fetch-Site`` is not
+  ``same-origin``, when it is not ``application/json``, or when it lacks the run's secret that
+  the served page sends in ``X-Rewardgen-CSRF`` (a page of another origin, another port
+  included, cannot read it).
+- Requests built to hurt: a body is refused on its declared length at once and read no further
+  than 64 KB when chunked; the answer is parsed by a schema (strict types, bounded nesting and
+  lengths); every refusal is a 4xx with a one-line reason and changes nothing on disk.
+- Files: videos are found by round and policy id in the board, never by a path from the request,
+  and a stored path that leaves the run (``..``, absolute, a symlink out of it) is refused.
+- A policy without a video is not shown and cannot be picked.
+"""
+
+import errno
+import ipaddress
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rewardgen.errors import RewardgenError
+from rewardgen.feedback.options import clean_text
+from rewardgen.feedback.store import Choice, DuplicateAnswerError, PublishedRound, RoundBoard
+
+__all__ = ["PreferenceServer", "make_app"]
+
+PAGE = Path(__file__).with_name("page.html")
+MAX_BODY = 64 * 1024
+MAX_WORDS = 4000
+MAX_ID = 100
+VIDEO_TYPES = {"mp4": "video/mp4", "webm": "video/webm"}
+CSRF_HEADER = "x-rewardgen-csrf"
+ENDED = ("finished", "stopped", "failed", "interrupted")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is this machine only."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def inside_run(run: Path, rel: str) -> Path | None:
+    """``rel`` as a file inside ``run``, or None when it is absolute, climbs out with ``..``, or
+    resolves (through symlinks) outside the run.
+
+    Example:
+        >>> inside_run(Path("/tmp"), "../etc/passwd") is None, inside_run(Path("/tmp"), "/etc/passwd") is None
+        (True, True)
+    """
+    candidate = Path(rel)
+    if not rel or candidate.is_absolute() or ".." in candidate.parts:
+        return None
+    root = run.resolve()
+    path = (root / candidate).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """A constant-time comparison that takes any text (``compare_digest`` refuses non-ASCII str)."""
+    return secrets.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
+
+
+class Answer(BaseModel):
+    """The page's answer, as JSON: strict types, nothing else accepted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    round: str = Field(min_length=1, max_length=MAX_ID)
+    best: str = Field(min_length=1, max_length=MAX_ID)
+    worst: str = Field(min_length=1, max_length=MAX_ID)
+    ranking: list[str] = Field(default_factory=list, max_length=MAX_ID)
+    words: str = Field(default="", max_length=MAX_WORDS)
+    rater: str = Field(default="", max_length=MAX_ID)
+
+
+class Refused(RewardgenError):
+    """A request refused with an HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def parse_answer(body: bytes) -> Answer:
+    """``body`` as an :class:`Answer`, or :class:`Refused` with the first problem in one line."""
+    try:
+        return Answer.model_validate_json(body)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        kind, where = error["type"], ".".join(str(p) for p in error["loc"])
+        if kind == "json_invalid":
+            why = "nested too deeply" if "recursion" in error["msg"] else error["msg"].split(": ", 1)[-1]
+            raise Refused(400, f"the answer is not valid JSON ({why})") from None
+        if kind in ("model_type", "model_attributes_type"):
+            raise Refused(400, "the answer must be a JSON object with round, best and worst") from None
+        if kind == "missing":
+            raise Refused(400, f"the answer needs '{where}' (a string)") from None
+        if kind == "extra_forbidden":
+            raise Refused(
+                400, f"unknown field '{where}': an answer has round, best, worst, ranking, words, rater"
+            ) from None
+        raise Refused(400, f"'{where}': {error['msg'].splitlines()[0]}") from None
+
+
+async def read_body(request: Any, limit: int = MAX_BODY) -> bytes:
+    """The request's body, refused (413) on its declared length before reading any of it, and
+    as soon as a chunked body passes ``limit``: a large body costs neither time nor memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise Refused(400, f"Content-Length must be a number, got {declared[:40]!r}")
+        if int(declared) > limit:
+            raise Refused(413, f"an answer is at most {limit} bytes (this one declares {int(declared)})")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Refused(413, f"an answer is at most {limit} bytes")
+    return bytes(body)
+
+
+def cross_site(request: Any, csrf: str) -> str | None:
+    """Why a state-changing request does not come from the page itself, or None when it does."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        if origin != own:
+            return f"answers come only from the page itself, not from {clean_text(origin)[:80]}"
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site != "same-origin":
+        return f"answers come only from the page itself (this request is {clean_text(site)[:20]})"
+    kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        return "an answer is sent as application/json"
+    given = request.headers.get(CSRF_HEADER) or ""
+    if not same_secret(given, csrf):
+        return "the page's secret is missing or wrong: reload the page the command printed"
+    return None
+
+
+class PageWatch:
+    """When the open page last asked for the state, and whether it has been told the run ended:
+    the server keeps answering for a moment after the search ends so that the page can say so."""
+
+    def __init__(self) -> None:
+        self.last_poll: float | None = None
+        self.told_end = False
+
+    def saw(self, ended: bool) -> None:
+        self.last_poll = time.monotonic()
+        self.told_end = self.told_end or ended
+
+    def wait_until_told(self, linger_s: float, poll_gap_s: float = 10.0) -> None:
+        deadline = time.monotonic() + linger_s
+        while (
+            not self.told_end
+            and self.last_poll is not None
+            and time.monotonic() - self.last_poll < poll_gap_s
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+
+
+def make_app(run_path: Path, token: str | None = None, watch: PageWatch | None = None) -> Any:
+    """The page's FastAPI app over the run at ``run_path``; ``token`` (when the server is not
+    loopback-only) is required on every request."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+    except ImportError:
+        raise RewardgenError(
+            "the preference page needs the web extra: pip install 'rewardgen[web]' (FastAPI and uvicorn)"
+        ) from None
+
+    run = Path(run_path)
+    board = RoundBoard(run)
+    csrf = board.page_settings()["csrf"]
+    watch = watch or PageWatch()
+    app = FastAPI(title="rewardgen preferences", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def refuse(status: int, reason: str) -> JSONResponse:
+        return JSONResponse({"detail": reason}, status_code=status)
+
+    def cookie_name(request: Request) -> str:  # cookies ignore ports: one name per server
+        server = request.scope.get("server") or ("", 0)
+        return f"rewardgen_token_{server[1]}"
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        if token is None:  # loopback only: the client and the name it asked for
+            client = request.client.host if request.client else ""
+            host = (request.headers.get("host") or "").rsplit(":", 1)[0]
+            if not is_loopback(client) or not is_loopback(host):
+                return refuse(
+                    403, "this page answers only on this machine (start it with --host to share it)"
+                )
+        else:
+            in_url = request.query_params.get("token")
+            given = (
+                in_url
+                or request.headers.get("x-rewardgen-token")
+                or request.cookies.get(cookie_name(request))
+            )
+            if not given or not same_secret(given, token):
+                return refuse(401, "missing or wrong token: open the URL the command printed")
+            if in_url and request.method == "GET" and request.url.path == "/":
+                # the token moves to a cookie; the address bar and the history keep a clean URL
+                response = RedirectResponse("/", status_code=303)
+                response.set_cookie(cookie_name(request), token, httponly=True, samesite="strict")
+                return _secure(response)
+        if request.method not in ("GET", "HEAD"):
+            reason = cross_site(request, csrf)
+            if reason is not None:
+                status = 415 if reason.endswith("application/json") else 403
+                return refuse(status, reason)
+        return _secure(await call_next(request))
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text().replace("{{csrf}}", csrf))
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    @app.get("/api/state")
+    def state() -> dict[str, Any]:
+        current = page_state(run, board)
+        watch.saw(current["ended"] is not None)
+        return current
+
+    @app.get("/video/{round_id}/{option_id}.{ext}")
+    def video(round_id: str, option_id: str, ext: str) -> Any:
+        published = board.get(round_id)
+        option = published.option(option_id) if published else None
+        if option is None or ext not in VIDEO_TYPES:
+            return refuse(404, f"no video {option_id}.{ext} in round {round_id}")
+        rel = option.get("webm" if ext == "webm" else "video")
+        path = inside_run(run, rel) if rel else None
+        if path is None:
+            return refuse(404, f"the video of {option_id} is not a file inside the run")
+        return FileResponse(path, media_type=VIDEO_TYPES[ext])
+
+    @app.post("/api/answer")
+    async def answer(request: Request) -> Any:
+        try:
+            choice = to_choice(board, parse_answer(await read_body(request)))
+            board.store.add(choice)
+        except DuplicateAnswerError as exc:
+            return refuse(409, str(exc))
+        except Refused as exc:
+            return refuse(exc.status, str(exc))
+        except RewardgenError as exc:  # Choice's own checks
+            return refuse(422, str(exc))
+        return {"saved": True, "round": choice.round, "best": choice.best, "worst": choice.worst}
+
+    return app
+
+
+def _secure(response: Any) -> Any:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token stays on this page
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; media-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )
+    return response
+
+
+def to_choice(board: RoundBoard, data: Answer) -> Choice:
+    """The answer as a Choice for the pending round, or the reason it is refused."""
+    pending = board.pending()
+    if board.store.for_round(data.round) is not None:
+        raise DuplicateAnswerError(f"round {data.round} already has an answer")
+    if pending is None or pending.round != data.round:
+        now = f"round {pending.round} is open" if pending else "no round is open"
+        raise Refused(409, f"round {clean_text(data.round)} is not the open round ({now}): reload the page")
+    shown = tuple(o["id"] for o in pending.options)
+    ranking = data.ranking
+    if ranking and sorted(ranking) != sorted(shown):
+        raise Refused(422, f"a ranking lists every policy of the round once: {', '.join(shown)}")
+    if ranking and (ranking[0] != data.best or ranking[-1] != data.worst):
+        raise Refused(422, "a ranking starts with the best and ends with the worst")
+    for picked in (data.best, data.worst):
+        if picked in shown and not pending.filmed(picked):
+            raise Refused(422, f"{picked} has no video in round {pending.round}: it cannot be judged")
+    return Choice(
+        round=pending.round,
+        candidates=shown,
+        best=data.best,
+        worst=data.worst,
+        ranking=tuple(ranking),
+        words=clean_text(data.words, multiline=True),
+        judge="web",
+        rater=clean_text(data.rater),
+    )
+
+
+def page_state(run: Path, board: RoundBoard) -> dict[str, Any]:
+    """What the page shows: the open round, the earlier rounds' winners, the run's status, and
+    once the run has ended its best policy and where its report is."""
+    from rewardgen.runs import RunDir
+
+    manifest = RunDir.read_manifest(run)
+    config = manifest.get("config") or {}
+    rounds = board.rounds()
+    answers = {c.round: c for c in board.store.load()}
+    pending = board.pending()
+
+    def urls(r: PublishedRound, o: dict[str, str]) -> dict[str, str | None]:
+        base = f"video/{r.round}/{o['id']}"
+        return {
+            "id": o["id"],
+            "mp4": f"{base}.mp4" if o.get("video") else None,
+            "webm": f"{base}.webm" if o.get("webm") else None,
+        }
+
+    history = []
+    for number, r in enumerate(rounds, 1):
+        c = answers.get(r.round)
+        if c is not None:
+            best = r.option(c.best) or {"id": c.best}
+            history.append(
+                {
+                    "round": r.round,
+                    "number": number,
+                    "best": urls(r, best),
+                    "worst": c.worst,
+                    "words": c.words,
+                }
+            )
+    open_round = None
+    if pending is not None:
+        open_round = {
+            "round": pending.round,
+            "number": next(n for n, r in enumerate(rounds, 1) if r.round == pending.round),
+            "goal": pending.goal,
+            "options": [urls(pending, o) for o in pending.options],
+            "left_out": [dict(o) for o in pending.left_out],
+        }
+    status = manifest.get("status")
+    ended = None
+    if status in ENDED:
+        best = manifest.get("best") or {}
+        where = Path(best["path"]) if best.get("path") else None
+        shown = board.get(where.parent.name) if where is not None else None
+        option = shown.option(where.name) if shown is not None and where is not None else None
+        report = run / "report.html"
+        ended = {
+            "status": status,
+            "reason": manifest.get("reason"),
+            "best": (urls(shown, option) if shown and option else {"id": where.name}) if where else None,
+            "best_round": where.parent.name if where else None,
+            "report": str(report.resolve()) if report.is_file() else None,
+        }
+    last_goal = rounds[-1].goal if rounds else ""
+    return {
+        "run": run.name,
+        "task": config.get("task") or manifest.get("task"),
+        "goal": (pending.goal if pending else None) or last_goal or config.get("goal") or "",
+        "rounds_total": config.get("iterations") if config.get("method") == "icpl" else None,
+        "status": status,
+        "ended": ended,
+        "round": open_round,
+        "history": history,
+    }
+
+
+def interface_addresses(ipv6: bool = False) -> list[str]:
+    """This machine's addresses other machines may reach (not loopback), for the URLs printed
+    when the page is served on every interface."""
+    found: list[str] = []
+    try:
+        import psutil
+
+        family = socket.AF_INET6 if ipv6 else socket.AF_INET
+        for addrs in psutil.net_if_addrs().values():
+            found += [a.address.split("%")[0] for a in addrs if a.family == family]
+    except ImportError:
+        try:
+            infos = socket.getaddrinfo(
+                socket.gethostname(), None, socket.AF_INET6 if ipv6 else socket.AF_INET
+            )
+            found = [str(info[4][0]) for info in infos]
+        except OSError:
+            found = []
+    kept = []
+    for address in found:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if not (ip.is_loopback or ip.is_link_local) and address not in kept:
+            kept.append(address)
+    return kept
+
+
+class PreferenceServer:
+    """Serves the preference page of a run: in a background thread (:meth:`start`, as ICPL's web
+    judge does) or in the foreground (:meth:`serve`, ``rewardgen prefs serve``). A host other than
+    loopback gets a random token, which :attr:`url` carries. ``prefer`` is a port to try first
+    (the one the run's page had before a resume).
+
+    Example:
+        >>> import tempfile
+        >>> server = PreferenceServer(Path(tempfile.mkdtemp()), port=0).start()
+        >>> server.url.startswith("http://127.0.0.1:")
+        True
+        >>> server.stop()
+    """
+
+    def __init__(
+        self,
+        run_path: Path,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        token: str | None = None,
+        prefer: int | None = None,
+    ):
+        self.run_path, self.host = Path(run_path), host
+        self.token = token or (None if is_loopback(host) else secrets.token_urlsafe(16))
+        self.watch = PageWatch()
+        self.app = make_app(self.run_path, self.token, self.watch)
+        self.sock = _bind(host, port, prefer)
+        self.port = self.sock.getsockname()[1]
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        """Where the page is: on every interface, one URL per address other machines may use."""
+        if self.host in ("0.0.0.0", "::"):
+            hosts = interface_addresses(ipv6=self.host == "::") or [socket.gethostname()]
+        else:
+            hosts = ["127.0.0.1" if self.host in ("127.0.0.1", "localhost") else self.host]
+        query = f"?token={self.token}" if self.token else ""
+        return [f"http://{f'[{h}]' if ':' in h else h}:{self.port}/{query}" for h in hosts]
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    def _uvicorn(self) -> Any:
+        import uvicorn
+
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        return self._server
+
+    def start(self) -> "PreferenceServer":
+        """Serve in a daemon thread; returns once the page answers."""
+        server = self._uvicorn()
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [self.sock]}, daemon=True, name="rewardgen-prefs"
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not server.started:
+            raise RewardgenError(f"the preference page did not start on {self.host}:{self.port}")
+        return self
+
+    def serve(self) -> None:
+        """Serve until interrupted (Ctrl-C)."""
+        self._uvicorn().run(sockets=[self.sock])
+
+    def stop(self, linger_s: float = 0.0) -> None:
+        """Stop serving; with ``linger_s``, first give a page that is open (it asked within the
+        last seconds) up to that long to learn that the run has ended."""
+        if linger_s > 0:
+            self.watch.wait_until_told(linger_s)
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.sock.close()
+
+
+def _bind(host: str, port: int, prefer: int | None = None) -> socket.socket:
+    """A listening socket on ``host``: ``prefer`` if free, else ``port``, else the next free one
+    of the ten after it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    last: OSError | None = None
+    tries = [port] if port == 0 else list(range(port, port + 10))
+    for p in ([prefer] if prefer else []) + tries:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, p))
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise RewardgenError(f"cannot serve the preference page on {host}:{p}: {exc}") from None
+            last = exc
+            continue
+        sock.listen(128)
+        sock.set_inheritable(True)
+        return sock
+    raise RewardgenError(f"ports {port}-{port + 9} on {host} are all in use ({last}): pass another --port")
+
+
+def answer_headers(page_html: str) -> dict[str, str]:
+    """The headers a script needs to answer like the page does, from the page's HTML (its
+    secret is in ``<meta name="rewardgen-csrf">``).
+
+    Example:
+        >>> answer_headers('<meta name="rewardgen-csrf" content="abc">')["X-Rewardgen-CSRF"]
+        'abc'
+    """
+    marker = '<meta name="rewardgen-csrf" content="'
+    start = page_html.index(marker) + len(marker)
+    return {
+        "Content-Type": "application/json",
+        "X-Rewardgen-CSRF": page_html[start : page_html.index('"', start)],
+    }
