@@ -332,16 +332,20 @@ def compute_reward(obs, action, next_obs, info):
         total[i] = -info["x_velocity"][i] + 0.0 * sum(k * 1e-9 for k in range(2_000_000))
     return total, {"backward": total}
 ```"""
-# Fast on the smoke test's small batches, slow on the whole rollouts that training scores at once.
+# Cheap in the smoke test (a handful of calls) and in training's first rollouts, then about 2 s
+# a call: within the cost limit per transition, but training runs past its wall-clock budget.
 SLOW_LATER = """```python
 import numpy as np
 
+calls = []
+
 def compute_reward(obs, action, next_obs, info):
+    calls.append(len(obs))
     backward = -info["x_velocity"]
-    if len(obs) > 8:
-        backward = backward + 0.0 * sum(k * 1e-9 for k in range(24_000_000))
+    if len(calls) > 8:
+        backward = backward + 0.0 * sum(k * 1e-9 for k in range(60_000_000))
     return backward, {"backward": backward}
-```"""
+```"""""
 
 
 def test_a_slow_reward_is_refused_with_its_figure_and_nothing_waits_on_it(tmp_path):
@@ -360,8 +364,14 @@ def test_a_slow_reward_is_refused_with_its_figure_and_nothing_waits_on_it(tmp_pa
 
 
 def test_a_candidate_over_its_wall_clock_budget_fails_and_the_search_goes_on(tmp_path):
-    cfg = config(  # one env (the zoo profile): 32 rollouts of 128 steps, each scored in one slow call
-        method="text2reward", workers=2, steps=4096, candidate_budget_s=40.0, videos=0, profile="zoo"
+    cfg = config(  # one env (the zoo profile): 32 rollouts of 128 steps, each scored in one call
+        method="text2reward",
+        workers=2,
+        steps=4096,
+        candidate_budget_s=40.0,
+        videos=0,
+        profile="zoo",
+        smoke_steps=5,
     )
     with LoopbackLLMServer() as server:
         server.push([SLOW_LATER, GOOD])
@@ -373,3 +383,19 @@ def test_a_candidate_over_its_wall_clock_budget_fails_and_the_search_goes_on(tmp
     manifest = json.loads((run.path / "iter0" / "cand0" / "train" / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "wall-clock budget" in manifest["error"]
     assert summary["best"]["index"] == 1 and good["wall_s"] < 40
+
+
+def test_the_live_progress_shows_a_failed_candidate_as_failed(tmp_path):
+    from rewardgen.synthesis.progress import LineProgress, watch_candidates
+
+    failed, training = tmp_path / "iter0" / "cand0", tmp_path / "iter0" / "cand1"
+    (failed).mkdir(parents=True)
+    (failed / "candidate.json").write_text(json.dumps({"status": "failed", "reason": "too slow"}))
+    (training / "train").mkdir(parents=True)
+    (training / "train" / "metrics.csv").write_text("timesteps,success_metric_mean\n2048,0.5\n")
+    lines = []
+    with watch_candidates([failed, training], 300_000, LineProgress(lines.append, every_s=0)):
+        pass
+    assert lines == [
+        "  training: iter0/cand0 failed; iter0/cand1 2,048/300,000 steps (1%), success metric 0.5"
+    ]

@@ -357,6 +357,44 @@ def test_check_measures_cost_and_refuses_a_slow_program_early(tmp_path):
     assert "measured over 1 call" in str(err.value) or "measured over 2 calls" in str(err.value)
 
 
+def test_a_busy_machine_does_not_make_a_cheap_reward_too_slow_and_a_slow_one_still_is(tmp_path):
+    """Cost is the program's CPU time at the batch size training scores (a PPO rollout), not the
+    wall clock: three processes spinning on two cores do not get a three-line numpy reward refused."""
+    import subprocess
+    import sys
+
+    from rewardgen.code import SandboxLimits
+    from rewardgen.train.check import RewardTooSlowError
+
+    cheap, slow = tmp_path / "cheap.py", tmp_path / "slow.py"
+    cheap.write_text(
+        "import numpy as np\n\n"
+        "def compute_reward(obs, action, next_obs, info):\n"
+        "    dist = np.abs(info['x_velocity'] - 1.0)\n"
+        "    return -2 * dist - np.sum(action ** 2, axis=1), {}\n"
+    )
+    slow.write_text(
+        "import numpy as np\n\n"
+        "def compute_reward(obs, action, next_obs, info):\n"
+        "    s = sum(k * 1e-9 for k in range(15_000_000))\n"
+        "    return info['x_velocity'] + 0.0 * s, {}\n"
+    )
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        for seed in range(3):
+            spec = ProgramSpec.from_file(cheap, sandbox=SandboxLimits())
+            stats = check_reward("hopper-run", spec, steps=20, n_envs=2, seed=seed, max_cost=20, batch_size=2048)
+            batch = stats["cost"]["batch"]
+            assert batch["transitions_per_call"] == 2048 and batch["ratio"] < 20, batch
+        with pytest.raises(RewardTooSlowError, match="too slow to train on"):
+            spec = ProgramSpec.from_file(slow, sandbox=SandboxLimits(call_timeout_s=60))
+            check_reward("hopper-run", spec, steps=20, n_envs=2, max_cost=20, batch_size=2048)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+
+
 def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_path):
     """A metric a random Pendulum policy already meets: training ends at the first evaluation."""
     from rewardgen.tasks import derive_task, save_task_file

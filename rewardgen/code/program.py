@@ -245,6 +245,12 @@ class CodeReward(RewardFn):
         self.runner = runner if runner is not None else InProcessRunner(program)
         self.fields = read_fields(program.source)
 
+    @property
+    def worker_cpu_s(self) -> float | None:
+        """CPU seconds the last call took in another process (the sandbox's worker); None when
+        the program runs in this process."""
+        return getattr(self.runner, "worker_cpu_s", None)
+
     def compute(self, batch: TransitionBatch) -> RewardOutput:
         result = self.runner(batch.obs, batch.action, batch.next_obs, batch.info)  # runners copy it
         if not (isinstance(result, tuple) and len(result) == 2):

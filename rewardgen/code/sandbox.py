@@ -80,6 +80,9 @@ class SandboxRunner:
         self.limits = limits or SandboxLimits()
         self._proc: subprocess.Popen | None = None
         self._stderr: Any = None
+        #: CPU seconds the program itself took in the worker on the last call (scheduling delay
+        #: and the round trip excluded): what :func:`~rewardgen.train.check_reward` judges.
+        self.worker_cpu_s: float | None = None
 
     # -- worker lifecycle --------------------------------------------------------------------
 
@@ -172,6 +175,7 @@ class SandboxRunner:
             self._start()
         self._send({"obs": obs, "action": action, "next_obs": next_obs, "info": dict(info)})
         reply = self._receive(self.limits.call_timeout_s, "in compute_reward")
+        self.worker_cpu_s = reply.get("cpu_s")
         if reply.get("error"):
             message = f"compute_reward in {self.program.name} raised {reply['error']}"
             if reply.get("missing_field") is not None:

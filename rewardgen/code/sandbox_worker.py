@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 
 def _read_message(stream) -> bytes | None:
@@ -220,10 +221,12 @@ def main() -> int:
         )
         try:
             _GATE["worker"] = False
+            cpu0 = time.process_time()  # the program's own CPU time: what training pays for it
             try:
                 result = fn(*args)
             finally:
                 _GATE["worker"] = True
+            cpu_s = time.process_time() - cpu0
             if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
                 send(
                     {
@@ -234,7 +237,7 @@ def main() -> int:
                 continue
             total = np.asarray(result[0], dtype=np.float64)
             comps = {str(k): np.asarray(v, dtype=np.float64) for k, v in result[1].items()}
-            send({"total": total, "components": comps})
+            send({"total": total, "components": comps, "cpu_s": cpu_s})
         except MemoryError:
             send({"error": f"MemoryError: went over the memory limit of {limits['memory_mb']} MB"})
         except KeyError as exc:

@@ -108,6 +108,7 @@ def evaluate_candidate(
             n_envs=2,
             seed=config.seed,
             max_cost=config.max_reward_cost,
+            batch_size=reward_batch(task, config),
         )
         (folder / "smoke.json").write_text(json.dumps(smoke, indent=2))
     except RewardgenError as exc:
@@ -197,6 +198,20 @@ def _train_config(
         time_budget_s=config.budget_s(steps),
         backend=config.backend,
     )
+
+
+def reward_batch(task: TaskSpec, config: SearchConfig) -> int:
+    """How many transitions a candidate's training scores in one reward call, the size its cost
+    is judged at: a whole PPO rollout on SB3 (a program's rewards are deferred to the rollout's
+    end), else one vector step. At most 4096: the cost per transition has settled by then."""
+    from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
+
+    algo = task.budget.algo
+    n_envs = default_n_envs(algo, config.profile, task.budget.n_envs)
+    if config.backend != "sb3" or algo != "ppo":
+        return n_envs
+    hyperparams = {**default_hyperparams(algo, task.env_id, config.profile), **config.hyperparams}
+    return min(int(hyperparams.get("n_steps", 2048)) * n_envs, 4096)
 
 
 def _program(path: Path, config: SearchConfig) -> ProgramSpec:

@@ -5,6 +5,7 @@ not flooded."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,8 +15,9 @@ from typing import Any
 
 __all__ = ["CandidateState", "LineProgress", "ProgressFn", "TerminalProgress", "quiet", "watch_candidates"]
 
-#: (label, steps done, steps planned, latest mean success metric or None)
-CandidateState = tuple[str, int, int, float | None]
+#: (label, steps done, steps planned, latest mean success metric or None, and "" while it trains
+#: or "failed"/"refused" once it has ended so)
+CandidateState = tuple[str, int, int, float | None, str]
 ProgressFn = Callable[[list[CandidateState]], None]
 
 
@@ -55,7 +57,7 @@ def watch_candidates(
         out = []
         for folder in folders:
             done, metric = _last_row(folder / "train" / "metrics.csv")
-            out.append((f"{folder.parent.name}/{folder.name}", done, steps, metric))
+            out.append((f"{folder.parent.name}/{folder.name}", done, steps, metric, _ended_badly(folder)))
         return out
 
     def loop() -> None:
@@ -72,6 +74,15 @@ def watch_candidates(
         progress(states())
 
 
+def _ended_badly(folder: Path) -> str:
+    """ "failed" or "refused" once the candidate in ``folder`` has ended so, else ""."""
+    try:
+        status = json.loads((folder / "candidate.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return status if status in ("failed", "refused") else ""
+
+
 def _metric(metric: float | None) -> str:
     return "-" if metric is None else f"{metric:.3g}"
 
@@ -81,7 +92,7 @@ class TerminalProgress:
 
     Example:
         >>> p = TerminalProgress()  # doctest: +SKIP
-        >>> p([("iter0/cand0", 51_200, 200_000, 1.23)])  # doctest: +SKIP
+        >>> p([("iter0/cand0", 51_200, 200_000, 1.23, "")])  # doctest: +SKIP
     """
 
     def __init__(self, console: Any = None):
@@ -100,10 +111,13 @@ class TerminalProgress:
         self.bar.start()
 
     def __call__(self, states: list[CandidateState]) -> None:
-        for label, done, total, metric in states:
+        for label, done, total, metric, ended in states:
             if label not in self.tasks:
                 self.tasks[label] = self.bar.add_task(label, total=total, metric="-")
-            self.bar.update(self.tasks[label], completed=done, total=total, metric=_metric(metric))
+            shown = f"{label} {ended.upper()}" if ended else label
+            self.bar.update(
+                self.tasks[label], description=shown, completed=done, total=total, metric=_metric(metric)
+            )
 
     def close(self) -> None:
         self.bar.stop()
@@ -115,9 +129,9 @@ class LineProgress:
     Example:
         >>> lines = []
         >>> p = LineProgress(lines.append, every_s=0)
-        >>> p([("iter0/cand0", 50_000, 200_000, 1.234)])
+        >>> p([("iter0/cand0", 50_000, 200_000, 1.234, ""), ("iter0/cand1", 0, 200_000, None, "failed")])
         >>> lines[0]
-        '  training: iter0/cand0 50,000/200,000 steps (25%), success metric 1.23'
+        '  training: iter0/cand0 50,000/200,000 steps (25%), success metric 1.23; iter0/cand1 failed'
     """
 
     def __init__(self, log: Callable[[str], None], every_s: float = 60.0):
@@ -130,8 +144,10 @@ class LineProgress:
             return
         self.last, self.shown = now, states
         parts = [
-            f"{label} {done:,}/{total:,} steps ({done / max(total, 1):.0%}), success metric {_metric(metric)}"
-            for label, done, total, metric in states
+            f"{label} {ended}"
+            if ended
+            else f"{label} {done:,}/{total:,} steps ({done / max(total, 1):.0%}), success metric {_metric(metric)}"
+            for label, done, total, metric, ended in states
         ]
         self.log("  training: " + "; ".join(parts))
 

@@ -3,7 +3,9 @@ training."""
 
 from __future__ import annotations
 
+import copy
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,21 +38,34 @@ class RewardTooSlowError(RewardFnError):
 
 
 class _Timed(RewardFn):
-    """Times every call of a reward function (the first, which may start a sandbox worker, apart)."""
+    """Measures the CPU time of every call of a reward function (the first, which may start a
+    sandbox worker, apart): this process's CPU time plus the sandbox worker's, never the wall
+    clock, so that a busy machine's scheduling delay is not counted as the program's cost. Keeps
+    the first ``keep`` transitions for a measurement at the size training scores at once."""
 
-    def __init__(self, inner: RewardFn):
+    def __init__(self, inner: RewardFn, keep: int = 0):
         self.inner, self.fields, self.needs_frames = inner, inner.fields, inner.needs_frames
         self.first_s: float | None = None
-        self.calls: list[tuple[float, int]] = []  # (seconds, transitions)
+        self.calls: list[tuple[float, int]] = []  # (CPU seconds, transitions)
+        self.local_cpu_s = 0.0  # of those, spent in this process (the env step is timed beside it)
+        self.keep, self.kept = keep, []  # type: ignore[var-annotated]
+
+    def measure(self, batch: TransitionBatch) -> tuple[RewardOutput, float, float]:
+        """The output, the call's CPU seconds in all, and those spent in this process."""
+        c0 = time.process_time()
+        out = self.inner(batch)
+        local = time.process_time() - c0
+        return out, local + (getattr(self.inner, "worker_cpu_s", None) or 0.0), local
 
     def compute(self, batch: TransitionBatch) -> RewardOutput:
-        t0 = time.perf_counter()
-        out = self.inner(batch)
-        dt = time.perf_counter() - t0
+        if sum(b.n for b in self.kept) < self.keep:
+            self.kept.append(copy.deepcopy(batch))
+        out, cpu, local = self.measure(batch)
         if self.first_s is None:
-            self.first_s = dt
+            self.first_s = cpu
         else:
-            self.calls.append((dt, batch.n))
+            self.calls.append((cpu, batch.n))
+            self.local_cpu_s += local
         return out
 
     def reset(self, env_indices: np.ndarray) -> None:
@@ -62,11 +77,11 @@ class _Timed(RewardFn):
 
 @dataclass(frozen=True)
 class RewardCost:
-    """What a reward costs on random rollouts, beside the env's own step (seconds)."""
+    """What a reward costs on random rollouts, beside the env's own step (CPU seconds)."""
 
-    call_s: float  # median seconds per call
+    call_s: float  # CPU seconds per call (median of the per-step calls; best of a few large ones)
     transitions_per_call: int
-    env_step_s: float  # env (and wrapper) seconds per transition
+    env_step_s: float  # env (and wrapper) CPU seconds per transition
     calls: int
 
     @property
@@ -80,11 +95,22 @@ class RewardCost:
 
     def describe(self) -> str:
         return (
-            f"{_seconds(self.call_s)} per call of {self.transitions_per_call} "
+            f"{_seconds(self.call_s)} of CPU per call of {self.transitions_per_call} "
             f"transition{'s' if self.transitions_per_call != 1 else ''} "
             f"({_seconds(self.per_transition_s)} per transition); the env step costs "
             f"{_seconds(self.env_step_s)} per transition"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call_s": self.call_s,
+            "transitions_per_call": self.transitions_per_call,
+            "per_transition_s": self.per_transition_s,
+            "env_step_s": self.env_step_s,
+            "ratio": self.ratio,
+            "calls": self.calls,
+            "summary": self.describe(),
+        }
 
 
 def _seconds(s: float) -> str:
@@ -102,14 +128,19 @@ def check_reward(
     n_envs: int = 4,
     seed: int = 0,
     max_cost: float | None = None,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Statistics of the total and each component on random actions, the largest gap between
     the reward and the env's own reward (0 for a faithful copy of it), and what a call costs.
     ``reward``: a spec (None: the task's reference reward).
 
-    With ``max_cost``, a reward that costs more than ``max_cost`` times the env's own step per
-    transition (at least :data:`MIN_REWARD_BUDGET_S`) is refused with
-    :class:`RewardTooSlowError`, as soon as a few calls show it.
+    Cost is CPU time (this process's and the sandbox worker's), so a loaded machine does not make
+    a cheap program look slow. With ``max_cost``, a reward whose CPU time per transition is more
+    than ``max_cost`` times the env step's (at least :data:`MIN_REWARD_BUDGET_S`) is refused with
+    :class:`RewardTooSlowError`: judged on calls of ``batch_size`` transitions, the size training
+    scores at once (a whole PPO rollout when rewards are deferred; the best of a few calls), or on
+    the per-step calls when ``batch_size`` is not larger. A program ten times over is refused as
+    soon as two per-step calls show it.
 
     Example:
         >>> check_reward("hopper-run", steps=50)["max_abs_diff_to_env"] < 1e-6  # doctest: +SKIP
@@ -118,7 +149,8 @@ def check_reward(
     spec = get_task(task)
     reward_spec = reward if reward is not None else spec.reference_reward()
     fn = reward_spec.build()
-    timed = _Timed(fn)
+    big = batch_size if max_cost is not None and batch_size is not None and batch_size > n_envs else None
+    timed = _Timed(fn, keep=min(big or 0, steps * n_envs))
     envs = gym.vector.SyncVectorEnv([make_env_fn(spec, fields=fn.fields) for _ in range(n_envs)])
     envs = VectorRewardWrapper(envs, timed, **wrapper_kwargs(spec, fn.fields))
     envs.reset(seed=seed)
@@ -126,11 +158,12 @@ def check_reward(
     action_space.seed(seed)
     terms: dict[str, list[np.ndarray]] = {"total": []}
     max_diff, count, episodes = 0.0, 0, 0
-    step_s, reward_s, timed_steps = 0.0, 0.0, 0
+    step_s, timed_steps = 0.0, 0
     try:
         for _ in range(steps):
             calls_before = len(timed.calls)
-            t0 = time.perf_counter()
+            local_before = timed.local_cpu_s
+            t0 = time.process_time()
             try:
                 step = envs.step(action_space.sample())
             except MissingFieldError as exc:
@@ -138,12 +171,16 @@ def check_reward(
                     f"{exc}; the task {spec.id} provides: {', '.join(spec.resolved_fields())}", exc.field
                 ) from exc
             if len(timed.calls) > calls_before:  # the first call (worker start) is not counted
-                step_s += time.perf_counter() - t0
-                reward_s += timed.calls[-1][0]
+                step_s += time.process_time() - t0 - (timed.local_cpu_s - local_before)
                 timed_steps += 1
                 if max_cost is not None:
                     _refuse_if_slow(
-                        reward_spec.name, timed, step_s - reward_s, timed_steps * n_envs, max_cost
+                        reward_spec.name,
+                        timed,
+                        step_s,
+                        timed_steps * n_envs,
+                        max_cost,
+                        only_gross=big is not None,
                     )
             _, r, term, trunc, info = step
             episodes += int((term | trunc).sum())
@@ -154,13 +191,17 @@ def check_reward(
                 terms.setdefault(name, []).append(v[live])
             if live.any():
                 max_diff = max(max_diff, float(np.abs(r - info["env_reward"])[live].max()))
+        cost = _cost(timed, step_s, timed_steps * n_envs)
+        batch_cost = None
+        if big is not None and cost is not None and timed.kept:
+            batch_cost = _batch_cost(timed, big, cost, max_cost)  # type: ignore[arg-type]
+            _refuse(reward_spec.name, batch_cost, max_cost)  # type: ignore[arg-type]
     finally:
         envs.close()  # closes the reward too (and its sandbox worker)
     stats = {}
     for name, chunks in terms.items():
         v = np.concatenate(chunks)
         stats[name] = {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
-    cost = _cost(timed, step_s - reward_s, timed_steps * n_envs)
     return {
         "program": reward_spec.name,
         "env_id": spec.gym_id,
@@ -170,15 +211,7 @@ def check_reward(
         "max_abs_diff_to_env": max_diff,
         "cost": None
         if cost is None
-        else {
-            "call_s": cost.call_s,
-            "transitions_per_call": cost.transitions_per_call,
-            "per_transition_s": cost.per_transition_s,
-            "env_step_s": cost.env_step_s,
-            "ratio": cost.ratio,
-            "calls": cost.calls,
-            "summary": cost.describe(),
-        },
+        else {**cost.to_dict(), "batch": batch_cost.to_dict() if batch_cost is not None else None},
     }
 
 
@@ -195,13 +228,64 @@ def _cost(timed: _Timed, env_s: float, env_transitions: int) -> RewardCost | Non
     )
 
 
-def _refuse_if_slow(name: str, timed: _Timed, env_s: float, env_transitions: int, max_ratio: float) -> None:
+def _batch_cost(timed: _Timed, size: int, step_cost: RewardCost, max_ratio: float) -> RewardCost:
+    """The best of up to three calls on ``size`` transitions (the kept ones, repeated to that
+    size): the cost per transition training pays when it scores a whole rollout at once. Stops
+    early when a call is clearly within the limit or clearly over it."""
+    batch = _tile(timed.kept, size)
+    limit = _limit_s(step_cost, max_ratio)
+    best, calls = float("inf"), 0
+    for _ in range(3):
+        _, cpu, _ = timed.measure(batch)
+        best, calls = min(best, cpu), calls + 1
+        per = best / size
+        if per <= limit / 2 or per > 10 * limit:
+            break
+    return RewardCost(call_s=best, transitions_per_call=size, env_step_s=step_cost.env_step_s, calls=calls)
+
+
+def _tile(batches: list[TransitionBatch], size: int) -> TransitionBatch:
+    """One batch of ``size`` transitions from ``batches``, repeated as often as needed."""
+    rows = np.arange(size) % sum(b.n for b in batches)
+
+    def join(parts: list[Any]) -> Any:
+        if isinstance(parts[0], Mapping):
+            return {k: join([p[k] for p in parts]) for k in parts[0]}
+        return np.concatenate([np.asarray(p) for p in parts])[rows]
+
+    return TransitionBatch(
+        obs=join([b.obs for b in batches]),
+        action=join([b.action for b in batches]),
+        next_obs=join([b.next_obs for b in batches]),
+        terminated=join([b.terminated for b in batches]),
+        truncated=join([b.truncated for b in batches]),
+        info=join([dict(b.info) for b in batches]),
+        frames=join([b.frames for b in batches]) if batches[0].frames is not None else None,
+    )
+
+
+def _refuse_if_slow(
+    name: str, timed: _Timed, env_s: float, env_transitions: int, max_ratio: float, only_gross: bool = False
+) -> None:
     """Refuse after two timed calls over the limit, or after one that is ten times over it (a
-    program that costs seconds per call is not watched for long)."""
+    program that costs seconds per call is not watched for long). ``only_gross``: when a larger
+    batch decides later, refuse here only a program ten times over the limit after two calls."""
     cost = _cost(timed, env_s, env_transitions)
     assert cost is not None
     limit = _limit_s(cost, max_ratio)
+    if only_gross:
+        if cost.calls >= 2 and cost.per_transition_s > 10 * limit:
+            _refuse(name, cost, max_ratio)
+        return
     if cost.per_transition_s <= limit or (cost.calls < 2 and cost.per_transition_s < 10 * limit):
+        return
+    _refuse(name, cost, max_ratio)
+
+
+def _refuse(name: str, cost: RewardCost, max_ratio: float) -> None:
+    """Refuse ``cost`` when it is over the limit."""
+    limit = _limit_s(cost, max_ratio)
+    if cost.per_transition_s <= limit:
         return
     calls = f"{cost.calls} call" + ("s" if cost.calls > 1 else "")
     raise RewardTooSlowError(
