@@ -334,7 +334,8 @@ def compute_reward(obs, action, next_obs, info):
 ```"""
 # Cheap in the smoke test (a handful of calls) and in training's first rollouts, then about 2 s
 # a call: within the cost limit per transition, but training runs past its wall-clock budget.
-SLOW_LATER = """```python
+SLOW_LATER = (
+    """```python
 import numpy as np
 
 calls = []
@@ -345,7 +346,9 @@ def compute_reward(obs, action, next_obs, info):
     if len(calls) > 8:
         backward = backward + 0.0 * sum(k * 1e-9 for k in range(60_000_000))
     return backward, {"backward": backward}
-```"""""
+```"""
+    ""
+)
 
 
 def test_a_slow_reward_is_refused_with_its_figure_and_nothing_waits_on_it(tmp_path):

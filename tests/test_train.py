@@ -383,7 +383,9 @@ def test_a_busy_machine_does_not_make_a_cheap_reward_too_slow_and_a_slow_one_sti
     try:
         for seed in range(3):
             spec = ProgramSpec.from_file(cheap, sandbox=SandboxLimits())
-            stats = check_reward("hopper-run", spec, steps=20, n_envs=2, seed=seed, max_cost=20, batch_size=2048)
+            stats = check_reward(
+                "hopper-run", spec, steps=20, n_envs=2, seed=seed, max_cost=20, batch_size=2048
+            )
             batch = stats["cost"]["batch"]
             assert batch["transitions_per_call"] == 2048 and batch["ratio"] < 20, batch
         with pytest.raises(RewardTooSlowError, match="too slow to train on"):

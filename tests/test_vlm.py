@@ -103,9 +103,47 @@ def test_the_vector_wrapper_scores_every_env_frame_in_one_call(model):
     np.testing.assert_allclose(rewards, np.concatenate([score(f[None]) for f in shots]), atol=1e-5)
 
 
+def test_goal_and_baseline_prompts_are_averaged_each_on_its_own(model):
+    """VLM-RM does not pair the lists: two goals and one baseline is a reward like any other."""
+    import torch
+
+    reward = VLMReward(
+        model, goal=["a robot kneeling", "a robot on its knees"], baseline=["a robot"], alpha=0.5
+    )
+    goal = model.encode_text(["a robot kneeling", "a robot on its knees"]).mean(0)
+    baseline = model.encode_text(["a robot"]).mean(0)
+    shots = frames(3, seed=2)
+    expected = goal_baseline_reward(model.encode_images(shots), goal, baseline, 0.5)
+    np.testing.assert_allclose(reward.score(shots), expected.numpy(), atol=1e-6)
+    assert isinstance(reward.goal, torch.Tensor)
+
+
+def test_frames_are_preprocessed_as_clips_own_processor_does():
+    """Square and non-square frames (a 480x640 render, a portrait one), at a real CLIP's 224 px
+    and a tiny model's 30: pixel for pixel within a few 8-bit levels of transformers'
+    CLIPImageProcessor, on average well under one."""
+    import torch
+    from transformers import CLIPImageProcessor
+
+    from rewardgen.vlm.models import CLIP_MEAN, CLIP_STD, _Preprocess
+
+    std = np.array(CLIP_STD)[:, None, None]
+    for size in (224, 30):
+        theirs = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+        ours = _Preprocess(size, size, CLIP_MEAN, CLIP_STD, "cpu", torch.float32)
+        for h, w in ((480, 640), (640, 480), (300, 300), (500, 333)):
+            yy, xx = np.mgrid[0:h, 0:w]
+            frame = np.stack([127 + 120 * np.sin(xx / 17 + yy / 29), xx * 255 / w, yy * 255 / h], -1)
+            frame[h // 3 : h // 2, w // 4 : w // 2] = (250, 20, 40)  # a sharp edge too
+            frame = frame.round().astype(np.uint8)
+            expected = theirs(images=frame, return_tensors="np")["pixel_values"][0]
+            got = ours(frame[None])[0].numpy()
+            assert got.shape == expected.shape
+            levels = np.abs(got - expected) * std * 255  # in 8-bit pixel levels
+            assert levels.mean() < 0.2 and levels.max() <= 8, (size, h, w, levels.mean(), levels.max())
+
+
 def test_bad_input_is_named(model, tiny, tmp_path, monkeypatch):
-    with pytest.raises(RewardgenError, match="equal length"):
-        VLMReward(model, goal=["a", "b"], baseline=["c"])
     with pytest.raises(RewardgenError, match=r"alpha must be in \[0, 1\]"):
         VLMReward(model, goal=["a"], baseline=["b"], alpha=1.5)
     with pytest.raises(RewardgenError, match="give baseline prompts"):
@@ -131,7 +169,7 @@ def test_bad_input_is_named(model, tiny, tmp_path, monkeypatch):
     with pytest.raises(RewardgenError, match="rgb_array"):
         RewardWrapper(make_env("halfcheetah-run"), VLMReward(model, goal=["a"]))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(RewardgenError, match="huggingface-cli download") as missing:
+    with pytest.raises(RewardgenError, match="hf download") as missing:
         load_model("no-such-org/no-such-clip")
     assert "pass DIR" in str(missing.value)
     with pytest.raises(RewardgenError, match="open_clip"):
@@ -205,3 +243,10 @@ def test_vlm_score_prints_what_each_image_would_earn(tiny, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["vlm", "score", "--model", tiny, "--prompt", "a", str(tmp_path / "none.png")])
     assert exc.value.code == 2
+    # a grayscale picture is scored as the same picture in RGB
+    gray = frames(1, seed=6, size=(48, 48))[0, ..., 0]
+    iio.imwrite(tmp_path / "gray.png", gray)
+    main(["vlm", "score", "--model", tiny, "--prompt", "a robot kneeling", str(tmp_path / "gray.png")])
+    out = capsys.readouterr().out
+    value = VLMReward(tiny, goal=["a robot kneeling"]).score(np.repeat(gray[None, ..., None], 3, axis=-1))[0]
+    assert f"{value:.4f}" in out and "gray.png" in out

@@ -3,6 +3,7 @@ while it trains."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -76,9 +77,16 @@ def train_cmd(
         raise RewardgenError(
             f"task {spec.id} has no message field: ONI needs a NetHack task (nethack-score...)"
         )
+    for name, value in (("--c-ext", c_ext), ("--c-int", c_int)):
+        if not math.isfinite(value):
+            raise RewardgenError(f"{name} must be a finite number, got {value}")
+    service_config = ServiceConfig(  # checks --batch-size
+        batch_size=batch_size, classifier=reward == "classification", ranking=reward == "ranking"
+    )
     settings = settings_from_options(llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm_config)
     settings.check()  # a missing API key fails now, not in the service
     reward_spec = OniSpec(store or DEFAULT_STORE, goal=goal, model=settings.model, reward=reward, beta=beta)
+    reward_spec.store().check()  # a damaged, read-only or directory store fails now, not mid-run
     out = out or default_run_path(spec.id, "oni")
     config = TrainConfig(
         task=task,
@@ -95,12 +103,7 @@ def train_cmd(
         backend=backend,
     )
     service = AnnotationService(
-        reward_spec.store(),
-        settings,
-        ServiceConfig(
-            batch_size=batch_size, classifier=reward == "classification", ranking=reward == "ranking"
-        ),
-        transcript=str(Path(out) / "llm" / "transcript.jsonl"),
+        reward_spec.store(), settings, service_config, transcript=str(Path(out) / "llm" / "transcript.jsonl")
     )
     console.print(f"labels: [bold]{reward_spec.store_path}[/bold] ({settings.model} at {settings.endpoint})")
     with service:
@@ -112,3 +115,43 @@ def train_cmd(
         + (f"; the annotation service was restarted {service.restarts} times" if service.restarts else "")
     )
     _report(result)
+
+
+@oni.command("labels")
+def labels_cmd(
+    goal: Annotated[str, typer.Option(help="the goal the labels answer: default, gold, stairs, combat")] = (
+        "default"
+    ),
+    store: Annotated[
+        Path | None, typer.Option(help="label store; default ~/.cache/rewardgen/oni_labels.sqlite")
+    ] = None,
+    llm_model: LLMModel = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="put every failed message back in the queue")
+    ] = False,
+    show_failed: Annotated[int, typer.Option(help="list this many failed messages with their reasons")] = 10,
+) -> None:
+    """What a label store holds for a goal and model: messages per status, the failed ones with
+    their reasons; --retry-failed asks them again in the next run."""
+    from rewardgen.intrinsic import DEFAULT_STORE, OniSpec
+    from rewardgen.llm.options import settings_from_options
+
+    settings = settings_from_options(llm_model, None, None, None, None)
+    spec = OniSpec(store or DEFAULT_STORE, goal=goal, model=settings.model)
+    if not Path(spec.store_path).exists():
+        raise RewardgenError(f"no label store at {spec.store_path}: `rewardgen oni train` makes one")
+    labels = spec.store().check()
+    if retry_failed:
+        console.print(
+            f"{labels.retry_failed()} failed messages are pending again", highlight=False, soft_wrap=True
+        )
+    counts = labels.counts()
+    console.print(
+        f"{spec.store_path} (goal '{goal}', model {settings.model}): "
+        + (", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no messages"),
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    for message, reason in list(labels.reasons().items())[:show_failed]:
+        console.print(f"  failed: {message!r}: {reason}", highlight=False, markup=False, soft_wrap=True)

@@ -123,7 +123,11 @@ def score(
         list[Path] | None, typer.Option(help="a picture of the goal; repeat for more")
     ] = None,
     alpha: Annotated[
-        float, typer.Option(help="0: cosine similarity to the goal; 1: only goal - baseline")
+        float,
+        typer.Option(
+            help="0: 1 - |x - g|^2 / 2 (the cosine similarity to the goal for one prompt); "
+            "1: only the goal - baseline direction"
+        ),
     ] = 0.0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda")] = "auto",
 ) -> None:
@@ -134,6 +138,7 @@ def score(
 
     from rewardgen.errors import RewardgenError
     from rewardgen.vlm import VLMReward
+    from rewardgen.vlm.reward import as_rgb
 
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
@@ -143,6 +148,6 @@ def score(
     )
     console.print(f"VLM reward ({model}, alpha {alpha:g}) of each image:", highlight=False)
     for path in images:
-        frame = np.asarray(iio.imread(path))[..., :3]
+        frame = as_rgb(iio.imread(path), str(path))
         line = f"  {reward.score(frame[None])[0]:8.4f}  {path}"
         console.print(line, soft_wrap=True, highlight=False, markup=False)

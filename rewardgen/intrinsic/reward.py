@@ -26,6 +26,9 @@ from rewardgen.tasks.nethack import decode_message
 
 __all__ = ["REWARD_MODELS", "ClassificationReward", "OniSpec", "RankingReward", "RetrievalReward"]
 
+#: the label coverage (1 where the step's message has a label): logged for people, never paid
+LOGGED = frozenset({"labelled"})
+
 
 class RetrievalReward(RewardFn):
     """The LLM's label of each step's message (1 helpful, else 0) over ``N(msg) ** beta``.
@@ -103,7 +106,9 @@ class RetrievalReward(RewardFn):
                 self._unsent.add(text)
             if value is not None:
                 reward[i] = value / self._counts[i][text] ** self.beta
-        return RewardOutput(total=reward, components={"intrinsic": reward, "labelled": labelled})
+        return RewardOutput(
+            total=reward, components={"intrinsic": reward, "labelled": labelled}, logged=LOGGED
+        )
 
     def reset(self, env_indices: np.ndarray) -> None:
         for i in np.atleast_1d(env_indices):
@@ -207,6 +212,7 @@ class OniSpec(RewardSpec):
     """
 
     return_label = "intrinsic return"
+    logged_components = LOGGED
 
     def __init__(
         self,
@@ -227,6 +233,14 @@ class OniSpec(RewardSpec):
             raise RewardgenError(
                 f"unknown ONI reward model '{reward}': choose one of {', '.join(REWARD_MODELS)}"
             )
+        import math
+
+        if not (isinstance(beta, int | float) and math.isfinite(beta) and beta >= 0):
+            raise RewardgenError(
+                f"beta must be a number >= 0 (a message repeated N times pays 1/N^beta), got {beta}"
+            )
+        if not (isinstance(sync_s, int | float) and sync_s > 0):
+            raise RewardgenError(f"the label sync interval must be a number of seconds > 0, got {sync_s}")
         self.store_path, self.reward, self.beta, self.sync_s = store_path, reward, beta, sync_s
         self.key = LabelKey(goal, prompt_version or PROMPT_VERSION, model)
 

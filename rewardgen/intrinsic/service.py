@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rewardgen.errors import RewardgenError
 from rewardgen.intrinsic.prompts import compare_messages, label_messages, parse_labels, parse_preferences
 from rewardgen.intrinsic.store import LabelStore
 from rewardgen.llm import BudgetExceededError, LLMClient, LLMError, LLMSettings
@@ -49,6 +50,16 @@ class ServiceConfig:
     ranking: bool = False  # ask pairwise preferences too; refit and publish the ranking model
     retrain_every: int = 32  # new labels (or preferences) between refits
     pairs_per_message: float = 2.0  # ranking: compare at most this many pairs per reported message
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_pending", "max_attempts", "retrain_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise RewardgenError(f"{name.replace('_', '-')} must be a whole number >= 1, got {value!r}")
+        for name in ("poll_s", "retry_s", "warn_every_s", "pairs_per_message"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise RewardgenError(f"{name.replace('_', '-')} must be a number > 0, got {value!r}")
 
 
 def compare_once(store: LabelStore, client: LLMClient, config: ServiceConfig) -> int:
@@ -117,6 +128,10 @@ def annotate_once(store: LabelStore, client: LLMClient, config: ServiceConfig, w
         store.release(batch)
         raise
     labels = parse_labels(answer, len(batch))
+    if not labels and len(batch) > 1:  # nothing usable at all: the model misbehaves, not the messages
+        store.release(batch)
+        tail = answer.strip().replace("\n", " ")[-120:]
+        raise GarbageAnswer(f"an answer gave no label for any of {len(batch)} messages (it ended: {tail!r})")
     store.put_labels({batch[i]: v for i, v in labels.items()})
     missing = [m for i, m in enumerate(batch) if i not in labels]
     if missing:
@@ -125,6 +140,34 @@ def annotate_once(store: LabelStore, client: LLMClient, config: ServiceConfig, w
         if warn is not None:
             warn(f"{len(missing)} of {len(batch)} messages got no label in an answer; they are asked again")
     return len(batch)
+
+
+class GarbageAnswer(LLMError):
+    """An answer that labelled none of a batch: a spell of a misbehaving model, charged to no message."""
+
+
+class _HangWatch:
+    """Warns (through ``warn``, at most once a minute) while a call to the LLM has gone unanswered
+    for ``every_s``: a hung server is said while the client still waits and retries."""
+
+    def __init__(self, warn: Any, endpoint: str, every_s: float):
+        self.warn, self.endpoint, self.every_s = warn, endpoint, every_s
+        self.since: float | None = None
+        threading.Thread(target=self._loop, name="rewardgen-llm-hang-watch", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(min(1.0, self.every_s / 4))
+            since = self.since
+            if since is not None and time.monotonic() - since >= self.every_s:
+                waited = time.monotonic() - since
+                self.warn(f"the LLM at {self.endpoint} has not answered for {waited:.0f} s; still waiting")
+
+    def __enter__(self) -> None:
+        self.since = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self.since = None
 
 
 def serve(
@@ -136,14 +179,20 @@ def serve(
     if recovered:
         warn(f"{recovered} messages left in flight by a previous service are pending again")
     client = LLMClient(settings, transcript=transcript)
+    waiting = _HangWatch(warn, settings.endpoint, config.warn_every_s)
     while True:
         try:
-            done = annotate_once(store, client, config, warn)
-            if config.ranking:
-                done += compare_once(store, client, config)
+            with waiting:
+                done = annotate_once(store, client, config, warn)
+                if config.ranking:
+                    done += compare_once(store, client, config)
         except BudgetExceededError as exc:
             warn(f"labelling stops: {exc}; training goes on with the labels there are")
             return  # a clean exit: the watcher does not restart it
+        except GarbageAnswer as exc:
+            warn(f"{exc}; the batch waits and is asked again (no message is charged for it)")
+            time.sleep(config.retry_s)
+            continue
         except LLMError as exc:
             warn(f"the LLM at {settings.endpoint} cannot be reached ({exc}); messages wait, unlabelled")
             time.sleep(config.retry_s)
@@ -173,11 +222,14 @@ class AnnotationService:
         config: ServiceConfig | None = None,
         transcript: str | None = None,
         watch_s: float = 1.0,
+        max_restarts: int = 5,
     ):
         self.store, self.settings = store, settings.model_copy(update={"cache": False})
         self.config, self.transcript, self.watch_s = config or ServiceConfig(), transcript, watch_s
+        self.max_restarts = max_restarts
         self.process: Any = None
         self.restarts = 0
+        self.gave_up = False
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -194,6 +246,16 @@ class AnnotationService:
     def _watch(self) -> None:
         while not self._stop.wait(self.watch_s):
             if self.process is not None and not self.process.is_alive() and self.process.exitcode != 0:
+                if self.restarts >= self.max_restarts:
+                    self.gave_up = True
+                    print(
+                        f"rewardgen: the annotation service stopped {self.restarts + 1} times (last exit "
+                        f"code {self.process.exitcode}); it is not started again: training goes on with "
+                        "the labels there are (its errors are above)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    return
                 self.restarts += 1
                 print(
                     f"rewardgen: the annotation service stopped (exit code {self.process.exitcode}); "

@@ -4,21 +4,33 @@
 Rows are keyed by (goal, prompt version, model, message): a label is reused by any later run
 that asks the same question of the same model. A row is ``pending`` (reported by a worker, not
 yet sent), ``in_flight`` (claimed by the annotation service), ``labelled`` or ``failed`` (the
-model's answers could not be parsed ``max_attempts`` times; the reason is kept). SQLite commits
-are atomic and durable: a SIGKILL loses at most the transaction in progress, never a label
-written before it.
+model's answers could not be parsed ``max_attempts`` times; the reason is kept, and the message
+is asked again after a back-off that doubles with each failure, so a spell of bad answers costs
+no label for good). A claim is leased to its owner (host and process): a second service on the
+same store recovers only leases that expired or whose owner died. SQLite commits are atomic and
+durable: a SIGKILL loses at most the transaction in progress, never a label written before it.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewardgen.errors import RewardgenError
+
 __all__ = ["DEFAULT_STORE", "LabelKey", "LabelStore"]
+
+#: A failed message is asked again after this many seconds, doubled for each further failure...
+RETRY_BASE_S = 60.0
+#: ...up to this long.
+RETRY_MAX_S = 3600.0
+#: How long a claim is the claimer's before another service may take it back.
+LEASE_S = 900.0
 
 DEFAULT_STORE = (
     Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rewardgen" / "oni_labels.sqlite"
@@ -36,6 +48,9 @@ CREATE TABLE IF NOT EXISTS labels (
     reason TEXT,
     seen REAL NOT NULL,
     updated REAL NOT NULL,
+    retry_at REAL,
+    owner TEXT,
+    lease_until REAL,
     PRIMARY KEY (goal, prompt, model, message)
 );
 CREATE INDEX IF NOT EXISTS labels_status ON labels (goal, prompt, model, status, seen);
@@ -113,6 +128,7 @@ class LabelStore:
                     conn.execute("PRAGMA journal_mode=WAL")
                     conn.execute("PRAGMA synchronous=NORMAL")  # durable at WAL checkpoints; atomic always
                     conn.executescript(_SCHEMA)
+                    _add_missing_columns(conn)
                     break
                 except sqlite3.OperationalError:
                     if time.monotonic() > deadline:
@@ -126,6 +142,43 @@ class LabelStore:
         if self._conn is not None and self._pid == os.getpid():
             self._conn.close()
         self._conn = None
+
+    def check(self) -> LabelStore:
+        """Open the store and make sure it can be used, before anything trains on it: a file (not a
+        directory), a sound SQLite database (``PRAGMA quick_check``), writable. Raises a one-line
+        :class:`~rewardgen.errors.RewardgenError` naming the file and the fix."""
+        path = self.path
+        if path.is_dir():
+            raise RewardgenError(
+                f"the label store {path} is a directory: pass a file, "
+                f"e.g. --store {path / 'oni_labels.sqlite'}"
+            )
+        try:
+            (result,) = self.conn.execute("PRAGMA quick_check").fetchone()
+            if result != "ok":
+                raise sqlite3.DatabaseError(result)
+            with self._transaction() as conn:  # a write that is rolled back: is the file writable?
+                conn.execute("CREATE TABLE rewardgen_write_check (x)")
+                raise _RolledBack
+        except _RolledBack:
+            return self
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "readonly" in text or "read-only" in text or "unable to open" in text:
+                raise RewardgenError(
+                    f"the label store {path} cannot be written ({text}): make it writable, or pass "
+                    "--store with a file you can write"
+                ) from None
+            raise RewardgenError(
+                f"the label store {path} is not a usable SQLite database ({text}): move it aside "
+                "(its labels are lost) or pass --store with another file"
+            ) from None
+
+    @property
+    def owner(self) -> str:
+        """Who claims here: this host and process."""
+        return f"{socket.gethostname()}:{os.getpid()}"
 
     # -- workers -------------------------------------------------------------------------------
 
@@ -157,16 +210,30 @@ class LabelStore:
 
     # -- the annotation service ----------------------------------------------------------------
 
-    def claim(self, limit: int) -> list[str]:
-        """Up to ``limit`` pending messages, newest first, now marked in flight."""
+    def claim(self, limit: int, lease_s: float = LEASE_S) -> list[str]:
+        """Up to ``limit`` pending messages, newest first, then failed ones whose back-off is over;
+        now in flight, leased to this owner for ``lease_s``."""
+        if limit < 1:
+            raise ValueError(f"claim at least one message, not {limit}")
+        now = time.time()
         with self._transaction() as conn:
             rows = conn.execute(
                 "SELECT message FROM labels WHERE goal=? AND prompt=? AND model=? AND status='pending' "
                 "ORDER BY seen DESC LIMIT ?",
                 (*self.key.params(), limit),
             ).fetchall()
+            if len(rows) < limit:
+                rows += conn.execute(
+                    "SELECT message FROM labels WHERE goal=? AND prompt=? AND model=? AND status='failed' "
+                    "AND COALESCE(retry_at, 0) <= ? ORDER BY retry_at LIMIT ?",
+                    (*self.key.params(), now, limit - len(rows)),
+                ).fetchall()
             messages = [r[0] for r in rows]
-            self._set(conn, messages, "status='in_flight'")
+            conn.executemany(
+                "UPDATE labels SET status='in_flight', owner=?, lease_until=? "
+                "WHERE goal=? AND prompt=? AND model=? AND message=?",
+                [(self.owner, now + lease_s, *self.key.params(), m) for m in messages],
+            )
             return messages
 
     def put_labels(self, labels: dict[str, int]) -> None:
@@ -178,30 +245,63 @@ class LabelStore:
             )
 
     def fail(self, messages: Iterable[str], reason: str, max_attempts: int) -> None:
-        """The model's answer for ``messages`` could not be used: back to pending, or failed for
-        good (with ``reason``) after ``max_attempts``."""
+        """The model's answer for ``messages`` could not be used: back to pending, or ``failed``
+        (with ``reason``) after ``max_attempts``, to be asked again after a back-off of
+        :data:`RETRY_BASE_S` doubled for each failure past that (at most :data:`RETRY_MAX_S`)."""
+        now, key = time.time(), self.key.params()
         with self._transaction() as conn:
             conn.executemany(
-                "UPDATE labels SET attempts=attempts+1, reason=?, updated=?, "
-                "status=CASE WHEN attempts+1 >= ? THEN 'failed' ELSE 'pending' END "
+                "UPDATE labels SET attempts=attempts+1, reason=?, updated=?, owner=NULL, lease_until=NULL, "
+                "status=CASE WHEN attempts+1 >= ? THEN 'failed' ELSE 'pending' END, "
+                "retry_at=CASE WHEN attempts+1 >= ? THEN ? + MIN(?, ? * (1 << MIN(attempts+1-?, 20))) "
+                "ELSE NULL END "
                 "WHERE goal=? AND prompt=? AND model=? AND message=?",
-                [(reason, time.time(), max_attempts, *self.key.params(), m) for m in messages],
+                [
+                    (
+                        reason,
+                        now,
+                        max_attempts,
+                        max_attempts,
+                        now,
+                        RETRY_MAX_S,
+                        RETRY_BASE_S,
+                        max_attempts,
+                        *key,
+                        m,
+                    )
+                    for m in messages
+                ],
             )
 
     def release(self, messages: Iterable[str]) -> None:
         """In-flight messages back to pending (the model was not reached: no attempt counted)."""
         with self._transaction() as conn:
-            self._set(conn, list(messages), "status='pending'")
+            self._set(conn, list(messages), "status='pending', owner=NULL, lease_until=NULL")
 
-    def recover(self) -> int:
-        """Messages left in flight by a service that died: back to pending."""
+    def retry_failed(self) -> int:
+        """Every failed message back to pending with its attempts forgotten (a person's call,
+        ``rewardgen oni labels --retry-failed``); returns how many."""
         with self._transaction() as conn:
             cur = conn.execute(
-                "UPDATE labels SET status='pending' "
-                "WHERE goal=? AND prompt=? AND model=? AND status='in_flight'",
+                "UPDATE labels SET status='pending', attempts=0, retry_at=NULL "
+                "WHERE goal=? AND prompt=? AND model=? AND status='failed'",
                 self.key.params(),
             )
             return cur.rowcount
+
+    def recover(self) -> int:
+        """Messages left in flight by a service that is gone: its lease expired, or its process
+        on this host is dead. A live service's claims are left alone."""
+        now, host = time.time(), socket.gethostname()
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT message, owner, lease_until FROM labels "
+                "WHERE goal=? AND prompt=? AND model=? AND status='in_flight'",
+                self.key.params(),
+            ).fetchall()
+            gone = [m for m, owner, until in rows if (until or 0) < now or _dead_here(owner, host)]
+            self._set(conn, gone, "status='pending', owner=NULL, lease_until=NULL")
+            return len(gone)
 
     def trim(self, max_pending: int) -> int:
         """Bound the backlog: drop the oldest pending messages beyond ``max_pending`` (a worker
@@ -324,6 +424,34 @@ class LabelStore:
 
     def _transaction(self):
         return _Transaction(self.conn)
+
+
+class _RolledBack(Exception):
+    """Ends the write check's transaction (rolled back)."""
+
+
+def _dead_here(owner: str | None, host: str) -> bool:
+    """Whether ``owner`` (``host:pid``) is a process of this host that no longer runs."""
+    if not owner:
+        return True  # claimed before leases existed
+    owner_host, _, pid = owner.rpartition(":")
+    if owner_host != host or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """A store written by an earlier version gains the columns added since."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(labels)").fetchall()}
+    for column in ("retry_at REAL", "owner TEXT", "lease_until REAL"):
+        if column.split()[0] not in have:
+            conn.execute(f"ALTER TABLE labels ADD COLUMN {column}")
 
 
 class _Transaction:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rewardgen.errors import RewardgenError
 
@@ -65,6 +66,25 @@ class LLMSettings(BaseModel):
     cache_path: Path = DEFAULT_CACHE
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
+    @field_validator("base_url")
+    @classmethod
+    def _an_http_url(cls, value: str | None) -> str | None:
+        """A base URL is http(s)://HOST[:PORT]/...: anything else is refused now, not retried as
+        an outage later."""
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"base_url must be an http:// or https:// URL with a host, such as "
+                f"http://localhost:8000/v1, not {value!r}"
+            )
+        try:
+            parts.port  # noqa: B018  (a bad port raises here)
+        except ValueError:
+            raise ValueError(f"base_url {value!r} has a bad port") from None
+        return value.strip()
+
     @property
     def endpoint(self) -> str:
         return (self.base_url or "https://api.openai.com/v1").rstrip("/")
@@ -105,5 +125,11 @@ class LLMSettings(BaseModel):
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls(**values)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise RewardgenError(
+                f"invalid LLM setting {where}: {first['msg'].removeprefix('Value error, ')}"
+            ) from None
         except Exception as exc:
             raise RewardgenError(f"invalid LLM settings: {' '.join(str(exc).split())}") from exc

@@ -78,10 +78,13 @@ class TransitionBatch:
 
 @dataclass(frozen=True)
 class RewardOutput:
-    """The reward of a batch: ``total`` (n,) and named ``components`` (n,) each."""
+    """The reward of a batch: ``total`` (n,) and named ``components`` (n,) each. ``logged`` names
+    the components that are reported for people to read but are not part of ``total`` (ONI's
+    label coverage): the reward-hacking alarm and any share of the return leave them out."""
 
     total: np.ndarray
     components: dict[str, np.ndarray] = field(default_factory=dict)
+    logged: frozenset[str] = frozenset()
 
 
 class RewardFn:

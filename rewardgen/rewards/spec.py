@@ -40,6 +40,9 @@ class RewardSpec:
     deferrable: bool = False
     #: what the learning curve calls this reward's return, beside the env's own
     return_label: str = "synthesized return"
+    #: components reported for people to read that are not part of the reward (ONI's label
+    #: coverage): logged beside the others, left out of the alarm and of any component share
+    logged_components: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:

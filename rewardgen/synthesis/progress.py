@@ -146,7 +146,8 @@ class LineProgress:
         parts = [
             f"{label} {ended}"
             if ended
-            else f"{label} {done:,}/{total:,} steps ({done / max(total, 1):.0%}), success metric {_metric(metric)}"
+            else f"{label} {done:,}/{total:,} steps ({done / max(total, 1):.0%}), "
+            f"success metric {_metric(metric)}"
             for label, done, total, metric, ended in states
         ]
         self.log("  training: " + "; ".join(parts))

@@ -263,6 +263,10 @@ def save_task_file(task: TaskSpec, path: str | Path) -> TaskSpec:
     p = Path(path)
     data = task.model_dump(mode="json", exclude={"path"}, exclude_defaults=True)
     data.setdefault("fields", {})
+    if task.reward is not None:  # named so that it resolves from the new file's folder
+        source = task.reward_path.resolve()
+        folder = p.parent.resolve()
+        data["reward"] = str(source.relative_to(folder) if source.is_relative_to(folder) else source)
     p.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return load_task_file(p)
 

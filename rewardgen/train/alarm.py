@@ -110,6 +110,7 @@ def hacking_verdict(
     metric: Any,
     settings: AlarmSettings | None = None,
     reference_length: float | None = None,
+    logged: frozenset[str] | set[str] = frozenset(),
 ) -> Verdict:
     """The verdict on a run from its ``metrics.csv`` columns, its ``eval.json`` (or None) and the
     task's :class:`~rewardgen.tasks.spec.MetricSpec`.
@@ -165,7 +166,8 @@ def hacking_verdict(
         sums: dict[str, float] = {}
         for ep in episodes:
             for name, value in (ep.get("components") or {}).items():
-                sums[name] = sums.get(name, 0.0) + abs(float(value))
+                if name not in logged:  # a logged-only term supplies none of the return
+                    sums[name] = sums.get(name, 0.0) + abs(float(value))
         total = sum(sums.values())
         if len(sums) >= 2 and total > 0:
             name, top = max(sums.items(), key=lambda kv: kv[1])
@@ -224,7 +226,8 @@ def run_verdict(run_dir: Any, metric: Any, settings: AlarmSettings | None = None
 
     from rewardgen.runs import RunDir
 
-    run = RunDir(Path(run_dir), {})
+    run = RunDir(Path(run_dir), RunDir.read_manifest(run_dir))
     path = Path(run_dir) / "eval.json"
     evaluation = json.loads(path.read_text()) if path.is_file() else None
-    return hacking_verdict(run.metrics(), evaluation, metric, settings)
+    logged = frozenset(run.manifest.get("reward_logged") or ())
+    return hacking_verdict(run.metrics(), evaluation, metric, settings, logged=logged)

@@ -86,8 +86,9 @@ def judge_run(run: RunDir, spec: TaskSpec, reward: RewardSpec, result: EvalSumma
     when it fires, ``learning_curve.png`` is drawn again with the two curves that show it."""
     from rewardgen.train.alarm import hacking_verdict
 
-    verdict = hacking_verdict(run.metrics(), result.to_dict(), spec.metric)
-    run.update(alarm=verdict.to_dict())
+    logged = reward.logged_components
+    verdict = hacking_verdict(run.metrics(), result.to_dict(), spec.metric, logged=logged)
+    run.update(alarm=verdict.to_dict(), reward_logged=sorted(logged))
     if verdict.hacked:
         plot_run_curve(run, spec, reward, learner, alarm=verdict.summary())
     return verdict

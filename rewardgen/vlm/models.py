@@ -70,10 +70,14 @@ class _Preprocess:
             raise RewardgenError(f"frames must be (n, H, W, 3) RGB images, got shape {frames.shape}")
         x = torch.as_tensor(frames, device=self.device).permute(0, 3, 1, 2).float().div_(255.0)
         h, w = x.shape[-2:]
-        scale = self.size / min(h, w)
-        if scale != 1.0:
-            size = (max(self.crop, round(h * scale)), max(self.crop, round(w * scale)))
+        if min(h, w) != self.size:
+            # as CLIPImageProcessor (and torchvision) size it: the short side exactly, the long side
+            # truncated; then 8-bit pixels, as its PIL resize gives
+            long = int(self.size * max(h, w) / min(h, w))
+            size = (self.size, long) if h <= w else (long, self.size)
+            size = (max(self.crop, size[0]), max(self.crop, size[1]))
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
+            x = x.mul_(255.0).round_().clamp_(0.0, 255.0).div_(255.0)
         h, w = x.shape[-2:]
         top, left = (h - self.crop) // 2, (w - self.crop) // 2
         x = x[..., top : top + self.crop, left : left + self.crop]
@@ -135,8 +139,8 @@ class HFModel(_TextCache):
             raise RewardgenError(
                 f"cannot load the model '{name_or_path}': it is not a local folder with its config and "
                 "weights, nor in the Hugging Face cache, and it could not be downloaded "
-                f"({str(exc).splitlines()[0]}). On a machine with network: huggingface-cli download "
-                f"{name_or_path} --local-dir DIR, then pass DIR"
+                f"({str(exc).splitlines()[0]}). On a machine with network: hf download "
+                f"{name_or_path} --local-dir DIR (huggingface_hub's command), then pass DIR"
             ) from None
         config = self.model.config
         vision = getattr(config, "vision_config", config)

@@ -44,19 +44,37 @@ def goal_baseline_reward(x: Any, goal: Any, baseline: Any, alpha: float) -> Any:
     return 1 - 0.5 * (projected * projected).sum(-1)
 
 
+def as_rgb(image: Any, what: str = "an image") -> np.ndarray:
+    """An image as uint8 RGB (H, W, 3): grayscale (H, W) or (H, W, 1), grayscale with alpha, RGBA
+    and 16-bit pictures are converted; anything else is refused naming its shape.
+
+    Example:
+        >>> as_rgb(np.zeros((4, 5), np.uint8)).shape, as_rgb(np.zeros((4, 5, 4), np.uint8)).shape
+        ((4, 5, 3), (4, 5, 3))
+    """
+    array = np.asarray(image)
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype != np.uint8 and np.issubdtype(array.dtype, np.floating) and array.max(initial=0) <= 1.0:
+        array = np.round(array * 255)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim == 3 and array.shape[-1] in (1, 2):  # grayscale, with alpha or without
+        array = np.repeat(array[..., :1], 3, axis=-1)
+    elif array.ndim == 3 and array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise RewardgenError(f"{what} must be a picture (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+    return np.clip(array, 0, 255).astype(np.uint8)
+
+
 def _load_images(images: Sequence[Any]) -> list[np.ndarray]:
-    """Goal images: arrays (H, W, 3) or image files, as one uint8 batch at the first one's size."""
+    """Goal images: arrays or image files, each as uint8 RGB."""
     import imageio.v3 as iio
 
-    out = []
-    for image in images:
-        array = np.asarray(iio.imread(image) if isinstance(image, (str, Path)) else image)
-        if array.ndim == 3 and array.shape[-1] == 4:
-            array = array[..., :3]
-        if array.ndim != 3 or array.shape[-1] != 3:
-            raise RewardgenError(f"a goal image must be an RGB picture (H, W, 3), got shape {array.shape}")
-        out.append(array.astype(np.uint8))
-    return out
+    return [
+        as_rgb(iio.imread(image) if isinstance(image, (str, Path)) else image, "a goal image") for image in images
+    ]
 
 
 class VLMReward(RewardFn):
@@ -90,11 +108,6 @@ class VLMReward(RewardFn):
             raise RewardgenError(f"alpha must be in [0, 1] (0: cosine similarity to the goal), got {alpha}")
         if alpha > 0 and not baseline:
             raise RewardgenError(f"alpha = {alpha} projects on goal - baseline: give baseline prompts too")
-        if goal and baseline and len(goal) != len(baseline):
-            raise RewardgenError(
-                f"goal and baseline prompt lists must have equal length (VLM-RM pairs them): "
-                f"{len(goal)} goal, {len(baseline)} baseline"
-            )
         if batch_size < 1:
             raise RewardgenError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(model, str):
