@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from test_cli import run_cli
-from test_oni import KEY, asked, labeller, settings, wait_for
+from test_oni import KEY, labeller, settings, wait_for
 
 import rewardgen.intrinsic.store as store_module
 from rewardgen.cli import main
@@ -120,7 +120,8 @@ def test_a_read_only_label_store_is_refused(tmp_path):
         "except Exception as exc:\n    print(exc)\n"
     )
     folder = shlex.quote(str(path.parent))
-    script = f"mount --bind -o ro {folder} {folder} && exec {shlex.quote(sys.executable)} -c {shlex.quote(check)} {shlex.quote(str(path))}"
+    python = f"{shlex.quote(sys.executable)} -c {shlex.quote(check)} {shlex.quote(str(path))}"
+    script = f"mount --bind -o ro {folder} {folder} && exec {python}"
     out = subprocess.run(
         ["unshare", "--mount", "sh", "-c", script],
         capture_output=True,

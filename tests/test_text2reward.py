@@ -58,7 +58,41 @@ def test_conversion_keeps_method_calls_on_values_in_the_program():
         "t2r_3": "self.env._get_site_pos('leftEndEffector')",
         "t2r_4": "self.env.data.body('hand').xpos[0]",
     }
-    assert "self['t2r_0'].copy()" in program and "self.env" not in program
+    code, original = program.split("# The original, as written")
+    assert "self['t2r_0'].copy()" in code and "self.env" not in code
+    # the original follows as comments, its own comments included
+    assert "# reach the drawer handle, then pull it to the target" in original
+    assert all(line.startswith("#") for line in original.strip().splitlines()[1:])
+
+
+def test_text2rewards_general_format_is_named_in_one_line():
+    general = (
+        "import numpy as np\n\n"
+        "def compute_dense_reward(self, action, obs):\n"
+        "    # reach the handle\n"
+        "    d = np.linalg.norm(self.robot.ee_position - self.obj1.position)\n"
+        "    g = np.linalg.norm(self.obj1.position - self.goal_position)\n"
+        "    return -d - g - np.linalg.norm(self.robot.ee_position - self.goal_position)\n"
+    )
+    with pytest.raises(CodeCheckError) as err:
+        convert_text2reward(general)
+    text = str(err.value)
+    assert "Text2Reward's general format" in text and "specific.py" in text and "\n" not in text
+    assert "self.robot" in text and text.count("self.robot") == 1  # said once, not per line
+
+
+def test_problems_are_said_once_in_the_order_of_the_file():
+    src = (
+        "def compute_dense_reward(self, action, obs):\n"
+        "    a = self.env.step(action)\n"
+        "    b = self.env.step(action)\n"
+        "    c = self.other\n"
+        "    return self.env.reset()\n"
+    )
+    with pytest.raises(CodeCheckError) as err:
+        convert_text2reward(src)
+    lines = [int(part.split(":")[0].split()[1]) for part in str(err.value).split("; ")]
+    assert lines == sorted(lines) and len(set(str(err.value).split("; "))) == len(lines)
 
 
 def test_imported_reward_equals_the_original_on_the_live_env(tmp_path):

@@ -7,7 +7,9 @@ refine, report), :mod:`~rewardgen.cli.prefs` (prefs serve, prefppo), :mod:`~rewa
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 import typer
 from rich.console import Console
@@ -46,17 +48,34 @@ def _is_click(exc: BaseException, name: str) -> bool:
     return any(c.__name__ == name and "click" in c.__module__ for c in type(exc).__mro__)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's kill, ``timeout``, a preemption), handled like Ctrl-C: the run is
+    marked interrupted and what was trained is saved."""
+
+
+_SIGNALLED: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer turns KeyboardInterrupt (Ctrl-C, or SIGTERM through ours) into this
+            _interrupted(terminated=bool(_SIGNALLED))
     except RewardgenError as exc:
         # the message is text, not markup: "pip install 'rewardgen[vlm]'" keeps its brackets
         message = f"[red]error:[/red] {escape(str(exc))}"
         err_console.print(message, markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        _interrupted()
+    except KeyboardInterrupt as exc:
+        _interrupted(isinstance(exc, Terminated))
     except Exception as exc:
         if _is_click(exc, "ClickException"):  # usage errors: the usage line, the problem, exit 2
             exc.show()  # type: ignore[attr-defined]
@@ -66,9 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         raise
 
 
-def _interrupted() -> None:
-    err_console.print("interrupted: the run directory keeps the model and metrics saved so far")
-    sys.exit(130)
+def _interrupted(terminated: bool = False) -> None:
+    why = "terminated (SIGTERM)" if terminated else "interrupted"
+    err_console.print(f"{why}: the run directory keeps the model and metrics saved so far")
+    sys.exit(143 if terminated else 130)
 
 
 from rewardgen.cli import llm, oni, prefs, synth, train, vlm  # noqa: E402, F401  (registers the commands on `app`)

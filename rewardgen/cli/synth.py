@@ -91,6 +91,16 @@ def synthesize(
     if resume is not None:
         config = SearchConfig.from_run(resume)
         run = RunDir.open(resume)
+        was = run.manifest.get("status")
+        if was in ("interrupted", "running"):  # "running": killed outright (SIGKILL, a power cut)
+            how = (
+                "was interrupted"
+                if was == "interrupted"
+                else "was cut short (its manifest still says running)"
+            )
+            console.print(
+                f"resuming {run.path}: the search {how}; finished candidates are kept", highlight=False
+            )
         run.update(status="running", resumed=True)
     else:
         if (task is None) == (env is None):
@@ -233,5 +243,14 @@ def report(
     """(Re)write RUN_DIR/report.html: every candidate's curves, videos of the best, the code."""
     from rewardgen.runs import RunDir
     from rewardgen.synthesis import write_report
+    from rewardgen.synthesis.config import METHODS
 
-    console.print(f"report: [bold]{write_report(RunDir.open(run_dir).path)}[/bold]")
+    run = RunDir.open(run_dir)
+    method = run.manifest.get("method")
+    if method not in METHODS:
+        raise RewardgenError(
+            f"{run.path} is a `{method}` run, not a search: report.html compares the candidates of "
+            f"`rewardgen synthesize` ({', '.join(METHODS)}); this run's learning_curve.png, eval.json "
+            "and manifest.json say how it went"
+        )
+    console.print(f"report: [bold]{write_report(run.path)}[/bold]")

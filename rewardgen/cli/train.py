@@ -12,10 +12,28 @@ from rich.table import Table
 
 from rewardgen.cli import app, console, parse_steps
 from rewardgen.errors import RewardgenError
+from rewardgen.runs import RunDir
 
 DEMO_TASK = "halfcheetah-run"
 DEMO_STEPS = 1_000_000  # a cap: the demo stops at the first successful evaluation (~400k steps)
 DEMO_EVAL_EVERY = 25_000
+
+
+def _no_episode(manifest: dict) -> str:
+    """Why a run has no metrics.csv or learning curve: no training episode finished."""
+    import gymnasium as gym
+
+    steps, n_envs = manifest.get("config", {}).get("steps"), manifest.get("config", {}).get("n_envs")
+    try:
+        length = gym.spec(manifest.get("env_id", "")).max_episode_steps
+    except Exception:
+        length = None
+    per_env = f" ({steps:,} steps over {n_envs} envs: {steps // n_envs:,} each)" if steps and n_envs else ""
+    lasts = f"; an episode of this task lasts up to {length:,} steps" if length else ""
+    return (
+        f"no training episode finished{per_env}{lasts}: metrics.csv and the learning curve need at "
+        "least one. Train for more steps (--steps)."
+    )
 
 
 def _report(result) -> dict | None:
@@ -42,7 +60,10 @@ def _report(result) -> dict | None:
     for name in ("learning_curve.png", "video.mp4", "metrics.csv", "evals.csv", "reward.py", "manifest.json"):
         if (result.run_dir / name).exists():
             console.print(f"  {name}")
-    hit = json.loads((result.run_dir / "manifest.json").read_text()).get("first_success")
+    manifest = RunDir.read_manifest(result.run_dir)
+    if not (result.run_dir / RunDir.METRICS).exists():
+        console.print(_no_episode(manifest), soft_wrap=True, highlight=False, markup=False)
+    hit = manifest.get("first_success")
     if hit:  # periodic evaluations (--eval-every, --until-success, the demo) met the success metric
         console.print(
             f"[green]success[/green]: the policy met the success metric after {hit['timesteps']:,} steps "
@@ -90,7 +111,7 @@ RewardFormat = Annotated[
 ]
 
 
-def program_spec(task: str, reward: Path | None, sandbox: bool):
+def program_spec(task: str, reward: Path | None, sandbox: bool, origin: dict | None = None):
     """The reward spec of ``--reward FILE`` (default: the task's reference program), sandboxed
     with the default limits when ``sandbox``."""
     from rewardgen.code import ProgramSpec, SandboxLimits
@@ -99,16 +120,17 @@ def program_spec(task: str, reward: Path | None, sandbox: bool):
     limits = SandboxLimits() if sandbox else None
     if reward is None:
         return get_task(task).reference_reward(limits)
-    return ProgramSpec.from_file(reward, sandbox=limits)
+    return ProgramSpec.from_file(reward, sandbox=limits, origin=origin)
 
 
 def _reward_format(
     reward_format: str, task: str, reward: Path | None, sandbox: bool, out: Path | None, method: str
-) -> tuple[str, Path | None, bool]:
-    """(task, reward, sandbox) to run: a Text2Reward file becomes a task YAML with its state
-    fields plus a sandboxed program, written into the run directory (``text2reward/``)."""
+) -> tuple[str, Path | None, bool, dict | None]:
+    """(task, reward, sandbox, origin) to run: a Text2Reward file becomes a task YAML with its
+    state fields plus a sandboxed program, written into the run directory (``text2reward/``);
+    ``origin`` (the original file and its hash) goes to the manifest."""
     if reward_format == "rewardgen":
-        return task, reward, sandbox
+        return task, reward, sandbox, None
     if reward_format != "text2reward":
         raise RewardgenError(f"unknown --reward-format '{reward_format}': use rewardgen or text2reward")
     from rewardgen.interop import import_text2reward
@@ -120,11 +142,12 @@ def _reward_format(
     folder = (out or default_run_path(get_task(task).id, method)) / "text2reward"
     imp = import_text2reward(reward, task, out=folder)
     console.print(
-        f"text2reward: {len(imp.fields)} self.env reads became state fields; sandboxed ({folder})",
+        f"text2reward: {len(imp.fields)} self.env reads became state fields; sandboxed ({folder}). "
+        f"{imp.origin['note']}.",
         highlight=False,
         soft_wrap=True,
     )
-    return str(imp.task.path), imp.reward, True
+    return str(imp.task.path), imp.reward, True, imp.origin
 
 
 @app.command()
@@ -171,15 +194,19 @@ def train(
         Path | None,
         typer.Option(help="continue this run directory's training (after a kill, or for more --steps)"),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="torch threads; default: OMP_NUM_THREADS, else the cores free now (at most 4)"),
+    ] = None,
 ) -> None:
     """Train an agent on a reward program and evaluate it on the task's success metric."""
     from rewardgen.train import TrainConfig
     from rewardgen.train import train as run_train
 
-    task, reward, sandbox = _reward_format(reward_format, task, reward, sandbox, out, "train")
+    task, reward, sandbox, origin = _reward_format(reward_format, task, reward, sandbox, out, "train")
     config = TrainConfig(
         task=task,
-        reward=program_spec(task, reward, sandbox),
+        reward=program_spec(task, reward, sandbox, origin),
         steps=parse_steps(steps),
         algo=algo,
         n_envs=n_envs,
@@ -194,6 +221,7 @@ def train(
         stop_on_success=until_success,
         backend=backend,
         resume_from=str(resume) if resume is not None else None,
+        threads=threads,
     )
     if backend != "sf" and (num_workers or num_envs_per_worker):
         raise RewardgenError("--num-workers and --num-envs-per-worker are sample-factory's: add --backend sf")
@@ -255,30 +283,59 @@ def tasks(
     if show:
         console.print(get_task(show).describe(), markup=False, highlight=False)
         return
+    rows = [(t.id, t.gym_id, t.goal, t.metric.describe(), "yes" if t.standard else "") for t in list_tasks()]
+    if not console.is_terminal:  # piped: one task a line, tab-separated, nothing cut (grep, cut, awk)
+        for row in rows:
+            print("\t".join(row))
+        return
     table = Table(title="rewardgen tasks")
     for col in ("id", "env", "goal", "success", "standard"):
-        table.add_column(col)
-    for t in list_tasks():
-        table.add_row(t.id, t.gym_id, t.goal, t.metric.describe(), "yes" if t.standard else "")
+        # an id is never cut: the other columns fold to make room
+        table.add_column(
+            col, no_wrap=col == "id", min_width=max(len(r[0]) for r in rows) if col == "id" else None
+        )
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
 @app.command()
 def check(
-    task: Annotated[str, typer.Option(help="task id or task YAML")],
+    task: Annotated[str | None, typer.Option(help="task id or task YAML")] = None,
     reward: Annotated[Path | None, typer.Option(help="reward program; default: the task's reference")] = None,
+    env: Annotated[
+        str | None, typer.Option(help="any gymnasium env id instead of a task (with --reward)")
+    ] = None,
+    notes: Annotated[Path | None, typer.Option(help="field notes (YAML) for --env")] = None,
     steps: Annotated[int, typer.Option(help="random steps per env")] = 250,
     n_envs: Annotated[int, typer.Option(help="parallel envs")] = 4,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     reward_format: RewardFormat = "rewardgen",
     sandbox: Annotated[bool, typer.Option(help="run the reward as untrusted code in a sandbox")] = False,
-    out: Annotated[Path | None, typer.Option(help="where a converted Text2Reward file is written")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="keep what the check made (a converted Text2Reward file, a derived task) here"),
+    ] = None,
 ) -> None:
-    """Run a reward on random rollouts: each term's statistics, the env's reward, the cost."""
+    """Run a reward on random rollouts: each term's statistics, the env's reward, the cost.
+    Nothing is written unless --out says where."""
+    import tempfile
+
     from rewardgen.train.check import check_reward
 
-    task, reward, sandbox = _reward_format(reward_format, task, reward, sandbox, out, "check")
-    stats = check_reward(task, program_spec(task, reward, sandbox), steps=steps, n_envs=n_envs, seed=seed)
+    if (task is None) == (env is None):
+        raise RewardgenError("give --task or --env (any gymnasium env id, with --reward)")
+    with tempfile.TemporaryDirectory(prefix="rewardgen-check-") as scratch:
+        folder = out if out is not None else Path(scratch)
+        if env is not None:
+            from rewardgen.tasks import derive_task, save_task_file
+
+            folder.mkdir(parents=True, exist_ok=True)
+            task = str(save_task_file(derive_task(env, "(your goal)", notes), folder / "task.yaml").path)
+        assert task is not None
+        task, reward, sandbox, origin = _reward_format(reward_format, task, reward, sandbox, folder, "check")
+        spec = program_spec(task, reward, sandbox, origin)
+        stats = check_reward(task, spec, steps=steps, n_envs=n_envs, seed=seed)
     table = Table(title=f"{stats['program']} on {stats['env_id']}: {stats['transitions']} random transitions")
     for col in ("term", "mean", "min", "max"):
         table.add_column(col, justify="right" if col != "term" else "left")

@@ -134,7 +134,6 @@ def score(
     """Score IMAGES with the VLM reward of the goal prompts (or goal images) against the
     baselines: the number each frame would earn as a reward, to check prompts before training."""
     import imageio.v3 as iio
-    import numpy as np
 
     from rewardgen.errors import RewardgenError
     from rewardgen.vlm import VLMReward

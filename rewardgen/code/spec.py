@@ -37,6 +37,7 @@ class ProgramSpec(RewardSpec):
     label: str = "<reward>"
     params: Mapping[str, Any] = field(default_factory=dict)
     sandbox: SandboxLimits | None = None
+    origin: Mapping[str, Any] | None = None  # where a converted program came from (format, file, hash)
 
     deferrable = True
 
@@ -54,9 +55,13 @@ class ProgramSpec(RewardSpec):
 
     @classmethod
     def from_file(
-        cls, path: str | Path, params: Mapping[str, Any] | None = None, sandbox: SandboxLimits | None = None
+        cls,
+        path: str | Path,
+        params: Mapping[str, Any] | None = None,
+        sandbox: SandboxLimits | None = None,
+        origin: Mapping[str, Any] | None = None,
     ) -> ProgramSpec:
-        return cls(path=str(path), params=dict(params or {}), sandbox=sandbox)
+        return cls(path=str(path), params=dict(params or {}), sandbox=sandbox, origin=origin)
 
     @property
     def program(self) -> RewardProgram:
@@ -80,6 +85,7 @@ class ProgramSpec(RewardSpec):
             "sha256": program.sha256,
             "params": dict(program.params),
             "sandbox": asdict(self.sandbox) if self.sandbox is not None else None,
+            **({"origin": dict(self.origin)} if self.origin else {}),
         }
 
     def files(self) -> dict[str, str]:

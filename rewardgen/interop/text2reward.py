@@ -20,13 +20,14 @@ side, that every rewardgen command accepts.
 from __future__ import annotations
 
 import ast
+import hashlib
 from pathlib import Path
 
 from rewardgen.code.checks import CodeCheckError, static_check
 from rewardgen.errors import RewardgenError
 from rewardgen.tasks import FieldSpec, TaskSpec, get_task, save_task_file
 
-__all__ = ["ENTRY", "Text2RewardImport", "convert_text2reward", "import_text2reward"]
+__all__ = ["ENTRY", "VERSION_NOTE", "Text2RewardImport", "convert_text2reward", "import_text2reward"]
 
 ENTRY = "compute_dense_reward"
 _GETTER_PREFIXES = ("_get_", "get_", "touching_")
@@ -196,6 +197,21 @@ def convert_text2reward(source: str) -> tuple[str, dict[str, str]]:
     args = [a.arg for a in entry.args.args]
     if args[:1] != ["self"] or len(args) != 3:
         raise CodeCheckError(f"{ENTRY} must take (self, action, obs), it takes ({', '.join(args)})")
+    abstract = sorted(
+        {
+            n.attr
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+        }
+        - {"env"}
+    )
+    general = [a for a in abstract if a in ("robot", "goal_position") or a.startswith("obj")]
+    if general and not any(_is_self_env(n) for n in ast.walk(tree)):
+        raise CodeCheckError(
+            f"this is Text2Reward's general format (it reads {', '.join('self.' + a for a in general[:4])}, "
+            "an abstract robot API): rewardgen converts its Meta-World specific.py files, which read "
+            "self.env; use the specific.py of the same task"
+        )
     reads = _EnvReads()
     tree = reads.visit(tree)
     problems = list(reads.problems)
@@ -204,27 +220,52 @@ def convert_text2reward(source: str) -> tuple[str, dict[str, str]]:
             if node.attr == "env":
                 continue  # reported above, with the expression it is part of
             problems.append(f"line {node.lineno}: 'self.{node.attr}' is not available (only self.env.*)")
-    if problems:
-        raise CodeCheckError("; ".join(problems))
+    if problems:  # each once, in the order of the file
+        line = lambda text: int(text.split(":")[0].split()[1]) if text.startswith("line ") else 0  # noqa: E731
+        raise CodeCheckError("; ".join(sorted(dict.fromkeys(problems), key=line)))
     fields = {name: text for text, name in reads.fields.items()}
     row = ", ".join(f"{n!r}: info[{n!r}][i]" for n in fields)
     dropped = _drop_unused_imports(tree)
     body = ast.unparse(tree)
     # Text2Reward ran its code with numpy in globals: some files use np without importing it
-    header = "" if "import numpy as np\n" in body else "import numpy as np\n"
+    header = (
+        ""
+        if "import numpy as np\n" in body
+        else "import numpy as np  # added by rewardgen: Text2Reward ran its code with numpy in globals\n"
+    )
     header += "".join(f"# rewardgen dropped an import the code never uses: {d}\n" for d in dropped)
-    program = header + ("\n" if header else "") + body + WRAPPER.format(row=row, entry=ENTRY)
+    original = "".join(f"# {line}".rstrip() + "\n" for line in source.splitlines())
+    program = (
+        header
+        + ("\n" if header else "")
+        + body
+        + WRAPPER.format(row=row, entry=ENTRY)
+        + "\n\n# The original, as written (comments included); each self.env read is a task field now:\n"
+        + original
+    )
     check = static_check(program)
     if not check.ok:
         raise CodeCheckError("refused by the static checks: " + "; ".join(check.problems))
     return program, fields
 
 
-class Text2RewardImport:
-    """What :func:`import_text2reward` wrote: the task YAML, the reward program, the fields."""
+#: Said wherever a converted file's numbers are shown: the published files target other envs.
+VERSION_NOTE = (
+    "Text2Reward wrote its files for Meta-World v2 envs; the catalog runs Meta-World v3 "
+    "(metaworld 3.x), so returns and success rates are measured there and may differ from the paper's"
+)
 
-    def __init__(self, task: TaskSpec, reward: Path, fields: dict[str, str]):
+
+class Text2RewardImport:
+    """What :func:`import_text2reward` wrote: the task YAML, the reward program, the fields, and
+    ``origin`` (the format, the original file's absolute path and sha256, the version note) for
+    the run's manifest."""
+
+    def __init__(
+        self, task: TaskSpec, reward: Path, fields: dict[str, str], origin: dict[str, str] | None = None
+    ):
         self.task, self.reward, self.fields = task, reward, fields
+        self.origin = origin or {}
 
     def __repr__(self) -> str:
         return f"Text2RewardImport(task={self.task.path}, reward={self.reward}, fields={self.fields})"
@@ -250,13 +291,16 @@ def import_text2reward(
     folder = Path(out) if out is not None else src.parent
     folder.mkdir(parents=True, exist_ok=True)
     reward_path = folder / f"{src.stem}.rewardgen.py"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
     reward_path.write_text(
-        f"# Converted by rewardgen.interop.import_text2reward from {src.name} for task {spec.id}.\n{program}"
+        f"# Converted by rewardgen.interop.import_text2reward for task {spec.id} from\n"
+        f"#   {src.resolve()} (sha256 {digest})\n# {VERSION_NOTE}.\n{program}"
     )
+    origin = {"format": "text2reward", "path": str(src.resolve()), "sha256": digest, "note": VERSION_NOTE}
     extra = {
         name: FieldSpec(source="state." + text[len("self.env.") :], doc=f"Text2Reward's {text}")
         for name, text in fields.items()
     }
     derived = spec.model_copy(update={"fields": {**spec.fields, **extra}, "reward": reward_path.name})
     task_path = folder / f"{src.stem}.task.yaml"
-    return Text2RewardImport(save_task_file(derived, task_path), reward_path, fields)
+    return Text2RewardImport(save_task_file(derived, task_path), reward_path, fields, origin)

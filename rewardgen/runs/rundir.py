@@ -22,7 +22,19 @@ from rewardgen.runs.summary import EvalSummary
 
 __all__ = ["RunDir", "default_run_path", "package_versions"]
 
-_PACKAGES = ("gymnasium", "numpy", "torch", "stable-baselines3", "mujoco", "sample-factory", "openai")
+_PACKAGES = (
+    "gymnasium",
+    "numpy",
+    "torch",
+    "stable-baselines3",
+    "mujoco",
+    "metaworld",
+    "nle",
+    "sample-factory",
+    "openai",
+    "transformers",
+    "open_clip_torch",
+)
 
 
 def package_versions() -> dict[str, str | None]:

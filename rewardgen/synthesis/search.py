@@ -71,7 +71,7 @@ def synthesize(
     best: Candidate | None = None
     stopped = None
     # the executor, then the selector, close after the run's end is written
-    with contextlib.ExitStack() as closing:
+    with contextlib.ExitStack() as closing, _marked_if_interrupted(run):
         close = getattr(selector, "close", None)  # e.g. the web judge's page: it tells an open tab
         if close is not None:
             closing.callback(close)
@@ -143,6 +143,17 @@ def synthesize(
         )
         write_report(run.path)
     return summary
+
+
+@contextlib.contextmanager
+def _marked_if_interrupted(run: RunDir) -> Any:
+    """Ctrl-C or SIGTERM (the CLI turns it into KeyboardInterrupt): the manifest says
+    ``interrupted``, not ``running`` forever; ``--resume`` carries on from what was kept."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        run.update(status="interrupted")
+        raise
 
 
 def _selector(

@@ -11,6 +11,7 @@ metric the env's own return ranks candidates (``sum`` of ``env_reward``), with t
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,21 @@ def derive_task(
     """
     note = _read_notes(notes)
     kwargs = {**note.get("env_kwargs", {}), **env_kwargs}
+    if note.get("package") and ":" not in env_id:  # the package registers the env when imported
+        try:
+            importlib.import_module(str(note["package"]))
+        except ImportError as exc:
+            raise RewardgenError(f"the notes' package '{note['package']}' cannot be imported: {exc}") from exc
     try:
         env = gym.make(env_id, **kwargs)
     except (gym.error.Error, ModuleNotFoundError, TypeError) as exc:
-        raise RewardgenError(f"cannot make env '{env_id}': {exc}") from exc
+        hint = ""
+        if isinstance(exc, gym.error.NamespaceNotFound | gym.error.NameNotFound) and ":" not in env_id:
+            hint = (
+                f" (if a package registers it, name it: 'PACKAGE:{env_id}', or 'package: PACKAGE' in "
+                "the notes)"
+            )
+        raise RewardgenError(f"cannot make env '{env_id}': {exc}{hint}") from exc
     try:
         fields = _obs_fields(env.observation_space)
         env.reset(seed=0)

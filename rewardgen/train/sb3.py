@@ -17,6 +17,7 @@ from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_k
 from rewardgen.train.callback import make_callback
 from rewardgen.train.evaluation import OverBudgetError, evaluate, finish_run, over_budget
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
+from rewardgen.train.threads import set_train_threads
 
 __all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
 
@@ -51,6 +52,7 @@ class TrainConfig:
     eval_every: int | None = None  # evaluate the policy every N steps (evals.csv); None: only at the end
     stop_on_success: bool = False  # end training at the first evaluation where every episode succeeds
     backend: str = "sb3"  # "sb3" (stable-baselines3 PPO/SAC) or "sf" (sample-factory APPO)
+    threads: int | None = None  # torch threads; None: OMP_NUM_THREADS, else the free cores (train/threads.py)
 
     def record(self, reward: RewardSpec) -> dict[str, Any]:
         """The config as the manifest keeps it (JSON values): the reward as its spec describes it."""
@@ -151,10 +153,12 @@ def train(
         _check_video(spec)
 
     set_random_seed(config.seed)
+    threads = set_train_threads(config.threads)  # torch's default collapses on shared cores
     # built before the run directory: a reward that cannot be built (a bad model name, weights
     # missing) fails at once and leaves nothing behind
     reward = reward_spec.build()
     record = {**config.record(reward_spec), "algo": algo, "steps": steps, "n_envs": n_envs}
+    record["torch_threads"] = threads
     run = RunDir.create(spec.id, method, record, out=out)
     for name, text in reward_spec.files().items():
         run.file(name).write_text(text)

@@ -359,6 +359,10 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     hp = {**use_encoder_for(spec.gym_id), **config.hyperparams}  # NetHack: our encoder
     workers, per_worker = hp.pop("num_workers", None), hp.pop("num_envs_per_worker", None)
     record = {**config.record(reward_spec), "algo": "appo", "steps": steps, "backend": "sf"}
+    from rewardgen.train.threads import set_train_threads
+
+    # this process (evaluation, a serial runner); sample-factory gives its learner and workers one each
+    record["torch_threads"] = set_train_threads(config.threads)
     resume = Path(config.resume_from) if config.resume_from is not None else None
     if resume is not None:
         out = resume if out is None else Path(out)

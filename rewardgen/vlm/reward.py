@@ -64,7 +64,9 @@ def as_rgb(image: Any, what: str = "an image") -> np.ndarray:
     elif array.ndim == 3 and array.shape[-1] == 4:
         array = array[..., :3]
     if array.ndim != 3 or array.shape[-1] != 3:
-        raise RewardgenError(f"{what} must be a picture (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+        raise RewardgenError(
+            f"{what} must be a picture (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}"
+        )
     return np.clip(array, 0, 255).astype(np.uint8)
 
 
@@ -73,7 +75,8 @@ def _load_images(images: Sequence[Any]) -> list[np.ndarray]:
     import imageio.v3 as iio
 
     return [
-        as_rgb(iio.imread(image) if isinstance(image, (str, Path)) else image, "a goal image") for image in images
+        as_rgb(iio.imread(image) if isinstance(image, (str, Path)) else image, "a goal image")
+        for image in images
     ]
 
 
