@@ -25,7 +25,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from rewardgen.runs import package_versions
 from rewardgen.train import TrainConfig, train
 from rewardgen.train.periodic import read_evals
-from rewardgen.train.sb3 import OverBudgetError
+from rewardgen.train import OverBudgetError
 
 PROFILES = ("default", "zoo")
 

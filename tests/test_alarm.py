@@ -104,7 +104,7 @@ def stand_run(tmp_path_factory):
 def test_the_terminal_says_so(stand_run, capsys):
     from rewardgen.cli.train import _report
     from rewardgen.runs import RunDir
-    from rewardgen.train.sb3 import TrainResult
+    from rewardgen.train import TrainResult
 
     run = RunDir.open(stand_run)
     _report(TrainResult(stand_run, run.eval_summary(), Verdict.from_dict(run.manifest["alarm"])))

@@ -14,7 +14,7 @@ from rewardgen.tasks import get_task
 from rewardgen.train import TrainConfig, train
 from rewardgen.train.check import check_reward
 from rewardgen.train.hyperparams import FAST_PPO
-from rewardgen.train.sb3 import resolve_device
+from rewardgen.train import resolve_device
 
 FAST = {**FAST_PPO, "n_steps": 256}
 
@@ -322,7 +322,7 @@ def test_sac_scores_frames_a_chunk_at_a_time_and_learns_as_if_per_step(tmp_path)
 
 
 def test_training_past_its_wall_clock_budget_stops_saves_and_says_so(tmp_path):
-    from rewardgen.train.sb3 import OverBudgetError
+    from rewardgen.train import OverBudgetError
 
     config = TrainConfig(task="hopper-run", steps=10_000_000, time_budget_s=3.0, video=False, progress=False)
     with pytest.raises(OverBudgetError, match=r"over its wall-clock budget of 3 s") as err:

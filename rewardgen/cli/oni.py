@@ -67,9 +67,8 @@ def train_cmd(
     from rewardgen.llm.options import settings_from_options
     from rewardgen.runs import default_run_path
     from rewardgen.tasks import get_task
-    from rewardgen.train import TrainConfig
+    from rewardgen.train import TrainConfig, check_backend
     from rewardgen.train import train as run_train
-    from rewardgen.train.sb3 import check_backend
 
     check_backend(backend)  # before the annotation service starts: a missing stack is said at once
     spec = get_task(task)

@@ -223,8 +223,14 @@ def train(
         resume_from=str(resume) if resume is not None else None,
         threads=threads,
     )
-    if backend != "sf" and (num_workers or num_envs_per_worker):
-        raise RewardgenError("--num-workers and --num-envs-per-worker are sample-factory's: add --backend sf")
+    from rewardgen.train import BACKENDS, get_backend
+
+    if (num_workers or num_envs_per_worker) and not get_backend(backend).worker_processes:
+        with_workers = " or ".join(b.name for b in BACKENDS.values() if b.worker_processes)
+        raise RewardgenError(
+            f"--num-workers and --num-envs-per-worker set rollout worker processes, which the {backend} "
+            f"back end does not have: add --backend {with_workers}"
+        )
     if num_workers:
         config.hyperparams["num_workers"] = num_workers
     if num_envs_per_worker:

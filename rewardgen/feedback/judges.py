@@ -29,6 +29,10 @@ class Judge(Protocol):
         """The best and worst (or a ranking) of ``options`` (at least two)."""
         ...
 
+    def close(self) -> None:
+        """Stop what the judge runs (the web judge's page); nothing for the others."""
+        ...
+
 
 class SyntheticJudge:
     """Ranks by the task's success metric (``by="score"``) or the env's own return
@@ -67,6 +71,9 @@ class SyntheticJudge:
             ranking=tuple(order),
             judge=self.name,
         )
+
+    def close(self) -> None:
+        pass
 
 
 def _value(option: Option, by: str) -> float:
@@ -109,6 +116,9 @@ class TerminalJudge:
             judge=self.name,
             rater=clean_text(self.rater),
         )
+
+    def close(self) -> None:
+        pass
 
     def _pick(self, what: str, n: int, exclude: int | None = None) -> int:
         while True:

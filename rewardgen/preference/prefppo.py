@@ -392,9 +392,7 @@ def train_prefppo(
     finally:
         if films is not None:
             films.close()
-        close = getattr(judge, "close", None)  # the web page's server
-        if close is not None:
-            close()
+        judge.close()  # the web page's server
     import torch
 
     torch.save([net.state_dict() for net in model.nets], path / "reward_model.pt")

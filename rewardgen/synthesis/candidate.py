@@ -23,6 +23,7 @@ from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
 from rewardgen.synthesis.progress import quiet
 from rewardgen.tasks import TaskSpec, get_task
+from rewardgen.train.api import get_backend
 from rewardgen.train.check import check_reward
 
 __all__ = [
@@ -181,7 +182,7 @@ def _train_config(
     from rewardgen.train import TrainConfig
 
     hyperparams = dict(config.hyperparams)
-    if config.backend == "sf" and "num_workers" not in hyperparams:
+    if get_backend(config.backend).worker_processes and "num_workers" not in hyperparams:
         # candidates trained at once share the machine's cores between their rollout workers
         hyperparams["num_workers"] = max(1, (os.cpu_count() or 1) // max(1, config.workers))
     return TrainConfig(
@@ -202,13 +203,13 @@ def _train_config(
 
 def reward_batch(task: TaskSpec, config: SearchConfig) -> int:
     """How many transitions a candidate's training scores in one reward call, the size its cost
-    is judged at: a whole PPO rollout on SB3 (a program's rewards are deferred to the rollout's
-    end), else one vector step. At most 4096: the cost per transition has settled by then."""
+    is judged at: a whole PPO rollout where the back end defers a program's rewards to the
+    rollout's end, else one vector step. At most 4096: the cost per transition has settled by then."""
     from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 
     algo = task.budget.algo
     n_envs = default_n_envs(algo, config.profile, task.budget.n_envs)
-    if config.backend != "sb3" or algo != "ppo":
+    if not get_backend(config.backend).deferred_rewards or algo != "ppo":
         return n_envs
     hyperparams = {**default_hyperparams(algo, task.env_id, config.profile), **config.hyperparams}
     return min(int(hyperparams.get("n_steps", 2048)) * n_envs, 4096)

@@ -8,14 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rewardgen.llm import BudgetExceededError
+from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.synthesis.candidate import Candidate, continue_candidate, evaluate_candidate, saved
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
 from rewardgen.synthesis.progress import ProgressFn, quiet, watch_candidates
 from rewardgen.tasks import TaskSpec
 
-__all__ = ["evaluate_round", "halving_rungs"]
+__all__ = ["evaluate_round", "halving_rungs", "top_up_round"]
 
 
 def halving_rungs(steps: int, samples: int, early_stop: bool) -> list[int]:
@@ -113,3 +113,36 @@ def _prune(cands: dict[int, Candidate], tolerance: float = 0.0) -> list[Candidat
         c.pruned = True
         saved(c)
     return dropped
+
+
+def top_up_round(
+    task: TaskSpec,
+    round_cands: list[Candidate],
+    messages: list[dict[str, str]],
+    round_dir: Path,
+    it: int,
+    config: SearchConfig,
+    client: LLMClient,
+    executor: Executor,
+    log: Callable[[str], None],
+    progress: ProgressFn | None,
+) -> tuple[list[Candidate], str | None]:
+    """Ask again (at most ``config.regenerate`` times) for as many rewards as were refused or
+    failed, and evaluate them as the next candidates of the round; returns the round's candidates
+    and the reason the LLM budget stopped it, if it did."""
+    for top_up in range(1, config.regenerate + 1):
+        missing = config.samples - sum(c.status == "trained" for c in round_cands)
+        if missing <= 0:
+            break
+        log(f"  {missing} of {config.samples} did not train: asking for {missing} more")
+        try:
+            more = client.complete(
+                messages, n=missing, temperature=config.temperature, seed=config.seed + it + 1000 * top_up
+            )
+        except BudgetExceededError as exc:
+            return round_cands, str(exc)
+        texts = [r.text for r in more]
+        round_cands = round_cands + evaluate_round(
+            task, texts, round_dir, it, config, executor, log, progress, first=len(round_cands)
+        )
+    return round_cands, None

@@ -1,9 +1,9 @@
 """ICPL (in-context preference learning): each round a judge compares the policies trained on the
 LLM's rewards, and the next prompt learns from the choice.
 
-The search loop (:mod:`.search`) calls two things from here: :func:`icpl_selector`, the
-:class:`~rewardgen.synthesis.selection.Selector` that asks the judge and writes the feedback, and
-:func:`top_up_round`, which asks the LLM again for rewards that were refused or failed so that the
+The search (:mod:`.methods`) gets :func:`icpl_selector` from here: the
+:class:`~rewardgen.synthesis.selection.Selector` that asks the judge and writes the feedback; its
+``top_up`` has the search ask the LLM again for rewards that were refused or failed, so that the
 judge compares K policies.
 """
 
@@ -14,18 +14,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rewardgen.feedback import Choice, Judge, Option, PreferenceStore, make_judge
-from rewardgen.llm import BudgetExceededError, LLMClient
+from rewardgen.llm import LLMClient
 from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, curves, record_videos
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
-from rewardgen.synthesis.halving import evaluate_round
-from rewardgen.synthesis.progress import ProgressFn
 from rewardgen.synthesis.prompts import difference_request, preference_message
 from rewardgen.synthesis.selection import MetricSelector, is_trained
 from rewardgen.tasks import TaskSpec
 
-__all__ = ["PreferenceSelector", "icpl_selector", "top_up_round"]
+__all__ = ["PreferenceSelector", "icpl_selector"]
 
 
 class PreferenceSelector:
@@ -41,6 +39,8 @@ class PreferenceSelector:
     (one LLM call per round) writes how the preferred and the rejected reward differ; later
     prompts carry that history (kept as ``difference.md`` in each round's folder).
     """
+
+    top_up = True  # the judge compares K policies: a round asks again for those that did not train
 
     def __init__(
         self,
@@ -80,9 +80,7 @@ class PreferenceSelector:
 
     def close(self) -> None:
         """Stop what the judge runs (the web page's server)."""
-        close = getattr(self.judge, "close", None)
-        if close is not None:
-            close()
+        self.judge.close()
 
     def history(self) -> list[tuple[str, str]]:
         """How the preferred and the rejected reward differed in each round before the latest,
@@ -162,36 +160,3 @@ def icpl_selector(
 
     judge = make_judge(config.judge, seed=config.seed, run=run.path, goal=config.goal or task.goal)
     return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film, summarize, log)
-
-
-def top_up_round(
-    task: TaskSpec,
-    round_cands: list[Candidate],
-    messages: list[dict[str, str]],
-    round_dir: Path,
-    it: int,
-    config: SearchConfig,
-    client: LLMClient,
-    executor: Executor,
-    log: Callable[[str], None],
-    progress: ProgressFn | None,
-) -> tuple[list[Candidate], str | None]:
-    """Ask again (at most ``config.regenerate`` times) for as many rewards as were refused or
-    failed, and evaluate them as the next candidates of the round; returns the round's candidates
-    and the reason the LLM budget stopped it, if it did."""
-    for top_up in range(1, config.regenerate + 1):
-        missing = config.samples - sum(c.status == "trained" for c in round_cands)
-        if missing <= 0:
-            break
-        log(f"  {missing} of {config.samples} did not train: asking for {missing} more")
-        try:
-            more = client.complete(
-                messages, n=missing, temperature=config.temperature, seed=config.seed + it + 1000 * top_up
-            )
-        except BudgetExceededError as exc:
-            return round_cands, str(exc)
-        texts = [r.text for r in more]
-        round_cands = round_cands + evaluate_round(
-            task, texts, round_dir, it, config, executor, log, progress, first=len(round_cands)
-        )
-    return round_cands, None

@@ -15,21 +15,20 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from rewardgen.errors import RewardgenError
 from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos
-from rewardgen.synthesis.config import METHODS, SearchConfig
+from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
-from rewardgen.synthesis.halving import evaluate_round
-from rewardgen.synthesis.icpl import icpl_selector, top_up_round
+from rewardgen.synthesis.halving import evaluate_round, top_up_round
+from rewardgen.synthesis.methods import get_method
 from rewardgen.synthesis.progress import ProgressFn, quiet
 from rewardgen.synthesis.prompts import initial_messages
 from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
-from rewardgen.synthesis.selection import MetricSelector, Selector
-from rewardgen.tasks import TaskSpec, get_task
-from rewardgen.train.sb3 import check_backend
+from rewardgen.synthesis.selection import Selector
+from rewardgen.tasks import get_task
+from rewardgen.train import check_backend
 
 __all__ = ["synthesize"]
 
@@ -54,8 +53,7 @@ def synthesize(
     success metric, with Eureka's reflection on the reward components; for ICPL, the judge of
     ``config.judge`` compares each round's policies).
     """
-    if config.method not in METHODS:
-        raise RewardgenError(f"unknown method '{config.method}': choose one of {', '.join(METHODS)}")
+    method = get_method(config.method)
     check_backend(config.backend)  # before any LLM call: a missing stack is said up front
     task = get_task(config.task)
     run.update(config=asdict(config))  # what `--resume` and `rewardgen refine` read back
@@ -63,8 +61,8 @@ def synthesize(
     executor = executor or make_executor(
         config.executor, config.workers, config.ray_address, config.gpus_per_candidate
     )
-    selector = selector or _selector(config, task, run, executor, client, log)
-    iterations = 1 if config.method == "text2reward" else config.iterations
+    selector = selector or method.selector(config, task, run, executor, client, log)
+    iterations = method.rounds(config)
     examples = few_shot_examples(task, config.goal, config.few_shot, config.retrieval)
     messages = initial_messages(task, config.goal, examples)
     candidates: list[Candidate] = []
@@ -72,9 +70,7 @@ def synthesize(
     stopped = None
     # the executor, then the selector, close after the run's end is written
     with contextlib.ExitStack() as closing, _marked_if_interrupted(run):
-        close = getattr(selector, "close", None)  # e.g. the web judge's page: it tells an open tab
-        if close is not None:
-            closing.callback(close)
+        closing.callback(selector.close)  # e.g. the web judge's page: it tells an open tab
         if own_executor:
             closing.callback(executor.close)
         for it in range(iterations):
@@ -92,7 +88,7 @@ def synthesize(
             round_cands = evaluate_round(
                 task, [r.text for r in replies], round_dir, it, config, executor, log, progress
             )
-            if config.method == "icpl":  # ICPL compares K policies: replace those that did not train
+            if selector.top_up:  # a judge compares K policies: replace those that did not train
                 round_cands, stopped = top_up_round(
                     task, round_cands, messages, round_dir, it, config, client, executor, log, progress
                 )
@@ -154,16 +150,3 @@ def _marked_if_interrupted(run: RunDir) -> Any:
     except KeyboardInterrupt:
         run.update(status="interrupted")
         raise
-
-
-def _selector(
-    config: SearchConfig,
-    task: TaskSpec,
-    run: RunDir,
-    executor: Executor,
-    client: LLMClient,
-    log: Callable[[str], None],
-) -> Selector:
-    if config.method == "icpl":
-        return icpl_selector(config, task, run, executor, client, log)
-    return MetricSelector()

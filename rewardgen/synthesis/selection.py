@@ -32,7 +32,11 @@ def is_trained(c: Candidate) -> bool:
 
 
 class Selector(Protocol):
-    """Chooses among candidates and writes the feedback of the next round."""
+    """Chooses among candidates and writes the feedback of the next round: what differs between
+    the search's methods, so the search loop names none. ``top_up``: a round whose candidates
+    did not all train asks the LLM again until it has K (a judge compares K policies)."""
+
+    top_up: bool
 
     def select(self, task: TaskSpec, round_id: str, round_cands: Sequence[Candidate]) -> Candidate | None:
         """The best of a round's candidates (None when none was trained)."""
@@ -48,6 +52,10 @@ class Selector(Protocol):
         """The next round's user message, after ``round_cands``; ``best`` is the search's best so far."""
         ...
 
+    def close(self) -> None:
+        """Stop what the selector runs (a judge's web page), once the run's end is written."""
+        ...
+
 
 class MetricSelector:
     """Eureka's choice: the highest success-metric score; feedback shows the round's best code
@@ -58,8 +66,13 @@ class MetricSelector:
         True
     """
 
+    top_up = False
+
     def select(self, task: TaskSpec, round_id: str, round_cands: Sequence[Candidate]) -> Candidate | None:
         return best_candidate(round_cands)
+
+    def close(self) -> None:
+        pass
 
     def keep(self, best: Candidate | None, round_best: Candidate | None) -> Candidate | None:
         return best_candidate([round_best, best])  # a tie goes to the newer

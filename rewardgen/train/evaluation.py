@@ -118,9 +118,9 @@ def evaluate(
     Example:
         >>> evaluate("runs/my-run", "hopper-run", get_task("hopper-run").reference_reward())  # doctest: +SKIP
     """
-    from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+    from rewardgen.train.api import load_policy
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
     spec = get_task(task)
@@ -128,13 +128,7 @@ def evaluate(
     if isinstance(reward, RewardSpec):
         size, reward = reward.render_kwargs(), reward.build()
     run = RunDir.open(run_dir)
-    if run.manifest.get("backend") == "sf":
-        from rewardgen.train.sf import SFPolicy
-
-        model: Any = SFPolicy(run.path, spec)
-    else:
-        cls = PPO if run.manifest["config"]["algo"] == "ppo" else SAC
-        model = cls.load(run.file("model.zip"), device="cpu")
+    model = load_policy(run.path, spec)  # by the back end that trained it
     render = "rgb_array" if video or reward.needs_frames else None
     size = size if reward.needs_frames else {}  # a reward that scores frames: the size it needs
     venv = DummyVecEnv([make_env_fn(spec, render_mode=render, fields=reward.fields, **size)])

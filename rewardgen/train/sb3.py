@@ -6,92 +6,34 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from rewardgen.errors import RewardgenError
-from rewardgen.rewards import RewardFnError, RewardSpec
-from rewardgen.runs import EvalSummary, MetricsWriter, RunDir
+from rewardgen.rewards import RewardFnError
+from rewardgen.runs import MetricsWriter, RunDir
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
+from rewardgen.train.api import TrainConfig, TrainResult, resolve_device
 from rewardgen.train.callback import make_callback
-from rewardgen.train.evaluation import OverBudgetError, evaluate, finish_run, over_budget
+from rewardgen.train.evaluation import finish_run, over_budget
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 from rewardgen.train.threads import set_train_threads
 
-__all__ = ["OverBudgetError", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
+__all__ = ["check", "load_policy", "train"]
 
 ALGOS = ("ppo", "sac")
-BACKENDS = ("sb3", "sf")
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run needs; stored in the run's manifest."""
-
-    task: str
-    reward: RewardSpec | None = None  # what to train on; None: the task's reference reward
-    steps: int | None = None  # None: the task's default budget
-    algo: str | None = None
-    n_envs: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    eval_episodes: int = 3
-    video: bool = True
-    video_steps: int = 400
-    checkpoint_every: int | None = None  # None: 10 checkpoints over the run
-    hyperparams: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's
-    profile: str = "default"  # "default" (fast on CPU) or "zoo" (rl-baselines3-zoo's settings)
-    mode: str = "replace"
-    env_coef: float = 1.0
-    reward_coef: float = 1.0
-    progress: bool = True
-    resume_from: str | None = None  # a run directory whose model.zip (and VecNormalize) training continues
-    defer_reward: bool | None = None  # score whole PPO rollouts at once; None: when the spec allows
-    time_budget_s: float | None = None  # wall-clock seconds for training + evaluation; None: no limit
-    eval_every: int | None = None  # evaluate the policy every N steps (evals.csv); None: only at the end
-    stop_on_success: bool = False  # end training at the first evaluation where every episode succeeds
-    backend: str = "sb3"  # "sb3" (stable-baselines3 PPO/SAC) or "sf" (sample-factory APPO)
-    threads: int | None = None  # torch threads; None: OMP_NUM_THREADS, else the free cores (train/threads.py)
-
-    def record(self, reward: RewardSpec) -> dict[str, Any]:
-        """The config as the manifest keeps it (JSON values): the reward as its spec describes it."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "reward"}
-        return {**out, "reward": reward.describe()}
+def check() -> None:
+    """stable-baselines3 is a core dependency: nothing to check."""
 
 
-@dataclass
-class TrainResult:
-    """Where the run went and how its policy did (``eval.success_rate``, ``eval.episodes``...)."""
+def load_policy(run: RunDir, task: Any) -> Any:
+    """The saved SB3 model of ``run`` (PPO or SAC, as its manifest says), on the CPU."""
+    from stable_baselines3 import PPO, SAC
 
-    run_dir: Path
-    eval: EvalSummary
-    alarm: Any = None  # the reward-hacking alarm's Verdict (rewardgen.train.alarm)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; anything else is checked."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RewardgenError(
-            f"device '{device}' asked for, but torch sees no CUDA GPU: use --device auto or cpu"
-        )
-    if device.split(":")[0] not in ("cpu", "cuda", "mps"):
-        raise RewardgenError(f"unknown device '{device}': use auto, cpu, cuda or cuda:N")
-    return device
-
-
-def check_backend(backend: str) -> None:
-    """An unknown back end, or sample-factory missing from this stack, is an error that says what to do."""
-    if backend not in BACKENDS:
-        raise RewardgenError(f"unknown back end '{backend}': choose one of {', '.join(BACKENDS)}")
-    if backend == "sf":
-        from rewardgen.train.sf import require_sf
-
-        require_sf()
+    cls = PPO if run.manifest["config"]["algo"] == "ppo" else SAC
+    return cls.load(run.file("model.zip"), device="cpu")
 
 
 def _check_video(spec: TaskSpec) -> None:
@@ -108,14 +50,9 @@ def _check_video(spec: TaskSpec) -> None:
 def train(
     config: TrainConfig, out: str | Path | None = None, method: str = "train", callbacks: Sequence[Any] = ()
 ) -> TrainResult:
-    """Train a policy on ``config.reward`` for ``config.task`` and write a run directory.
-    ``callbacks``: stable-baselines3 callbacks run after rewardgen's own (e.g. PrefPPO's, which
-    refits the reward model at each rollout's end).
-
-    Example:
-        >>> result = train(TrainConfig(task="halfcheetah-run", steps=2048))  # doctest: +SKIP
-        >>> result.eval.success_rate  # doctest: +SKIP
-    """
+    """The sb3 back end (through :func:`rewardgen.train.train`): PPO or SAC on ``config.reward``
+    for ``config.task``, a run directory written. ``callbacks``: stable-baselines3 callbacks run
+    after rewardgen's own (e.g. PrefPPO's, which refits the reward model at each rollout's end)."""
     import gymnasium as gym
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
@@ -131,11 +68,6 @@ def train(
     )
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
-    check_backend(config.backend)
-    if config.backend == "sf":
-        from rewardgen.train.sf import train_sf
-
-        return train_sf(config, out=out, method=method)
     started = time.monotonic()
     deadline = started + config.time_budget_s if config.time_budget_s is not None else None
     spec = get_task(config.task)
@@ -162,7 +94,7 @@ def train(
     run = RunDir.create(spec.id, method, record, out=out)
     for name, text in reward_spec.files().items():
         run.file(name).write_text(text)
-    run.update(env_id=spec.gym_id, device=device, reward=reward_spec.describe())
+    run.update(env_id=spec.gym_id, device=device, reward=reward_spec.describe(), backend="sb3")
     # PPO needs rewards only when a rollout ends: a reward that is a pure function of the
     # transitions (a program) scores the whole rollout in one call, which costs less per step
     # than scoring every step, in the sandbox (a process round trip) and in-process alike

@@ -27,11 +27,19 @@ import gymnasium as gym
 import numpy as np
 
 from rewardgen.errors import MissingExtraError, RewardgenError
-from rewardgen.rewards import RewardSpec
 from rewardgen.runs import MetricsWriter, RunDir, metrics_row
-from rewardgen.tasks import TaskSpec, get_task, make_env, wrapper_kwargs
+from rewardgen.tasks import TaskSpec, get_task, make_env
+from rewardgen.train.api import TrainConfig, TrainResult, resolve_device
+from rewardgen.train.sf_env import (  # noqa: F401  (re-exported: sample-factory's env side)
+    EpisodeStats,
+    SFVectorEnv,
+    episodes_from_stats,
+    flatten_episode,
+    make_sf_env,
+    unflatten_episode,
+)
 
-__all__ = ["SF_DEFAULTS", "SFPolicy", "SFVectorEnv", "require_sf", "train_sf"]
+__all__ = ["SF_DEFAULTS", "SFPolicy", "SFVectorEnv", "check", "load_policy", "require_sf", "train"]
 
 EXPERIMENT = "sf"  # sample-factory's experiment folder inside the run directory
 
@@ -112,138 +120,6 @@ def require_sf() -> Any:
     return sample_factory
 
 
-class EpisodeStats(gym.Wrapper):
-    """Put the reward wrapper's episode summary where sample-factory collects per-episode
-    statistics (``info["episode_extra_stats"]``, flat numbers)."""
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        ep = info.get("reward_episode")
-        if ep is not None:
-            info["episode_extra_stats"] = flatten_episode(ep)
-        return obs, reward, terminated, truncated, info
-
-
-def flatten_episode(ep: dict[str, Any]) -> dict[str, Any]:
-    """A wrapper's ``reward_episode`` row as flat numbers (sample-factory averages each key); a
-    vector wrapper's rows (arrays, one entry per env) as flat arrays."""
-
-    def num(value: Any) -> Any:
-        return np.asarray(value, dtype=np.float64) if np.ndim(value) else float(value)
-
-    out = {key: num(ep[key]) for key in ("env_return", "reward_return", "length")}
-    out.update({f"metric/{k}": num(v) for k, v in ep["metrics"].items()})
-    out.update({f"component/{k}": num(v) for k, v in ep["components"].items()})
-    return out
-
-
-def episodes_from_stats(stats: dict[str, Any]) -> list[dict[str, Any]]:
-    """The episode summaries in one of sample-factory's episodic reports: one
-    ``episode_extra_stats`` dict (non-batched sampling), or ``episode_extra_stats/<key>`` arrays
-    with a row per finished episode (batched sampling)."""
-    extra = stats.get("episode_extra_stats")
-    if isinstance(extra, dict):
-        return [unflatten_episode(extra)] if "env_return" in extra else []
-    prefix = "episode_extra_stats/"
-    flat = {k[len(prefix) :]: np.atleast_1d(v) for k, v in stats.items() if k.startswith(prefix)}
-    if "env_return" not in flat:
-        return []
-    return [unflatten_episode({k: v[i] for k, v in flat.items()}) for i in range(len(flat["env_return"]))]
-
-
-def unflatten_episode(flat: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`flatten_episode`."""
-    return {
-        "env_return": float(flat["env_return"]),
-        "reward_return": float(flat["reward_return"]),
-        "length": int(flat["length"]),
-        "metrics": {k[7:]: float(v) for k, v in flat.items() if k.startswith("metric/")},
-        "components": {k[10:]: float(v) for k, v in flat.items() if k.startswith("component/")},
-    }
-
-
-def make_sf_env(
-    full_env_name: str,
-    cfg: Any = None,
-    env_config: Any = None,
-    render_mode: str | None = None,
-    *,
-    task: TaskSpec,
-    reward: RewardSpec | None,
-    mode: str = "replace",
-    vector: int = 0,
-    env_coef: float = 1.0,
-    reward_coef: float = 1.0,
-) -> Any:
-    """sample-factory's env factory: the task's env with the reward wrapper inside, built in the
-    rollout worker that steps it (the reward from its spec, there).
-
-    ``vector`` > 0 (sample-factory's batched sampling): one :class:`SFVectorEnv` of that many
-    envs, whose reward is computed for all of them in one call per step. ``reward`` None: the
-    env's own reward, no wrapper (the baseline of ``scripts/bench_backends.py``).
-    """
-    from rewardgen.wrappers import RewardWrapper, VectorRewardWrapper
-
-    fn = reward.build() if reward is not None else None
-    frames = fn is not None and fn.needs_frames
-    size = reward.render_kwargs() if frames and reward is not None else {}
-    render = "rgb_array" if frames else render_mode
-    fields = fn.fields if fn is not None else None
-    if vector:
-        one = functools.partial(make_env, task, render_mode=render, fields=fields, **size)
-        envs = gym.vector.SyncVectorEnv([one] * vector)
-        if fn is not None:
-            envs = VectorRewardWrapper(envs, fn, mode, env_coef, reward_coef, **wrapper_kwargs(task, fields))
-        return SFVectorEnv(envs)
-    env = make_env(task, render_mode=render, fields=fields, **size)
-    if fn is None:
-        return env
-    env = RewardWrapper(env, fn, mode, env_coef, reward_coef, **wrapper_kwargs(task, fields))
-    return EpisodeStats(env)
-
-
-class SFVectorEnv(gym.Env):
-    """A gymnasium vector env (with a :class:`~rewardgen.wrappers.VectorRewardWrapper`) as the
-    vectorized env sample-factory's batched sampling steps: its envs are the "agents", the reward
-    is computed for all of them in one call, and finished episodes' summaries go out as vectors
-    (``infos["episode_extra_stats"][key]``, one row per env) that sample-factory picks the finished
-    rows of.
-
-    Example:
-        >>> # TrainConfig(task="hopper-run", backend="sf")  trains with it (batched sampling)
-    """
-
-    is_multiagent = True
-
-    def __init__(self, envs: Any):
-        self.envs = envs
-        self.num_agents = envs.num_envs
-        self.observation_space = envs.single_observation_space
-        self.action_space = envs.single_action_space
-        self.render_mode = None
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        # sample-factory seeds each vectorized env with its id: spread them so the envs of two
-        # vectorized envs never share a seed
-        obs, _ = self.envs.reset(seed=None if seed is None else seed * self.num_agents, options=options)
-        return obs, [{} for _ in range(self.num_agents)]
-
-    def step(self, actions: Any):
-        import torch
-
-        if isinstance(actions, torch.Tensor):
-            actions = actions.cpu().numpy()
-        obs, reward, terminated, truncated, info = self.envs.step(actions)
-        infos: dict[str, Any] = {}
-        if "reward_episode" in info:
-            flat = flatten_episode(info["reward_episode"])
-            infos["episode_extra_stats"] = {k: torch.as_tensor(v) for k, v in flat.items()}
-        return obs, np.asarray(reward, dtype=np.float32), terminated, truncated, infos
-
-    def close(self) -> None:
-        self.envs.close()
-
-
 def _env_name(task: TaskSpec) -> str:
     return f"rewardgen_{task.id}"
 
@@ -317,11 +193,24 @@ def sf_config(settings: dict[str, Any], evaluation: bool = False) -> Any:
     return parse_full_cfg(parser, argv)
 
 
-def train_sf(config: Any, out: str | Path | None = None, method: str = "train") -> Any:
-    """Train ``config`` (a :class:`~rewardgen.train.TrainConfig`) with sample-factory's APPO.
+def check() -> None:
+    """sample-factory must be installed (its own stack): say how, once."""
+    require_sf()
+
+
+def load_policy(run: RunDir, task: Any) -> SFPolicy:
+    """The latest sample-factory checkpoint of ``run`` as a policy with SB3's ``predict``."""
+    return SFPolicy(run.path, task)
+
+
+def train(
+    config: TrainConfig, out: str | Path | None = None, method: str = "train", callbacks: Any = ()
+) -> TrainResult:
+    """The sf back end (through :func:`rewardgen.train.train`): ``config`` trained with
+    sample-factory's APPO, a run directory written.
 
     Example:
-        >>> result = train_sf(TrainConfig(task="hopper-run", steps=200_000))  # doctest: +SKIP
+        >>> result = train(TrainConfig(task="hopper-run", steps=200_000, backend="sf"))  # doctest: +SKIP
     """
     require_sf()
     from sample_factory.algo.runners.runner import AlgoObserver
@@ -330,23 +219,12 @@ def train_sf(config: Any, out: str | Path | None = None, method: str = "train") 
     from sample_factory.train import make_runner
 
     from rewardgen.train.evaluation import finish_run, over_budget
-    from rewardgen.train.sb3 import TrainResult, resolve_device
 
     started = time.monotonic()
     deadline = started + config.time_budget_s if config.time_budget_s is not None else None
     spec = get_task(config.task)
     if (config.algo or "ppo").lower() not in ("ppo", "appo"):
         raise RewardgenError(f"the sf back end trains APPO (PPO's asynchronous form), not {config.algo}")
-    missing = [
-        name
-        for name, asked in (
-            ("--eval-every", config.eval_every),
-            ("--until-success", config.stop_on_success),
-        )
-        if asked
-    ]
-    if missing:
-        raise RewardgenError(f"the sf back end does not do {', '.join(missing)} yet: use --backend sb3")
     steps = int(config.steps or spec.budget.steps)
     if steps <= 0:
         raise RewardgenError(f"--steps must be positive, got {steps}")

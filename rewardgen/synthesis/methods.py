@@ -1,0 +1,54 @@
+"""The search's methods in one table: how many rounds each runs and the
+:class:`~rewardgen.synthesis.selection.Selector` that chooses and writes feedback. The search
+loop asks this table; it names no method.
+
+Example:
+    >>> sorted(METHOD_TABLE) == sorted(METHODS)
+    True
+    >>> METHOD_TABLE["text2reward"].one_round, METHOD_TABLE["icpl"].one_round
+    (True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rewardgen.errors import RewardgenError
+from rewardgen.synthesis.config import METHODS, SearchConfig
+from rewardgen.synthesis.icpl import icpl_selector
+from rewardgen.synthesis.selection import MetricSelector, Selector
+
+__all__ = ["METHOD_TABLE", "Method", "get_method"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A search method: whether it runs one round (Text2Reward) or ``config.iterations``, and how
+    its selector is made from (config, task, run, executor, client, log)."""
+
+    name: str
+    one_round: bool
+    selector: Callable[..., Selector]
+
+    def rounds(self, config: SearchConfig) -> int:
+        return 1 if self.one_round else config.iterations
+
+
+def _metric_selector(*args: Any) -> Selector:
+    return MetricSelector()
+
+
+METHOD_TABLE: dict[str, Method] = {
+    "text2reward": Method("text2reward", True, _metric_selector),
+    "evolution": Method("evolution", False, _metric_selector),
+    "icpl": Method("icpl", False, icpl_selector),
+}
+assert set(METHOD_TABLE) == set(METHODS)
+
+
+def get_method(name: str) -> Method:
+    if name not in METHOD_TABLE:
+        raise RewardgenError(f"unknown method '{name}': choose one of {', '.join(METHOD_TABLE)}")
+    return METHOD_TABLE[name]

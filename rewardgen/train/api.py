@@ -1,0 +1,203 @@
+"""The one training API: :class:`TrainConfig`, :class:`TrainResult`, :func:`train`, and the
+table of back ends it dispatches to.
+
+A back end is one module plus one :class:`Backend` entry in :data:`BACKENDS`: the module
+defines ``train(config, out, method, callbacks) -> TrainResult``, ``load_policy(run, task)`` (an
+object with SB3's ``predict``) and ``check()`` (raises when its packages are missing); the entry
+says what it can do. Nothing outside ``rewardgen.train`` tests a back end's name: callers ask the
+entry (``get_backend(name).worker_processes``). The modules are imported on first use, so this
+table costs nothing to import and knows no back end's dependencies.
+
+Example:
+    >>> sorted(BACKENDS)
+    ['sb3', 'sf']
+    >>> get_backend("sf").worker_processes, get_backend("sb3").periodic_evaluation
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from rewardgen.errors import RewardgenError
+from rewardgen.rewards import RewardSpec
+from rewardgen.runs import EvalSummary
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "TrainConfig",
+    "TrainResult",
+    "check_backend",
+    "get_backend",
+    "load_policy",
+    "register_backend",
+    "resolve_device",
+    "train",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; stored in the run's manifest.
+
+    Example:
+        >>> TrainConfig(task="hopper-run", steps=200_000, backend="sb3").eval_episodes
+        3
+    """
+
+    task: str
+    reward: RewardSpec | None = None  # what to train on; None: the task's reference reward
+    steps: int | None = None  # None: the task's default budget
+    algo: str | None = None
+    n_envs: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    eval_episodes: int = 3
+    video: bool = True
+    video_steps: int = 400
+    checkpoint_every: int | None = None  # None: 10 checkpoints over the run
+    hyperparams: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's
+    profile: str = "default"  # "default" (fast on CPU) or "zoo" (rl-baselines3-zoo's settings)
+    mode: str = "replace"
+    env_coef: float = 1.0
+    reward_coef: float = 1.0
+    progress: bool = True
+    resume_from: str | None = None  # a run directory whose model.zip (and VecNormalize) training continues
+    defer_reward: bool | None = None  # score whole PPO rollouts at once; None: when the spec allows
+    time_budget_s: float | None = None  # wall-clock seconds for training + evaluation; None: no limit
+    eval_every: int | None = None  # evaluate the policy every N steps (evals.csv); None: only at the end
+    stop_on_success: bool = False  # end training at the first evaluation where every episode succeeds
+    backend: str = "sb3"  # a name in BACKENDS: "sb3" (SB3 PPO/SAC) or "sf" (sample-factory APPO)
+    threads: int | None = None  # torch threads; None: OMP_NUM_THREADS, else the free cores (train/threads.py)
+
+    def record(self, reward: RewardSpec) -> dict[str, Any]:
+        """The config as the manifest keeps it (JSON values): the reward as its spec describes it."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "reward"}
+        return {**out, "reward": reward.describe()}
+
+
+@dataclass
+class TrainResult:
+    """Where the run went and how its policy did (``eval.success_rate``, ``eval.episodes``...)."""
+
+    run_dir: Path
+    eval: EvalSummary
+    alarm: Any = None  # the reward-hacking alarm's Verdict (rewardgen.train.alarm)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One training back end: the module that implements it and what it can do."""
+
+    name: str
+    module: str  # defines train(config, out, method, callbacks), load_policy(run, task), check()
+    summary: str
+    periodic_evaluation: bool = False  # TrainConfig.eval_every / stop_on_success
+    dict_observations: bool = False  # NetHack's Dict observations
+    worker_processes: bool = False  # rollout worker processes (hyperparams num_workers, num_envs_per_worker)
+    callbacks: bool = False  # takes a trainer's callbacks (PrefPPO refits its reward model in one)
+    deferred_rewards: bool = False  # on-policy: scores a program's rewards a whole rollout at a time
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+#: The back ends by name, in the order the CLI lists them.
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Add (or replace) a back end in :data:`BACKENDS`; returns it."""
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+register_backend(
+    Backend(
+        "sb3",
+        "rewardgen.train.sb3",
+        "stable-baselines3 PPO/SAC",
+        periodic_evaluation=True,
+        dict_observations=True,
+        callbacks=True,
+        deferred_rewards=True,
+    )
+)
+register_backend(
+    Backend(
+        "sf",
+        "rewardgen.train.sf",
+        "sample-factory APPO: asynchronous rollout workers (the sample-factory stack)",
+        dict_observations=True,
+        worker_processes=True,
+    )
+)
+
+
+def get_backend(name: str) -> Backend:
+    """The entry of back end ``name``; an unknown name lists the known ones."""
+    if name not in BACKENDS:
+        raise RewardgenError(f"unknown back end '{name}': choose one of {', '.join(BACKENDS)}")
+    return BACKENDS[name]
+
+
+def check_backend(name: str) -> Backend:
+    """An unknown back end, or one whose packages this stack lacks, is an error that says what to
+    do (before anything else starts: an LLM call, an annotation service)."""
+    backend = get_backend(name)
+    backend.load().check()
+    return backend
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; anything else is checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RewardgenError(
+            f"device '{device}' asked for, but torch sees no CUDA GPU: use --device auto or cpu"
+        )
+    if device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise RewardgenError(f"unknown device '{device}': use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def train(
+    config: TrainConfig, out: str | Path | None = None, method: str = "train", callbacks: Sequence[Any] = ()
+) -> TrainResult:
+    """Train a policy on ``config.reward`` for ``config.task`` with ``config.backend`` and write a
+    run directory (``out``; default ``runs/<utc>-<task>-<method>``). ``callbacks``: a back end's
+    own callbacks run after rewardgen's (PrefPPO's refits its reward model after each rollout).
+
+    Example:
+        >>> result = train(TrainConfig(task="halfcheetah-run", steps=2048))  # doctest: +SKIP
+        >>> result.eval.success_rate  # doctest: +SKIP
+    """
+    backend = check_backend(config.backend)
+    periodic = (("--eval-every", config.eval_every), ("--until-success", config.stop_on_success))
+    asked = [name for name, value in periodic if value]
+    if asked and not backend.periodic_evaluation:
+        raise RewardgenError(
+            f"the {backend.name} back end does not do {', '.join(asked)} yet: use --backend "
+            + " or ".join(b.name for b in BACKENDS.values() if b.periodic_evaluation)
+        )
+    if callbacks and not backend.callbacks:
+        raise RewardgenError(f"the {backend.name} back end takes no training callbacks")
+    return backend.load().train(config, out=out, method=method, callbacks=callbacks)
+
+
+def load_policy(run_dir: str | Path, task: Any) -> Any:
+    """The trained policy of the run at ``run_dir`` (anything with SB3's ``predict``), loaded by
+    the back end that trained it (its manifest says which)."""
+    from rewardgen.runs import RunDir
+
+    run = RunDir.open(run_dir)
+    return get_backend(run.manifest.get("backend") or "sb3").load().load_policy(run, task)

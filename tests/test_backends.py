@@ -1,0 +1,102 @@
+"""The back-end table: a third back end is one module plus one entry, and everything (train(),
+evaluation, the command line) works with it without any other file knowing its name."""
+
+import json
+import sys
+
+import pytest
+
+from rewardgen.train import BACKENDS, Backend, TrainConfig, evaluate, get_backend, register_backend, train
+
+TOY = '''"""A back end that trains nothing: it writes a run directory whose policy stands still."""
+import time
+
+import numpy as np
+
+from rewardgen.runs import RunDir
+from rewardgen.tasks import get_task, make_env
+from rewardgen.train import TrainResult
+from rewardgen.train.evaluation import finish_run
+
+
+def check():
+    pass
+
+
+class Still:
+    def __init__(self, space):
+        self.space = space
+
+    def predict(self, obs, deterministic=True):
+        return np.zeros((len(obs), *self.space.shape), dtype=self.space.dtype), None
+
+
+def load_policy(run, task):
+    env = make_env(get_task(task))
+    space = env.action_space
+    env.close()
+    return Still(space)
+
+
+def train(config, out=None, method="train", callbacks=()):
+    started = time.monotonic()
+    spec = get_task(config.task)
+    reward = config.reward or spec.reference_reward()
+    run = RunDir.create(spec.id, method, config.record(reward), out=out)
+    run.update(backend="toy", env_id=spec.gym_id)
+    return TrainResult(run.path, *finish_run(run, spec, reward, config, "toy", started))
+'''
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    (tmp_path / "toy_backend.py").write_text(TOY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(BACKENDS, "toy", Backend("toy", "toy_backend", "a back end that trains nothing"))
+    yield BACKENDS["toy"]
+    sys.modules.pop("toy_backend", None)
+
+
+def test_a_third_back_end_is_one_module_and_one_entry(toy, tmp_path):
+    result = train(
+        TrainConfig(task="hopper-run", backend="toy", video=False, eval_episodes=2), out=tmp_path / "run"
+    )
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert (
+        manifest["status"] == "finished" and manifest["backend"] == "toy" and len(result.eval.episodes) == 2
+    )
+    # evaluation finds the policy through the table, by the name in the manifest
+    again = evaluate(result.run_dir, "hopper-run", _reference(), 1, video=False)
+    assert again.episodes[0].length == result.eval.episodes[0].length  # the same still policy, the same seed
+
+
+def _reference():
+    from rewardgen.tasks import get_task
+
+    return get_task("hopper-run").reference_reward()
+
+
+def test_the_command_line_trains_with_it_and_asks_it_what_it_can_do(toy, tmp_path, capsys):
+    from test_cli import run_cli
+
+    from rewardgen.cli import main
+
+    main(["train", "--task", "hopper-run", "--backend", "toy", "--no-video", "--eval-episodes", "1"]
+         + ["--out", str(tmp_path / "run")])  # fmt: skip
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["backend"] == "toy"
+    code, text = run_cli(["train", "--task", "hopper-run", "--backend", "toy", "--num-workers", "2"], capsys)
+    assert code == 2 and "rollout worker processes" in text and "--backend sf" in text
+    code, text = run_cli(["train", "--task", "hopper-run", "--backend", "toy", "--until-success"], capsys)
+    assert code == 2 and "does not do --until-success" in text and "--backend sb3" in text
+    code, text = run_cli(["train", "--task", "hopper-run", "--backend", "nope"], capsys)
+    assert code == 2 and "unknown back end 'nope': choose one of sb3, sf, toy" in text
+
+
+def test_registered_back_ends_say_what_they_can_do():
+    assert get_backend("sb3").periodic_evaluation and get_backend("sb3").callbacks
+    assert get_backend("sf").worker_processes and not get_backend("sf").periodic_evaluation
+    registered = register_backend(Backend("later", "nowhere", "registered by a plugin"))
+    try:
+        assert get_backend("later") is registered
+    finally:
+        BACKENDS.pop("later")
