@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from rewardgen.cli import app, console, parse_steps
+from rewardgen.cli.common import HpOverrides, _report, parse_hp
 from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMModel
-from rewardgen.cli.train import HpOverrides, _report, parse_hp
 from rewardgen.errors import RewardgenError
 
 oni = typer.Typer(

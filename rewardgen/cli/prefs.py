@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from rewardgen.cli import app, console, parse_steps
-from rewardgen.cli.train import HpOverrides, _report, parse_hp
+from rewardgen.cli.common import HpOverrides, _report, parse_hp
 
 prefs = typer.Typer(
     help="Preference rounds: the page where a person compares policies.", no_args_is_help=True

@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from rewardgen.cli import app, console, parse_steps
+from rewardgen.cli.common import Hyperparams
 from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMMode, LLMModel, _llm_client
-from rewardgen.cli.train import Hyperparams
 from rewardgen.errors import RewardgenError
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from rewardgen.cli import app, console, parse_steps
-from rewardgen.cli.train import HpOverrides, _report, parse_hp
+from rewardgen.cli.common import HpOverrides, _report, parse_hp
 
 vlm = typer.Typer(
     help="VLM-RM: rewards from rendered frames scored by CLIP-like models.", no_args_is_help=True

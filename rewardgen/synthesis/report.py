@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rewardgen.feedback import PreferenceStore
-from rewardgen.runs import read_metrics
+from rewardgen.runs import RunDir, read_metrics
 
 __all__ = ["collect_candidates", "round_dirs", "write_report"]
 
@@ -147,7 +147,7 @@ def write_report(run: str | Path) -> Path:
         'report.html'
     """
     run = Path(run)
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = RunDir.open(run).manifest
     summary_path = run / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     cands = collect_candidates(run)

@@ -376,7 +376,7 @@ class SFPolicy:
 
         folder = Path(run_dir) / EXPERIMENT
         saved = json.loads((folder / "config.json").read_text())
-        cfg = sf_config(json.loads((Path(run_dir) / "manifest.json").read_text())["sf"], evaluation=True)
+        cfg = sf_config(RunDir.read_manifest(run_dir)["sf"], evaluation=True)
         for key, value in saved.items():
             setattr(cfg, key, value)
         cfg.train_dir, cfg.experiment = str(Path(run_dir)), EXPERIMENT

@@ -1,0 +1,107 @@
+"""What the commands share: the end-of-training table (:func:`report_result`), the SB3
+hyperparameter options and their parsing. One definition each; the LLM options are in
+:mod:`rewardgen.cli.llm`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from rewardgen.cli import console
+from rewardgen.errors import RewardgenError
+from rewardgen.runs import RunDir
+
+__all__ = ["HpOverrides", "Hyperparams", "parse_hp", "report_result"]
+
+
+def _no_episode(manifest: dict) -> str:
+    """Why a run has no metrics.csv or learning curve: no training episode finished."""
+    import gymnasium as gym
+
+    steps, n_envs = manifest.get("config", {}).get("steps"), manifest.get("config", {}).get("n_envs")
+    try:
+        length = gym.spec(manifest.get("env_id", "")).max_episode_steps
+    except Exception:
+        length = None
+    per_env = f" ({steps:,} steps over {n_envs} envs: {steps // n_envs:,} each)" if steps and n_envs else ""
+    lasts = f"; an episode of this task lasts up to {length:,} steps" if length else ""
+    return (
+        f"no training episode finished{per_env}{lasts}: metrics.csv and the learning curve need at "
+        "least one. Train for more steps (--steps)."
+    )
+
+
+def _report(result) -> dict | None:
+    """Print the evaluation and the run directory; returns when periodic evaluations first met the
+    success metric (None: they did not, or there were none)."""
+    ev = result.eval
+    table = Table(title=f"evaluation ({len(ev.episodes)} episodes)")
+    for col in ("env return", "synthesized return", "success metric", "success rate"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{ev.env_return_mean:.1f}",
+        f"{ev.reward_return_mean:.1f}",
+        f"{ev.success_metric_mean:.3f}",
+        f"{ev.success_rate:.0%}",
+    )
+    console.print(table)
+    console.print(f"success metric: {ev.metric}")
+    alarm = getattr(result, "alarm", None)
+    if alarm is not None and alarm.hacked:
+        console.print(
+            f"[bold red]{escape(alarm.summary())}[/bold red] (learning_curve.png shows it)", soft_wrap=True
+        )
+    console.print(f"run directory: [bold]{result.run_dir}[/bold]")
+    for name in ("learning_curve.png", "video.mp4", "metrics.csv", "evals.csv", "reward.py", "manifest.json"):
+        if (result.run_dir / name).exists():
+            console.print(f"  {name}")
+    manifest = RunDir.read_manifest(result.run_dir)
+    if not (result.run_dir / RunDir.METRICS).exists():
+        console.print(_no_episode(manifest), soft_wrap=True, highlight=False, markup=False)
+    hit = manifest.get("first_success")
+    if hit:  # periodic evaluations (--eval-every, --until-success, the demo) met the success metric
+        console.print(
+            f"[green]success[/green]: the policy met the success metric after {hit['timesteps']:,} steps "
+            f"and {hit['wall_time_s']:.0f} s of training (evaluations included)",
+            soft_wrap=True,
+        )
+    return hit
+
+
+Hyperparams = Annotated[
+    str,
+    typer.Option(
+        "--hyperparams",
+        help="default (rewardgen's: fast on a CPU) or zoo (rl-baselines3-zoo's tuned settings)",
+    ),
+]
+HpOverrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--hp",
+        help="override one of the profile's hyperparameters, KEY=VALUE (JSON value), e.g. "
+        "--hp gradient_steps=1 --hp learning_rate=1e-3; repeat for more",
+    ),
+]
+
+
+def parse_hp(pairs: list[str] | None) -> dict:
+    """``["lr=1e-3", "net=[64, 64]"]`` -> ``{"lr": 0.001, "net": [64, 64]}`` (JSON values; a
+    value that is not JSON stays a string)."""
+    out: dict = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise RewardgenError(f"--hp {pair!r}: write KEY=VALUE, e.g. --hp learning_rate=3e-4")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+report_result = _report  # the public name
