@@ -300,7 +300,7 @@ def test_oni_trains_a_nethack_agent_with_labels_arriving_while_it_trains(tmp_pat
         main(
             [
                 "oni", "train", "--task", str(task), "--reward", "retrieval", "--goal", "default",
-                "--steps", "1024", "--n-envs", "2", "--eval-episodes", "1",
+                "--steps", "4096", "--n-envs", "2", "--eval-episodes", "1",  # long enough on a busy machine
                 "--store", str(tmp_path / "l.sqlite"),
                 "--llm-base-url", server.url, "--llm-model", "m", "--out", str(tmp_path / "run"),
                 "--hp", "n_steps=256", "--hp", "batch_size=64",
