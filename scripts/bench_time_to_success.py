@@ -23,9 +23,8 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from rewardgen.runs import package_versions
-from rewardgen.train import TrainConfig, train
+from rewardgen.train import OverBudgetError, TrainConfig, train
 from rewardgen.train.periodic import read_evals
-from rewardgen.train import OverBudgetError
 
 PROFILES = ("default", "zoo")
 

@@ -81,8 +81,8 @@ def test_the_command_line_trains_with_it_and_asks_it_what_it_can_do(toy, tmp_pat
 
     from rewardgen.cli import main
 
-    main(["train", "--task", "hopper-run", "--backend", "toy", "--no-video", "--eval-episodes", "1"]
-         + ["--out", str(tmp_path / "run")])  # fmt: skip
+    toy_run = ["--no-video", "--eval-episodes", "1", "--out", str(tmp_path / "run")]
+    main(["train", "--task", "hopper-run", "--backend", "toy", *toy_run])
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["backend"] == "toy"
     code, text = run_cli(["train", "--task", "hopper-run", "--backend", "toy", "--num-workers", "2"], capsys)
     assert code == 2 and "rollout worker processes" in text and "--backend sf" in text

@@ -18,6 +18,8 @@ from rewardgen.tasks import list_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": "egl"}
+EXAMPLE = ROOT / "examples" / "drawer_open_t2r.py"
+T2R = ["--task", "metaworld-drawer-open", "--reward", str(EXAMPLE), "--reward-format", "text2reward"]
 
 
 def test_the_task_list_piped_has_every_id_whole_one_task_a_line():
@@ -71,22 +73,7 @@ def test_check_takes_any_env_with_notes_and_writes_nothing_unless_asked(tmp_path
 def test_check_of_a_text2reward_file_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
     pytest.importorskip("metaworld")
     monkeypatch.chdir(tmp_path)
-    example = ROOT / "examples" / "drawer_open_t2r.py"
-    main(
-        [
-            "check",
-            "--task",
-            "metaworld-drawer-open",
-            "--reward",
-            str(example),
-            "--reward-format",
-            "text2reward",
-            "--steps",
-            "10",
-            "--n-envs",
-            "2",
-        ]
-    )
+    main(["check", *T2R, "--steps", "10", "--n-envs", "2"])
     out = "".join(capsys.readouterr().out.split())  # the table's title wraps
     assert "Meta-Worldv3" in out and "drawer_open_t2r.rewardgen.py" in out
     assert list(tmp_path.iterdir()) == []
@@ -96,32 +83,9 @@ def test_a_text2reward_run_keeps_its_provenance_in_the_manifest(tmp_path, capsys
     pytest.importorskip("metaworld")
     import hashlib
 
-    example = ROOT / "examples" / "drawer_open_t2r.py"
-    out = tmp_path / "run"
-    main(
-        [
-            "train",
-            "--task",
-            "metaworld-drawer-open",
-            "--reward",
-            str(example),
-            "--reward-format",
-            "text2reward",
-            "--steps",
-            "200",
-            "--n-envs",
-            "1",
-            "--algo",
-            "sac",
-            "--no-video",
-            "--eval-episodes",
-            "1",
-            "--out",
-            str(out),
-            "--hp",
-            "learning_starts=50",
-        ]
-    )
+    example, out = EXAMPLE, tmp_path / "run"
+    args = ["--steps", "200", "--n-envs", "1", "--algo", "sac", "--no-video", "--eval-episodes", "1"]
+    main(["train", *T2R, *args, "--out", str(out), "--hp", "learning_starts=50"])
     manifest = json.loads((out / "manifest.json").read_text())
     origin = manifest["config"]["reward"]["origin"]
     assert origin["format"] == "text2reward" and origin["path"] == str(example.resolve())

@@ -297,14 +297,12 @@ def test_other_pages_in_the_browser_cannot_answer_and_the_page_itself_can(tmp_pa
     and CORS fetches, a beacon) are refused with nothing written; the page itself answers with
     its keys in either case, keeps its Send button off while its server is down, and reconnects."""
     from selenium.webdriver.common.by import By
-    from test_prefs_web import make_run
+    from test_prefs_web import make_run, publish_films
 
-    from rewardgen.feedback.store import PublishedRound, RoundBoard
     from rewardgen.feedback.web import PreferenceServer
 
     run, _ = make_run(tmp_path, n=2)
-    films = tuple({"id": f"cand{k}", "video": f"iter0/cand{k}/train/video.mp4"} for k in range(2))
-    RoundBoard(run).publish(PublishedRound("iter0", "hop backwards", films))
+    publish_films(run)
     token = "sesame" if mode == "token" else None
     server = PreferenceServer(run, port=0, token=token).start()
     victim = f"http://127.0.0.1:{server.port}/"

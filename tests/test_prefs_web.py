@@ -71,6 +71,14 @@ def make_run(tmp_path, n=3):
     return run, options
 
 
+def publish_films(run, goal="hop backwards", n=2):
+    """Round iter0 on the board with the films make_run wrote; returns the board."""
+    board = RoundBoard(run)
+    films = tuple({"id": f"cand{k}", "video": f"iter0/cand{k}/train/video.mp4"} for k in range(n))
+    board.publish(PublishedRound("iter0", goal, films))
+    return board
+
+
 @pytest.fixture
 def open_round(tmp_path):
     """A run with round iter0 open on a loopback server; yields (run, url, judge thread's result)."""
@@ -261,8 +269,7 @@ def test_prefs_serve_serves_a_run_from_the_command_line(tmp_path):
     import sys
 
     run, _options = make_run(tmp_path, n=2)
-    films = tuple({"id": f"cand{k}", "video": f"iter0/cand{k}/train/video.mp4"} for k in range(2))
-    RoundBoard(run).publish(PublishedRound("iter0", "hop", films))
+    publish_films(run, goal="hop")
     proc = subprocess.Popen(
         [sys.executable, "-m", "rewardgen.cli", "prefs", "serve", str(run), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -504,9 +511,7 @@ def test_the_terminal_judge_never_offers_a_policy_without_a_video(tmp_path):
 
 def test_the_page_keeps_its_goal_favicon_and_a_clean_url(tmp_path):
     run, _ = make_run(tmp_path, n=2)
-    films = tuple({"id": f"cand{k}", "video": f"iter0/cand{k}/train/video.mp4"} for k in range(2))
-    board = RoundBoard(run)
-    board.publish(PublishedRound("iter0", "hop backwards", films))
+    board = publish_films(run)
     from rewardgen.feedback import Choice
 
     board.store.add(Choice(round="iter0", candidates=("cand0", "cand1"), best="cand0", worst="cand1"))
@@ -576,9 +581,7 @@ def test_prefs_serve_help_is_plain_text():
 
 def test_an_open_page_learns_that_the_search_ended_before_its_server_stops(tmp_path):
     run, _ = make_run(tmp_path, n=2)
-    films = tuple({"id": f"cand{k}", "video": f"iter0/cand{k}/train/video.mp4"} for k in range(2))
-    board = RoundBoard(run)
-    board.publish(PublishedRound("iter0", "hop backwards", films))
+    board = publish_films(run)
     from rewardgen.feedback import Choice
 
     board.store.add(Choice(round="iter0", candidates=("cand0", "cand1"), best="cand1", worst="cand0"))

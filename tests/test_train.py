@@ -11,10 +11,9 @@ from rewardgen.code import ProgramSpec
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn, RewardOutput
 from rewardgen.tasks import get_task
-from rewardgen.train import TrainConfig, train
+from rewardgen.train import TrainConfig, resolve_device, train
 from rewardgen.train.check import check_reward
 from rewardgen.train.hyperparams import FAST_PPO
-from rewardgen.train import resolve_device
 
 FAST = {**FAST_PPO, "n_steps": 256}
 
