@@ -56,7 +56,7 @@ def _report(result) -> dict | None:
             f"[bold red]{escape(alarm.summary())}[/bold red] (learning_curve.png shows it)", soft_wrap=True
         )
     console.print(f"run directory: [bold]{result.run_dir}[/bold]")
-    for name in ("learning_curve.png", "video.mp4", "metrics.csv", "evals.csv", "reward.py", "manifest.json"):
+    for name in (RunDir.CURVE, RunDir.VIDEO, RunDir.METRICS, RunDir.EVALS, RunDir.REWARD, RunDir.MANIFEST):
         if (result.run_dir / name).exists():
             console.print(f"  {name}")
     manifest = RunDir.read_manifest(result.run_dir)

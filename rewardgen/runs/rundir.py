@@ -137,9 +137,15 @@ class RunDir:
 
     # what a run leaves: its evaluation, its training metrics, its video
 
+    MANIFEST = "manifest.json"
     EVAL = "eval.json"
     METRICS = "metrics.csv"
+    EVALS = "evals.csv"  # periodic evaluations during training
     VIDEO = "video.mp4"
+    MODEL = "model.zip"
+    NORMALIZER = "vecnormalize.pkl"  # VecNormalize's observation statistics
+    CURVE = "learning_curve.png"
+    REWARD = "reward.py"
 
     def write_eval(self, summary: EvalSummary) -> None:
         summary.write(self.file(self.EVAL))

@@ -94,7 +94,7 @@ def evaluate_candidate(
     except CodeCheckError as exc:
         cand.reason = str(exc)
         return saved(cand)
-    (folder / "reward.py").write_text(cand.code)
+    (folder / RunDir.REWARD).write_text(cand.code)
     check = static_check(cand.code)
     if not check.ok:
         cand.reason = "refused by the static checks: " + "; ".join(check.problems)
@@ -104,7 +104,7 @@ def evaluate_candidate(
     try:
         smoke = check_reward(
             ref,
-            _program(folder / "reward.py", config),
+            _program(folder / RunDir.REWARD, config),
             steps=config.smoke_steps,
             n_envs=2,
             seed=config.seed,
@@ -138,7 +138,9 @@ def _train_candidate(
     started = time.monotonic()
     try:
         result = train(
-            _train_config(task, cand.path / "reward.py", config, steps, config.seed, out if resume else None),
+            _train_config(
+                task, cand.path / RunDir.REWARD, config, steps, config.seed, out if resume else None
+            ),
             out=out,
             method="candidate",
         )
@@ -223,7 +225,7 @@ def _program(path: Path, config: SearchConfig) -> ProgramSpec:
 def _retrain(task: TaskSpec, reward: Path, seed: int, folder: Path, config: SearchConfig) -> dict[str, Any]:
     from rewardgen.train import train
 
-    done = RunDir.open(folder).eval_summary() if (folder / "manifest.json").is_file() else None
+    done = RunDir.open(folder).eval_summary() if (folder / RunDir.MANIFEST).is_file() else None
     if done is None:  # a run finished before a kill is not retrained on resume
         done = train(_train_config(task, reward, config, config.steps, seed), out=folder, method="final").eval
     return {"seed": seed, **done.to_dict(episodes=False)}
@@ -272,7 +274,7 @@ def _record_video(task: TaskSpec, folder: Path, config: SearchConfig, budget_s: 
     evaluate(
         folder / "train",
         task,
-        _program(folder / "reward.py", config),
+        _program(folder / RunDir.REWARD, config),
         episodes=1,
         seed=config.seed + 20_000,
         eval_file=None,
@@ -287,7 +289,7 @@ def final_seeds(
     if config.final_seeds <= 0 or best.path is None:
         return []
     seeds = [config.seed + 1 + k for k in range(config.final_seeds)]
-    jobs = [(task, best.path / "reward.py", s, run.path / "final" / f"seed{s}", config) for s in seeds]
+    jobs = [(task, best.path / RunDir.REWARD, s, run.path / "final" / f"seed{s}", config) for s in seeds]
     return [
         r if isinstance(r, dict) else {"seed": s, "error": repr(r)}
         for s, r in zip(seeds, executor.map(_retrain, jobs), strict=True)

@@ -3,13 +3,13 @@ resume or refine it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewardgen.code import SandboxLimits
 from rewardgen.errors import RewardgenError
+from rewardgen.runs import RunDir
 from rewardgen.train.check import MAX_REWARD_COST
 
 __all__ = ["METHODS", "SearchConfig", "candidate_budget"]
@@ -87,13 +87,13 @@ class SearchConfig:
     @classmethod
     def from_run(cls, run: Path) -> SearchConfig:
         """The configuration a search stored in ``run/manifest.json``."""
-        path = Path(run) / "manifest.json"
-        if not path.is_file():
+        if not (Path(run) / RunDir.MANIFEST).is_file():
             raise RewardgenError(f"{run} is not a search run directory: it has no manifest.json")
-        saved = dict(json.loads(path.read_text()).get("config") or {})
+        saved = dict(RunDir.read_manifest(run).get("config") or {})
         if "task" not in saved:
             raise RewardgenError(
-                f"{path} holds no search configuration (was it made by `rewardgen synthesize`?)"
+                f"{Path(run) / RunDir.MANIFEST} holds no search configuration "
+                "(was it made by `rewardgen synthesize`?)"
             )
         if saved.get("sandbox") is not None:
             saved["sandbox"] = SandboxLimits(**saved["sandbox"])

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rewardgen.runs import RunDir
+
 __all__ = ["CandidateState", "LineProgress", "ProgressFn", "TerminalProgress", "quiet", "watch_candidates"]
 
 #: (label, steps done, steps planned, latest mean success metric or None, and "" while it trains
@@ -56,7 +58,7 @@ def watch_candidates(
     def states() -> list[CandidateState]:
         out = []
         for folder in folders:
-            done, metric = _last_row(folder / "train" / "metrics.csv")
+            done, metric = _last_row(folder / "train" / RunDir.METRICS)
             out.append((f"{folder.parent.name}/{folder.name}", done, steps, metric, _ended_badly(folder)))
         return out
 

@@ -67,7 +67,7 @@ def _plot_curves(
 
     curves = []
     for c in cands:
-        path = c["folder"] / "train" / "metrics.csv"
+        path = c["folder"] / "train" / RunDir.METRICS
         if path.is_file() and (m := read_metrics(path)):
             curves.append((c, m))
     if not curves:
@@ -186,7 +186,7 @@ def write_report(run: str | Path) -> Path:
         parts.append("<h2>Learning curves</h2><p>Every trained candidate (dashed: stopped early).</p>")
         parts.append("<img src='report_curves.png' alt='learning curves of every candidate'>")
 
-    videos = [(c, c["folder"] / "train" / "video.mp4") for c in cands]
+    videos = [(c, c["folder"] / "train" / RunDir.VIDEO) for c in cands]
     videos = [(c, v) for c, v in videos if v.is_file()]
     finals = sorted((run / "final").glob("seed*/video.mp4")) if (run / "final").is_dir() else []
     if videos or finals:
@@ -269,7 +269,7 @@ def write_report(run: str | Path) -> Path:
                 parts.append(
                     f"<p class='alarm'>Reward hacking suspected: {e('; '.join(alarm['reasons']))}</p>"
                 )
-            if (c["folder"] / "train" / "learning_curve.png").is_file():
+            if (c["folder"] / "train" / RunDir.CURVE).is_file():
                 parts.append(
                     f"<img src='{_rel(c['folder'] / 'train' / 'learning_curve.png', run)}' width=480>"
                 )

@@ -209,13 +209,11 @@ def hacking_verdict(
 
 def recorded_verdict(run_dir: Any) -> Verdict | None:
     """The verdict a finished run recorded in its manifest (None: none, or no such run)."""
-    import json
-    from pathlib import Path
+    from rewardgen.runs import RunDir
 
-    path = Path(run_dir) / "manifest.json"
     try:
-        return Verdict.from_dict(json.loads(path.read_text()).get("alarm"))
-    except (OSError, ValueError, TypeError):
+        return Verdict.from_dict(RunDir.read_manifest(run_dir).get("alarm"))
+    except (ValueError, TypeError):
         return None
 
 
@@ -227,7 +225,7 @@ def run_verdict(run_dir: Any, metric: Any, settings: AlarmSettings | None = None
     from rewardgen.runs import RunDir
 
     run = RunDir(Path(run_dir), RunDir.read_manifest(run_dir))
-    path = Path(run_dir) / "eval.json"
+    path = Path(run_dir) / RunDir.EVAL
     evaluation = json.loads(path.read_text()) if path.is_file() else None
     logged = frozenset(run.manifest.get("reward_logged") or ())
     return hacking_verdict(run.metrics(), evaluation, metric, settings, logged=logged)

@@ -60,10 +60,10 @@ def make_callback(
             self.last_ckpt = self.num_timesteps
             ckpt = run.file("checkpoints")
             ckpt.mkdir(exist_ok=True)
-            self.model.save(ckpt / "model.zip")
+            self.model.save(ckpt / RunDir.MODEL)
             env = self.model.get_vec_normalize_env()
             if env is not None:
-                env.save(str(ckpt / "vecnormalize.pkl"))
+                env.save(str(ckpt / RunDir.NORMALIZER))
             run.update(checkpoint={"timesteps": self.num_timesteps, "path": "checkpoints/model.zip"})
 
         def _on_rollout_end(self) -> None:

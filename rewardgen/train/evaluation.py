@@ -45,8 +45,8 @@ def plot_run_curve(
     the task's metric against its threshold (both back ends draw it this way); with the
     reward-hacking alarm's words, its two curves highlighted."""
     plot_learning_curve(
-        run.file("metrics.csv"),
-        run.file("learning_curve.png"),
+        run.file(RunDir.METRICS),
+        run.file(RunDir.CURVE),
         f"{spec.id}: {learner} on {Path(reward.name).name}",
         spec.metric.above if spec.metric.above is not None else spec.metric.below,
         metric_label=f"{spec.metric.reduce} {spec.metric.field}",
@@ -134,8 +134,8 @@ def evaluate(
     venv = DummyVecEnv([make_env_fn(spec, render_mode=render, fields=reward.fields, **size)])
     venv.seed(seed)
     venv = SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
-    if run.file("vecnormalize.pkl").exists():
-        venv = VecNormalize.load(str(run.file("vecnormalize.pkl")), venv)
+    if run.file(RunDir.NORMALIZER).exists():
+        venv = VecNormalize.load(str(run.file(RunDir.NORMALIZER)), venv)
         venv.training, venv.norm_reward = False, False
     frames: list[np.ndarray] = []
     scores: list[float | None] = []  # the reward of the step that led to each frame

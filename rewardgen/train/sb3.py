@@ -33,7 +33,7 @@ def load_policy(run: RunDir, task: Any) -> Any:
     from stable_baselines3 import PPO, SAC
 
     cls = PPO if run.manifest["config"]["algo"] == "ppo" else SAC
-    return cls.load(run.file("model.zip"), device="cpu")
+    return cls.load(run.file(RunDir.MODEL), device="cpu")
 
 
 def _check_video(spec: TaskSpec) -> None:
@@ -161,10 +161,10 @@ def train(
         from rewardgen.train.periodic import PeriodicEvaluator
 
         evaluator = PeriodicEvaluator(
-            spec, run.file("evals.csv"), seed=config.seed + 30_000, append=config.resume_from is not None
+            spec, run.file(RunDir.EVALS), seed=config.seed + 30_000, append=config.resume_from is not None
         )
     callback = make_callback(
-        MetricsWriter(run.file("metrics.csv"), append=config.resume_from is not None),
+        MetricsWriter(run.file(RunDir.METRICS), append=config.resume_from is not None),
         log_every,
         spec.metric,
         run,
@@ -209,13 +209,13 @@ def _resume(cls: Any, folder: Path, venv: Any, device: str, normalizer: type, **
     the new envs; ``load``: attributes to set on the loaded model (its rollout buffer class)."""
     from rewardgen.train.deferred import load_normalizer
 
-    if not (folder / "model.zip").is_file():
+    if not (folder / RunDir.MODEL).is_file():
         raise RewardgenError(f"cannot continue training from {folder}: it has no model.zip")
-    if (folder / "vecnormalize.pkl").is_file():
-        venv = load_normalizer(normalizer, str(folder / "vecnormalize.pkl"), venv)
+    if (folder / RunDir.NORMALIZER).is_file():
+        venv = load_normalizer(normalizer, str(folder / RunDir.NORMALIZER), venv)
         venv.training = True
-    model = cls.load(folder / "model.zip", env=venv, device=device, **load)
-    metrics = folder / "metrics.csv"
+    model = cls.load(folder / RunDir.MODEL, env=venv, device=device, **load)
+    metrics = folder / RunDir.METRICS
     if metrics.is_file():  # rows a killed continuation wrote past the saved model are dropped
         lines = metrics.read_text().splitlines(keepends=True)
         kept = lines[:1] + [
@@ -226,7 +226,7 @@ def _resume(cls: Any, folder: Path, venv: Any, device: str, normalizer: type, **
 
 
 def _save(model: Any, run: RunDir) -> None:
-    model.save(run.file("model.zip"))
+    model.save(run.file(RunDir.MODEL))
     env = model.get_vec_normalize_env()
     if env is not None:
-        env.save(str(run.file("vecnormalize.pkl")))
+        env.save(str(run.file(RunDir.NORMALIZER)))

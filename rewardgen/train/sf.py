@@ -282,10 +282,10 @@ def train(
     register_env(_env_name(spec), factory)
     _, runner = make_runner(sf_config(settings))
 
-    writer = MetricsWriter(run.file("metrics.csv"), append=resume is not None)
+    writer = MetricsWriter(run.file(RunDir.METRICS), append=resume is not None)
     log_every = max(1000, steps // 100)
     state = {"buffer": [], "episodes": 0, "last_log": 0, "t0": time.time()}
-    if resume is not None and run.file("metrics.csv").is_file():  # go on counting where it stopped
+    if resume is not None and run.file(RunDir.METRICS).is_file():  # go on counting where it stopped
         rows = run.metrics()
         if rows:
             state["episodes"], state["last_log"] = int(rows["episodes"][-1]), int(rows["timesteps"][-1])
@@ -354,7 +354,7 @@ def _prepare_resume(resume: Path, out: Path, steps: int) -> None:
         raise RewardgenError(f"{resume} already trained {done:,} steps: ask for more than that (--steps)")
     if out.resolve() != resume.resolve():
         shutil.copytree(resume / EXPERIMENT, out / EXPERIMENT, dirs_exist_ok=True)
-        for name in ("metrics.csv", "reward.py"):
+        for name in (RunDir.METRICS, RunDir.REWARD):
             if (resume / name).is_file():
                 shutil.copy2(resume / name, out / name)
 
