@@ -38,7 +38,7 @@ def load_policy(run, task):
     return Still(space)
 
 
-def train(config, out=None, method="train", callbacks=()):
+def train(config, out=None, method="train", hooks=()):
     started = time.monotonic()
     spec = get_task(config.task)
     reward = config.reward or spec.reference_reward()
@@ -93,7 +93,7 @@ def test_the_command_line_trains_with_it_and_asks_it_what_it_can_do(toy, tmp_pat
 
 
 def test_registered_back_ends_say_what_they_can_do():
-    assert get_backend("sb3").periodic_evaluation and get_backend("sb3").callbacks
+    assert get_backend("sb3").periodic_evaluation and get_backend("sb3").hooks
     assert get_backend("sf").worker_processes and not get_backend("sf").periodic_evaluation
     registered = register_backend(Backend("later", "nowhere", "registered by a plugin"))
     try:

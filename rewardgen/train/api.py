@@ -2,7 +2,7 @@
 table of back ends it dispatches to.
 
 A back end is one module plus one :class:`Backend` entry in :data:`BACKENDS`: the module
-defines ``train(config, out, method, callbacks) -> TrainResult``, ``load_policy(run, task)`` (an
+defines ``train(config, out, method, hooks) -> TrainResult``, ``load_policy(run, task)`` (an
 object with SB3's ``predict``) and ``check()`` (raises when its packages are missing); the entry
 says what it can do. Nothing outside ``rewardgen.train`` tests a back end's name: callers ask the
 entry (``get_backend(name).worker_processes``). The modules are imported on first use, so this
@@ -96,12 +96,12 @@ class Backend:
     """One training back end: the module that implements it and what it can do."""
 
     name: str
-    module: str  # defines train(config, out, method, callbacks), load_policy(run, task), check()
+    module: str  # defines train(config, out, method, hooks), load_policy(run, task), check()
     summary: str
     periodic_evaluation: bool = False  # TrainConfig.eval_every / stop_on_success
     dict_observations: bool = False  # NetHack's Dict observations
     worker_processes: bool = False  # rollout worker processes (hyperparams num_workers, num_envs_per_worker)
-    callbacks: bool = False  # takes a trainer's callbacks (PrefPPO refits its reward model in one)
+    hooks: bool = False  # runs RolloutHooks (train/hooks.py; PrefPPO refits its reward model in one)
     deferred_rewards: bool = False  # on-policy: scores a program's rewards a whole rollout at a time
 
     def load(self) -> ModuleType:
@@ -125,7 +125,7 @@ register_backend(
         "stable-baselines3 PPO/SAC",
         periodic_evaluation=True,
         dict_observations=True,
-        callbacks=True,
+        hooks=True,
         deferred_rewards=True,
     )
 )
@@ -171,11 +171,12 @@ def resolve_device(device: str) -> str:
 
 
 def train(
-    config: TrainConfig, out: str | Path | None = None, method: str = "train", callbacks: Sequence[Any] = ()
+    config: TrainConfig, out: str | Path | None = None, method: str = "train", hooks: Sequence[Any] = ()
 ) -> TrainResult:
     """Train a policy on ``config.reward`` for ``config.task`` with ``config.backend`` and write a
-    run directory (``out``; default ``runs/<utc>-<task>-<method>``). ``callbacks``: a back end's
-    own callbacks run after rewardgen's (PrefPPO's refits its reward model after each rollout).
+    run directory (``out``; default ``runs/<utc>-<task>-<method>``). ``hooks``:
+    :class:`~rewardgen.train.hooks.RolloutHook` s run after each rollout (PrefPPO's refits its
+    reward model), whatever the back end.
 
     Example:
         >>> result = train(TrainConfig(task="halfcheetah-run", steps=2048))  # doctest: +SKIP
@@ -189,9 +190,9 @@ def train(
             f"the {backend.name} back end does not do {', '.join(asked)} yet: use --backend "
             + " or ".join(b.name for b in BACKENDS.values() if b.periodic_evaluation)
         )
-    if callbacks and not backend.callbacks:
-        raise RewardgenError(f"the {backend.name} back end takes no training callbacks")
-    return backend.load().train(config, out=out, method=method, callbacks=callbacks)
+    if hooks and not backend.hooks:
+        raise RewardgenError(f"the {backend.name} back end runs no rollout hooks (PrefPPO's): use sb3")
+    return backend.load().train(config, out=out, method=method, hooks=hooks)
 
 
 def load_policy(run_dir: str | Path, task: Any) -> Any:

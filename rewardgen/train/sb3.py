@@ -16,6 +16,7 @@ from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_k
 from rewardgen.train.api import TrainConfig, TrainResult, resolve_device
 from rewardgen.train.callback import make_callback
 from rewardgen.train.evaluation import finish_run, over_budget
+from rewardgen.train.hooks import sb3_callback
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 from rewardgen.train.threads import set_train_threads
 
@@ -48,11 +49,11 @@ def _check_video(spec: TaskSpec) -> None:
 
 
 def train(
-    config: TrainConfig, out: str | Path | None = None, method: str = "train", callbacks: Sequence[Any] = ()
+    config: TrainConfig, out: str | Path | None = None, method: str = "train", hooks: Sequence[Any] = ()
 ) -> TrainResult:
     """The sb3 back end (through :func:`rewardgen.train.train`): PPO or SAC on ``config.reward``
-    for ``config.task``, a run directory written. ``callbacks``: stable-baselines3 callbacks run
-    after rewardgen's own (e.g. PrefPPO's, which refits the reward model at each rollout's end)."""
+    for ``config.task``, a run directory written. ``hooks``: rollout hooks, run as
+    stable-baselines3 callbacks after rewardgen's own (PrefPPO's refits its reward model)."""
     import gymnasium as gym
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
@@ -178,7 +179,7 @@ def train(
     try:
         model.learn(
             total_timesteps=steps - model.num_timesteps,
-            callback=[callback, *callbacks] if callbacks else callback,
+            callback=[callback, *(sb3_callback(h) for h in hooks)] if hooks else callback,
             progress_bar=config.progress,
             reset_num_timesteps=config.resume_from is None,
         )

@@ -204,7 +204,7 @@ def load_policy(run: RunDir, task: Any) -> SFPolicy:
 
 
 def train(
-    config: TrainConfig, out: str | Path | None = None, method: str = "train", callbacks: Any = ()
+    config: TrainConfig, out: str | Path | None = None, method: str = "train", hooks: Any = ()
 ) -> TrainResult:
     """The sf back end (through :func:`rewardgen.train.train`): ``config`` trained with
     sample-factory's APPO, a run directory written.

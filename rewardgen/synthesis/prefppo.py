@@ -33,17 +33,11 @@ import numpy as np
 
 from rewardgen.errors import RewardgenError
 from rewardgen.feedback import Judge, Option, PreferenceStore
-from rewardgen.preference.model import PreferenceRewardModel, obs_action_features
-from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
+from rewardgen.preference.model import PreferenceRewardModel
+from rewardgen.preference.segments import SegmentPool, SegmentRecorder
+from rewardgen.train.hooks import ClipFilmer
 
-__all__ = [
-    "ClipFilmer",
-    "PrefPPOConfig",
-    "PreferenceCallback",
-    "SegmentPool",
-    "SegmentRecorder",
-    "train_prefppo",
-]
+__all__ = ["PrefPPOConfig", "PreferenceCallback", "train_prefppo"]
 
 
 @dataclass
@@ -68,153 +62,10 @@ class PrefPPOConfig:
     progress: bool = True
 
 
-class SegmentPool:
-    """The latest ``capacity`` segments cut from PPO's rollouts: features (N, L, d), the reference
-    reward per step (N, L) and the env's own reward sum.
-
-    Example:
-        >>> pool = SegmentPool(n_envs=2, length=3)
-        >>> feats, ref = np.zeros((8, 2, 4)), np.ones((8, 2))
-        >>> dones = np.zeros((8, 2), bool); dones[4, 0] = True  # env 0's episode ends at step 4
-        >>> pool.add(feats, ref, dones)  # env 0: 0-2 (3-4 too short to fill), 5-7; env 1: 0-2, 3-5
-        4
-    """
-
-    def __init__(self, n_envs: int, length: int, capacity: int = 4096, seed: int = 0):
-        if length < 1:
-            raise RewardgenError(f"segments must be at least one step long, got {length}")
-        self.n_envs, self.length, self.capacity = n_envs, length, capacity
-        self.features: np.ndarray | None = None
-        self.reference = np.zeros((0, length))
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return len(self.reference)
-
-    def add(self, features: np.ndarray, reference: np.ndarray, dones: np.ndarray) -> int:
-        """Cut a rollout (T, n_envs, ...) into whole segments within episodes; returns how many."""
-        feats, refs = [], []
-        for env in range(features.shape[1]):
-            start = 0
-            ends = [*(np.flatnonzero(dones[:, env]) + 1), len(dones)]
-            for stop in ends:  # one episode's steps: start .. stop
-                for s in range(start, stop - self.length + 1, self.length):
-                    feats.append(features[s : s + self.length, env])
-                    refs.append(reference[s : s + self.length, env])
-                start = stop
-        if not feats:
-            return 0
-        new_f, new_r = np.stack(feats).astype(np.float32), np.stack(refs)
-        self.features = new_f if self.features is None else np.concatenate([self.features, new_f])
-        self.reference = np.concatenate([self.reference, new_r])
-        self.features, self.reference = self.features[-self.capacity :], self.reference[-self.capacity :]
-        return len(feats)
-
-    def pairs(self, k: int) -> np.ndarray:
-        """``k`` random pairs of distinct segments, (k, 2) indices."""
-        n = len(self)
-        if n < 2:
-            raise RewardgenError("at least two segments are needed to compare")
-        a = self.rng.integers(0, n, size=k)
-        b = (a + self.rng.integers(1, n, size=k)) % n
-        return np.stack([a, b], axis=1)
-
-
-class SegmentRecorder(RewardFn):
-    """The reward PPO trains on: ``model``'s, while what it scored is kept for the callback (the
-    features, the reference reward, the episode ends), in the wrapper's time-major order.
-
-    ``reference`` scores the same transitions with the task's own reward, for the synthetic judge
-    and the correlation check; the person never sees it.
-    """
-
-    def __init__(self, model: PreferenceRewardModel, reference: RewardFn):
-        self.model, self.reference = model, reference
-        self.fields = reference.fields
-        self.recording = True
-        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-
-    def compute(self, batch: TransitionBatch) -> RewardOutput:
-        features = obs_action_features(batch)
-        if self.recording:
-            ref = np.asarray(self.reference(batch).total, dtype=np.float64)
-            done = np.asarray(batch.terminated, bool) | np.asarray(batch.truncated, bool)
-            self._chunks.append((features, ref, done))
-        return self.model.score_features(features)
-
-    def take(self, n_envs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """What was scored since the last call: features (T, n_envs, d), reference (T, n_envs),
-        episode ends (T, n_envs); None when nothing was."""
-        if not self._chunks:
-            return None
-        feats, ref, done = (np.concatenate(part) for part in zip(*self._chunks, strict=True))
-        self._chunks = []
-        t = len(ref) // n_envs
-        return feats.reshape(t, n_envs, -1), ref.reshape(t, n_envs), done.reshape(t, n_envs)
-
-    def reset(self, env_indices: np.ndarray) -> None:
-        self.reference.reset(env_indices)
-
-    def close(self) -> None:
-        self.reference.close()
-
-
-class ClipFilmer:
-    """Short clips of the current policy for a judge who watches (the web page, a terminal):
-    ``gather`` plays the policy in a rendering env of the task and cuts whole segments with their
-    frames; ``write`` saves a clip as ``queries/<round>/<name>.mp4`` in the run."""
-
-    def __init__(self, task: Any, reference: RewardFn, folder: Path, length: int, seed: int = 0):
-        from stable_baselines3.common.vec_env import DummyVecEnv
-
-        from rewardgen.tasks import make_env_fn, wrapper_kwargs
-        from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
-
-        venv = DummyVecEnv([make_env_fn(task, render_mode="rgb_array", fields=reference.fields)])
-        venv.seed(seed)
-        self.venv = SB3RewardVecWrapper(venv, reference, **wrapper_kwargs(task, reference.fields))
-        self.fps = int(venv.envs[0].metadata.get("render_fps", 30))
-        self.folder, self.length = Path(folder), length
-        self.obs = self.venv.reset()
-
-    def gather(
-        self, act: Callable[[np.ndarray], np.ndarray], count: int
-    ) -> list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]]:
-        """``count`` segments (features (L, d), reference reward (L,), frames) of the policy ``act``."""
-        clips: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
-        feats: list[np.ndarray] = []
-        refs: list[float] = []
-        frames: list[np.ndarray] = []
-        while len(clips) < count:
-            frames.append(self.venv.get_images()[0])
-            action = act(self.obs)
-            self.obs, reward, dones, infos = self.venv.step(action)
-            next_obs = infos[0].get("terminal_observation", self.obs[0]) if dones[0] else self.obs[0]
-            feats.append(np.concatenate([np.ravel(next_obs), np.ravel(action)]).astype(np.float32))
-            refs.append(float(reward[0]))
-            if len(feats) == self.length:
-                clips.append((np.stack(feats), np.array(refs), frames))
-                feats, refs, frames = [], [], []
-            if dones[0]:  # a segment never crosses an episode's end
-                feats, refs, frames = [], [], []
-        return clips
-
-    def write(self, round_id: str, name: str, frames: list[np.ndarray]) -> Path:
-        from rewardgen.runs import write_video
-
-        path = self.folder / "queries" / round_id / f"{name}.mp4"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(frames, path, fps=self.fps)
-        return path
-
-    def close(self) -> None:
-        self.venv.close()
-
-
 class PreferenceCallback:
     """At each rollout's end: cut segments, ask the judge the queries due by now (the pairs the
-    ensemble disagrees on most), refit the model on every answer so far. Made by :meth:`sb3`
-    into a stable-baselines3 callback."""
+    ensemble disagrees on most), refit the model on every answer so far. A
+    :class:`~rewardgen.train.hooks.RolloutHook`: the back end calls it, whichever it is."""
 
     def __init__(
         self,
@@ -315,28 +166,8 @@ class PreferenceCallback:
             return None
         return float(np.corrcoef(learned, ref)[0, 1])
 
-    def sb3(self) -> Any:
-        from stable_baselines3.common.callbacks import BaseCallback
-
-        outer = self
-
-        class _Callback(BaseCallback):
-            def _on_step(self) -> bool:
-                return True
-
-            def _on_rollout_end(self) -> None:
-                env = self.training_env
-                normalize = getattr(env, "normalize_obs", lambda obs: obs)
-
-                def act(obs: np.ndarray) -> np.ndarray:
-                    return self.model.predict(normalize(obs), deterministic=False)[0]
-
-                outer.on_rollout_end(self.num_timesteps, act)
-
-            def _on_training_end(self) -> None:
-                outer.recorder.recording = False  # the final evaluation is not a rollout
-
-        return _Callback()
+    def on_training_end(self) -> None:
+        self.recorder.recording = False  # the final evaluation is not a rollout
 
 
 def train_prefppo(
@@ -388,7 +219,7 @@ def train_prefppo(
         progress=config.progress,
     )
     try:
-        result = train(train_config, out=path, method="prefppo", callbacks=[callback.sb3()])
+        result = train(train_config, out=path, method="prefppo", hooks=[callback])
     finally:
         if films is not None:
             films.close()
