@@ -145,8 +145,7 @@ def synthesize(
         with _candidate_progress() as progress:
             summary = run_search(config, client, run, log=_log, progress=progress)
     table = Table(title=f"{spec.id}: {config.method}")
-    for col in ("round", "cand", "status", "success metric", "reason"):
-        table.add_column(col)
+    _candidate_columns(table)
     _candidate_rows(table, summary["candidates"])
     console.print(table)
     if summary["stopped"]:
@@ -180,6 +179,12 @@ def _candidate_progress():
         reporter.close()
 
 
+def _candidate_columns(table: Table) -> None:
+    for col in ("round", "cand", "status", "success metric"):
+        table.add_column(col)
+    table.add_column("reason", overflow="fold")  # whole: "too slow ... per call of 2 transitions"
+
+
 def _candidate_rows(table: Table, candidates: list[dict]) -> None:
     from rewardgen.train.alarm import recorded_verdict
 
@@ -190,7 +195,7 @@ def _candidate_rows(table: Table, candidates: list[dict]) -> None:
         alarm = recorded_verdict(Path(c["path"]) / "train") if c.get("path") else None
         if alarm is not None and alarm.hacked:
             status, reason = status + " (reward hacking?)", "; ".join(alarm.reasons)
-        table.add_row(str(c["iteration"]), str(c["index"]), status, metric, reason[:90])
+        table.add_row(str(c["iteration"]), str(c["index"]), status, metric, reason)
 
 
 @app.command()
@@ -223,8 +228,7 @@ def refine(
             )
     run.update(status=status)  # refining does not change how the search itself ended
     table = Table(title=f"{record['round']}: refined from {record['parent']}")
-    for col in ("round", "cand", "status", "success metric", "reason"):
-        table.add_column(col)
+    _candidate_columns(table)
     _candidate_rows(table, record["candidates"])
     console.print(table)
     console.print(client.usage.summary())
