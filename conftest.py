@@ -5,6 +5,6 @@ import importlib.util
 
 collect_ignore = []
 if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
-    collect_ignore.append("rewardgen/feedback/web.py")
+    collect_ignore += ["rewardgen/feedback/web.py", "rewardgen/feedback/server.py"]
 if importlib.util.find_spec("transformers") is None:
     collect_ignore.append("rewardgen/vlm/testing.py")

@@ -230,8 +230,12 @@ def _cost(timed: _Timed, env_s: float, env_transitions: int) -> RewardCost | Non
 
 def _batch_cost(timed: _Timed, size: int, step_cost: RewardCost, max_ratio: float) -> RewardCost:
     """The best of up to three calls on ``size`` transitions (the kept ones, repeated to that
-    size): the cost per transition training pays when it scores a whole rollout at once. Stops
-    early when a call is clearly within the limit or clearly over it."""
+    size; fewer when the per-step calls say that would take over a second): the cost per
+    transition training pays when it scores a whole rollout at once. Stops early when a call is
+    clearly within the limit or clearly over it."""
+    # never a call the per-step calls say would take more than a second: a slow program is
+    # judged on fewer transitions (its cost per transition does not shrink with the batch)
+    size = min(size, max(step_cost.transitions_per_call, int(1.0 / max(step_cost.per_transition_s, 1e-9))))
     batch = _tile(timed.kept, size)
     limit = _limit_s(step_cost, max_ratio)
     best, calls = float("inf"), 0
