@@ -124,3 +124,15 @@ def test_synthesize_on_any_env_from_the_command_line(tmp_path, monkeypatch, caps
     with pytest.raises(SystemExit):
         main(["synthesize", "--env", "Pendulum-v1", "--llm-model", "m"])
     assert "--env needs --goal" in capsys.readouterr().err
+
+
+def test_a_derived_task_is_written_into_the_run_the_caller_reserved(tmp_path):
+    """The library derives a task into a run folder chosen up front, as the CLI does."""
+    from rewardgen.runs import RunDir
+    from rewardgen.tasks import get_task, materialize
+    from rewardgen.tasks.derive import derived_id
+
+    folder = RunDir.reserve(derived_id("Pendulum-v1"), "evolution", root=tmp_path / "runs")
+    assert folder.is_dir() and folder.name.endswith("-env-pendulum-v1-evolution")
+    task = materialize("Pendulum-v1", "swing up", None, folder)
+    assert task.path == folder / "task.yaml" and get_task(str(task.path)).goal == "swing up"

@@ -65,7 +65,7 @@ def train_cmd(
     """Train on NetHack with ONI: env reward x c_ext + LLM-labelled message reward x c_int."""
     from rewardgen.intrinsic import DEFAULT_STORE, AnnotationService, OniSpec, ServiceConfig
     from rewardgen.llm.options import settings_from_options
-    from rewardgen.runs import default_run_path
+    from rewardgen.runs import RunDir
     from rewardgen.tasks import get_task
     from rewardgen.train import TrainConfig, check_backend
     from rewardgen.train import train as run_train
@@ -86,7 +86,7 @@ def train_cmd(
     settings.check()  # a missing API key fails now, not in the service
     reward_spec = OniSpec(store or DEFAULT_STORE, goal=goal, model=settings.model, reward=reward, beta=beta)
     reward_spec.store().check()  # a damaged, read-only or directory store fails now, not mid-run
-    out = out or default_run_path(spec.id, "oni")
+    out = RunDir.reserve(spec.id, "oni", out)
     config = TrainConfig(
         task=task,
         reward=reward_spec,

@@ -108,14 +108,12 @@ def synthesize(
         if env is not None:
             if not goal:
                 raise RewardgenError("--env needs --goal: the sentence the reward should achieve")
-            from rewardgen.runs import default_run_path
-            from rewardgen.tasks import derive_task, save_task_file
+            from rewardgen.tasks.derive import derived_id, materialize
 
-            derived = derive_task(env, goal, notes)
-            out = out or default_run_path(derived.id, method)
-            out.mkdir(parents=True, exist_ok=True)
-            task = str(save_task_file(derived, out / "task.yaml").path)
-            console.print(f"task derived from {env}: {out / 'task.yaml'} ({derived.metric.describe()})")
+            out = RunDir.reserve(derived_id(env, notes), method, out)
+            derived = materialize(env, goal, notes, out)
+            task = str(derived.path)
+            console.print(f"task derived from {env}: {derived.path} ({derived.metric.describe()})")
         config = SearchConfig(
             task=task,
             method=method,

@@ -11,6 +11,7 @@ from rich.table import Table
 from rewardgen.cli import app, console, parse_steps
 from rewardgen.cli.common import HpOverrides, Hyperparams, _report, parse_hp
 from rewardgen.errors import RewardgenError
+from rewardgen.runs import RunDir
 
 DEMO_TASK = "halfcheetah-run"
 DEMO_STEPS = 1_000_000  # a cap: the demo stops at the first successful evaluation (~400k steps)
@@ -46,12 +47,11 @@ def _reward_format(
     if reward_format != "text2reward":
         raise RewardgenError(f"unknown --reward-format '{reward_format}': use rewardgen or text2reward")
     from rewardgen.interop import import_text2reward
-    from rewardgen.runs import default_run_path
     from rewardgen.tasks import get_task
 
     if reward is None:
         raise RewardgenError("--reward-format text2reward needs --reward FILE (a compute_dense_reward file)")
-    folder = (out or default_run_path(get_task(task).id, method)) / "text2reward"
+    folder = RunDir.reserve(get_task(task).id, method, out) / "text2reward"
     imp = import_text2reward(reward, task, out=folder)
     console.print(
         f"text2reward: {len(imp.fields)} self.env reads became state fields; sandboxed ({folder}). "

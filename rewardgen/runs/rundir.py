@@ -113,6 +113,21 @@ class RunDir:
         run.save()
         return run
 
+    @staticmethod
+    def reserve(task: str, method: str, out: str | Path | None = None, root: str | Path = "runs") -> Path:
+        """The folder a run will use (``out``, or ``runs/<utc-time>-<task>-<method>``), made now:
+        for what a caller writes before the run starts (a derived task, a converted reward);
+        :meth:`create` then writes the manifest into it.
+
+        Example:
+            >>> import tempfile
+            >>> RunDir.reserve("hopper-run", "train", out=tempfile.mkdtemp() + "/run").is_dir()
+            True
+        """
+        path = Path(out) if out is not None else default_run_path(task, method, root)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
         """An existing run directory (its manifest read), e.g. to resume, refine or report on it."""

@@ -178,7 +178,7 @@ def train_prefppo(
     ``prefppo.json`` in the run directory."""
     from rewardgen.feedback import make_judge
     from rewardgen.rewards.spec import FnSpec
-    from rewardgen.runs import default_run_path
+    from rewardgen.runs import RunDir
     from rewardgen.tasks import get_task
     from rewardgen.train import TrainConfig, train
     from rewardgen.train.hyperparams import default_n_envs
@@ -188,7 +188,7 @@ def train_prefppo(
     task = get_task(config.task)
     steps = int(config.steps or task.budget.steps)
     n_envs = int(config.n_envs or default_n_envs("ppo", "default", task.budget.n_envs))
-    path = Path(out) if out is not None else default_run_path(task.id, "prefppo")
+    path = RunDir.reserve(task.id, "prefppo", out)
     if (path / "preferences.jsonl").exists():
         raise RewardgenError(f"{path} already holds a PrefPPO run's answers: pass another --out")
     path.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The task catalog: env ids per gymnasium version, goals, named fields, success metrics."""
 
-from rewardgen.tasks.derive import derive_task
+from rewardgen.tasks.derive import derive_task, materialize
 from rewardgen.tasks.fields import StateFieldsWrapper, TaskFields
 from rewardgen.tasks.make import episode_metrics, make_env, make_env_fn, task_fields, wrapper_kwargs
 from rewardgen.tasks.spec import (
@@ -34,6 +34,7 @@ __all__ = [
     "load_task_file",
     "make_env",
     "make_env_fn",
+    "materialize",
     "save_task_file",
     "task_fields",
     "wrapper_kwargs",

@@ -21,9 +21,9 @@ import numpy as np
 import yaml
 
 from rewardgen.errors import RewardgenError
-from rewardgen.tasks.spec import ENV_REWARD, TaskSpec
+from rewardgen.tasks.spec import ENV_REWARD, TaskSpec, save_task_file
 
-__all__ = ["derive_task"]
+__all__ = ["derive_task", "derived_id", "materialize"]
 
 MAX_COMPONENT_FIELDS = 64  # larger Box observations become one `obs` field
 _NOTE_KEYS = {"id", "fields", "action", "metric", "budget", "package", "env_kwargs"}
@@ -96,6 +96,17 @@ def _read_notes(notes: str | Path | dict[str, Any] | None) -> dict[str, Any]:
     return data
 
 
+def derived_id(env_id: str, notes: str | Path | dict[str, Any] | None = None) -> str:
+    """The id a task derived from ``env_id`` gets: the notes' ``id``, else ``env-<env id>``.
+
+    Example:
+        >>> derived_id("Meta-World/MT1")
+        'env-meta-world_mt1'
+    """
+    note = notes if isinstance(notes, dict) else _read_notes(notes)
+    return note.get("id") or "env-" + re.sub(r"[^A-Za-z0-9_.-]", "_", env_id).lower()
+
+
 def derive_task(
     env_id: str, goal: str, notes: str | Path | dict[str, Any] | None = None, **env_kwargs: Any
 ) -> TaskSpec:
@@ -147,7 +158,7 @@ def derive_task(
         "doc": "the env's own return" + ("" if threshold is not None else " (no success threshold)"),
     }
     data = {
-        "id": note.get("id") or "env-" + re.sub(r"[^A-Za-z0-9_.-]", "_", env_id).lower(),
+        "id": derived_id(env_id, note),
         "env_id": env_id,
         "goal": goal,
         "fields": fields,
@@ -160,3 +171,12 @@ def derive_task(
         return TaskSpec(**data)
     except ValueError as exc:
         raise RewardgenError(f"cannot build a task for {env_id} from these notes: {exc}") from exc
+
+
+def materialize(
+    env_id: str, goal: str, notes: str | Path | dict[str, Any] | None, folder: str | Path
+) -> TaskSpec:
+    """A task derived from ``env_id`` (see :func:`derive_task`) written as ``folder/task.yaml`` and
+    loaded back from there: worker processes, Ray nodes and a resumed run find it by that path.
+    ``folder`` is the run the caller reserved (:meth:`rewardgen.runs.RunDir.reserve`)."""
+    return save_task_file(derive_task(env_id, goal, notes), Path(folder) / "task.yaml")
