@@ -22,7 +22,7 @@ from rewardgen.runs import EvalSummary, RunDir
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
 from rewardgen.synthesis.progress import quiet
-from rewardgen.tasks import TaskSpec, get_task
+from rewardgen.tasks import TaskSpec
 from rewardgen.train.api import get_backend
 from rewardgen.train.check import check_reward
 
@@ -100,10 +100,9 @@ def evaluate_candidate(
         cand.reason = "refused by the static checks: " + "; ".join(check.problems)
         return saved(cand)
     cand.status = "failed"
-    ref = _task_ref(task)
     try:
         smoke = check_reward(
-            ref,
+            task,
             _program(folder / RunDir.REWARD, config),
             steps=config.smoke_steps,
             n_envs=2,
@@ -161,14 +160,6 @@ def _trained_steps(folder: Path) -> int:
         return 0
 
 
-def _task_ref(task: TaskSpec) -> str:
-    """How worker code finds the task again: its catalog id, or its YAML file."""
-    try:
-        return task.id if get_task(task.id) == task else str(task.path)
-    except RewardgenError:
-        return str(task.path)
-
-
 def saved(cand: Candidate) -> Candidate:
     assert cand.path is not None
     tmp = cand.path / "candidate.json.tmp"  # written whole or not at all: resume trusts it
@@ -188,7 +179,7 @@ def _train_config(
         # candidates trained at once share the machine's cores between their rollout workers
         hyperparams["num_workers"] = max(1, (os.cpu_count() or 1) // max(1, config.workers))
     return TrainConfig(
-        task=_task_ref(task),
+        task=task,  # resolved once: the spec itself travels to the worker
         reward=_program(reward, config),
         steps=steps,
         seed=seed,

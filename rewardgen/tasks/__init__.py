@@ -15,6 +15,7 @@ from rewardgen.tasks.spec import (
     list_tasks,
     load_task_file,
     save_task_file,
+    task_ref,
 )
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "materialize",
     "save_task_file",
     "task_fields",
+    "task_ref",
     "wrapper_kwargs",
 ]

@@ -277,6 +277,20 @@ def _catalog() -> dict[str, TaskSpec]:
     return {t.id: t for t in tasks}
 
 
+def task_ref(task: TaskSpec) -> str:
+    """How a manifest (and a resumed run) names ``task``: its catalog id when it is the catalog's
+    own, else the YAML file it was loaded from.
+
+    Example:
+        >>> task_ref(get_task("hopper-run"))
+        'hopper-run'
+    """
+    try:
+        return task.id if get_task(task.id) == task else str(task.path)
+    except UnknownTaskError:
+        return str(task.path)
+
+
 def list_tasks() -> list[TaskSpec]:
     return list(_catalog().values())
 

@@ -27,6 +27,7 @@ from typing import Any
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardSpec
 from rewardgen.runs import EvalSummary
+from rewardgen.tasks import TaskSpec, task_ref
 
 __all__ = [
     "BACKENDS",
@@ -51,7 +52,7 @@ class TrainConfig:
         3
     """
 
-    task: str
+    task: str | TaskSpec  # an id, a task YAML, or the resolved TaskSpec itself (pickles to workers)
     reward: RewardSpec | None = None  # what to train on; None: the task's reference reward
     steps: int | None = None  # None: the task's default budget
     algo: str | None = None
@@ -79,6 +80,8 @@ class TrainConfig:
     def record(self, reward: RewardSpec) -> dict[str, Any]:
         """The config as the manifest keeps it (JSON values): the reward as its spec describes it."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "reward"}
+        if isinstance(self.task, TaskSpec):
+            out["task"] = task_ref(self.task)
         return {**out, "reward": reward.describe()}
 
 

@@ -20,7 +20,7 @@ from rewardgen.rewards import (
     RewardSpec,
     TransitionBatch,
 )
-from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
+from rewardgen.tasks import TaskSpec, get_task, make_env_fn, wrapper_kwargs
 from rewardgen.wrappers import VectorRewardWrapper
 
 __all__ = ["RewardCost", "RewardTooSlowError", "check_reward"]
@@ -122,7 +122,7 @@ def _limit_s(cost: RewardCost, max_ratio: float) -> float:
 
 
 def check_reward(
-    task: str,
+    task: str | TaskSpec,
     reward: RewardSpec | None = None,
     steps: int = 250,
     n_envs: int = 4,
