@@ -398,7 +398,8 @@ def test_the_live_progress_shows_a_failed_candidate_as_failed(tmp_path):
 
     failed, training = tmp_path / "iter0" / "cand0", tmp_path / "iter0" / "cand1"
     (failed).mkdir(parents=True)
-    (failed / "candidate.json").write_text(json.dumps({"status": "failed", "reason": "too slow"}))
+    record = {"iteration": 0, "index": 0, "status": "failed", "reason": "too slow"}
+    (failed / "candidate.json").write_text(json.dumps(record))
     (training / "train").mkdir(parents=True)
     (training / "train" / "metrics.csv").write_text("timesteps,success_metric_mean\n2048,0.5\n")
     lines = []

@@ -14,6 +14,7 @@ from rewardgen.cli import app, console, parse_steps
 from rewardgen.cli.common import Hyperparams
 from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMMode, LLMModel, _llm_client
 from rewardgen.errors import RewardgenError
+from rewardgen.runs import CandidateRecord
 
 
 @app.command()
@@ -153,10 +154,9 @@ def synthesize(
             f"best reward, seed {f['seed']}: success metric {f.get('success_metric_mean', float('nan')):.3f}"
         )
     console.print(client.usage.summary())
-    best = summary["best"]
-    if best:
-        metric = best["eval"]["success_metric_mean"]
-        console.print(f"best reward: {run.file('best_reward.py')} (success metric {metric:.3f})")
+    best = CandidateRecord.from_dict(summary["best"]) if summary["best"] else None
+    if best is not None and best.success_metric is not None:
+        console.print(f"best reward: {run.file('best_reward.py')} (success metric {best.success_metric:.3f})")
     console.print(f"run directory: [bold]{run.path}[/bold]")
     console.print(f"report: [bold]{run.file('report.html')}[/bold]")
 
@@ -186,14 +186,14 @@ def _candidate_columns(table: Table) -> None:
 def _candidate_rows(table: Table, candidates: list[dict]) -> None:
     from rewardgen.train.alarm import recorded_verdict
 
-    for c in candidates:
-        metric = f"{c['eval']['success_metric_mean']:.3f}" if c.get("eval") else ""
-        status = c["status"] + (" (stopped early)" if c.get("pruned") else "")
-        reason = (c.get("reason") or "").replace(f"{c.get('path')}/", "")  # the folder is in the table
-        alarm = recorded_verdict(Path(c["path"]) / "train") if c.get("path") else None
+    for c in map(CandidateRecord.from_dict, candidates):
+        metric = f"{c.success_metric:.3f}" if c.success_metric is not None else ""
+        status = c.status + (" (stopped early)" if c.pruned else "")
+        reason = (c.reason or "").replace(f"{c.path}/", "")  # the folder is in the table
+        alarm = recorded_verdict(c.path / "train") if c.path is not None else None
         if alarm is not None and alarm.hacked:
             status, reason = status + " (reward hacking?)", "; ".join(alarm.reasons)
-        table.add_row(str(c["iteration"]), str(c["index"]), status, metric, reason)
+        table.add_row(str(c.iteration), str(c.index), status, metric, reason)
 
 
 @app.command()

@@ -12,9 +12,10 @@ from rewardgen.runs.metrics import (
     write_video,
 )
 from rewardgen.runs.rundir import RunDir, default_run_path, git_revision, package_versions
-from rewardgen.runs.summary import EpisodeResult, EvalSummary
+from rewardgen.runs.summary import CandidateRecord, EpisodeResult, EvalSummary
 
 __all__ = [
+    "CandidateRecord",
     "EpisodeResult",
     "EvalSummary",
     "MetricsWriter",

@@ -1,17 +1,19 @@
 """What an evaluation found: :class:`EvalSummary` (``eval.json``), one type for the trainer that
-writes it, the search that ranks by it and the CLI and prompts that show it."""
+writes it, the search that ranks by it and the CLI and prompts that show it; and what became of
+one candidate of a search: :class:`CandidateRecord` (``candidate.json``), read the same way by the
+search, the CLI's table and report.html."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["EpisodeResult", "EvalSummary"]
+__all__ = ["CandidateRecord", "EpisodeResult", "EvalSummary"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,73 @@ class EvalSummary:
     @classmethod
     def read(cls, path: Path) -> EvalSummary:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass
+class CandidateRecord:
+    """One reply of the model in a search and what became of it (``<round>/cand<k>/candidate.json``).
+
+    Example:
+        >>> data = {"iteration": 0, "index": 2, "status": "trained", "path": "run/iter0/cand2"}
+        >>> rec = CandidateRecord.from_dict(data)
+        >>> rec.round, rec.label, rec.success_metric
+        ('iter0', 'iter0/cand2', None)
+    """
+
+    FILE = "candidate.json"
+
+    iteration: int
+    index: int
+    status: str  # "refused" | "failed" | "trained"
+    reason: str | None = None
+    code: str | None = None
+    eval: EvalSummary | None = None  # its policy's evaluation (without episodes once reloaded)
+    score: float | None = None
+    path: Path | None = None
+    steps: int | None = None  # training steps so far (successive halving trains in stages)
+    pruned: bool = False  # dropped by successive halving before the full budget
+    wall_s: float | None = None  # wall-clock seconds spent training and evaluating it
+
+    @property
+    def round(self) -> str:
+        return self.path.parent.name if self.path is not None else f"iter{self.iteration}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.round}/cand{self.index}"
+
+    @property
+    def success_metric(self) -> float | None:
+        return self.eval.success_metric_mean if self.eval is not None else None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CandidateRecord:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("path") is not None:
+            values["path"] = Path(values["path"])
+        if values.get("eval") is not None and not isinstance(values["eval"], EvalSummary):
+            values["eval"] = EvalSummary.from_dict(values["eval"])
+        return cls(**values)
+
+    @classmethod
+    def load(cls, folder: Path) -> CandidateRecord | None:
+        """The record a search wrote in ``folder`` (None: none yet, or cut short by a kill)."""
+        try:
+            data = json.loads((Path(folder) / cls.FILE).read_text())
+            return cls.from_dict({**data, "path": folder})
+        except (OSError, ValueError, TypeError, RewardgenError):
+            return None  # not written yet, cut short, or not a record
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["path"] = str(self.path) if self.path else None
+        d["eval"] = self.eval.to_dict(episodes=False) if self.eval is not None else None
+        return d
+
+    def save(self) -> None:
+        """Write ``candidate.json`` whole or not at all (a resumed search trusts it)."""
+        assert self.path is not None
+        tmp = self.path / (self.FILE + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        tmp.replace(self.path / self.FILE)

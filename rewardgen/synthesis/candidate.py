@@ -12,13 +12,12 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from rewardgen.code import CodeCheckError, ProgramSpec, extract_code, static_check
 from rewardgen.errors import RewardgenError
-from rewardgen.runs import EvalSummary, RunDir
+from rewardgen.runs import CandidateRecord, RunDir
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
 from rewardgen.synthesis.progress import quiet
@@ -37,42 +36,12 @@ __all__ = [
 ]
 
 
-@dataclass
-class Candidate:
-    """One reply of the model and what became of it."""
-
-    iteration: int
-    index: int
-    status: str  # "refused" | "failed" | "trained"
-    reason: str | None = None
-    code: str | None = None
-    eval: EvalSummary | None = None  # its policy's evaluation (without episodes once reloaded)
-    score: float | None = None
-    path: Path | None = None
-    steps: int | None = None  # training steps so far (successive halving trains in stages)
-    pruned: bool = False  # dropped by successive halving before the full budget
-    wall_s: float | None = None  # wall-clock seconds spent training and evaluating it
-
-    @classmethod
-    def load(cls, folder: Path) -> Candidate | None:
-        """A candidate a previous (killed) run already finished, or None."""
-        path = folder / "candidate.json"
-        if not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            return None  # cut short by the kill: evaluate it again
-        data["path"] = folder
-        if data.get("eval") is not None:
-            data["eval"] = EvalSummary.from_dict(data["eval"])
-        return cls(**data)
+class Candidate(CandidateRecord):
+    """One reply of the model and what became of it: the search's name for
+    :class:`~rewardgen.runs.CandidateRecord`, which owns its file."""
 
     def summary(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["path"] = str(self.path) if self.path else None
-        d["eval"] = self.eval.to_dict(episodes=False) if self.eval is not None else None
-        return d
+        return self.to_dict()
 
 
 def evaluate_candidate(
@@ -161,10 +130,7 @@ def _trained_steps(folder: Path) -> int:
 
 
 def saved(cand: Candidate) -> Candidate:
-    assert cand.path is not None
-    tmp = cand.path / "candidate.json.tmp"  # written whole or not at all: resume trusts it
-    tmp.write_text(json.dumps(cand.summary(), indent=2, default=str))
-    tmp.replace(cand.path / "candidate.json")
+    cand.save()
     return cand
 
 

@@ -5,7 +5,6 @@ not flooded."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rewardgen.runs import RunDir
+from rewardgen.runs import CandidateRecord, RunDir
 
 __all__ = ["CandidateState", "LineProgress", "ProgressFn", "TerminalProgress", "quiet", "watch_candidates"]
 
@@ -78,11 +77,8 @@ def watch_candidates(
 
 def _ended_badly(folder: Path) -> str:
     """ "failed" or "refused" once the candidate in ``folder`` has ended so, else ""."""
-    try:
-        status = json.loads((folder / "candidate.json").read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return ""
-    return status if status in ("failed", "refused") else ""
+    record = CandidateRecord.load(folder)
+    return record.status if record is not None and record.status in ("failed", "refused") else ""
 
 
 def _metric(metric: float | None) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rewardgen.feedback import PreferenceStore
-from rewardgen.runs import RunDir, read_metrics
+from rewardgen.runs import CandidateRecord, RunDir, read_metrics
 
 __all__ = ["collect_candidates", "round_dirs", "write_report"]
 
@@ -30,35 +30,30 @@ def round_dirs(run: Path) -> list[Path]:
     return [p for *_, p in sorted(found)]
 
 
-def collect_candidates(run: Path) -> list[dict[str, Any]]:
-    """Every finished candidate of the run (its ``candidate.json``) with ``round`` and ``folder``."""
+def collect_candidates(run: Path) -> list[CandidateRecord]:
+    """Every finished candidate of the run (its ``candidate.json``), round by round."""
     out = []
     for rnd in round_dirs(run):
         folders = sorted(rnd.glob("cand*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
-        for folder in folders:
-            try:
-                data = json.loads((folder / "candidate.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                continue  # still training, or cut short by a kill
-            data["round"], data["folder"] = rnd.name, folder
-            out.append(data)
+        out += [r for f in folders if (r := CandidateRecord.load(f)) is not None]  # None: still training
     return out
 
 
-def _alarm(c: dict[str, Any]) -> dict[str, Any] | None:
+def _alarm(c: CandidateRecord) -> dict[str, Any] | None:
     """The reward-hacking alarm's verdict on a candidate's training run, when it fired."""
     from rewardgen.train.alarm import recorded_verdict
 
-    verdict = recorded_verdict(Path(c["folder"]) / "train")
+    verdict = recorded_verdict(_folder(c) / "train")
     return verdict.to_dict() if verdict is not None and verdict.hacked else None
 
 
-def _label(c: dict[str, Any]) -> str:
-    return f"{c['round']}/cand{c['index']}"
+def _folder(c: CandidateRecord) -> Path:
+    assert c.path is not None  # records read from a run have their folder
+    return c.path
 
 
 def _plot_curves(
-    cands: list[dict[str, Any]], out_png: Path, metric_label: str, threshold: float | None = None
+    cands: list[CandidateRecord], out_png: Path, metric_label: str, threshold: float | None = None
 ) -> bool:
     import matplotlib
 
@@ -67,7 +62,7 @@ def _plot_curves(
 
     curves = []
     for c in cands:
-        path = c["folder"] / "train" / RunDir.METRICS
+        path = _folder(c) / "train" / RunDir.METRICS
         if path.is_file() and (m := read_metrics(path)):
             curves.append((c, m))
     if not curves:
@@ -76,10 +71,10 @@ def _plot_curves(
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for k, (c, m) in enumerate(curves):
         color = cmap(k % 20)
-        style = "--" if c.get("pruned") else "-"
+        style = "--" if c.pruned else "-"
         hacked = _alarm(c) is not None  # drawn thick, with crosses: the alarm fired on it
         look = {"linewidth": 3, "marker": "x"} if hacked else {}
-        label = _label(c) + (" (reward hacking?)" if hacked else "")
+        label = c.label + (" (reward hacking?)" if hacked else "")
         ax1.plot(
             m["timesteps"], m["success_metric_mean"], style, color=color, label=label, alpha=0.85, **look
         )
@@ -151,12 +146,11 @@ def write_report(run: str | Path) -> Path:
     summary_path = run / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     cands = collect_candidates(run)
-    best = summary.get("best") or manifest.get("best") or {}
-    best_folder = Path(best["path"]).resolve() if best.get("path") else None
+    best = summary.get("best") or manifest.get("best")
+    record = CandidateRecord.from_dict(best) if best else None
+    best_folder = record.path.resolve() if record is not None and record.path is not None else None
     config = manifest.get("config", {})
-    metric = ""
-    if cands and cands[0].get("eval"):
-        metric = cands[0]["eval"].get("metric", "")
+    metric = next((c.eval.metric for c in cands if c.eval is not None), "")
     has_plot = _plot_curves(cands, run / "report_curves.png", metric or "task metric", _threshold(config))
 
     e = html.escape
@@ -186,13 +180,13 @@ def write_report(run: str | Path) -> Path:
         parts.append("<h2>Learning curves</h2><p>Every trained candidate (dashed: stopped early).</p>")
         parts.append("<img src='report_curves.png' alt='learning curves of every candidate'>")
 
-    videos = [(c, c["folder"] / "train" / RunDir.VIDEO) for c in cands]
+    videos = [(c, _folder(c) / "train" / RunDir.VIDEO) for c in cands]
     videos = [(c, v) for c, v in videos if v.is_file()]
     finals = sorted((run / "final").glob("seed*/video.mp4")) if (run / "final").is_dir() else []
     if videos or finals:
         parts.append("<h2>Videos of the best policies</h2><div class='videos'>")
         for c, v in videos:
-            caption = f"{_label(c)}: success metric {_fmt((c.get('eval') or {}).get('success_metric_mean'))}"
+            caption = f"{c.label}: success metric {_fmt(c.success_metric)}"
             parts.append(
                 f"<figure><video src='{_rel(v, run)}' controls loop muted></video>"
                 f"<figcaption>{e(caption)}</figcaption></figure>"
@@ -222,9 +216,9 @@ def write_report(run: str | Path) -> Path:
         "<th>success rate</th><th>env return</th><th>reason</th></tr>"
     )
     for c in cands:
-        ev = c.get("eval") or {}
-        is_best = best_folder is not None and c["folder"].resolve() == best_folder
-        status = c["status"] + (" (stopped early)" if c.get("pruned") else "")
+        ev = c.eval
+        is_best = best_folder is not None and _folder(c).resolve() == best_folder
+        status = c.status + (" (stopped early)" if c.pruned else "")
         alarm = _alarm(c)
         badge = (
             f"<span class='badge' title='{e('; '.join(alarm['reasons']))}'>reward hacking?</span>"
@@ -232,12 +226,12 @@ def write_report(run: str | Path) -> Path:
             else ""
         )
         parts.append(
-            f"<tr class='{'best' if is_best else ''}'><td><a href='#{e(_label(c))}'>{e(_label(c))}</a>"
-            f"{' &#9733;' if is_best else ''}{badge}</td><td class='status-{e(c['status'])}'>{e(status)}</td>"
-            f"<td>{_fmt(c.get('steps'), ',')}</td><td>{_fmt(c.get('score'))}</td>"
-            f"<td>{_fmt(ev.get('success_metric_mean'))}</td><td>{_fmt(ev.get('success_rate'), '.0%')}</td>"
-            f"<td>{_fmt(ev.get('env_return_mean'), '.1f')}</td>"
-            f"<td>{e(c.get('reason') or ('; '.join(alarm['reasons']) if alarm else ''))}</td></tr>"
+            f"<tr class='{'best' if is_best else ''}'><td><a href='#{e(c.label)}'>{e(c.label)}</a>"
+            f"{' &#9733;' if is_best else ''}{badge}</td><td class='status-{e(c.status)}'>{e(status)}</td>"
+            f"<td>{_fmt(c.steps, ',')}</td><td>{_fmt(c.score)}</td>"
+            f"<td>{_fmt(ev and ev.success_metric_mean)}</td><td>{_fmt(ev and ev.success_rate, '.0%')}</td>"
+            f"<td>{_fmt(ev and ev.env_return_mean, '.1f')}</td>"
+            f"<td>{e(c.reason or ('; '.join(alarm['reasons']) if alarm else ''))}</td></tr>"
         )
     parts.append("</table>")
 
@@ -259,21 +253,19 @@ def write_report(run: str | Path) -> Path:
                 parts.append(
                     f"<details><summary>{title}</summary><pre>{e((rnd / name).read_text())}</pre></details>"
                 )
-        for c in (c for c in cands if c["round"] == rnd.name):
-            is_best = best_folder is not None and c["folder"].resolve() == best_folder
+        for c in (c for c in cands if c.round == rnd.name):
+            is_best = best_folder is not None and _folder(c).resolve() == best_folder
             parts.append(
-                f"<details id='{e(_label(c))}'{' open' if is_best else ''}><summary>{e(_label(c))}: "
-                f"{e(c['status'])}</summary>"
+                f"<details id='{e(c.label)}'{' open' if is_best else ''}><summary>{e(c.label)}: "
+                f"{e(c.status)}</summary>"
             )
             if (alarm := _alarm(c)) is not None:
                 parts.append(
                     f"<p class='alarm'>Reward hacking suspected: {e('; '.join(alarm['reasons']))}</p>"
                 )
-            if (c["folder"] / "train" / RunDir.CURVE).is_file():
-                parts.append(
-                    f"<img src='{_rel(c['folder'] / 'train' / 'learning_curve.png', run)}' width=480>"
-                )
-            parts.append(f"<pre>{e(c.get('code') or (c['folder'] / 'reply.md').read_text())}</pre></details>")
+            if (_folder(c) / "train" / RunDir.CURVE).is_file():
+                parts.append(f"<img src='{_rel(_folder(c) / 'train' / RunDir.CURVE, run)}' width=480>")
+            parts.append(f"<pre>{e(c.code or (_folder(c) / 'reply.md').read_text())}</pre></details>")
     parts.append("</body></html>")
     out = run / "report.html"
     tmp = run / "report.html.tmp"
