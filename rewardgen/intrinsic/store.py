@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewardgen.errors import RewardgenError
+from rewardgen.intrinsic.sqlite import SCHEMA, Transaction, WriteCheck, add_missing_columns, dead_here
 
 __all__ = ["DEFAULT_STORE", "LabelKey", "LabelStore"]
 
@@ -35,48 +36,6 @@ LEASE_S = 900.0
 DEFAULT_STORE = (
     Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rewardgen" / "oni_labels.sqlite"
 )
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS labels (
-    goal TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    model TEXT NOT NULL,
-    message TEXT NOT NULL,
-    label INTEGER,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    reason TEXT,
-    seen REAL NOT NULL,
-    updated REAL NOT NULL,
-    retry_at REAL,
-    owner TEXT,
-    lease_until REAL,
-    PRIMARY KEY (goal, prompt, model, message)
-);
-CREATE INDEX IF NOT EXISTS labels_status ON labels (goal, prompt, model, status, seen);
-CREATE INDEX IF NOT EXISTS labels_updated ON labels (goal, prompt, model, updated);
-CREATE TABLE IF NOT EXISTS preferences (
-    goal TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    model TEXT NOT NULL,
-    a TEXT NOT NULL,
-    b TEXT NOT NULL,
-    preference REAL NOT NULL,
-    updated REAL NOT NULL,
-    PRIMARY KEY (goal, prompt, model, a, b)
-);
-CREATE TABLE IF NOT EXISTS models (
-    goal TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    model TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    weights BLOB NOT NULL,
-    trained_on INTEGER NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (goal, prompt, model, kind, version)
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -127,8 +86,8 @@ class LabelStore:
                 try:
                     conn.execute("PRAGMA journal_mode=WAL")
                     conn.execute("PRAGMA synchronous=NORMAL")  # durable at WAL checkpoints; atomic always
-                    conn.executescript(_SCHEMA)
-                    _add_missing_columns(conn)
+                    conn.executescript(SCHEMA)
+                    add_missing_columns(conn)
                     break
                 except sqlite3.OperationalError:
                     if time.monotonic() > deadline:
@@ -159,8 +118,8 @@ class LabelStore:
                 raise sqlite3.DatabaseError(result)
             with self._transaction() as conn:  # a write that is rolled back: is the file writable?
                 conn.execute("CREATE TABLE rewardgen_write_check (x)")
-                raise _RolledBack
-        except _RolledBack:
+                raise WriteCheck
+        except WriteCheck:
             return self
         except sqlite3.DatabaseError as exc:
             self.close()
@@ -299,7 +258,7 @@ class LabelStore:
                 "WHERE goal=? AND prompt=? AND model=? AND status='in_flight'",
                 self.key.params(),
             ).fetchall()
-            gone = [m for m, owner, until in rows if (until or 0) < now or _dead_here(owner, host)]
+            gone = [m for m, owner, until in rows if (until or 0) < now or dead_here(owner, host)]
             self._set(conn, gone, "status='pending', owner=NULL, lease_until=NULL")
             return len(gone)
 
@@ -423,44 +382,4 @@ class LabelStore:
         )
 
     def _transaction(self):
-        return _Transaction(self.conn)
-
-
-class _RolledBack(Exception):
-    """Ends the write check's transaction (rolled back)."""
-
-
-def _dead_here(owner: str | None, host: str) -> bool:
-    """Whether ``owner`` (``host:pid``) is a process of this host that no longer runs."""
-    if not owner:
-        return True  # claimed before leases existed
-    owner_host, _, pid = owner.rpartition(":")
-    if owner_host != host or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """A store written by an earlier version gains the columns added since."""
-    have = {row[1] for row in conn.execute("PRAGMA table_info(labels)").fetchall()}
-    for column in ("retry_at REAL", "owner TEXT", "lease_until REAL"):
-        if column.split()[0] not in have:
-            conn.execute(f"ALTER TABLE labels ADD COLUMN {column}")
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        return Transaction(self.conn)
