@@ -13,10 +13,9 @@ import time
 
 import numpy as np
 
-from rewardgen.runs import RunDir
 from rewardgen.tasks import get_task, make_env
 from rewardgen.train import TrainResult
-from rewardgen.train.evaluation import finish_run
+from rewardgen.train.evaluation import begin_run, finish_run
 
 
 def check():
@@ -42,8 +41,7 @@ def train(config, out=None, method="train", hooks=()):
     started = time.monotonic()
     spec = get_task(config.task)
     reward = config.reward or spec.reference_reward()
-    run = RunDir.create(spec.id, method, config.record(reward), out=out)
-    run.update(backend="toy", env_id=spec.gym_id)
+    run = begin_run(spec, reward, config.record(reward), out, method, "toy", "cpu")
     return TrainResult(run.path, *finish_run(run, spec, reward, config, "toy", started))
 '''
 

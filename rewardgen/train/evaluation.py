@@ -21,7 +21,15 @@ from rewardgen.runs import (
 )
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 
-__all__ = ["OverBudgetError", "evaluate", "finish_run", "judge_run", "over_budget", "plot_run_curve"]
+__all__ = [
+    "OverBudgetError",
+    "begin_run",
+    "evaluate",
+    "finish_run",
+    "judge_run",
+    "over_budget",
+    "plot_run_curve",
+]
 
 
 class OverBudgetError(RewardgenError):
@@ -53,6 +61,25 @@ def plot_run_curve(
         reward_label=reward.return_label,
         alarm=alarm,
     )
+
+
+def begin_run(
+    spec: TaskSpec,
+    reward: RewardSpec,
+    record: dict[str, Any],
+    out: Any,
+    method: str,
+    backend: str,
+    device: str,
+) -> RunDir:
+    """How every back end starts a run: the run directory with its manifest (``record``: the
+    config as recorded), the reward's files beside it, and what every run says of itself (env id,
+    device, reward, back end)."""
+    run = RunDir.create(spec.id, method, record, out=out)
+    for name, text in reward.files().items():
+        run.file(name).write_text(text)
+    run.update(env_id=spec.gym_id, device=device, reward=reward.describe(), backend=backend)
+    return run
 
 
 def finish_run(

@@ -15,7 +15,7 @@ from rewardgen.runs import MetricsWriter, RunDir
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 from rewardgen.train.api import TrainConfig, TrainResult, resolve_device
 from rewardgen.train.callback import make_callback
-from rewardgen.train.evaluation import finish_run, over_budget
+from rewardgen.train.evaluation import begin_run, finish_run, over_budget
 from rewardgen.train.hooks import sb3_callback
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
 from rewardgen.train.threads import set_train_threads
@@ -92,10 +92,7 @@ def train(
     reward = reward_spec.build()
     record = {**config.record(reward_spec), "algo": algo, "steps": steps, "n_envs": n_envs}
     record["torch_threads"] = threads
-    run = RunDir.create(spec.id, method, record, out=out)
-    for name, text in reward_spec.files().items():
-        run.file(name).write_text(text)
-    run.update(env_id=spec.gym_id, device=device, reward=reward_spec.describe(), backend="sb3")
+    run = begin_run(spec, reward_spec, record, out, method, "sb3", device)
     # PPO needs rewards only when a rollout ends: a reward that is a pure function of the
     # transitions (a program) scores the whole rollout in one call, which costs less per step
     # than scoring every step, in the sandbox (a process round trip) and in-process alike

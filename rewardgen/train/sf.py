@@ -218,7 +218,7 @@ def train(
     from sample_factory.envs.env_utils import register_env
     from sample_factory.train import make_runner
 
-    from rewardgen.train.evaluation import finish_run, over_budget
+    from rewardgen.train.evaluation import begin_run, finish_run, over_budget
 
     started = time.monotonic()
     deadline = started + config.time_budget_s if config.time_budget_s is not None else None
@@ -245,9 +245,7 @@ def train(
     if resume is not None:
         out = resume if out is None else Path(out)
         _prepare_resume(resume, Path(out), steps)
-    run = RunDir.create(spec.id, method, record, out=out)
-    for name, text in reward_spec.files().items():
-        run.file(name).write_text(text)
+    run = begin_run(spec, reward_spec, record, out, method, "sf", device)
     if config.n_envs:  # envs in all: spread over the workers
         per_worker = per_worker or 2
         workers = workers or max(1, config.n_envs // per_worker)
@@ -262,14 +260,7 @@ def train(
         hp,
         restart="resume" if resume is not None else "overwrite",
     )
-    run.update(
-        env_id=spec.gym_id,
-        device=device,
-        reward=reward_spec.describe(),
-        backend="sf",
-        sf=settings,
-        sf_envs_per_vector=vector,
-    )
+    run.update(sf=settings, sf_envs_per_vector=vector)
     factory = functools.partial(
         make_sf_env,
         task=spec,
