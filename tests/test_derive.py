@@ -136,3 +136,17 @@ def test_a_derived_task_is_written_into_the_run_the_caller_reserved(tmp_path):
     assert folder.is_dir() and folder.name.endswith("-env-pendulum-v1-evolution")
     task = materialize("Pendulum-v1", "swing up", None, folder)
     assert task.path == folder / "task.yaml" and get_task(str(task.path)).goal == "swing up"
+
+
+def test_configs_take_the_resolved_task_and_record_it_by_reference(tmp_path):
+    from rewardgen.runs import RunDir
+    from rewardgen.synthesis import SearchConfig
+    from rewardgen.tasks import get_task, materialize
+    from rewardgen.train import TrainConfig
+
+    derived = materialize("Pendulum-v1", "swing up", None, RunDir.reserve("p", "x", tmp_path / "run"))
+    for task, ref in ((get_task("hopper-run"), "hopper-run"), (derived, str(derived.path))):
+        assert SearchConfig(task=task).record()["task"] == ref
+        reward = get_task("hopper-run").reference_reward()
+        assert TrainConfig(task=task).record(reward)["task"] == ref
+        assert get_task(SearchConfig(task=task).record()["task"]) == task  # resumed, it is the same task

@@ -82,7 +82,6 @@ def synthesize(
     llm_config: LLMConfig = None,
 ) -> None:
     """Write reward code with an LLM, train a policy on each candidate, keep the best."""
-    from dataclasses import asdict
 
     from rewardgen.runs import RunDir
     from rewardgen.synthesis import SearchConfig
@@ -137,7 +136,7 @@ def synthesize(
             max_reward_cost=max_reward_cost,
             candidate_budget_s=candidate_budget,
         )
-        run = RunDir.create(get_task(task).id, method, asdict(config), out=out)
+        run = RunDir.create(get_task(task).id, method, config.record(), out=out)
     spec = get_task(config.task)
     with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
         console.print(f"run directory: [bold]{run.path}[/bold] (report.html is rewritten after every round)")

@@ -3,13 +3,14 @@ resume or refine it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewardgen.code import SandboxLimits
 from rewardgen.errors import RewardgenError
 from rewardgen.runs import RunDir
+from rewardgen.tasks import TaskSpec, task_ref
 from rewardgen.train.check import MAX_REWARD_COST
 
 __all__ = ["METHODS", "SearchConfig", "candidate_budget"]
@@ -32,7 +33,7 @@ def candidate_budget(steps: int) -> float:
 class SearchConfig:
     """What the search does; stored in the run manifest."""
 
-    task: str
+    task: str | TaskSpec  # an id, a task YAML, or the resolved TaskSpec (the manifest keeps its ref)
     method: str = "evolution"  # "text2reward" (one round), "evolution" (Eureka) or "icpl" (preferences)
     judge: str = "synthetic"  # ICPL's judge: "web", "terminal" or "synthetic[:by=,noise=]" (make_judge)
     regenerate: int = 2  # ICPL: times a round asks again for rewards to replace refused or failed ones
@@ -79,6 +80,14 @@ class SearchConfig:
     def default_iterations(method: str) -> int:
         """Rounds: 5 for ICPL (its paper's), else 3 (text2reward runs one whatever it is given)."""
         return 5 if method == "icpl" else 3
+
+    def record(self) -> dict[str, Any]:
+        """The config as the manifest keeps it (JSON values; the task by its id or YAML path), what
+        ``--resume`` and ``rewardgen refine`` read back with :meth:`from_run`."""
+        out = asdict(self)
+        if isinstance(self.task, TaskSpec):
+            out["task"] = task_ref(self.task)
+        return out
 
     def budget_s(self, steps: int) -> float:
         """The wall-clock budget of a candidate trained for ``steps`` steps."""

@@ -35,6 +35,7 @@ from rewardgen.errors import RewardgenError
 from rewardgen.feedback import Judge, Option, PreferenceStore
 from rewardgen.preference.model import PreferenceRewardModel
 from rewardgen.preference.segments import SegmentPool, SegmentRecorder
+from rewardgen.tasks import TaskSpec, task_ref
 from rewardgen.train.hooks import ClipFilmer
 
 __all__ = ["PrefPPOConfig", "PreferenceCallback", "train_prefppo"]
@@ -44,7 +45,7 @@ __all__ = ["PrefPPOConfig", "PreferenceCallback", "train_prefppo"]
 class PrefPPOConfig:
     """A PrefPPO run: ``queries`` comparisons in all, of segments ``segment_length`` steps long."""
 
-    task: str
+    task: str | TaskSpec  # an id, a task YAML, or the resolved TaskSpec
     queries: int = 200
     judge: str = "synthetic"
     steps: int | None = None  # None: the task's default budget
@@ -207,7 +208,7 @@ def train_prefppo(
         recorder, pool, judge, PreferenceStore(path / "preferences.jsonl"), config, steps, log, films
     )
     train_config = TrainConfig(
-        task=task.id,
+        task=task,  # resolved once, above
         reward=FnSpec(recorder, name="prefppo-reward-model", deferrable=True, copy=False),
         steps=steps,
         algo="ppo",
@@ -228,7 +229,7 @@ def train_prefppo(
 
     torch.save([net.state_dict() for net in model.nets], path / "reward_model.pt")
     summary = {
-        "config": asdict(config),
+        "config": {**asdict(config), "task": task_ref(task)},
         "queries_asked": len(callback.answers),
         "judge_agreement_with_reference": callback.agreement(),
         "model_loss": callback.loss,

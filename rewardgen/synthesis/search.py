@@ -12,7 +12,6 @@ import contextlib
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from rewardgen.llm import BudgetExceededError, LLMClient
@@ -56,7 +55,7 @@ def synthesize(
     method = get_method(config.method)
     check_backend(config.backend)  # before any LLM call: a missing stack is said up front
     task = get_task(config.task)
-    run.update(config=asdict(config))  # what `--resume` and `rewardgen refine` read back
+    run.update(config=config.record())  # what `--resume` and `rewardgen refine` read back
     own_executor = executor is None
     executor = executor or make_executor(
         config.executor, config.workers, config.ray_address, config.gpus_per_candidate
