@@ -92,7 +92,8 @@ def test_the_command_line_trains_with_it_and_asks_it_what_it_can_do(toy, tmp_pat
 
 def test_registered_back_ends_say_what_they_can_do():
     assert get_backend("sb3").periodic_evaluation and get_backend("sb3").hooks
-    assert get_backend("sf").worker_processes and not get_backend("sf").periodic_evaluation
+    assert get_backend("sf").worker_processes and get_backend("sf").periodic_evaluation
+    assert not get_backend("sf").hooks
     registered = register_backend(Backend("later", "nowhere", "registered by a plugin"))
     try:
         assert get_backend("later") is registered

@@ -6,9 +6,10 @@ import pytest
 
 from rewardgen.code import ProgramSpec
 from rewardgen.errors import RewardgenError
-from rewardgen.tasks import derive_task, get_task, save_task_file
+from rewardgen.tasks import derive_task, env_version, get_task, save_task_file
 from rewardgen.train.check import check_reward
 
+REACHER = f"Reacher-{env_version()}"  # v5 on gymnasium 1, v4 on the sample-factory stack's 0.29
 NOTES = {
     "fields": {
         "cos_theta": {"source": "obs[0]", "doc": "cosine of the pole angle (1 = upright)"},
@@ -150,3 +151,99 @@ def test_configs_take_the_resolved_task_and_record_it_by_reference(tmp_path):
         reward = get_task("hopper-run").reference_reward()
         assert TrainConfig(task=task).record(reward)["task"] == ref
         assert get_task(SearchConfig(task=task).record()["task"]) == task  # resumed, it is the same task
+
+
+def test_the_env_rewards_terms_are_found_and_told_in_the_prompt(tmp_path):
+    from rewardgen.synthesis.prompts import initial_messages
+
+    reacher = derive_task(REACHER, "Touch the target with the fingertip")
+    terms = reacher.env_reward_terms
+    assert terms.terms == {"reward_dist": 1.0, "reward_ctrl": 1.0} and terms.steps == 300
+    assert terms.action_cost == {"reward_ctrl": -1.0}  # the success measure charges sum(action**2) at 1
+    prompt = initial_messages(reacher)[-1]["content"]
+    assert 'exactly info["reward_dist"] + info["reward_ctrl"]' in prompt
+    assert 'info["reward_ctrl"] = -1 * np.sum(action**2, axis=1)' in prompt
+    assert "sum of env_reward[t] over the episode's steps t > -3.75" in prompt
+    assert "charge what it charges" in prompt
+    # the split holds on the env itself: random steps the decomposition never saw
+    env = gym.make(REACHER)
+    env.reset(seed=123)
+    for _ in range(200):
+        action = env.action_space.sample()
+        _, r, term, trunc, info = env.step(action)
+        assert r == pytest.approx(info["reward_dist"] + info["reward_ctrl"], abs=1e-6)
+        assert info["reward_ctrl"] == pytest.approx(-np.sum(np.square(action)), abs=1e-5)
+        if term or trunc:
+            env.reset()
+    # kept in the task file a run writes, and read back
+    saved = save_task_file(reacher, tmp_path / "task.yaml")
+    assert saved.env_reward_terms == terms
+    # a field renamed by the notes is named so in the split
+    renamed = derive_task(
+        REACHER, "Reach", {"fields": {"torque_cost": {"source": "info.reward_ctrl", "doc": "-sum(a^2)"}}}
+    )
+    assert renamed.env_reward_terms.terms == {"reward_dist": 1.0, "torque_cost": 1.0}
+
+
+def test_an_env_whose_info_does_not_split_its_reward_says_so():
+    from rewardgen.synthesis.prompts import initial_messages
+
+    pendulum = derive_task("Pendulum-v1", "Swing up and balance")
+    assert pendulum.env_reward_terms.terms == {}
+    prompt = initial_messages(pendulum)[-1]["content"]
+    assert "its terms are unknown: no weighted sum of the env's numeric info entries matched it" in prompt
+    assert "your function does not receive it" in prompt and "charge what it charges" not in prompt
+    cartpole = derive_task("CartPole-v1", "Keep the pole up")
+    assert cartpole.env_reward_terms.constant == 1.0
+    assert "the env's reward is 1 at every step" in cartpole.describe()
+
+
+def test_catalog_tasks_say_their_metric_as_a_formula():
+    text = get_task("halfcheetah-run").describe()
+    assert 'measured as np.mean(info["x_velocity"][t] over the episode\'s steps t) > 3.0' in text
+
+
+def test_the_reflection_shows_the_env_rewards_terms_along_training(tmp_path):
+    from rewardgen.runs import read_metrics
+    from rewardgen.synthesis.prompts import reflection_text
+    from rewardgen.tasks import episode_metrics
+
+    reacher = derive_task(REACHER, "Reach")
+    assert episode_metrics(reacher) == {
+        "success_metric": ("env_reward", "sum"),
+        "env_term/reward_dist": ("reward_dist", "sum"),
+        "env_term/reward_ctrl": ("reward_ctrl", "sum"),
+    }
+    # a real training run logs the terms' episode sums beside the components
+    from rewardgen.train import TrainConfig, train
+    from rewardgen.train.hyperparams import FAST_PPO
+
+    reward = tmp_path / "r.py"
+    reward.write_text(
+        "import numpy as np\n\ndef compute_reward(obs, action, next_obs, info):\n"
+        "    d = info['reward_dist']\n    return d, {'dist': d}\n"
+    )
+    result = train(
+        TrainConfig(
+            task=reacher,
+            reward=ProgramSpec.from_file(reward),
+            steps=2048,
+            video=False,
+            eval_episodes=1,
+            progress=False,
+            hyperparams={**FAST_PPO, "n_steps": 64},
+        ),
+        out=tmp_path / "run",
+    )
+    header, *rows = (result.run_dir / "metrics.csv").read_text().splitlines()
+    cols = header.split(",")
+    assert {"component/dist", "env_term/reward_dist", "env_term/reward_ctrl"} <= set(cols)
+    for row in rows:  # the terms add up to the env's return, episode by episode means
+        v = dict(zip(cols, map(float, row.split(",")), strict=True))
+        assert v["env_term/reward_dist"] + v["env_term/reward_ctrl"] == pytest.approx(
+            v["env_return_mean"], abs=1e-3
+        )
+        assert v["component/dist"] == pytest.approx(v["env_term/reward_dist"], abs=1e-3)
+    curves = {k: list(v) for k, v in read_metrics(result.run_dir / "metrics.csv").items()}
+    text = reflection_text(reacher, curves)
+    assert 'its term info["reward_ctrl"] (episode sum)' in text and "component 'dist'" in text

@@ -20,10 +20,8 @@ SMALL = {"num_workers": 2, "num_envs_per_worker": 2, "batch_size": 256, "rollout
 
 
 def _train(tmp_path, name, reward=None, steps=3000, **kw):
-    kw = {"video": False, "hyperparams": dict(SMALL), **kw}
-    config = TrainConfig(
-        task="hopper-run", reward=reward, steps=steps, backend="sf", eval_episodes=1, progress=False, **kw
-    )
+    kw = {"video": False, "hyperparams": dict(SMALL), "progress": False, **kw}
+    config = TrainConfig(task="hopper-run", reward=reward, steps=steps, backend="sf", eval_episodes=1, **kw)
     return train(config, out=tmp_path / name)
 
 
@@ -104,11 +102,67 @@ def test_appo_trains_on_sandboxed_programs_and_combinators(tmp_path, kind):
 
 
 @needs_sf
-def test_sf_refuses_what_it_does_not_do_yet(tmp_path):
-    with pytest.raises(RewardgenError, match="does not do --eval-every"):
-        _train(tmp_path, "x", eval_every=1000)
+def test_sf_refuses_what_it_does_not_do(tmp_path):
     with pytest.raises(RewardgenError, match="APPO"):
         _train(tmp_path, "y", algo="sac")
+
+
+@needs_sf
+def test_sf_evaluates_periodically_and_stops_at_success_and_at_a_stop_file(tmp_path):
+    from rewardgen.tasks import MetricSpec, get_task
+
+    spec = get_task("hopper-run")
+    easy = spec.model_copy(update={"metric": MetricSpec(field="x_velocity", reduce="mean", below=100.0)})
+    hard = spec.model_copy(update={"metric": MetricSpec(field="x_velocity", reduce="mean", above=100.0)})
+    common = {
+        "video": False,
+        "hyperparams": dict(SMALL),
+        "backend": "sf",
+        "eval_episodes": 1,
+        "progress": False,
+    }
+    # every policy meets the easy metric: training stops at the first evaluation, far before 200k
+    result = train(
+        TrainConfig(task=easy, steps=200_000, eval_every=2000, stop_on_success=True, **common),
+        out=tmp_path / "easy",
+    )
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["stopped_early"] == "succeeded" and manifest["first_success"]["timesteps"] >= 2000
+    assert manifest["trained_steps"] < 50_000 and manifest["status"] == "finished"
+    header, *rows = (result.run_dir / "evals.csv").read_text().splitlines()
+    assert header.startswith("timesteps,") and len(rows) == 1 and rows[0].endswith(",1.0")
+    assert manifest["timing"]["eval_s"] > 0 and manifest["timing"]["train_s"] > 0
+    # the hard one never succeeds: evaluated every 2000 steps until its steps are done
+    result = train(
+        TrainConfig(task=hard, steps=8000, eval_every=2000, stop_on_success=True, **common),
+        out=tmp_path / "hard",
+    )
+    rows = (result.run_dir / "evals.csv").read_text().splitlines()[1:]
+    steps = [int(r.split(",")[0]) for r in rows]
+    assert len(steps) >= 3 and steps == sorted(steps) and all(r.endswith(",0.0") for r in rows)
+    # a search's stop file ends training at once, with the reason it gives
+    stop = tmp_path / "stop"
+    stop.write_text("another candidate succeeded\n")
+    result = train(
+        TrainConfig(task=hard, steps=500_000, stop_file=str(stop), **common), out=tmp_path / "stopped"
+    )
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["stopped_early"] == "another candidate succeeded" and manifest["trained_steps"] < 50_000
+    assert (result.run_dir / "eval.json").is_file()  # stopped, then evaluated as any run
+
+
+@needs_sf
+def test_sf_settings_suit_the_machine(monkeypatch):
+    from rewardgen.tasks import get_task
+    from rewardgen.train.sf import sf_profile, sf_settings
+
+    cheetah = get_task("halfcheetah-run")
+    assert sf_profile(cheetah, "cpu", cores=2) == "few-cores"
+    assert sf_profile(cheetah, "cpu", cores=32) == sf_profile(cheetah, "cuda", cores=2) == "sample-factory"
+    assert sf_profile(get_task("nethack-score"), "cpu", cores=2) == "sample-factory"
+    monkeypatch.setattr("rewardgen.train.sf._cpu_count", lambda: 2)
+    settings, per_vector = sf_settings(cheetah, Path("/tmp/x"), 1000, 0, "cpu", 2, None, {})
+    assert settings["rollout"] == 128 and settings["num_epochs"] == 10 and per_vector * 2 * 2 == 16
 
 
 @needs_sf
@@ -315,3 +369,18 @@ def test_every_mujoco_catalog_task_steps_in_a_vectorized_env_on_this_stack():
     metaworld = next(t for t in tasks if t.package == "metaworld")
     with pytest.raises(MissingExtraError, match=r"gymnasium >= 1\.1.*--backend sb3"):
         make_sf_env("x", task=metaworld, reward=None, vector=2)
+
+
+@needs_sf
+def test_sample_factorys_lines_go_to_a_log_file_and_rewardgen_shows_its_progress(tmp_path, capfd):
+    result = _train(tmp_path, "quiet", steps=4000, progress=True)
+    out, err = capfd.readouterr()
+    log = (result.run_dir / "sf_output.log").read_text()
+    assert "Fps is" in log or "Collected" in log or "Saving" in log  # sample-factory's own lines
+    assert "Fps is" not in err and "Saving" not in err  # none of them on the terminal
+    assert "sf: " in out and "steps" in out  # rewardgen's progress: a line a tenth (not a terminal)
+    # TensorBoard: rewardgen's scalars beside metrics.csv, sample-factory's own under sf/
+    assert list(result.run_dir.glob("events.out.tfevents.*"))
+    _train(tmp_path, "loud", steps=2000, verbose=True)
+    _, err = capfd.readouterr()
+    assert not (tmp_path / "loud" / "sf_output.log").exists() and err.strip()

@@ -42,6 +42,31 @@ def parse_steps(value: str | None) -> int | None:
     return int(steps)
 
 
+def parse_duration(value: str | None, option: str = "--time-budget") -> float | None:
+    """``"5m"``, ``"90s"``, ``"1h30m"`` or ``"300"`` (seconds) -> seconds; anything else is a
+    clear error.
+
+    Example:
+        >>> parse_duration("5m"), parse_duration("1h30m"), parse_duration("90")
+        (300.0, 5400.0, 90.0)
+    """
+    import re
+
+    if value is None:
+        return None
+    text = value.strip().lower().replace(" ", "")
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text)
+    if not text or parts is None or not any(parts.groups()):
+        raise RewardgenError(
+            f"{option} must be a duration such as 5m, 90s, 1h30m or 300 (seconds), got '{value}'"
+        )
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
+    total = 3600 * hours + 60 * minutes + seconds
+    if total <= 0:
+        raise RewardgenError(f"{option} must be positive, got '{value}'")
+    return total
+
+
 def _is_click(exc: BaseException, name: str) -> bool:
     """Whether ``exc`` is click's ``name`` class: from click itself or from the copy of click
     that newer typer releases vendor (``typer._click``), which click's own classes do not match."""
@@ -91,4 +116,4 @@ def _interrupted(terminated: bool = False) -> None:
     sys.exit(143 if terminated else 130)
 
 
-from rewardgen.cli import llm, oni, prefs, synth, train, vlm  # noqa: E402, F401  (registers the commands on `app`)
+from rewardgen.cli import bench, llm, oni, prefs, runs, synth, train, vlm  # noqa: E402, F401  (registers the commands on `app`)

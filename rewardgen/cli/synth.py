@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rewardgen.cli import app, console, parse_steps
+from rewardgen.cli import app, console, parse_duration, parse_steps
 from rewardgen.cli.common import Hyperparams
 from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMMode, LLMModel, _llm_client
 from rewardgen.errors import RewardgenError
@@ -72,6 +72,23 @@ def synthesize(
         float | None,
         typer.Option(help="wall-clock seconds per candidate (training + evaluation); default 120 + steps/50"),
     ] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="the whole search's wall-clock time, e.g. 5m: rounds and steps planned to fit, "
+            "training stopped when it is spent, everything kept"
+        ),
+    ] = None,
+    until_success: Annotated[
+        bool, typer.Option(help="end the search at the first candidate whose policy meets the success metric")
+    ] = False,
+    eval_every: Annotated[
+        str | None,
+        typer.Option(
+            help="evaluate candidates every N steps and stop each at its first success; "
+            "default steps/10 (at least 10000); 0: never"
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue a killed search in RUN_DIR")] = None,
     llm_model: LLMModel = None,
@@ -90,6 +107,10 @@ def synthesize(
 
     if resume is not None:
         config = SearchConfig.from_run(resume)
+        if time_budget is not None:  # a resumed search gets a new clock
+            import dataclasses
+
+            config = dataclasses.replace(config, time_budget_s=parse_duration(time_budget))
         run = RunDir.open(resume)
         was = run.manifest.get("status")
         if was in ("interrupted", "running"):  # "running": killed outright (SIGKILL, a power cut)
@@ -135,6 +156,9 @@ def synthesize(
             profile=hyperparams,
             max_reward_cost=max_reward_cost,
             candidate_budget_s=candidate_budget,
+            time_budget_s=parse_duration(time_budget),
+            until_success=until_success,
+            eval_every=_eval_every(eval_every),
         )
         run = RunDir.create(get_task(task).id, method, config.record(), out=out)
     spec = get_task(config.task)
@@ -204,6 +228,15 @@ def refine(
     ] = None,
     samples: Annotated[int, typer.Option(help="refined rewards to write and train")] = 1,
     steps: Annotated[str | None, typer.Option(help="training steps; default: the search's")] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="wall-clock time for this refinement, e.g. 3m: steps fitted, training stopped at it"
+        ),
+    ] = None,
+    until_success: Annotated[
+        bool, typer.Option(help="stop the other refined rewards' training once one policy succeeds")
+    ] = False,
     llm_model: LLMModel = None,
     llm_base_url: LLMBaseURL = None,
     llm_budget_usd: LLMBudget = None,
@@ -221,7 +254,16 @@ def refine(
     with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
         with _candidate_progress() as progress:
             record = run_refine(
-                run, feedback, client, candidate, samples, parse_steps(steps), log=_log, progress=progress
+                run,
+                feedback,
+                client,
+                candidate,
+                samples,
+                parse_steps(steps),
+                log=_log,
+                progress=progress,
+                time_budget_s=parse_duration(time_budget),
+                until_success=until_success,
             )
     run.update(status=status)  # refining does not change how the search itself ended
     table = Table(title=f"{record['round']}: refined from {record['parent']}")
@@ -235,6 +277,13 @@ def refine(
         if video.is_file():
             console.print(f"watch it: {video}")
     console.print(f"report: [bold]{run.file('report.html')}[/bold]")
+
+
+def _eval_every(value: str | None) -> int | None:
+    """``--eval-every``: steps (``0``: never), as ``--steps`` reads them."""
+    if value is None or value.strip() == "0":
+        return None if value is None else 0
+    return parse_steps(value)
 
 
 @app.command()

@@ -110,6 +110,14 @@ def train(
         int | None,
         typer.Option(help="torch threads; default: OMP_NUM_THREADS, else the cores free now (at most 4)"),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="sf: sample-factory's own log lines here too (else <run>/sf_output.log)",
+        ),
+    ] = False,
 ) -> None:
     """Train an agent on a reward program and evaluate it on the task's success metric."""
     from rewardgen.train import TrainConfig
@@ -134,6 +142,7 @@ def train(
         backend=backend,
         resume_from=str(resume) if resume is not None else None,
         threads=threads,
+        verbose=verbose,
     )
     from rewardgen.train import BACKENDS, get_backend
 

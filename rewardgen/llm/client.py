@@ -20,7 +20,7 @@ from typing import Any
 from rewardgen.errors import RewardgenError
 from rewardgen.llm.cache import ResponseCache, request_key
 from rewardgen.llm.settings import LLMSettings
-from rewardgen.llm.transcript import ReplayMissError, Transcript, load_replay
+from rewardgen.llm.transcript import ReplayMissError, Transcript, load_replay, load_replay_order
 
 __all__ = ["BudgetExceededError", "Completion", "LLMClient", "LLMError", "Usage"]
 
@@ -60,6 +60,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    replayed_in_order: int = 0  # replayed requests whose prompt differed from the recording's
 
     def summary(self) -> str:
         tokens = self.prompt_tokens + self.completion_tokens
@@ -74,7 +75,10 @@ class LLMClient:
 
     ``n`` samples per request go out as one call where the server honours ``n``, else as
     parallel calls; sample ``i`` of a request is cached under its own key. ``transcript`` (a
-    path) records every request; ``replay`` (a run directory) answers only from its transcript.
+    path) records every request; ``replay`` (a run directory) answers only from its transcript;
+    with ``replay_in_order`` a request the recording does not hold word for word gets the answer
+    recorded at its place in the order (a re-run on another machine, whose training moved the
+    reward reflection's numbers).
 
     Example:
         >>> from rewardgen.llm.testing import LoopbackLLMServer
@@ -91,10 +95,13 @@ class LLMClient:
         transcript: str | Path | None = None,
         replay: str | Path | None = None,
         cache: ResponseCache | None = None,
+        replay_in_order: bool = False,
     ):
         self.settings = settings
         self.usage = Usage()
         self._replay = load_replay(replay) if replay is not None else None
+        self._replay_order = load_replay_order(replay) if replay is not None and replay_in_order else None
+        self._replayed = 0  # requests answered from the recording so far
         if self._replay is None:
             settings.check()
         self.cache = (
@@ -215,6 +222,15 @@ class LLMClient:
     def _from_replay(self, messages: Messages, replay_keys: list[str]) -> list[Completion]:
         out = []
         assert self._replay is not None
+        place, self._replayed = self._replayed, self._replayed + 1
+        in_order = self._replay_order[place] if self._replay_order and place < len(self._replay_order) else []
+        if any(self._replay.get(k) is None for k in replay_keys) and len(in_order) >= len(replay_keys):
+            self.usage.replayed_in_order += 1
+            samples = in_order[: len(replay_keys)]
+            out = [Completion(s["text"], s.get("finish_reason"), cached=True) for s in samples]
+            self.usage.samples += len(out)
+            self.usage.cache_hits += len(out)
+            return out
         for key in replay_keys:
             sample = self._replay.get(key)
             if sample is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["ReplayMissError", "Transcript", "load_replay"]
+__all__ = ["ReplayMissError", "Transcript", "load_replay", "load_replay_order"]
 
 
 class ReplayMissError(RewardgenError):
@@ -63,3 +63,19 @@ def load_replay(run_dir: str | Path) -> dict[str, dict[str, Any]]:
             for sample in record.get("samples", []):
                 samples[sample["replay_key"]] = sample
     return samples
+
+
+def load_replay_order(run_dir: str | Path) -> list[list[dict[str, Any]]]:
+    """The recorded requests' samples in the order the run made them (for a replay that answers
+    the k-th request with the k-th recorded answer where the prompt itself differs)."""
+    p = Path(run_dir)
+    path = p if p.is_file() else p / "llm" / "transcript.jsonl"
+    out = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("samples"):
+            out.append(sorted(record["samples"], key=lambda s: s.get("index", 0)))
+    return out

@@ -68,16 +68,23 @@ def metrics_row(
     }
     for name in episodes[-1]["components"]:
         row[f"component/{name}"] = float(np.mean([e["components"].get(name, 0.0) for e in episodes]))
+    for name in episodes[-1]["metrics"]:  # the env reward's terms (env_term/<field>), where known
+        if name != "success_metric":
+            row[name] = float(np.mean([e["metrics"].get(name, 0.0) for e in episodes]))
     return row
 
 
 class MetricsWriter:
     """Appends one row per logging interval to ``metrics.csv`` and flushes it (nothing lost on a
-    crash). Component columns are ``component/<name>`` episode sums, fixed at the first row.
+    crash), and as TensorBoard scalars in the same folder (:class:`~rewardgen.runs.tensorboard.ScalarLog`).
+    Component columns are ``component/<name>`` episode sums, fixed at the first row.
     With ``append`` (training that continues a run) rows go under the file's existing header."""
 
-    def __init__(self, path: Path, append: bool = False):
+    def __init__(self, path: Path, append: bool = False, tensorboard: bool | None = None):
+        from rewardgen.runs.tensorboard import ScalarLog
+
         self.path = path
+        self.scalars = ScalarLog(path.parent, tensorboard)  # the same rows as TensorBoard scalars
         self.columns: list[str] | None = None
         if append and path.is_file():
             with path.open(newline="") as f:
@@ -85,12 +92,16 @@ class MetricsWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         if self.columns is None:
-            comps = sorted(k for k in row if k.startswith("component/"))
+            comps = sorted(k for k in row if k.startswith(("component/", "env_term/")))
             self.columns = BASE_COLUMNS + comps
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(self.columns)
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow([_fmt(row.get(c)) for c in self.columns])
+        self.scalars.row(row)
+
+    def close(self) -> None:
+        self.scalars.close()
 
 
 def _fmt(value: Any) -> str:

@@ -161,6 +161,7 @@ class RunDir:
     NORMALIZER = "vecnormalize.pkl"  # VecNormalize's observation statistics
     CURVE = "learning_curve.png"
     REWARD = "reward.py"
+    STOP = "stop"  # a search's signal to its candidates in training: stop now (first line: why)
 
     def write_eval(self, summary: EvalSummary) -> None:
         summary.write(self.file(self.EVAL))

@@ -98,7 +98,7 @@ class CandidateRecord:
 
     iteration: int
     index: int
-    status: str  # "refused" | "failed" | "trained"
+    status: str  # "refused" | "failed" | "trained" | "skipped" (the search stopped before it trained)
     reason: str | None = None
     code: str | None = None
     eval: EvalSummary | None = None  # its policy's evaluation (without episodes once reloaded)
@@ -107,6 +107,17 @@ class CandidateRecord:
     steps: int | None = None  # training steps so far (successive halving trains in stages)
     pruned: bool = False  # dropped by successive halving before the full budget
     wall_s: float | None = None  # wall-clock seconds spent training and evaluating it
+    # where its time went, seconds by phase: smoke (test), train, eval (periodic and final), video
+    timing: dict[str, float] = field(default_factory=dict)
+    first_success: dict[str, float] | None = (
+        None  # the first periodic evaluation all of whose episodes succeeded
+    )
+    stopped: str | None = None  # why its training ended before its steps: "succeeded", the search's stop
+
+    @property
+    def succeeded(self) -> bool:
+        """Its policy met the success metric: in a periodic evaluation or in the final one."""
+        return self.first_success is not None or (self.eval is not None and self.eval.success_rate >= 1.0)
 
     @property
     def round(self) -> str:

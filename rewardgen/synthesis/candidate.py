@@ -68,7 +68,10 @@ def evaluate_candidate(
     if not check.ok:
         cand.reason = "refused by the static checks: " + "; ".join(check.problems)
         return saved(cand)
+    if _search_stopped(cand):
+        return saved(cand)
     cand.status = "failed"
+    started = time.monotonic()
     try:
         smoke = check_reward(
             task,
@@ -83,7 +86,38 @@ def evaluate_candidate(
     except RewardgenError as exc:
         cand.reason = str(exc)
         return saved(cand)
+    finally:
+        cand.timing["smoke_s"] = round(time.monotonic() - started, 2)
     return _train_candidate(task, cand, config, steps or config.steps, resume=False)
+
+
+def stop_file(folder: Path) -> Path:
+    """The search's stop file for the candidate in ``folder`` (``<run>/<round>/cand<k>``, or a
+    final seed's ``<run>/final/seed<s>``)."""
+    return folder.parent.parent / RunDir.STOP
+
+
+def stop_search(folder: Path, why: str) -> None:
+    """Ask every candidate of the search that ``folder`` belongs to to stop training (``why``:
+    the first line they record); the first reason given stays."""
+    path = stop_file(folder)
+    if not path.exists():
+        path.write_text(why + "\n")
+
+
+def _search_stopped(cand: Candidate) -> bool:
+    """Whether the search has stopped (a candidate succeeded, its time is spent): a candidate
+    not trained yet is then skipped, one that has trained keeps what it has."""
+    assert cand.path is not None
+    if not stop_file(cand.path).exists():
+        return False
+    from rewardgen.train.callback import stop_reason
+
+    why = stop_reason(str(stop_file(cand.path)))
+    if cand.eval is None:
+        cand.status, cand.reason = "skipped", f"not trained: the search stopped ({why})"
+    cand.stopped = cand.stopped or why
+    return True
 
 
 def continue_candidate(task: TaskSpec, cand: Candidate, config: SearchConfig, steps: int) -> Candidate:
@@ -103,6 +137,8 @@ def _train_candidate(
         # rung's steps: its evaluation stands
         cand.steps = steps
         return saved(cand)
+    if _search_stopped(cand):
+        return saved(cand)
     started = time.monotonic()
     try:
         result = train(
@@ -115,9 +151,19 @@ def _train_candidate(
     except RewardgenError as exc:
         cand.status, cand.reason = "failed", str(exc)
         return saved(cand)
+    finally:
+        cand.wall_s = round((cand.wall_s or 0.0) + time.monotonic() - started, 1)
     cand.status, cand.eval, cand.steps = "trained", result.eval, steps
     cand.score = task.metric.score(result.eval.success_metric_mean)
-    cand.wall_s = round((cand.wall_s or 0.0) + time.monotonic() - started, 1)
+    manifest = RunDir.read_manifest(out)
+    for phase, seconds in (manifest.get("timing") or {}).items():  # train_s, eval_s; rungs add up
+        cand.timing[phase] = round(cand.timing.get(phase, 0.0) + float(seconds), 2)
+    cand.first_success = cand.first_success or manifest.get("first_success")
+    cand.stopped = manifest.get("stopped_early")
+    if cand.stopped:  # it ended before its steps: it has the steps it trained
+        cand.steps = int(manifest.get("trained_steps") or steps)
+    if config.until_success and cand.succeeded:
+        stop_search(cand.path, f"{cand.label} succeeded")
     return saved(cand)
 
 
@@ -135,18 +181,29 @@ def saved(cand: Candidate) -> Candidate:
 
 
 def _train_config(
-    task: TaskSpec, reward: Path, config: SearchConfig, steps: int, seed: int, resume_from: Path | None = None
+    task: TaskSpec,
+    reward: Path | ProgramSpec,
+    config: SearchConfig,
+    steps: int,
+    seed: int,
+    resume_from: Path | None = None,
+    candidate: bool = True,
 ) -> Any:
-    """How every search run trains a reward: sandboxed, no video, the search's PPO settings."""
+    """How every search run trains a reward: sandboxed, no video, the search's PPO settings; a
+    ``candidate`` (not a final seed, which trains its whole budget) is evaluated periodically,
+    stops at its first success and at the search's stop file."""
     from rewardgen.train import TrainConfig
 
+    every = config.candidate_eval_every(steps) if candidate else 0
+    if every and not get_backend(config.backend).periodic_evaluation:
+        every = 0  # a back end that cannot: candidates train their steps
     hyperparams = dict(config.hyperparams)
     if get_backend(config.backend).worker_processes and "num_workers" not in hyperparams:
         # candidates trained at once share the machine's cores between their rollout workers
         hyperparams["num_workers"] = max(1, (os.cpu_count() or 1) // max(1, config.workers))
     return TrainConfig(
         task=task,  # resolved once: the spec itself travels to the worker
-        reward=_program(reward, config),
+        reward=reward if isinstance(reward, ProgramSpec) else _program(reward, config),
         steps=steps,
         seed=seed,
         video=False,
@@ -157,6 +214,9 @@ def _train_config(
         resume_from=str(resume_from) if resume_from is not None else None,
         time_budget_s=config.budget_s(steps),
         backend=config.backend,
+        eval_every=every or None,
+        stop_on_success=every > 0,
+        stop_file=str(stop_file(reward.parent)) if candidate and isinstance(reward, Path) else None,
     )
 
 
@@ -179,12 +239,18 @@ def _program(path: Path, config: SearchConfig) -> ProgramSpec:
     return ProgramSpec.from_file(path, sandbox=config.sandbox)
 
 
-def _retrain(task: TaskSpec, reward: Path, seed: int, folder: Path, config: SearchConfig) -> dict[str, Any]:
+def _retrain(
+    task: TaskSpec, reward: ProgramSpec, seed: int, folder: Path, config: SearchConfig
+) -> dict[str, Any]:
     from rewardgen.train import train
 
     done = RunDir.open(folder).eval_summary() if (folder / RunDir.MANIFEST).is_file() else None
     if done is None:  # a run finished before a kill is not retrained on resume
-        done = train(_train_config(task, reward, config, config.steps, seed), out=folder, method="final").eval
+        done = train(
+            _train_config(task, reward, config, config.steps, seed, candidate=False),
+            out=folder,
+            method="final",
+        ).eval
     return {"seed": seed, **done.to_dict(episodes=False)}
 
 
@@ -213,10 +279,14 @@ def record_videos(
     todo = [c for c in ranked[: config.videos] if not (c.path / "train" / RunDir.VIDEO).is_file()]  # type: ignore[operator]
     jobs = [(task, c.path, config, _video_budget(c, config)) for c in todo]
     failed: dict[Path, str] = {}
-    for c, result in zip(todo, executor.map(_record_video, jobs), strict=True):
+    shipped = [[c.path] for c in todo]
+    for c, result in zip(todo, executor.map(_record_video, jobs, folders=shipped), strict=True):  # type: ignore[list-item]
         if isinstance(result, BaseException):  # a failure costs only the video
             log(f"  no video of {c.path.parent.name}/{c.path.name}: {result}")  # type: ignore[union-attr]
             failed[c.path] = str(result).splitlines()[0] if str(result) else type(result).__name__  # type: ignore[index]
+        else:
+            c.timing["video_s"] = round(float(result), 2)
+            saved(c)
     return failed
 
 
@@ -225,9 +295,11 @@ def _video_budget(cand: Candidate, config: SearchConfig) -> float:
     return max(60.0, config.budget_s(cand.steps or config.steps) - (cand.wall_s or 0.0))
 
 
-def _record_video(task: TaskSpec, folder: Path, config: SearchConfig, budget_s: float) -> None:
+def _record_video(task: TaskSpec, folder: Path, config: SearchConfig, budget_s: float) -> float:
+    """Film the policy in ``folder``; returns the seconds it took."""
     from rewardgen.train import evaluate
 
+    started = time.monotonic()
     evaluate(
         folder / "train",
         task,
@@ -238,6 +310,7 @@ def _record_video(task: TaskSpec, folder: Path, config: SearchConfig, budget_s: 
         deadline=time.monotonic() + budget_s,
         pad_video=True,  # same seed, same length: videos people compare side by side
     )
+    return time.monotonic() - started
 
 
 def final_seeds(
@@ -246,8 +319,10 @@ def final_seeds(
     if config.final_seeds <= 0 or best.path is None:
         return []
     seeds = [config.seed + 1 + k for k in range(config.final_seeds)]
-    jobs = [(task, best.path / RunDir.REWARD, s, run.path / "final" / f"seed{s}", config) for s in seeds]
+    reward = _program(best.path / RunDir.REWARD, config)  # read here: a Ray node may not see the file
+    folders = [run.path / "final" / f"seed{s}" for s in seeds]
+    jobs = [(task, reward, s, f, config) for s, f in zip(seeds, folders, strict=True)]
     return [
         r if isinstance(r, dict) else {"seed": s, "error": repr(r)}
-        for s, r in zip(seeds, executor.map(_retrain, jobs), strict=True)
+        for s, r in zip(seeds, executor.map(_retrain, jobs, folders=[[f] for f in folders]), strict=True)
     ]

@@ -65,6 +65,24 @@ class SearchConfig:
     # Wall-clock seconds a candidate may spend training + evaluating (and filming); None: derived
     # from the steps (candidate_budget), so a reward that is slow only later cannot stall the search.
     candidate_budget_s: float | None = None
+    # The whole search's wall-clock seconds (None: no limit): rounds and steps are planned to fit,
+    # candidates in training stop when it is spent, and everything so far is kept.
+    time_budget_s: float | None = None
+    until_success: bool = False  # end the search at the first candidate whose policy succeeds
+    # Candidates' periodic evaluations, every this many steps (None: steps // 10, at least 10,000;
+    # 0: none); a candidate stops training at the first one in which every episode succeeds.
+    eval_every: int | None = None
+
+    def candidate_eval_every(self, steps: int) -> int:
+        """How often a candidate trained for ``steps`` steps is evaluated (0: never).
+
+        Example:
+            >>> SearchConfig("hopper-run").candidate_eval_every(200_000)
+            20000
+        """
+        if self.eval_every is not None:
+            return max(0, int(self.eval_every))
+        return max(steps // 10, 10_000)
 
     @staticmethod
     def default_samples(method: str) -> int:

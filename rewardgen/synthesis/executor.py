@@ -1,18 +1,38 @@
 """Where candidates train: inline, in a pool of worker processes sharing the machine, or as Ray
-tasks on a cluster (``--executor ray --ray-address ...``)."""
+tasks on a cluster (``--executor ray --ray-address ...``).
+
+A job may name the folders it works in (``map(fn, jobs, folders=...)``: a candidate's folder).
+On a Ray node that sees the driver's disk the job works there; on one that does not (KubeRay,
+cloud autoscaling: nodes share no file system) the folders travel with the job, through Ray's
+object store, and come back with its result, so the driver's run directory ends complete.
+"""
 
 from __future__ import annotations
 
+import io
 import multiprocessing as mp
 import os
+import tarfile
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, Protocol
 
 from rewardgen.errors import RewardgenError, require
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "make_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "LocalExecutor",
+    "RayExecutor",
+    "make_executor",
+    "pack_folder",
+    "unpack_folder",
+]
+
+Folders = Sequence[Sequence[Path]] | None  # per job, the folders it reads and writes
 
 EXECUTORS = ("local", "ray")
 
@@ -21,9 +41,78 @@ class Executor(Protocol):
     """Runs ``fn(*args)`` for each job; results in job order. A job's exception is returned
     (not raised), so one broken candidate never stops the others."""
 
-    def map(self, fn: Callable[..., Any], jobs: Sequence[tuple]) -> list[Any]: ...
+    def map(self, fn: Callable[..., Any], jobs: Sequence[tuple], folders: Folders = None) -> list[Any]: ...
 
     def close(self) -> None: ...
+
+
+TOKEN = (
+    ".rewardgen-driver"  # in a shipped folder: which driver wrote it (a node that sees it shares the disk)
+)
+
+
+def pack_folder(folder: Path) -> bytes | None:
+    """``folder``'s files as a gzipped tar (None: no such folder).
+
+    Example:
+        >>> import tempfile
+        >>> a, b = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp()) / "copy"
+        >>> _ = (a / "x.txt").write_text("hi")
+        >>> unpack_folder(pack_folder(a), b); (b / "x.txt").read_text()
+        'hi'
+    """
+    if not folder.is_dir():
+        return None
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        # never the driver's token: a node holding a copy must not take it for the driver's disk
+        tar.add(folder, arcname=".", filter=lambda t: None if Path(t.name).name == TOKEN else t)
+    return buf.getvalue()
+
+
+def unpack_folder(data: bytes | None, folder: Path) -> None:
+    """Write :func:`pack_folder`'s files into ``folder`` (made if missing; files in the archive
+    replace those there; nothing outside ``folder`` is written)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not data:
+        return
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(folder, filter="data")
+        else:  # Python < 3.11.4: refuse anything that would land outside the folder
+            root = folder.resolve()
+            for member in tar.getmembers():
+                if (
+                    not (folder / member.name).resolve().is_relative_to(root)
+                    or member.issym()
+                    or member.islnk()
+                ):
+                    raise RewardgenError(f"refusing to unpack {member.name!r} outside {folder}")
+            tar.extractall(folder)
+
+
+def _in_folders(
+    threads: int,
+    folders: Sequence[Path],
+    packs: Sequence[bytes | None],
+    token: str,
+    fn: Callable[..., Any],
+    *args: Any,
+) -> tuple[Any, list[bytes | None] | None]:
+    """A Ray task: ``fn(*args)`` in its folders. Where this node sees the driver's copies (the
+    driver's token is there, which is never shipped) it works on them; else it unpacks the
+    shipped copies, works, and sends the folders back with the result. An exception is returned
+    (with the folders), not raised."""
+    shared = all((Path(f) / TOKEN).is_file() and (Path(f) / TOKEN).read_text() == token for f in folders)
+    if not shared:
+        for f, data in zip(folders, packs, strict=True):
+            unpack_folder(data, Path(f))
+    _init_worker(threads)
+    try:
+        result = fn(*args)
+    except Exception as exc:
+        result = exc
+    return result, None if shared else [pack_folder(Path(f)) for f in folders]
 
 
 def _init_worker(threads: int) -> None:
@@ -60,7 +149,7 @@ class LocalExecutor:
             )
         return self._pool
 
-    def map(self, fn: Callable[..., Any], jobs: Sequence[tuple]) -> list[Any]:
+    def map(self, fn: Callable[..., Any], jobs: Sequence[tuple], folders: Folders = None) -> list[Any]:
         if self.workers == 1 or len(jobs) <= 1:
             out = []
             for job in jobs:
@@ -95,8 +184,9 @@ class RayExecutor:
     """Each job a Ray task with its own CPU (and GPU) request, on a running cluster
     (``address="ray://head:10001"`` or ``"auto"``) or on a Ray instance started here (``None``).
 
-    Every node must see the run directory (a shared file system) and have rewardgen installed.
-    A task's exception comes back as that exception; a lost worker fails only its job.
+    Every node needs rewardgen installed; the run directory need not be shared: jobs that name
+    their folders carry them to a node that does not see them and bring them back. A task's
+    exception comes back as that exception; a lost worker fails only its job.
 
     Example:
         >>> ex = RayExecutor(cpus_per_job=1, num_cpus=2)  # doctest: +SKIP
@@ -133,21 +223,40 @@ class RayExecutor:
                     f"cannot reach the Ray cluster at --ray-address {address}: {exc} "
                     "(start it with `ray start --head`, or leave --ray-address out for a local one)"
                 ) from exc
-        self._remote = self.ray.remote(_with_threads).options(
-            num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0
-        )
+        options = {"num_cpus": self.cpus, "num_gpus": self.gpus, "max_retries": 0}
+        self._remote = self.ray.remote(_with_threads).options(**options)
+        self._shipped = self.ray.remote(_in_folders).options(**options)
+        self.token = uuid.uuid4().hex
 
-    def map(self, fn: Callable[..., Any], jobs: Sequence[tuple]) -> list[Any]:
+    def map(self, fn: Callable[..., Any], jobs: Sequence[tuple], folders: Folders = None) -> list[Any]:
         threads = max(1, int(self.cpus))
-        refs = [self._remote.remote(threads, fn, *job) for job in jobs]
+        if folders is None:
+            refs = [self._remote.remote(threads, fn, *job) for job in jobs]
+        else:
+            refs = []
+            for job, where in zip(jobs, folders, strict=True):
+                for f in where:  # marks the driver's copy: a node that sees it works in place
+                    Path(f).mkdir(parents=True, exist_ok=True)
+                    (Path(f) / TOKEN).write_text(self.token)
+                packs = [pack_folder(Path(f)) for f in where]
+                refs.append(
+                    self._shipped.remote(threads, [Path(f) for f in where], packs, self.token, fn, *job)
+                )
         results: list[Any] = []
-        for ref in refs:
+        for k, ref in enumerate(refs):
             try:
-                results.append(self.ray.get(ref))
+                out = self.ray.get(ref)
             except self.ray.exceptions.RayTaskError as exc:
                 results.append(exc.as_instanceof_cause())
+                continue
             except Exception as exc:  # a worker died, the node was lost, ...
                 results.append(exc)
+                continue
+            if folders is not None:
+                out, packs = out
+                for f, data in zip(folders[k], packs or [], strict=False):
+                    unpack_folder(data, Path(f))  # the node's work, back in the driver's run directory
+            results.append(out)
         return results
 
     def close(self) -> None:

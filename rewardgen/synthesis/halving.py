@@ -9,13 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from rewardgen.llm import BudgetExceededError, LLMClient
-from rewardgen.synthesis.candidate import Candidate, continue_candidate, evaluate_candidate, saved
+from rewardgen.runs import RunDir
+from rewardgen.synthesis.candidate import (
+    Candidate,
+    continue_candidate,
+    evaluate_candidate,
+    saved,
+    stop_file,
+)
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
 from rewardgen.synthesis.progress import ProgressFn, quiet, watch_candidates
 from rewardgen.tasks import TaskSpec
 
-__all__ = ["evaluate_round", "halving_rungs", "top_up_round"]
+__all__ = ["evaluate_round", "halving_rungs", "rung_score", "top_up_round"]
 
 
 def halving_rungs(steps: int, samples: int, early_stop: bool) -> list[int]:
@@ -56,10 +63,12 @@ def evaluate_round(
             jobs = [(task, replies[i - first], it, i, folders[i], config, rung_steps) for i in todo]
             fn: Any = evaluate_candidate
         else:
+            if stop_file(round_dir / "cand").exists():
+                break  # the search has stopped: no rung goes on
             todo = [
                 i
                 for i, c in cands.items()
-                if c.status == "trained" and not c.pruned and (c.steps or 0) < rung_steps
+                if c.status == "trained" and not c.pruned and not c.stopped and (c.steps or 0) < rung_steps
             ]
             jobs = [(task, cands[i], config, rung_steps) for i in todo]
             fn = continue_candidate
@@ -67,7 +76,7 @@ def evaluate_round(
             rung = f" (successive halving: rung {r + 1}/{len(rungs)})" if len(rungs) > 1 else ""
             log(f"  training {len(todo)} candidates to {rung_steps:,} steps{rung}")
         with watch_candidates([folders[i] for i in todo], rung_steps, progress):
-            results = executor.map(fn, jobs)
+            results = executor.map(fn, jobs, folders=[[folders[i]] for i in todo])
         for i, result in zip(todo, results, strict=True):
             if isinstance(result, BudgetExceededError):
                 raise result
@@ -80,7 +89,9 @@ def evaluate_round(
             detail = f"score {c.score:.4g}" if c.status == "trained" else (c.reason or "")[:100]
             log(f"  {round_dir.name}/cand{i}: {c.status}, {detail}")
         if r + 1 < len(rungs):
-            dropped = _prune(cands, config.halving_tolerance * _metric_scale(task, cands))
+            dropped = _prune(
+                cands, config.halving_tolerance * _metric_scale(task, cands), lambda c: rung_score(task, c)
+            )
             if dropped:
                 log(f"  successive halving drops {', '.join(f'cand{c.index}' for c in dropped)}")
     return [cands[i] for i in ids]
@@ -97,18 +108,44 @@ def _metric_scale(task: TaskSpec, cands: dict[int, Candidate]) -> float:
     return max(scores, default=0.0)
 
 
-def _prune(cands: dict[int, Candidate], tolerance: float = 0.0) -> list[Candidate]:
-    """Successive halving: keep the better half of the candidates still training, and every
-    candidate within ``tolerance`` of the cutoff (not clearly worse). Returns the dropped ones."""
+def rung_score(task: TaskSpec, cand: Candidate, last: int = 3) -> float | None:
+    """What successive halving ranks a candidate by: the mean score of its last ``last``
+    evaluations (its periodic ones in ``evals.csv`` and the final one), so that one lucky or
+    unlucky evaluation does not decide; its final score when it has no periodic evaluation."""
+    if cand.score is None or cand.path is None:
+        return cand.score
+    from rewardgen.train.periodic import read_evals
+
+    rows = read_evals(cand.path / "train" / RunDir.EVALS)
+    scores = [
+        task.metric.score(r["success_metric_mean"]) for r in rows if r["timesteps"] <= (cand.steps or 0)
+    ]
+    scores = [*scores[-(last - 1) :], cand.score] if last > 1 else [cand.score]
+    return sum(scores) / len(scores)
+
+
+def _prune(
+    cands: dict[int, Candidate],
+    tolerance: float = 0.0,
+    score: Callable[[Candidate], float | None] | None = None,
+) -> list[Candidate]:
+    """Successive halving: keep the better half of the candidates still training (by ``score``,
+    default their final score), and every candidate within ``tolerance`` of the cutoff (not
+    clearly worse). Candidates that stopped (at their success) are not dropped. Returns the
+    dropped ones."""
+    score = score or (lambda c: c.score)
+    ranked = {
+        c.index: s
+        for c in cands.values()
+        if c.status == "trained" and not c.pruned and not c.stopped and (s := score(c)) is not None
+    }
     alive = sorted(
-        (c for c in cands.values() if c.status == "trained" and not c.pruned and c.score is not None),
-        key=lambda c: c.score,  # type: ignore[arg-type,return-value]
-        reverse=True,
+        (c for c in cands.values() if c.index in ranked), key=lambda c: ranked[c.index], reverse=True
     )
     if len(alive) < 2:
         return []
-    cutoff = alive[math.ceil(len(alive) / 2) - 1].score
-    dropped = [c for c in alive if c.score < cutoff - tolerance]  # type: ignore[operator]
+    cutoff = ranked[alive[math.ceil(len(alive) / 2) - 1].index]
+    dropped = [c for c in alive if ranked[c.index] < cutoff - tolerance]
     for c in dropped:
         c.pruned = True
         saved(c)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rewardgen.runs import EvalSummary
-from rewardgen.tasks import TaskSpec
+from rewardgen.tasks import ENV_REWARD, TaskSpec
 
 __all__ = ["SYSTEM", "feedback_message", "initial_messages", "preference_message", "refine_message"]
 
@@ -55,8 +55,16 @@ def initial_messages(
             + "\n\n".join(f"# Goal: {g}\n```python\n{code.strip()}\n```" for g, code in examples)
             + "\n\n"
         )
+    guidance = GUIDANCE
+    terms = task.env_reward_terms
+    if task.metric.field == ENV_REWARD and terms is not None and terms.terms:
+        guidance += (
+            "\n- Success is measured on the env's own reward, which is exactly the sum of the fields "
+            "named above with their weights: charge what it charges (with the same weights) and add "
+            "shaping on top only where it helps."
+        )
     user = (
-        f"Write a reward function for this task.\n\n{_task_text(task, goal)}\n\n{GUIDANCE}\n\n{shots}"
+        f"Write a reward function for this task.\n\n{_task_text(task, goal)}\n\n{guidance}\n\n{shots}"
         f"Required signature:\n{SIGNATURE}\n\nReply with one ```python code block."
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
@@ -98,6 +106,15 @@ def reflection_text(task: TaskSpec, curves: dict[str, list[float]], alarm: Any =
     lines.append(f"- success metric ({task.metric.describe()}): trajectory {_trajectory(metric)}")
     lines.append(f"- episode return of your reward: {_trajectory(curves.get('reward_return_mean', []))}")
     lines.append(f"- the env's own episode return: {_trajectory(curves.get('env_return_mean', []))}")
+    terms = task.env_reward_terms.terms if task.env_reward_terms is not None else {}
+    for name, values in curves.items():
+        if name.startswith("env_term/") and values:
+            field = name.split("/", 1)[1]
+            weight = terms.get(field, 1.0)
+            lines.append(
+                f'- its term {"" if weight == 1 else f"{weight:.6g} * "}info["{field}"] (episode sum): '
+                f"mean {sum(values) / len(values):.3g}, trajectory {_trajectory(values)}"
+            )
     if alarm is None:
         from rewardgen.train.alarm import hacking_verdict
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import LLMClient
-from rewardgen.runs import RunDir
+from rewardgen.runs import CandidateRecord, RunDir
 from rewardgen.synthesis.candidate import Candidate, curves, record_videos
+from rewardgen.synthesis.clock import SearchClock, format_seconds
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
 from rewardgen.synthesis.halving import evaluate_round
@@ -66,9 +67,14 @@ def refine(
     executor: Executor | None = None,
     log: Callable[[str], None] | None = None,
     progress: ProgressFn | None = None,
+    time_budget_s: float | None = None,
+    until_success: bool = False,
 ) -> dict[str, Any]:
     """Write ``samples`` rewards that answer ``feedback`` about ``candidate`` (default: the
     latest refinement, else the search's best); train, film and score them in ``refine<n>/``.
+    ``time_budget_s``: the refinement's wall-clock time (its steps fitted to it at the speed the
+    search's candidates trained; training stopped when it is spent); ``until_success``: the
+    others stop once one refined reward's policy succeeds.
 
     Returns the refinement record also appended to the manifest's ``refinements``.
     """
@@ -76,9 +82,22 @@ def refine(
         raise RewardgenError("--feedback is empty: say what the policy does wrong, e.g. 'it flips over'")
     if samples < 1:
         raise RewardgenError(f"--samples must be at least 1, got {samples}")
+    clock = SearchClock(time_budget_s)
+    log = log or (lambda line: None)
     config = SearchConfig.from_run(run.path)
-    if steps is not None:
-        config = dataclasses.replace(config, steps=steps)
+    config = dataclasses.replace(
+        config, steps=steps or config.steps, time_budget_s=time_budget_s, until_success=until_success
+    )
+    if time_budget_s is not None:
+        earlier = [
+            CandidateRecord.from_dict(c) for c in (run.manifest.get("progress") or {}).get("candidates", [])
+        ]
+        plan = clock.plan(config.steps, samples, min(samples, config.workers), earlier)
+        if not plan.fits:
+            raise RewardgenError(f"--time-budget {format_seconds(time_budget_s)} is too short: {plan.why}")
+        if plan.steps != config.steps:
+            log(f"{plan.steps:,} steps per refined reward to fit the time budget ({plan.why})")
+        config = dataclasses.replace(config, steps=plan.steps)
     task = get_task(config.task)
     parent = _parent(run, candidate)
     assert parent.path is not None
@@ -105,14 +124,18 @@ def refine(
         config.executor, min(samples, config.workers), config.ray_address, config.gpus_per_candidate
     )
     iteration = config.iterations + number - 1
+    stop = run.file(RunDir.STOP)
+    stop.unlink(missing_ok=True)
+    clock.start_alarm(stop)
     try:
-        log = log or (lambda line: None)
         log(f"training {samples} refined reward{'s' if samples > 1 else ''} for {config.steps:,} steps")
         cands = evaluate_round(
             task, [r.text for r in replies], round_dir, iteration, config, executor, log, progress
         )
         record_videos(task, cands, dataclasses.replace(config, videos=samples), executor, log=log)
     finally:
+        clock.cancel()
+        stop.unlink(missing_ok=True)
         if own_executor:
             executor.close()
     best = best_candidate(cands)

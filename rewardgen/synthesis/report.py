@@ -131,6 +131,87 @@ video { width: 360px; }
 """
 
 
+def _seconds(value: Any) -> str | None:
+    from rewardgen.synthesis.clock import format_seconds
+
+    return format_seconds(float(value)) if value is not None else None
+
+
+def _time_table(manifest: dict[str, Any], cands: list[CandidateRecord]) -> list[str]:
+    """Where the search's time went: each round's wait on the LLM, each candidate's smoke test,
+    training, evaluations and video; the first success's time from the start."""
+    from rewardgen.synthesis.clock import PHASES
+
+    rounds = {r["round"]: r for r in manifest.get("rounds") or [] if "round" in r}
+    if not rounds and not any(c.timing for c in cands):
+        return []
+    e = html.escape
+    out = ["<h2>Where the time went</h2>"]
+    spent = manifest.get("time")
+    if spent:
+        words = ", ".join(f"{k.removesuffix('_s')} {_seconds(v)}" for k, v in spent.items() if k != "wall_s")
+        out.append(
+            f"<p>{e(_seconds(spent.get('wall_s')) or '')} in all; summed over candidates: {e(words)} "
+            "(candidates trained at once overlap).</p>"
+        )
+    hit = next((r for r in rounds.values() if r.get("first_success_s") is not None), None)
+    if hit is not None:
+        out.append(f"<p>First success {e(_seconds(hit['first_success_s']) or '')} after the start.</p>")
+    heads = "".join(f"<th>{p.removesuffix('_s')}</th>" for p in PHASES)
+    out.append(f"<table><tr><th>round</th><th>LLM</th><th>candidate</th>{heads}<th>ended</th></tr>")
+    shown: set[str] = set()
+    for c in cands:
+        llm = rounds.get(c.round, {}).get("llm_s") if c.round not in shown else None
+        shown.add(c.round)
+        cells = "".join(f"<td>{e(_seconds(c.timing.get(p)) or '')}</td>" for p in PHASES)
+        out.append(
+            f"<tr><td>{e(c.round)}</td><td>{e(_seconds(llm) or '')}</td><td>{e(c.label)}</td>{cells}"
+            f"<td>{e(c.stopped or c.status)}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
+def _best_of_all(run: Path, manifest: dict[str, Any], search_best: CandidateRecord | None) -> Path | None:
+    """The best policy of the run: the search's pick, or a refinement's best where it scores
+    higher on the success metric."""
+    picks = [search_best] if search_best is not None else []
+    for ref in manifest.get("refinements") or []:
+        if ref.get("best") and (rec := CandidateRecord.load(run / ref["best"])) is not None:
+            picks.append(rec)
+    best: CandidateRecord | None = None
+    for rec in picks:
+        if best is None or (rec.score is not None and (best.score is None or rec.score > best.score)):
+            best = rec
+    return best.path.resolve() if best is not None and best.path is not None else None
+
+
+def _usage_table(manifest: dict[str, Any]) -> list[str]:
+    """The LLM's use: calls, answers from the cache, tokens and dollars, per round and in all."""
+    total = manifest.get("llm_usage")
+    if not total:
+        return []
+    e = html.escape
+    out = [
+        "<h2>LLM usage</h2><table><tr><th>round</th><th>calls</th><th>from cache</th><th>tokens</th>"
+        "<th>$</th><th>waited</th></tr>"
+    ]
+    rounds = [r for r in manifest.get("rounds") or [] if r.get("llm")]
+
+    def row(name: str, u: dict[str, Any], waited: Any = None) -> str:
+        tokens = (u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0)
+        return (
+            f"<tr><td>{e(name)}</td><td>{u.get('calls', 0)}</td><td>{u.get('cache_hits', 0)}</td>"
+            f"<td>{tokens:,}</td><td>{u.get('cost_usd', 0.0):.4f}</td>"
+            f"<td>{e(_seconds(waited) or '')}</td></tr>"
+        )
+
+    out += [row(r["round"], r["llm"], r.get("llm_s")) for r in rounds]
+    out.append(row("all" + (" (refinements included)" if manifest.get("refinements") else ""), total))
+    out.append("</table>")
+    return out
+
+
 def write_report(run: str | Path) -> Path:
     """Write ``report.html`` (and ``report_curves.png``) into the run directory; returns its path.
 
@@ -148,7 +229,8 @@ def write_report(run: str | Path) -> Path:
     cands = collect_candidates(run)
     best = summary.get("best") or manifest.get("best")
     record = CandidateRecord.from_dict(best) if best else None
-    best_folder = record.path.resolve() if record is not None and record.path is not None else None
+    search_folder = record.path.resolve() if record is not None and record.path is not None else None
+    best_folder = _best_of_all(run, manifest, record)
     config = manifest.get("config", {})
     metric = next((c.eval.metric for c in cands if c.eval is not None), "")
     has_plot = _plot_curves(cands, run / "report_curves.png", metric or "task metric", _threshold(config))
@@ -164,10 +246,11 @@ def write_report(run: str | Path) -> Path:
         "goal": config.get("goal") or summary.get("goal") or manifest.get("goal"),
         "status": manifest.get("status"),
         "reason": manifest.get("reason") or manifest.get("error"),
+        "ended": manifest.get("ended"),
+        "time budget": _seconds(config.get("time_budget_s")),
         "success metric": metric,
         "candidates": f"{config.get('samples', '?')} per round, {config.get('steps', '?')} steps each",
         "LLM": (manifest.get("llm") or {}).get("model"),
-        "LLM usage": json.dumps(manifest.get("llm_usage")) if manifest.get("llm_usage") else None,
         "started": manifest.get("started_at"),
         "finished": manifest.get("finished_at"),
     }
@@ -210,7 +293,12 @@ def write_report(run: str | Path) -> Path:
             )
         parts.append("</table>")
 
-    parts.append("<h2>Candidates</h2><table>")
+    def search_pick(c: CandidateRecord) -> str:
+        """The search's own pick, where a refinement has since done better."""
+        picked = search_folder is not None and _folder(c).resolve() == search_folder
+        return " (the search's pick)" if picked and search_folder != best_folder else ""
+
+    parts.append("<h2>Candidates</h2><p>&#9733; the best of all, refinements included.</p><table>")
     parts.append(
         "<tr><th>candidate</th><th>status</th><th>steps</th><th>score</th><th>success metric</th>"
         "<th>success rate</th><th>env return</th><th>reason</th></tr>"
@@ -219,6 +307,7 @@ def write_report(run: str | Path) -> Path:
         ev = c.eval
         is_best = best_folder is not None and _folder(c).resolve() == best_folder
         status = c.status + (" (stopped early)" if c.pruned else "")
+        status += f" (stopped: {c.stopped})" if c.stopped and c.status == "trained" else ""
         alarm = _alarm(c)
         badge = (
             f"<span class='badge' title='{e('; '.join(alarm['reasons']))}'>reward hacking?</span>"
@@ -227,13 +316,17 @@ def write_report(run: str | Path) -> Path:
         )
         parts.append(
             f"<tr class='{'best' if is_best else ''}'><td><a href='#{e(c.label)}'>{e(c.label)}</a>"
-            f"{' &#9733;' if is_best else ''}{badge}</td><td class='status-{e(c.status)}'>{e(status)}</td>"
+            f"{' &#9733;' if is_best else ''}{search_pick(c)}{badge}</td>"
+            f"<td class='status-{e(c.status)}'>{e(status)}</td>"
             f"<td>{_fmt(c.steps, ',')}</td><td>{_fmt(c.score)}</td>"
             f"<td>{_fmt(ev and ev.success_metric_mean)}</td><td>{_fmt(ev and ev.success_rate, '.0%')}</td>"
             f"<td>{_fmt(ev and ev.env_return_mean, '.1f')}</td>"
             f"<td>{e(c.reason or ('; '.join(alarm['reasons']) if alarm else ''))}</td></tr>"
         )
     parts.append("</table>")
+
+    parts += _time_table(manifest, cands)
+    parts += _usage_table(manifest)
 
     answers = {c.round: c for c in PreferenceStore(run / "preferences.jsonl").load()}
     for rnd in round_dirs(run):

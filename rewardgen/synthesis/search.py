@@ -9,14 +9,18 @@ best and writes the next round's feedback: by the success metric and reward stat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 import shutil
+import time
 from collections.abc import Callable
 from typing import Any
 
 from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos
+from rewardgen.synthesis.clock import SearchClock, format_seconds, time_spent
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
 from rewardgen.synthesis.halving import evaluate_round, top_up_round
@@ -66,17 +70,38 @@ def synthesize(
     messages = initial_messages(task, config.goal, examples)
     candidates: list[Candidate] = []
     best: Candidate | None = None
-    stopped = None
+    stopped = None  # why the search ended early against its will (the LLM budget)
+    ended = None  # why it ended before its rounds: its first success, its time budget
+    clock = SearchClock(config.time_budget_s)
+    stop = run.file(RunDir.STOP)
+    stop.unlink(missing_ok=True)  # a resumed search goes on
+    wall_start = time.time()
+    if config.time_budget_s is not None or config.until_success:
+        log(_plan_line(config, clock, iterations))
     # the executor, then the selector, close after the run's end is written
     with contextlib.ExitStack() as closing, _marked_if_interrupted(run):
         closing.callback(selector.close)  # e.g. the web judge's page: it tells an open tab
         if own_executor:
             closing.callback(executor.close)
+        closing.callback(clock.cancel)
+        clock.start_alarm(stop)
         for it in range(iterations):
+            plan = clock.plan(config.steps, config.samples, config.workers, candidates)
+            if not plan.fits or stop.exists():
+                ended = _stop_reason(stop) if stop.exists() else plan.why
+                log(f"the search ends before round {it + 1}: {ended}")
+                break
+            round_config = (
+                config if plan.steps == config.steps else dataclasses.replace(config, steps=plan.steps)
+            )
+            if plan.steps != config.steps:
+                log(f"round {it + 1}: {plan.steps:,} steps per candidate ({plan.why})")
             round_dir = run.path / f"iter{it}"
             round_dir.mkdir(exist_ok=True)
             (round_dir / "prompt.md").write_text(messages[-1]["content"])
             log(f"round {it + 1}/{iterations}: asking {client.settings.model} for {config.samples} rewards")
+            round_start = time.monotonic()
+            usage_before = dataclasses.asdict(client.usage)
             try:
                 replies = client.complete(
                     messages, n=config.samples, temperature=config.temperature, seed=config.seed + it
@@ -84,15 +109,29 @@ def synthesize(
             except BudgetExceededError as exc:
                 stopped = str(exc)
                 break
+            record = {"round": round_dir.name, "llm_s": round(time.monotonic() - round_start, 2)}
+            record["steps"] = plan.steps
+            clock.rounds.append(record)
             round_cands = evaluate_round(
-                task, [r.text for r in replies], round_dir, it, config, executor, log, progress
+                task, [r.text for r in replies], round_dir, it, round_config, executor, log, progress
             )
-            if selector.top_up:  # a judge compares K policies: replace those that did not train
+            if (
+                selector.top_up and not stop.exists()
+            ):  # a judge compares K policies: replace those that did not train
                 round_cands, stopped = top_up_round(
-                    task, round_cands, messages, round_dir, it, config, client, executor, log, progress
+                    task, round_cands, messages, round_dir, it, round_config, client, executor, log, progress
                 )
+            record["wall_s"] = round(time.monotonic() - round_start, 2)
+            record["llm"] = _usage_since(usage_before, client)
             candidates.extend(round_cands)
             best = selector.keep(best, selector.select(task, round_dir.name, round_cands))
+            winners = [c for c in round_cands if c.status == "trained" and c.succeeded]
+            if winners and not any("first_success_s" in r for r in clock.rounds[:-1]):
+                record["first_success_s"] = _first_success_s(winners, round_start - clock.started)
+            if config.until_success and winners:
+                ended = f"{winners[0].label} succeeded"
+                if stop.exists():  # the winner's own stop signal: when it succeeded, to the second
+                    record["first_success_s"] = round(os.path.getmtime(stop) - wall_start, 1)
             run.update(
                 progress={
                     "iteration": it,
@@ -100,16 +139,27 @@ def synthesize(
                     "best": best.summary() if best else None,
                 },
                 best=best.summary() if best else None,
+                rounds=clock.rounds,
             )
             write_report(run.path)
             if best is not None:
                 log(f"round {it + 1}: best so far {best.path.relative_to(run.path)}, score {best.score:.4g}")  # type: ignore[union-attr]
+            if ended is None and stop.exists():
+                ended = _stop_reason(stop)
+            if ended is not None:
+                log(f"the search ends: {ended}")
+                break
             if it + 1 < iterations:
                 try:  # a selector may ask the LLM too (ICPL's summary of earlier rounds)
+                    t0 = time.monotonic()
                     messages = [*messages[:2], selector.feedback(task, round_cands, best)]
+                    record["llm_s"] = round(record["llm_s"] + time.monotonic() - t0, 2)
+                    record["llm"] = _usage_since(usage_before, client)
                 except BudgetExceededError as exc:
                     stopped = str(exc)
                     break
+        clock.cancel()
+        stop.unlink(missing_ok=True)  # the final seeds and videos are not the search's candidates
         if best and not stopped and config.final_seeds > 0:
             log(f"retraining the best reward with {config.final_seeds} more seeds")
         final = final_seeds(task, best, run, config, executor) if best and not stopped else []
@@ -118,6 +168,7 @@ def synthesize(
             record_videos(task, candidates, config, executor, best, log)
         if best is not None and best.path is not None:
             shutil.copy(best.path / "reward.py", run.file("best_reward.py"))
+        spent = time_spent(clock.rounds, candidates, time.monotonic() - clock.started)
         summary = {
             "task": task.id,
             "goal": config.goal or task.goal,
@@ -127,17 +178,67 @@ def synthesize(
             "final_seeds": final,
             "llm_usage": client.usage.__dict__,
             "stopped": stopped,
+            "ended": ended,
+            "rounds": clock.rounds,
+            "time": spent,
         }
         run.file("summary.json").write_text(json.dumps(summary, indent=2, default=str))
         run.update(
             status="stopped" if stopped else "finished",
             reason=stopped,
+            ended=ended,
             best=summary["best"],
             final_seeds=final,
             llm_usage=client.usage.__dict__,
+            rounds=clock.rounds,
+            time=spent,
         )
         write_report(run.path)
+        log("time: " + ", ".join(f"{k.removesuffix('_s')} {format_seconds(v)}" for k, v in spent.items()))
     return summary
+
+
+def _first_success_s(winners: list[Candidate], round_offset_s: float) -> float:
+    """Seconds from the search's start to its first policy that met the success metric: the
+    round's start, the candidate's smoke test, then its training time to the first successful
+    evaluation (its whole training and evaluation where only the final evaluation succeeded)."""
+    times = []
+    for c in winners:
+        within = c.first_success["wall_time_s"] if c.first_success else (c.wall_s or 0.0)
+        times.append(round_offset_s + c.timing.get("smoke_s", 0.0) + float(within))
+    return round(min(times), 1)
+
+
+def _usage_since(before: dict[str, Any], client: LLMClient) -> dict[str, Any]:
+    """What the client spent since ``before`` (a snapshot of its usage)."""
+    now = dataclasses.asdict(client.usage)
+    return {
+        k: round(now[k] - before.get(k, 0), 6)
+        for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
+    }
+
+
+def _stop_reason(stop: os.PathLike[str] | str) -> str:
+    from rewardgen.train.callback import stop_reason
+
+    return stop_reason(str(stop))
+
+
+def _plan_line(config: SearchConfig, clock: SearchClock, iterations: int) -> str:
+    """The search's plan in one line, before it starts."""
+    parts = [f"plan: up to {iterations} round(s) of {config.samples} candidates x {config.steps:,} steps"]
+    parts.append(f"{config.workers} at a time")
+    if config.time_budget_s is not None:
+        parts.append(
+            f"within {format_seconds(config.time_budget_s)} (training stops "
+            f"{format_seconds(clock.reserve_s())} before it; later rounds' steps fit the time left)"
+        )
+    every = config.candidate_eval_every(config.steps)
+    if every:
+        parts.append(f"candidates evaluated every {every:,} steps and stopped at success")
+    if config.until_success:
+        parts.append("the search stops at the first candidate that succeeds")
+    return "; ".join(parts)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,8 @@ import numpy as np
 import yaml
 
 from rewardgen.errors import RewardgenError
-from rewardgen.tasks.spec import ENV_REWARD, TaskSpec, save_task_file
+from rewardgen.tasks.decompose import env_reward_terms
+from rewardgen.tasks.spec import ENV_REWARD, RewardTerms, TaskSpec, save_task_file
 
 __all__ = ["derive_task", "derived_id", "materialize"]
 
@@ -145,6 +146,7 @@ def derive_task(
                 fields.setdefault(key, {"source": f"info.{key}", "doc": f"info['{key}'] reported by the env"})
         action = _action_text(env.action_space)
         threshold = env.spec.reward_threshold if env.spec is not None else None
+        terms = env_reward_terms(env)  # random steps: which info entries add up to its reward
     finally:
         env.close()
     noted = note.get("fields", {})
@@ -158,6 +160,7 @@ def derive_task(
         "doc": "the env's own return" + ("" if threshold is not None else " (no success threshold)"),
     }
     data = {
+        "env_reward_terms": _by_field(terms, fields),
         "id": derived_id(env_id, note),
         "env_id": env_id,
         "goal": goal,
@@ -171,6 +174,24 @@ def derive_task(
         return TaskSpec(**data)
     except ValueError as exc:
         raise RewardgenError(f"cannot build a task for {env_id} from these notes: {exc}") from exc
+
+
+def _by_field(terms: RewardTerms, fields: dict[str, Any]) -> RewardTerms:
+    """``terms`` named by the fields that read them (``info.KEY``: notes may rename a field);
+    a term no field reads leaves the split unknown to the program, so none is kept."""
+    reads = {
+        f["source"].replace(" ", "").removeprefix("info."): name
+        for name, f in fields.items()
+        if isinstance(f, dict) and str(f.get("source", "")).replace(" ", "").startswith("info.")
+    }
+    if any(k not in reads for k in terms.terms):
+        return RewardTerms(steps=terms.steps)
+    return RewardTerms(
+        terms={reads[k]: w for k, w in terms.terms.items()},
+        action_cost={reads[k]: c for k, c in terms.action_cost.items()},
+        constant=terms.constant,
+        steps=terms.steps,
+    )
 
 
 def materialize(

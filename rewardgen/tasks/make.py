@@ -30,7 +30,7 @@ PACKAGE_EXTRAS = {"nle": "nethack"}
 
 def _sources(task: TaskSpec, only: Iterable[str] | None = None) -> dict[str, tuple[str, Any]]:
     """Parsed field sources; ``only`` keeps the named fields plus the success metric's."""
-    keep = None if only is None else {*only, task.metric.field}
+    keep = None if only is None else {*only, task.metric.field, *_env_terms(task)}
     return {
         name: parse_source(name, f.source)
         for name, f in task.resolved_fields().items()
@@ -44,10 +44,19 @@ def task_fields(task: TaskSpec | str, only: Iterable[str] | None = None) -> Task
     return TaskFields(_sources(spec, only))
 
 
+def _env_terms(task: TaskSpec) -> list[str]:
+    """The fields that add up to the env's own reward, where the task knows them."""
+    terms = task.env_reward_terms
+    return list(terms.terms) if terms is not None else []
+
+
 def episode_metrics(task: TaskSpec | str) -> dict[str, tuple[str, str]]:
-    """The metric the wrappers track per episode, as ``{"success_metric": (field, reduce)}``."""
-    m = get_task(task).metric
-    return {"success_metric": (m.field, m.reduce)}
+    """What the wrappers track per episode: ``{"success_metric": (field, reduce)}``, and the
+    episode sum of each term of the env's reward where the task knows them
+    (``env_term/<field>``: the reward reflection shows them beside the reward's components)."""
+    spec = get_task(task)
+    m = spec.metric
+    return {"success_metric": (m.field, m.reduce), **{f"env_term/{f}": (f, "sum") for f in _env_terms(spec)}}
 
 
 def wrapper_kwargs(task: TaskSpec | str, reads: Iterable[str] | None = None) -> dict[str, Any]:

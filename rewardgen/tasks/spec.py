@@ -17,6 +17,7 @@ __all__ = [
     "ENV_REWARD",
     "FieldSpec",
     "MetricSpec",
+    "RewardTerms",
     "TaskSpec",
     "UnknownTaskError",
     "VLMPrompts",
@@ -80,11 +81,74 @@ class MetricSpec(_Model):
         """Higher is better: the value for ``above`` metrics, its negative for ``below``."""
         return -value if self.below is not None else value
 
+    def formula(self) -> str:
+        """The metric as a formula over an episode's steps t of the field the program reads (the
+        env's own reward for ``env_reward``).
+
+        Example:
+            >>> print(MetricSpec(field="x_velocity", reduce="mean", above=3.0).formula())
+            np.mean(info["x_velocity"][t] over the episode's steps t) > 3.0
+        """
+        value = ENV_REWARD if self.field == ENV_REWARD else f'info["{self.field}"]'
+        how = {
+            "mean": f"np.mean({value}[t] over the episode's steps t)",
+            "sum": f"sum of {value}[t] over the episode's steps t",
+            "max": f"max of {value}[t] over the episode's steps t",
+            "min": f"min of {value}[t] over the episode's steps t",
+            "final": f"{value} at the episode's last step",
+        }[self.reduce]
+        if self.above is None and self.below is None:
+            return how + " (higher is better)"
+        op, threshold = (">", self.above) if self.above is not None else ("<", self.below)
+        return f"{how} {op} {threshold}"
+
     def describe(self) -> str:
         if self.above is None and self.below is None:
             return f"{self.reduce} of {self.field} over an episode (higher is better; no success threshold)"
         op, thr = (">", self.above) if self.above is not None else ("<", self.below)
         return f"{self.reduce} of {self.field} over an episode {op} {thr}"
+
+
+class RewardTerms(_Model):
+    """How the env's own reward splits into the numeric fields it reports, found on random
+    rollouts (:func:`rewardgen.tasks.decompose.env_reward_terms`): per step,
+    ``env_reward == sum(weight * info[field])`` over ``terms``; ``action_cost`` names the terms
+    that are ``c * np.sum(action**2, axis=1)``. Empty ``terms``: no such split was found.
+
+    Example:
+        >>> t = RewardTerms(terms={"reward_dist": 1.0, "reward_ctrl": 1.0}, action_cost={"reward_ctrl": -1.0})
+        >>> t.formula()
+        'info["reward_dist"] + info["reward_ctrl"]'
+    """
+
+    terms: dict[str, float] = Field(default_factory=dict)
+    action_cost: dict[str, float] = Field(default_factory=dict)
+    constant: float | None = None  # the reward was this at every step (CartPole's 1)
+    steps: int = 0  # random steps it held on
+
+    def formula(self) -> str:
+        """The env's reward per step as a Python expression over the fields."""
+        parts = []
+        for name, w in self.terms.items():
+            term = f'info["{name}"]'
+            coef = "" if w == 1 else "-" if w == -1 else f"{w:.6g} * "
+            parts.append(f"{coef}{term}")
+        return " + ".join(parts).replace("+ -", "- ")
+
+    def describe(self) -> list[str]:
+        """Comment lines for the task description shown to the LLM."""
+        checked = f"(checked on {self.steps} random steps)"
+        if self.constant is not None:
+            return [f"#   the env's reward is {self.constant:.6g} at every step {checked}"]
+        if not self.terms:
+            return [
+                "#   its terms are unknown: no weighted sum of the env's numeric info entries matched it "
+                f"on {self.steps} random steps"
+            ]
+        lines = [f"#   the env's reward per step is exactly {self.formula()} {checked}"]
+        for name, c in self.action_cost.items():
+            lines.append(f'#   where info["{name}"] = {c:.6g} * np.sum(action**2, axis=1)')
+        return lines
 
 
 class VersionOverride(_Model):
@@ -136,6 +200,7 @@ class TaskSpec(_Model):
     )
     terminate_on_success: bool | None = None  # override the env's own choice, where it has one
     vlm: VLMPrompts | None = None  # prompts for a zero-shot VLM reward of rendered frames
+    env_reward_terms: RewardTerms | None = None  # the env reward's split into fields (derived tasks)
     path: Path | None = None
 
     @model_validator(mode="after")
@@ -207,6 +272,11 @@ class TaskSpec(_Model):
             unit = f" [{f.unit}]" if f.unit else ""
             lines.append(f'info["{name}"]{unit}: {f.doc}')
         lines.append(f"# success: {self.metric.describe()}")
+        lines.append(f"#   measured as {self.metric.formula()}")
+        if self.metric.field == ENV_REWARD:
+            lines.append("#   env_reward: the env's own reward per step (your function does not receive it)")
+            if self.env_reward_terms is not None:
+                lines += self.env_reward_terms.describe()
         return "\n".join(lines)
 
 

@@ -11,8 +11,8 @@ table costs nothing to import and knows no back end's dependencies.
 Example:
     >>> sorted(BACKENDS)
     ['sb3', 'sf']
-    >>> get_backend("sf").worker_processes, get_backend("sb3").periodic_evaluation
-    (True, True)
+    >>> get_backend("sf").worker_processes, get_backend("sf").hooks
+    (True, False)
 """
 
 from __future__ import annotations
@@ -74,6 +74,10 @@ class TrainConfig:
     time_budget_s: float | None = None  # wall-clock seconds for training + evaluation; None: no limit
     eval_every: int | None = None  # evaluate the policy every N steps (evals.csv); None: only at the end
     stop_on_success: bool = False  # end training at the first evaluation where every episode succeeds
+    # end training (saved, evaluated) once this file exists: a search's signal that another
+    # candidate succeeded or its time is up; the file's first line says why
+    stop_file: str | None = None
+    verbose: bool = False  # sf: sample-factory's own log lines on the terminal too (else <run>/sf_output.log)
     backend: str = "sb3"  # a name in BACKENDS: "sb3" (SB3 PPO/SAC) or "sf" (sample-factory APPO)
     threads: int | None = None  # torch threads; None: OMP_NUM_THREADS, else the free cores (train/threads.py)
 
@@ -137,6 +141,7 @@ register_backend(
         "sf",
         "rewardgen.train.sf",
         "sample-factory APPO: asynchronous rollout workers (the sample-factory stack)",
+        periodic_evaluation=True,
         dict_observations=True,
         worker_processes=True,
     )

@@ -1,14 +1,24 @@
 """The SB3 callback of a training run: episode statistics to metrics.csv, checkpoints, periodic
-evaluations, the wall-clock budget and stopping at the first success."""
+evaluations, the wall-clock budget, stopping at the first success and at a stop file."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from rewardgen.runs import MetricsWriter, RunDir, metrics_row
 
-__all__ = ["make_callback"]
+__all__ = ["make_callback", "stop_reason"]
+
+
+def stop_reason(stop_file: str) -> str:
+    """Why a search asked its candidates to stop: the stop file's first line."""
+    try:
+        with open(stop_file) as f:
+            return f.readline().strip() or "asked to stop"
+    except OSError:
+        return "asked to stop"
 
 
 def make_callback(
@@ -22,6 +32,7 @@ def make_callback(
     evaluator: Any = None,
     eval_every: int = 0,
     stop_on_success: bool = False,
+    stop_file: str | None = None,
 ):
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -31,6 +42,7 @@ def make_callback(
         def _on_training_start(self) -> None:
             self.t0, self.episodes, self.buffer = time.time(), 0, []
             self.over_budget = self.succeeded = False
+            self.stopped: str | None = None  # why training ended before its steps, if it did
             self.last_log = self.last_ckpt = self.last_eval = self.num_timesteps  # >0 when continuing
 
         def _on_step(self) -> bool:
@@ -45,7 +57,7 @@ def make_callback(
             if deadline is not None and time.monotonic() > deadline:
                 self.over_budget = True
                 return False  # stops model.learn; train() reports it
-            return not self.succeeded
+            return not (self.succeeded or self.stopped)
 
         def _flush(self) -> None:
             eps, self.buffer = self.buffer, []
@@ -77,6 +89,9 @@ def make_callback(
                 self.logger.record("rewardgen/eval_success_rate", row["success_rate"])
                 if stop_on_success and row["success_rate"] >= 1.0:
                     self.succeeded = True  # the next step ends training
+                    self.stopped = "succeeded"
+            if stop_file is not None and not self.stopped and os.path.exists(stop_file):
+                self.stopped = stop_reason(stop_file)  # a search's signal: the next step ends training
 
         def _on_training_end(self) -> None:
             if self.buffer:

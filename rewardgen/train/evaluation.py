@@ -83,11 +83,20 @@ def begin_run(
 
 
 def finish_run(
-    run: RunDir, spec: TaskSpec, reward: RewardSpec, config: Any, learner: str, started: float
+    run: RunDir,
+    spec: TaskSpec,
+    reward: RewardSpec,
+    config: Any,
+    learner: str,
+    started: float,
+    periodic_eval_s: float = 0.0,
 ) -> tuple[EvalSummary, Any]:
     """How every back end ends a run: the learning curve, the evaluation of the saved policy
     (within what is left of ``config.time_budget_s``, counted from ``started``), the reward-hacking
-    alarm's verdict, and the manifest marked finished. Returns (evaluation, verdict)."""
+    alarm's verdict, and the manifest marked finished, with where the time went (``timing``:
+    training, and evaluating, ``periodic_eval_s`` of it during training). Returns (evaluation,
+    verdict)."""
+    trained = time.monotonic()
     plot_run_curve(run, spec, reward, learner)
     deadline = started + config.time_budget_s if config.time_budget_s is not None else None
     try:
@@ -104,7 +113,21 @@ def finish_run(
     except OverBudgetError:
         over_budget(run, config.time_budget_s, started, "while evaluating the trained policy")
     verdict = judge_run(run, spec, reward, result, learner)
-    run.update(status="finished", eval=result.to_dict(), wall_s=round(time.monotonic() - started, 1))
+    from rewardgen.runs.tensorboard import ScalarLog
+
+    final = ScalarLog(run.path)
+    final.row(
+        {"timesteps": int(run.manifest.get("trained_steps") or 0), **result.to_dict(episodes=False)}, "final/"
+    )
+    final.close()
+    now = time.monotonic()
+    timing = {"train_s": trained - started - periodic_eval_s, "eval_s": periodic_eval_s + now - trained}
+    run.update(
+        status="finished",
+        eval=result.to_dict(),
+        wall_s=round(now - started, 1),
+        timing={k: round(v, 2) for k, v in timing.items()},
+    )
     return result, verdict
 
 

@@ -63,8 +63,11 @@ class PeriodicEvaluator:
         venv = DummyVecEnv([make_env_fn(spec, fields=reward.fields) for _ in range(episodes)])
         venv.seed(seed)
         self.venv = SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
+        from rewardgen.runs.tensorboard import ScalarLog
+
         self.rows: list[dict[str, Any]] = []
         self.spent_s = 0.0
+        self.scalars = ScalarLog(path.parent)
         if not (append and path.is_file()):  # a continued run adds to its rows
             with path.open("w", newline="") as f:
                 csv.writer(f).writerow(EVAL_COLUMNS)
@@ -91,6 +94,7 @@ class PeriodicEvaluator:
         self.rows.append(row)
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow([row[c] for c in EVAL_COLUMNS])
+        self.scalars.row(row, prefix="eval/")
         return row
 
     def first_success(self) -> dict[str, Any] | None:
@@ -99,6 +103,7 @@ class PeriodicEvaluator:
 
     def close(self) -> None:
         self.venv.close()
+        self.scalars.close()
 
 
 def read_evals(path: Path) -> list[dict[str, float]]:

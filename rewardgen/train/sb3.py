@@ -161,8 +161,9 @@ def train(
         evaluator = PeriodicEvaluator(
             spec, run.file(RunDir.EVALS), seed=config.seed + 30_000, append=config.resume_from is not None
         )
+    writer = MetricsWriter(run.file(RunDir.METRICS), append=config.resume_from is not None)
     callback = make_callback(
-        MetricsWriter(run.file(RunDir.METRICS), append=config.resume_from is not None),
+        writer,
         log_every,
         spec.metric,
         run,
@@ -172,6 +173,7 @@ def train(
         evaluator=evaluator,
         eval_every=config.eval_every or max(steps // 20, 10_000),
         stop_on_success=config.stop_on_success,
+        stop_file=config.stop_file,
     )
     try:
         model.learn(
@@ -190,16 +192,20 @@ def train(
         raise
     finally:
         venv.close()  # and the reward (its sandbox worker, if any); evaluation builds its own
+        writer.close()
         if evaluator is not None:
             evaluator.close()
     _save(model, run)
     run.update(trained_steps=int(model.num_timesteps))
     if evaluator is not None and (hit := evaluator.first_success()) is not None:
         run.update(first_success={"timesteps": hit["timesteps"], "wall_time_s": hit["wall_time_s"]})
+    if callback.stopped:
+        run.update(stopped_early=callback.stopped)
     if callback.over_budget:
         where = f"after {model.num_timesteps:,} of {steps:,} training steps"
         over_budget(run, config.time_budget_s, started, where)
-    return TrainResult(run.path, *finish_run(run, spec, reward_spec, config, algo.upper(), started))
+    spent = evaluator.spent_s if evaluator is not None else 0.0
+    return TrainResult(run.path, *finish_run(run, spec, reward_spec, config, algo.upper(), started, spent))
 
 
 def _resume(cls: Any, folder: Path, venv: Any, device: str, normalizer: type, **load: Any) -> tuple[Any, Any]:

@@ -16,6 +16,7 @@ sample-factory 2.1 needs gymnasium < 1.0 and numpy < 2: the sample-factory stack
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -39,45 +40,29 @@ from rewardgen.train.sf_env import (  # noqa: F401  (re-exported: sample-factory
     unflatten_episode,
 )
 
-__all__ = ["SF_DEFAULTS", "SFPolicy", "SFVectorEnv", "check", "load_policy", "require_sf", "train"]
+__all__ = [
+    "SF_DEFAULTS",
+    "SF_FEW_CORES",
+    "SFPolicy",
+    "SFVectorEnv",
+    "check",
+    "load_policy",
+    "require_sf",
+    "sf_profile",
+    "train",
+]
 
-EXPERIMENT = "sf"  # sample-factory's experiment folder inside the run directory
-
-#: sample-factory's settings for MuJoCo, as its sf_examples/mujoco sets them, except a constant
-#: learning rate (its ``linear_decay`` is not among sample-factory 2.1.1's choices).
-SF_DEFAULTS: dict[str, Any] = {
-    "batched_sampling": True,  # sf_examples: False; rewardgen steps a vector env (SFVectorEnv)
-    "worker_num_splits": 2,
-    "env_frameskip": 1,
-    "encoder_mlp_layers": [64, 64],
-    "nonlinearity": "tanh",
-    "batch_size": 1024,
-    "kl_loss_coeff": 0.1,
-    "use_rnn": False,
-    "adaptive_stddev": False,
-    "policy_initialization": "torch_default",
-    "reward_scale": 1,
-    "rollout": 64,
-    "max_grad_norm": 3.5,
-    "num_epochs": 2,
-    "num_batches_per_epoch": 4,
-    "ppo_clip_ratio": 0.2,
-    "value_loss_coeff": 1.3,
-    "exploration_loss_coeff": 0.0,
-    "learning_rate": 0.00295,
-    "lr_schedule": "constant",
-    "shuffle_minibatches": False,
-    "gamma": 0.99,
-    "gae_lambda": 0.95,
-    "with_vtrace": False,
-    "recurrence": 1,
-    "normalize_input": True,
-    "normalize_returns": True,
-    "value_bootstrap": True,
-    "experiment_summaries_interval": 3,
-    "save_every_sec": 15,
-    "async_rl": False,
-}
+from rewardgen.train.sf_settings import (  # noqa: F401  (re-exported: the settings' home)
+    EXPERIMENT,
+    FEW_CORES_ENVS,
+    SF_DEFAULTS,
+    SF_FEW_CORES,
+    _cpu_count,
+    _env_name,
+    sf_config,
+    sf_profile,
+    sf_settings,
+)
 
 
 def allow_numpy_scalars_in_checkpoints() -> None:
@@ -118,79 +103,6 @@ def require_sf() -> Any:
             "'rewardgen[sf,mujoco]' 'gymnasium==0.29.1' 'numpy<2' in a fresh environment"
         ) from None
     return sample_factory
-
-
-def _env_name(task: TaskSpec) -> str:
-    return f"rewardgen_{task.id}"
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def sf_settings(
-    task: TaskSpec,
-    run_path: Path,
-    steps: int,
-    seed: int,
-    device: str,
-    num_workers: int | None,
-    envs_per_worker: int | None,
-    hyperparams: dict[str, Any],
-    restart: str = "overwrite",
-) -> tuple[dict[str, Any], int]:
-    """sample-factory's settings for a run (rewardgen's defaults, then ``hyperparams``) and the
-    envs in each of its vectorized envs (0: not batched).
-
-    With batched sampling (the default) each rollout worker steps ``worker_num_splits`` vectorized
-    envs (:class:`SFVectorEnv`) that share its ``envs_per_worker`` envs, so sample-factory's
-    ``num_envs_per_worker`` counts vectorized envs.
-    """
-    workers = num_workers or _cpu_count()
-    per_worker = envs_per_worker or 4
-    settings = {
-        **SF_DEFAULTS,
-        "env": _env_name(task),
-        "experiment": EXPERIMENT,
-        "train_dir": str(run_path),
-        "train_for_env_steps": steps,
-        "seed": seed,
-        "device": device,
-        "num_workers": workers,
-        "restart_behavior": restart,
-        **hyperparams,
-    }
-    splits = int(settings["worker_num_splits"])
-    if per_worker % splits:
-        raise RewardgenError(
-            f"--num-envs-per-worker must be a multiple of {splits} (sample-factory splits each "
-            f"worker's envs in {splits}), got {per_worker}"
-        )
-    if settings["batched_sampling"]:
-        return {**settings, "num_envs_per_worker": splits}, per_worker // splits
-    return {**settings, "num_envs_per_worker": per_worker}, 0
-
-
-def sf_config(settings: dict[str, Any], evaluation: bool = False) -> Any:
-    """sample-factory's config from ``settings`` (its parser's defaults set, as its examples do;
-    an unknown name is an error that names it)."""
-    from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
-
-    # what differs between runs goes on the command line, which a resumed run's saved config
-    # does not override; the rest are parser defaults
-    argv = [f"--{k}={settings[k]}" for k in ("env", "experiment", "train_dir", "train_for_env_steps")]
-    parser, _ = parse_sf_args(argv=argv, evaluation=evaluation)
-    known = {a.dest for a in parser._actions}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise RewardgenError(
-            f"sample-factory has no setting {', '.join(unknown)}: see python -m sample_factory.train --help"
-        )
-    parser.set_defaults(**settings)
-    return parse_full_cfg(parser, argv)
 
 
 def check() -> None:
@@ -260,7 +172,7 @@ def train(
         hp,
         restart="resume" if resume is not None else "overwrite",
     )
-    run.update(sf=settings, sf_envs_per_vector=vector)
+    run.update(sf=settings, sf_profile=sf_profile(spec, device), sf_envs_per_vector=vector)
     factory = functools.partial(
         make_sf_env,
         task=spec,
@@ -271,7 +183,18 @@ def train(
         reward_coef=config.reward_coef,
     )
     register_env(_env_name(spec), factory)
-    _, runner = make_runner(sf_config(settings))
+    from rewardgen.train.sf_output import SFProgress, sample_factory_output
+
+    # sample-factory's log lines go to <run>/sf_output.log; rewardgen's progress line stays
+    output = contextlib.ExitStack()
+    log_file = output.enter_context(sample_factory_output(run.path, config.verbose))
+    progress = SFProgress(steps, enabled=config.progress)
+    output.callback(progress.close)
+    try:
+        _, runner = make_runner(sf_config(settings))
+    except BaseException:
+        output.close()
+        raise
 
     writer = MetricsWriter(run.file(RunDir.METRICS), append=resume is not None)
     log_every = max(1000, steps // 100)
@@ -290,46 +213,99 @@ def train(
         state["episodes"] += len(eps)
         state["last_log"] = total_steps()
         wall = time.time() - state["t0"]
-        writer.write(metrics_row(eps, spec.metric, state["last_log"], wall, state["episodes"]))
+        row = metrics_row(eps, spec.metric, state["last_log"], wall, state["episodes"])
+        writer.write(row)
+        progress.update(state["last_log"], row["success_metric_mean"])
 
     def on_episode(_runner: Any, msg: dict, _policy_id: int) -> None:
         state["buffer"].extend(episodes_from_stats(msg[EPISODIC]))
         if state["buffer"] and total_steps() - state["last_log"] >= log_every:
             flush()
 
-    class Deadline(AlgoObserver):
-        """Ends training at the wall-clock budget through sample-factory's own stop condition
-        (its ``train_for_seconds`` is not counted in 2.1)."""
+    evaluator = None
+    if config.eval_every or config.stop_on_success:
+        from rewardgen.train.periodic import PeriodicEvaluator
+
+        evaluator = PeriodicEvaluator(
+            spec, run.file(RunDir.EVALS), seed=config.seed + 30_000, append=resume is not None
+        )
+    eval_every = config.eval_every or max(steps // 20, 10_000)
+
+    def stop(runner: Any) -> None:
+        runner.cfg.train_for_env_steps = 0  # sample-factory checks it right after on_training_step
+
+    class Watch(AlgoObserver):
+        """The wall-clock budget (sample-factory 2.1 does not count its ``train_for_seconds``), the
+        search's stop file and the periodic evaluations: at each ``eval_every`` steps the learner
+        is asked for a checkpoint, which is evaluated here once it is written (the learner and the
+        rollout workers go on in their own processes meanwhile)."""
 
         def __init__(self) -> None:
             self.over = False
+            self.stopped: str | None = None
+            self.asked: int | None = None  # the steps at which a checkpoint was asked for
+            self.next_eval: int | None = None  # set at the first step (a resumed run's count)
 
         def on_training_step(self, runner: Any, _iteration: int) -> None:
             if deadline is not None and time.monotonic() > deadline and total_steps() < steps:
                 self.over = True
-                runner.cfg.train_for_env_steps = 0  # checked right after this call: stop now
+                return stop(runner)
+            if config.stop_file is not None and os.path.exists(config.stop_file):
+                from rewardgen.train.callback import stop_reason
+
+                self.stopped = stop_reason(config.stop_file)
+                return stop(runner)
+            if evaluator is None:
+                return None
+            if self.next_eval is None:
+                self.next_eval = (total_steps() // eval_every + 1) * eval_every
+            if self.asked is None and total_steps() >= self.next_eval:
+                self.asked = total_steps()
+                runner.save_periodic.emit()
+            elif self.asked is not None and (saved := _checkpoint_steps(run.path)) >= self.asked:
+                row = evaluator(SFPolicy(run.path, spec), saved, time.time() - state["t0"])
+                self.asked, self.next_eval = None, (saved // eval_every + 1) * eval_every
+                if config.stop_on_success and row["success_rate"] >= 1.0:
+                    self.stopped = "succeeded"
+                    return stop(runner)
+            return None
 
     runner.register_episodic_stats_handler(on_episode)
-    watch = Deadline()
+    watch = Watch()
     runner.register_observer(watch)
-    status = runner.init()
-    if status == ExperimentStatus.SUCCESS:
-        if resume is None:  # training time from here, as SB3's callback counts it
-            state["t0"] = time.time()
-        status = runner.run()
-    if state["buffer"]:
-        flush()
+    with output:
+        status = runner.init()
+        if status == ExperimentStatus.SUCCESS:
+            if resume is None:  # training time from here, as SB3's callback counts it
+                state["t0"] = time.time()
+            status = runner.run()
+        if state["buffer"]:
+            flush()
+    writer.close()
     if status != ExperimentStatus.SUCCESS:
         run.update(status="failed", error=f"sample-factory stopped with status {status}")
-        raise RewardgenError(
-            f"sample-factory training stopped with status {status}: see {run.path / EXPERIMENT}"
-        )
+        where = log_file or run.path / EXPERIMENT
+        raise RewardgenError(f"sample-factory training stopped with status {status}: see {where}")
     run.update(trained_steps=total_steps())
+    if evaluator is not None:
+        evaluator.close()
+        if (hit := evaluator.first_success()) is not None:
+            run.update(first_success={"timesteps": hit["timesteps"], "wall_time_s": hit["wall_time_s"]})
+    if watch.stopped:
+        run.update(stopped_early=watch.stopped)
     if watch.over:
         where = f"after {total_steps():,} of {steps:,} training steps"
         over_budget(run, config.time_budget_s, started, where)
     learner = "APPO (sample-factory)"
-    return TrainResult(run.path, *finish_run(run, spec, reward_spec, config, learner, started))
+    spent = evaluator.spent_s if evaluator is not None else 0.0
+    return TrainResult(run.path, *finish_run(run, spec, reward_spec, config, learner, started, spent))
+
+
+def _checkpoint_steps(run_path: Path) -> int:
+    """The env steps of the newest sample-factory checkpoint of a run (0: none yet); its name
+    ends in them (``checkpoint_<train step>_<env steps>.pth``)."""
+    names = (run_path / EXPERIMENT / "checkpoint_p0").glob("checkpoint_*.pth")
+    return max((int(p.stem.rsplit("_", 1)[-1]) for p in names), default=0)
 
 
 def _prepare_resume(resume: Path, out: Path, steps: int) -> None:
@@ -393,6 +369,11 @@ class SFPolicy:
             )
         self.model.load_state_dict(state["model"])
         self.rnn_size = 0 if not cfg.use_rnn else cfg.rnn_size
+
+    def get_vec_normalize_env(self) -> None:
+        """None, as SB3's models answer without VecNormalize: the observations are normalized
+        inside the model."""
+        return None
 
     def predict(self, obs: Any, deterministic: bool = True) -> tuple[np.ndarray, None]:
         import torch

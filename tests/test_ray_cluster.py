@@ -1,0 +1,136 @@
+"""Ray without a shared file system: a real two-node cluster on this machine, the worker node in
+its own mount namespace with an empty tmpfs over the run directory's parent, so it cannot see
+the driver's files. A search's candidates train there and the driver's run directory ends
+complete (candidate.json, the trained model, metrics, the video, report.html)."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rewardgen.llm import LLMClient, LLMSettings
+from rewardgen.llm.testing import LoopbackLLMServer
+from rewardgen.runs import RunDir
+from rewardgen.synthesis import SearchConfig, synthesize
+from rewardgen.train.hyperparams import FAST_PPO
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = """```python
+import numpy as np
+
+def compute_reward(obs, action, next_obs, info):
+    backward = -info["x_velocity"]
+    return backward, {"backward": backward}
+```"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unshare_works() -> str | None:
+    if shutil.which("unshare") is None:
+        return "no unshare command"
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs none /mnt && true"],
+        capture_output=True,
+        text=True,
+    )
+    return None if probe.returncode == 0 else f"unshare --mount is not permitted here: {probe.stderr.strip()}"
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path, monkeypatch):
+    """A head node with no CPUs for tasks (the driver's) and a worker node with 2 CPUs that
+    cannot see ``tmp_path``."""
+    pytest.importorskip("ray")
+    why = _unshare_works()
+    if why:
+        pytest.skip(why)
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    # a loopback cluster of this test alone: no token (Ray turns token auth on where ~/.ray/auth_token exists)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0", "MUJOCO_GL": "egl"}
+    temp = Path("/tmp") / f"ray-{port}"  # Ray's session files: outside tmp_path, seen by both nodes
+    head = [ray_bin, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false"]
+    head.append(f"--ray-client-server-port={_free_port()}")  # not 10001, which may be taken
+    subprocess.run([*head, f"--temp-dir={temp}"], env=env, check=True, capture_output=True, timeout=120)
+    hidden = tmp_path  # the worker mounts an empty tmpfs here: the run directory does not exist there
+    worker = (
+        f"mount -t tmpfs none {hidden} && exec {ray_bin} start --address=127.0.0.1:{port} "
+        "--num-cpus=2 --block"
+    )
+    node = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", worker],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import ray
+
+        deadline = time.time() + 120
+        ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
+        while sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]) < 2:
+            if time.time() > deadline or node.poll() is not None:
+                pytest.fail("the worker node did not join the cluster")
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        import ray
+
+        ray.shutdown()
+        node.terminate()
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        try:
+            node.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            node.kill()
+
+
+def test_candidates_train_on_a_node_that_cannot_see_the_run_directory(tmp_path, two_node_cluster):
+    import ray
+
+    # the worker node really does not see the driver's files
+    marker = tmp_path / "driver-only.txt"
+    marker.write_text("here")
+    seen = ray.get(ray.remote(lambda p: os.path.exists(p)).options(num_cpus=1).remote(str(marker)))
+    assert seen is False
+    cfg = SearchConfig(
+        task="hopper-run-backward",
+        method="text2reward",
+        samples=2,
+        steps=2048,
+        eval_episodes=1,
+        hyperparams={**FAST_PPO, "n_steps": 64},
+        videos=1,
+        final_seeds=1,
+        workers=2,
+        executor="ray",
+        ray_address=two_node_cluster,
+    )
+    run = RunDir.create("hopper-run-backward", "text2reward", {}, out=tmp_path / "run")
+    with LoopbackLLMServer() as server:  # the driver asks the LLM; the nodes only train
+        server.push([GOOD, GOOD])
+        client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
+        summary = synthesize(cfg, client, run)
+        client.close()
+    assert [c["status"] for c in summary["candidates"]] == ["trained", "trained"], summary["candidates"]
+    for k in (0, 1):  # everything the nodes wrote is in the driver's run directory
+        cand = run.path / "iter0" / f"cand{k}"
+        for name in ("candidate.json", "reward.py", "smoke.json", "train/model.zip", "train/metrics.csv"):
+            assert (cand / name).is_file(), f"cand{k}/{name}"
+        assert json.loads((cand / "train" / "manifest.json").read_text())["status"] == "finished"
+    best = summary["best"]["path"]
+    assert (Path(best) / "train" / "video.mp4").is_file()  # filmed on the node, shipped back
+    assert (run.path / "final" / "seed1" / "model.zip").is_file() and "error" not in summary["final_seeds"][0]
+    assert (run.path / "report.html").is_file() and "iter0/cand1" in (run.path / "report.html").read_text()

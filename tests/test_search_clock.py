@@ -1,0 +1,194 @@
+"""A search with a clock: candidates stop at their success, the search at its first success or
+when its time budget is spent, and the next round's steps are planned from measured speed."""
+
+import json
+
+import pytest
+
+from rewardgen.llm import LLMClient, LLMSettings
+from rewardgen.llm.testing import LoopbackLLMServer
+from rewardgen.runs import CandidateRecord, RunDir
+from rewardgen.synthesis import SearchConfig, synthesize
+from rewardgen.synthesis.clock import SearchClock, time_spent
+from rewardgen.tasks import MetricSpec, get_task
+from rewardgen.train.hyperparams import FAST_PPO
+
+GOOD = """```python
+import numpy as np
+
+def compute_reward(obs, action, next_obs, info):
+    backward = -info["x_velocity"]
+    ctrl = 0.1 * np.sum(action**2, axis=1)
+    return backward - ctrl, {"backward": backward, "ctrl": -ctrl}
+```"""
+
+
+def task_with(**metric):
+    """hopper-run-backward with another success line: ``below=100`` every policy meets (its
+    speed is never 100 m/s), ``below=-100`` none does."""
+    spec = get_task("hopper-run-backward")
+    return spec.model_copy(update={"metric": MetricSpec(field="x_velocity", reduce="mean", **metric)})
+
+
+def config(task, **kw):
+    base = dict(
+        task=task,
+        samples=2,
+        iterations=2,
+        steps=4096,
+        eval_every=512,
+        eval_episodes=1,
+        hyperparams={**FAST_PPO, "n_steps": 128},
+        videos=0,
+        workers=1,
+        smoke_steps=5,
+    )
+    return SearchConfig(**{**base, **kw})
+
+
+def search(tmp_path, cfg, replies):
+    run = RunDir.create("hopper-run-backward", cfg.method, {}, out=tmp_path / "run")
+    with LoopbackLLMServer() as server:
+        server.push(*replies)
+        client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
+        try:
+            summary = synthesize(cfg, client, run)
+        finally:
+            client.close()
+        return run, summary, len(server.requests)
+
+
+def test_the_search_stops_at_its_first_success(tmp_path):
+    cfg = config(task_with(below=100.0), until_success=True)
+    run, summary, asked = search(tmp_path, cfg, [[GOOD, GOOD], [GOOD, GOOD]])
+    first, second = (CandidateRecord.from_dict(c) for c in summary["candidates"])
+    # the first candidate stopped at its first evaluation, long before its 4096 steps
+    assert first.status == "trained" and first.stopped == "succeeded" and first.first_success is not None
+    assert first.steps is not None and first.steps < 4096
+    evals = (run.path / "iter0" / "cand0" / "train" / "evals.csv").read_text().splitlines()
+    assert len(evals) == 2  # the header and the one evaluation that succeeded
+    # the second never trained: the search had its agent
+    assert second.status == "skipped" and "iter0/cand0 succeeded" in second.reason
+    assert not (run.path / "iter0" / "cand1" / "train").exists()
+    assert asked == 1 and not (run.path / "iter1").exists()  # no second round was asked for
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["ended"] == "iter0/cand0 succeeded"
+    assert summary["best"]["index"] == 0
+    assert not (run.path / RunDir.STOP).exists()  # gone once the search is over
+    # where the time went: the LLM's answer, the smoke test, training and evaluating
+    assert manifest["rounds"][0]["llm_s"] >= 0 and manifest["rounds"][0]["first_success_s"] > 0
+    assert {"smoke_s", "train_s", "eval_s"} <= set(first.timing) and first.timing["train_s"] > 0
+    assert set(manifest["time"]) == {"wall_s", "llm_s", "smoke_s", "train_s", "eval_s", "video_s"}
+    report = (run.path / "report.html").read_text()
+    assert "Where the time went" in report and "succeeded" in report
+
+
+def test_without_until_success_each_candidate_stops_at_its_own_success(tmp_path):
+    cfg = config(task_with(below=100.0), iterations=1)
+    _, summary, _ = search(tmp_path, cfg, [[GOOD, GOOD]])
+    cands = [CandidateRecord.from_dict(c) for c in summary["candidates"]]
+    assert [c.stopped for c in cands] == ["succeeded", "succeeded"]
+    assert all(c.steps < 4096 for c in cands)
+
+
+def test_a_candidate_that_never_succeeds_trains_its_steps(tmp_path):
+    cfg = config(task_with(below=-100.0), iterations=1, samples=1, until_success=True)
+    run, summary, _ = search(tmp_path, cfg, [[GOOD]])
+    (cand,) = (CandidateRecord.from_dict(c) for c in summary["candidates"])
+    assert cand.status == "trained" and cand.stopped is None and cand.steps == 4096
+    evals = (run.path / "iter0" / "cand0" / "train" / "evals.csv").read_text().splitlines()
+    # evaluated all along, at the end of each 2048-step rollout (16 envs x 128) past 512 steps
+    assert [int(row.split(",")[0]) for row in evals[1:]] == [2048, 4096]
+    assert summary["ended"] is None
+
+
+def test_the_time_budget_stops_training_and_keeps_everything(tmp_path):
+    # 10M steps cannot train in 20 s: the budget's alarm stops the candidate, which is evaluated
+    # and kept (trained, not failed); the second round is not started
+    cfg = config(task_with(below=-100.0), steps=10_000_000, eval_every=0, time_budget_s=20.0, samples=1)
+    run, summary, asked = search(tmp_path, cfg, [[GOOD], [GOOD]])
+    (cand,) = (CandidateRecord.from_dict(c) for c in summary["candidates"])
+    assert cand.status == "trained", cand.reason
+    assert "time budget of 20.0s is spent" in cand.stopped and 0 < cand.steps < 10_000_000
+    assert (run.path / "iter0" / "cand0" / "train" / "model.zip").is_file()
+    assert asked == 1 and "time budget" in summary["ended"]
+    assert json.loads((run.path / "manifest.json").read_text())["status"] == "finished"
+
+
+def record(steps, train_s, smoke_s=1.0, eval_s=2.0):
+    return CandidateRecord(
+        0, 0, "trained", steps=steps, timing={"train_s": train_s, "smoke_s": smoke_s, "eval_s": eval_s}
+    )
+
+
+def test_the_next_round_is_planned_from_the_measured_speed():
+    clock = SearchClock(budget_s=None)
+    assert clock.plan(150_000, 2, 2, []).steps == 150_000  # no budget: the steps asked for
+    clock = SearchClock(budget_s=300.0)
+    assert clock.plan(150_000, 2, 2, []).fits  # speed not measured yet: the steps asked for
+    clock.started -= 150.0  # half the budget spent; 30 s of it is the reserve
+    clock.rounds = [{"llm_s": 7.0}]
+    done = [record(100_000, 100.0), record(100_000, 100.0)]  # 1,000 steps/s each
+    plan = clock.plan(150_000, 2, 2, done)  # 120 s left - 10 s per candidate besides training
+    assert plan.fits and 100_000 <= plan.steps <= 110_000 and "fewer steps" in plan.why
+    assert clock.plan(50_000, 2, 2, done).steps == 50_000  # fits whole
+    plan = clock.plan(150_000, 4, 1, done)  # four candidates one after the other: too little time
+    assert not plan.fits and "not even 25%" in plan.why
+    clock.started -= 1000.0
+    assert not clock.plan(150_000, 2, 2, done).fits
+
+
+def test_time_spent_sums_the_phases():
+    cands = [record(10, 5.0), record(10, 7.0)]
+    spent = time_spent([{"llm_s": 3.0}, {"llm_s": 4.0}], cands, 42.0)
+    assert spent == {
+        "wall_s": 42.0,
+        "llm_s": 7.0,
+        "smoke_s": 2.0,
+        "train_s": 12.0,
+        "eval_s": 4.0,
+        "video_s": 0.0,
+    }
+
+
+@pytest.mark.parametrize("text,seconds", [("5m", 300.0), ("90s", 90.0), ("1h30m", 5400.0), ("45", 45.0)])
+def test_durations(text, seconds):
+    from rewardgen.cli import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["five minutes", "0", "-5m", "5x"])
+def test_bad_durations_say_what_to_write(text):
+    from rewardgen.cli import parse_duration
+    from rewardgen.errors import RewardgenError
+
+    with pytest.raises(RewardgenError, match="--time-budget must be"):
+        parse_duration(text)
+
+
+def test_the_command_prints_its_plan_and_why_it_ended(tmp_path, monkeypatch, capsys):
+    from test_cli import run_cli
+
+    from rewardgen.cli import main
+    from rewardgen.tasks import save_task_file
+
+    monkeypatch.setenv("REWARDGEN_LLM_CACHE", str(tmp_path / "cache.sqlite"))
+    task = save_task_file(task_with(below=100.0), tmp_path / "easy.yaml")
+    code, text = run_cli(["synthesize", "--task", str(task.path), "--time-budget", "five minutes"], capsys)
+    assert code == 2 and "--time-budget must be a duration such as 5m" in text
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, GOOD])
+        main(
+            [
+                "synthesize", "--task", str(task.path), "--samples", "2", "--workers", "1", "--steps", "8192",
+                "--eval-every", "512", "--until-success", "--time-budget", "3m", "--final-seeds", "0",
+                "--videos", "0", "--llm-base-url", server.url, "--llm-model", "m",
+                "--out", str(tmp_path / "run"),
+            ]
+        )  # fmt: skip
+    text = " ".join(capsys.readouterr().out.split())  # the console folds long lines
+    assert "plan: up to 3 round(s) of 2 candidates x 8,192 steps; 1 at a time; within 3m00s" in text
+    assert "the search stops at the first candidate that succeeds" in text
+    assert "the search ends: iter0/cand0 succeeded" in text and "time: wall" in text
+    assert len(server.requests) == 1
