@@ -1,6 +1,7 @@
 """rewardgen bench: the normalized score from the cells' own numbers, a 2-task x 2-method bench
 against the loopback server, resume after a kill, and an offline replay with no endpoint."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -221,3 +222,116 @@ def test_the_command_plans_before_it_runs(tmp_path, capsys):
     assert code == 2 and "unknown method magic" in text
     code, text = run_cli(["bench", "--suite", "everything", "--dry-run"], capsys)
     assert code == 2 and "unknown suite 'everything': choose one of locomotion, metaworld" in text
+
+
+def short_nethack(tmp_path) -> str:
+    """nethack-score with 100-step episodes, as a task file, so a tiny run finishes some."""
+    from rewardgen.tasks import save_task_file
+
+    spec = get_task("nethack-score")
+    short = spec.model_copy(update={"id": "nethack-score-short", "env_kwargs": {"max_episode_steps": 100}})
+    path = tmp_path / "nethack-score-short.yaml"
+    save_task_file(short, path)
+    return str(path)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nle") is None, reason="needs the nethack extra (nle)")
+def test_a_nethack_bench_sets_oni_against_the_env_reward_and_replays_its_labels(tmp_path):
+    from test_oni import labeller
+
+    from rewardgen.intrinsic import OniSpec
+
+    cfg = BenchConfig(
+        tasks=[short_nethack(tmp_path)],
+        methods=["oni"],
+        baselines=["extrinsic", "sparse"],
+        steps=2048,
+        n_envs=2,
+        eval_episodes=1,
+        hyperparams={"n_steps": 256, "batch_size": 64},
+    )
+    root = tmp_path / "bench"
+    with LoopbackLLMServer(responder=labeller) as server:
+        bench = run_bench(cfg, root, factory(server.url, root))
+        assert server.requests  # messages were labelled while the agent trained
+    cells = {c["method"]: c for c in bench["cells"]}
+    assert {m: c["status"] for m, c in cells.items()} == dict.fromkeys(
+        ("extrinsic", "sparse", "oni"), "finished"
+    )
+    assert cells["oni"]["llm"]["calls"] >= 1 and cells["oni"]["labels"].get("labelled", 0) >= 1
+    folder = root / "cells" / "nethack-score-short"
+    oni = json.loads((folder / "oni" / "seed0" / "manifest.json").read_text())
+    assert oni["reward"]["kind"] == "oni" and oni["reward"]["goal"] == "default"
+    assert (oni["config"]["mode"], oni["config"]["env_coef"], oni["config"]["reward_coef"]) == (
+        "add",
+        0.1,
+        0.4,
+    )
+    extrinsic = json.loads((folder / "extrinsic" / "seed0" / "manifest.json").read_text())
+    assert extrinsic["config"]["mode"] == "add"  # the env's own reward, nothing added
+    assert "the env's own reward, nothing added" in (folder / "extrinsic" / "seed0" / "reward.py").read_text()
+    md = (root / "bench.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| nethack-score-short | oni |"))
+    assert f"| {cells['oni']['llm']['calls']} |" in row  # the annotation service's calls in the table
+    assert "| nethack-score-short | extrinsic |" in md
+
+    # replay: the recorded labels, no endpoint asked, the same store
+    replayed = tmp_path / "replayed"
+    bench2 = run_bench(cfg, replayed, factory("http://127.0.0.1:9/v1", replayed, replay=root), replay=root)
+    oni2 = next(c for c in bench2["cells"] if c["method"] == "oni")
+    assert oni2["status"] == "finished" and oni2["llm"]["calls"] == 0
+    recorded = OniSpec(folder / "oni" / "seed0" / "oni_labels.sqlite", model="scripted").store().labels()
+    again = OniSpec(
+        replayed / "cells" / "nethack-score-short" / "oni" / "seed0" / "oni_labels.sqlite", model="scripted"
+    ).store()
+    assert recorded and again.labels() == recorded
+
+
+def test_a_vlm_bench_trains_on_the_tasks_prompts_and_asks_no_llm(tmp_path):
+    pytest.importorskip("transformers")
+    from rewardgen.vlm.testing import make_tiny_clip
+
+    tiny = str(make_tiny_clip(tmp_path / "tiny-clip"))
+    cfg = BenchConfig(
+        tasks=["humanoid-kneel"],
+        methods=["vlm"],
+        baselines=["sparse"],
+        steps=128,
+        n_envs=1,
+        eval_episodes=1,
+        vlm_model=tiny,
+        device="cpu",
+        hyperparams={"n_steps": 64},
+    )
+    root = tmp_path / "bench"
+
+    def no_llm(cell, folder):
+        raise AssertionError("a vlm bench asks no LLM")
+
+    bench = run_bench(cfg, root, no_llm)
+    cells = {c["method"]: c for c in bench["cells"]}
+    assert cells["vlm"]["status"] == "finished" and cells["sparse"]["status"] == "finished"
+    manifest = json.loads((root / "cells" / "humanoid-kneel" / "vlm" / "seed0" / "manifest.json").read_text())
+    assert manifest["reward"]["kind"] == "vlm" and manifest["reward"]["model"] == tiny
+    assert manifest["reward"]["goal"] == ["a humanoid robot kneeling"]  # the task's prompts
+    row = next(line for line in (root / "bench.md").read_text().splitlines() if "| vlm |" in line)
+    assert row.count("| – |") >= 3  # no LLM calls, tokens or dollars for a VLM reward
+    assert "no LLM call made" in bench["caption"]
+
+
+def test_suites_bring_their_methods_and_baselines(tmp_path, capsys):
+    from test_cli import run_cli
+
+    from rewardgen.bench import suite_tasks
+    from rewardgen.cli import main
+
+    assert {"nethack-score", "nethack-staircase"} <= set(suite_tasks("nethack"))
+    assert "humanoid-kneel" in suite_tasks("vlm") and "hopper-run" not in suite_tasks("vlm")
+    main(["bench", "--suite", "vlm", "--steps", "1000", "--dry-run", "--out", str(tmp_path / "b")])
+    text = capsys.readouterr().out
+    assert f"{len(suite_tasks('vlm'))} task(s) x 1 method(s) x 1 seed(s), baselines reference, sparse" in text
+    assert "vlm cells render and score every frame" in text and "slow on CPU" in text
+    code, text = run_cli(["bench", "--tasks", "hopper-run", "--methods", "oni", "--dry-run"], capsys)
+    assert code == 2 and "method oni needs a NetHack task" in text and "hopper-run" in text
+    code, text = run_cli(["bench", "--tasks", "hopper-run", "--methods", "vlm", "--dry-run"], capsys)
+    assert code == 2 and "method vlm needs a task with VLM prompts" in text

@@ -134,3 +134,37 @@ def test_candidates_train_on_a_node_that_cannot_see_the_run_directory(tmp_path, 
     assert (Path(best) / "train" / "video.mp4").is_file()  # filmed on the node, shipped back
     assert (run.path / "final" / "seed1" / "model.zip").is_file() and "error" not in summary["final_seeds"][0]
     assert (run.path / "report.html").is_file() and "iter0/cand1" in (run.path / "report.html").read_text()
+
+
+def test_the_time_budget_stops_candidates_on_a_node_that_cannot_see_the_stop_file(tmp_path, two_node_cluster):
+    """The search's alarm writes its stop file on the driver; the candidates training on the
+    other node see it through the executor's signal board and stop early, saved and evaluated."""
+    steps = 200_000  # minutes of training here: only the stop ends it within the test
+    cfg = SearchConfig(
+        task="hopper-run-backward",
+        method="text2reward",
+        samples=2,
+        steps=steps,
+        eval_episodes=1,
+        hyperparams={**FAST_PPO, "n_steps": 64},
+        videos=0,
+        final_seeds=0,
+        workers=2,
+        executor="ray",
+        ray_address=two_node_cluster,
+        time_budget_s=25,  # the alarm rings 5 s before: candidates have trained for a while by then
+    )
+    run = RunDir.create("hopper-run-backward", "text2reward", {}, out=tmp_path / "run")
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, GOOD])
+        client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
+        summary = synthesize(cfg, client, run)
+        client.close()
+    assert "time budget" in (summary["ended"] or "")  # the driver's alarm rang
+    for k in (0, 1):
+        cand = run.path / "iter0" / f"cand{k}"
+        record = json.loads((cand / "candidate.json").read_text())
+        assert "time budget" in (record.get("stopped") or ""), record
+        manifest = json.loads((cand / "train" / "manifest.json").read_text())
+        assert 0 < manifest["trained_steps"] < steps and (cand / "train" / "model.zip").is_file()
+    assert [c["status"] for c in summary["candidates"]] == ["trained", "trained"]

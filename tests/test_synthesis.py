@@ -121,6 +121,30 @@ def test_budget_stop_keeps_what_was_done(tmp_path):
     assert (run.path / "best_reward.py").exists()
 
 
+class LostNodes:
+    """An executor whose every job dies with its node: nothing of the job comes back."""
+
+    def map(self, fn, jobs, folders=None, signals=None):
+        return [ConnectionError("the node running this job was lost")] * len(jobs)
+
+    def close(self):
+        pass
+
+
+def test_candidates_lost_with_their_node_fail_and_the_report_still_shows_their_code(tmp_path):
+    run = RunDir.create(TASK, "text2reward", {}, out=tmp_path / "run")
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, GOOD])
+        client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
+        summary = synthesize(
+            config(method="text2reward", videos=0, final_seeds=0), client, run, executor=LostNodes()
+        )
+        client.close()
+    assert [c["status"] for c in summary["candidates"]] == ["failed", "failed"]
+    assert "the node running this job was lost" in summary["candidates"][0]["reason"]
+    assert "BACKWARD_WEIGHT" in (run.path / "report.html").read_text()  # the reply, kept by the driver
+
+
 def test_unknown_method(tmp_path):
     with LoopbackLLMServer() as server, pytest.raises(Exception, match="unknown method 'magic'"):
         run_search(server, tmp_path, config(method="magic"))

@@ -1,9 +1,12 @@
 """What a benchmark runs: tasks x methods x seeds, the two baselines of each task, and the plan.
 
-A *cell* is one (task, method, seed): a reward search run as a user would (``synthesize``), or a
-baseline trained the same way: the task's ``reference`` reward (the human reward of Eureka's
-tables) or a ``sparse`` one that pays 1 on the steps where the success condition holds (Eureka's
-floor). Every cell has its own run directory under ``<bench>/cells/<task>/<method>/seed<k>``.
+A *cell* is one (task, method, seed): a reward search run as a user would (``synthesize``), a
+reward made without a search and trained once (``oni``: an LLM labels NetHack messages while the
+agent trains; ``vlm``: a CLIP model scores rendered frames), or a baseline trained the same way:
+the task's ``reference`` reward (the human reward of Eureka's tables), a ``sparse`` one that pays
+1 on the steps where the success condition holds (Eureka's floor), or ``extrinsic``: the env's
+own reward (ONI's baseline). Every cell has its own run directory under
+``<bench>/cells/<task>/<method>/seed<k>``.
 """
 
 from __future__ import annotations
@@ -16,15 +19,78 @@ from rewardgen.errors import RewardgenError
 from rewardgen.synthesis.config import METHODS, SearchConfig
 from rewardgen.tasks import ENV_REWARD, TaskSpec, get_task, list_tasks
 
-__all__ = ["BASELINES", "SUITES", "BenchConfig", "Cell", "sparse_program", "suite_tasks"]
+__all__ = [
+    "BASELINES",
+    "DIRECT_METHODS",
+    "SUITES",
+    "BenchConfig",
+    "Cell",
+    "extrinsic_program",
+    "oni_goal",
+    "sparse_program",
+    "suite_tasks",
+    "task_name",
+]
 
-BASELINES = ("reference", "sparse")
-
-#: Named task suites: the folder of the catalog their tasks come from, and what to say of them.
-SUITES: dict[str, dict[str, Any]] = {
-    "locomotion": {"families": ("halfcheetah", "hopper", "walker2d", "ant", "humanoid"), "note": "MuJoCo"},
-    "metaworld": {"families": ("metaworld",), "note": "Meta-World manipulation (the current stack)"},
+BASELINES = ("reference", "sparse", "extrinsic")
+#: Methods that make a reward without a search: the cell trains one policy on it.
+DIRECT_METHODS = {
+    "oni": "ONI: an LLM labels NetHack messages while the agent trains (tasks with a message field)",
+    "vlm": "VLM-RM: a CLIP model scores rendered frames against the task's prompts (no LLM)",
 }
+
+#: Named task suites: the folder of the catalog their tasks come from, the methods and baselines
+#: they run unless told otherwise, and what to say of them.
+SUITES: dict[str, dict[str, Any]] = {
+    "locomotion": {
+        "families": ("halfcheetah", "hopper", "walker2d", "ant", "humanoid"),
+        "methods": ("text2reward", "evolution"),
+        "baselines": ("reference", "sparse"),
+        "note": "MuJoCo",
+    },
+    "metaworld": {
+        "families": ("metaworld",),
+        "methods": ("text2reward", "evolution"),
+        "baselines": ("reference", "sparse"),
+        "note": "Meta-World manipulation (the current stack)",
+    },
+    "nethack": {
+        "families": ("nethack",),
+        "methods": ("oni",),
+        "baselines": ("extrinsic", "reference", "sparse"),
+        "note": "NetHack: ONI against the env's own reward (the nethack extra)",
+    },
+    "vlm": {
+        "families": ("humanoid_vlm",),
+        "methods": ("vlm",),
+        "baselines": ("reference", "sparse"),
+        "note": "humanoid poses scored by a CLIP model: every frame rendered and scored, slow on CPU "
+        "(see README's VLM frames/s); use --device cuda where there is a GPU",
+    },
+}
+
+#: ONI's goal for a NetHack task (what a helpful message is evidence of); others: "default".
+ONI_GOALS = {"nethack-gold": "gold", "nethack-staircase": "stairs", "nethack-oracle": "stairs"}
+
+
+def task_name(task: str) -> str:
+    """A task as a file name: its id, or a task file's stem.
+
+    Example:
+        >>> task_name("hopper-run"), task_name("tasks/my-hopper.yaml")
+        ('hopper-run', 'my-hopper')
+    """
+    return Path(task).stem if task.endswith((".yaml", ".yml")) else task
+
+
+def oni_goal(task: TaskSpec) -> str:
+    """ONI's labelling goal for ``task``.
+
+    Example:
+        >>> oni_goal(get_task("nethack-staircase")), oni_goal(get_task("nethack-score"))
+        ('stairs', 'default')
+    """
+    return ONI_GOALS.get(task.id, "default")
 
 
 def suite_tasks(name: str) -> list[str]:
@@ -54,8 +120,13 @@ class Cell:
     def baseline(self) -> bool:
         return self.method in BASELINES
 
+    @property
+    def search(self) -> bool:
+        """A reward search (``synthesize``); the others train one policy on one reward."""
+        return self.method in METHODS
+
     def folder(self, root: Path) -> Path:
-        return Path(root) / "cells" / self.task / self.method / f"seed{self.seed}"
+        return Path(root) / "cells" / task_name(self.task) / self.method / f"seed{self.seed}"
 
     @property
     def label(self) -> str:
@@ -80,7 +151,7 @@ class BenchConfig:
     samples: int | None = None  # candidates per round; None: each method's default
     iterations: int | None = None  # rounds; None: each method's default
     judge: str = "synthetic"  # ICPL's judge in a benchmark: a proxy, no person
-    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    baselines: list[str] = field(default_factory=lambda: ["reference", "sparse"])
     eval_episodes: int = 3
     workers: int = 1  # candidates (and baselines) trained at once
     parallel_cells: int = 1  # searches run at once, sharing the executor's workers (the pool, Ray)
@@ -93,22 +164,45 @@ class BenchConfig:
     profile: str = "default"
     backend: str = "sb3"
     suite: str | None = None
+    n_envs: int | None = None  # envs of the policies trained once (baselines, oni, vlm); None: the task's
+    vlm_model: str = "openai/clip-vit-base-patch32"  # vlm cells: hub name, local folder or open_clip:...
+    device: str = "auto"  # vlm cells' scoring and every policy's training
+    oni_reward: str = "retrieval"  # oni cells' reward model: retrieval, classification or ranking
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
+        unknown = [m for m in self.methods if m not in METHODS and m not in DIRECT_METHODS]
         if unknown:
-            raise RewardgenError(f"unknown method {', '.join(unknown)}: choose among {', '.join(METHODS)}")
+            raise RewardgenError(
+                f"unknown method {', '.join(unknown)}: choose among {', '.join([*METHODS, *DIRECT_METHODS])}"
+            )
         wrong = [b for b in self.baselines if b not in BASELINES]
         if wrong:
             raise RewardgenError(f"unknown baseline {', '.join(wrong)}: choose among {', '.join(BASELINES)}")
         if not self.tasks or not self.methods:
             raise RewardgenError("a benchmark needs at least one task (--tasks or --suite) and one method")
+        if "oni" in self.methods:
+            from rewardgen.intrinsic.reward import REWARD_MODELS
+
+            if self.oni_reward not in REWARD_MODELS:
+                raise RewardgenError(
+                    f"unknown ONI reward model '{self.oni_reward}': choose one of {', '.join(REWARD_MODELS)}"
+                )
         if self.parallel_cells < 1:
             raise RewardgenError(f"--parallel-cells must be at least 1, got {self.parallel_cells}")
         if self.seeds < 1:
             raise RewardgenError(f"--seeds must be at least 1, got {self.seeds}")
         for t in self.tasks:
-            get_task(t)  # an unknown task is said before anything runs
+            task = get_task(t)  # an unknown task is said before anything runs
+            if "oni" in self.methods and "message" not in task.fields:
+                raise RewardgenError(
+                    f"method oni needs a NetHack task with a message field; {task.id} has none "
+                    "(try --suite nethack)"
+                )
+            if "vlm" in self.methods and task.vlm is None:
+                raise RewardgenError(
+                    f"method vlm needs a task with VLM prompts (a `vlm:` entry); {task.id} has none "
+                    "(try --suite vlm, or `rewardgen vlm train --prompt ...` for one task)"
+                )
 
     def cells(self) -> list[Cell]:
         """Baselines first (they train without an LLM), then the searches, task by task."""
@@ -141,7 +235,9 @@ class BenchConfig:
 
     def expected_calls(self, method: str) -> int:
         """LLM requests a search cell makes when nothing fails: one per round, plus ICPL's
-        summary of each round after the first."""
+        summary of each round after the first (an ONI cell's depend on the messages it sees)."""
+        if method in DIRECT_METHODS:
+            return 0
         rounds = 1 if method == "text2reward" else self.iterations or SearchConfig.default_iterations(method)
         return rounds + (rounds - 1 if method == "icpl" else 0)
 
@@ -152,6 +248,23 @@ class BenchConfig:
     def from_record(cls, data: dict[str, Any]) -> BenchConfig:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def extrinsic_program(task: TaskSpec) -> str:
+    """The extrinsic baseline's program: nothing beside the env's own reward (trained with
+    ``mode="add"``, so the policy learns from the env's reward alone).
+
+    Example:
+        >>> "np.zeros" in extrinsic_program(get_task("nethack-score"))
+        True
+    """
+    return (
+        f'"""Extrinsic baseline for {task.id}: the env\'s own reward, nothing added."""\n\n'
+        "import numpy as np\n\n\n"
+        "def compute_reward(obs, action, next_obs, info):\n"
+        "    zero = np.zeros(len(action))\n"
+        '    return zero, {"added": zero}\n'
+    )
 
 
 def sparse_program(task: TaskSpec) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rewardgen.bench.config import BenchConfig, Cell, sparse_program
+from rewardgen.bench.config import SUITES, BenchConfig, Cell, extrinsic_program, oni_goal, sparse_program
 from rewardgen.errors import RewardgenError
 from rewardgen.runs import CandidateRecord, RunDir
 from rewardgen.synthesis.clock import format_seconds
@@ -23,8 +23,8 @@ ClientFactory = Callable[[Cell, Path], Any]  # (cell, its run directory) -> an L
 
 
 def _done(cell: Cell, folder: Path) -> bool:
-    """A finished cell: a search that wrote its summary, a baseline whose run finished."""
-    if cell.baseline:
+    """A finished cell: a search that wrote its summary, a policy trained once whose run finished."""
+    if not cell.search:
         return RunDir.read_manifest(folder).get("status") == "finished"
     return (folder / "summary.json").is_file()
 
@@ -35,7 +35,7 @@ def measured_speed(config: BenchConfig, root: Path, probe_steps: int = 8192) -> 
     relative to that task's."""
     speeds: dict[str, float] = {}
     for cell in config.cells():
-        m = RunDir.read_manifest(cell.folder(root)) if cell.baseline else {}
+        m = RunDir.read_manifest(cell.folder(root)) if not cell.search else {}
         train_s = (m.get("timing") or {}).get("train_s")
         if train_s and m.get("trained_steps"):
             speeds.setdefault(cell.task, m["trained_steps"] / train_s)
@@ -79,47 +79,75 @@ def plan_text(config: BenchConfig, root: Path) -> str:
     """What the benchmark will run and about how long it takes, before anything runs."""
     cells = config.cells()
     todo = [c for c in cells if not _done(c, c.folder(root))]
-    searches = [c for c in todo if not c.baseline]
+    searches = [c for c in todo if c.search]
     calls = sum(config.expected_calls(c.method) for c in searches)
+    direct = sorted({c.method for c in todo if not c.search and not c.baseline})
     lines = [
         f"plan: {len(config.tasks)} task(s) x {len(config.methods)} method(s) x {config.seeds} seed(s), "
         f"baselines {', '.join(config.baselines) or 'none'}: {len(cells)} cells, {len(todo)} to run",
         f"  {config.steps:,} training steps per policy; {len(searches)} searches make about {calls} LLM "
         "requests (more where candidates fail and are asked for again)",
     ]
+    if "oni" in direct:
+        lines.append(
+            "  oni cells ask the LLM about each new NetHack message while they train (batches of 32)"
+        )
+    if "vlm" in direct:
+        lines.append(f"  vlm cells render and score every frame with {config.vlm_model} on {config.device}")
+    if config.suite and SUITES.get(config.suite, {}).get("note"):
+        lines.append(f"  suite {config.suite}: {SUITES[config.suite]['note']}")
     speeds = measured_speed(config, root) if todo else {}
-    steps = sum(config.steps * (1 if c.baseline else _policies(config, c)) for c in todo)
-    seconds = sum(
-        config.steps * (1 if c.baseline else _policies(config, c)) / speeds[c.task]
-        for c in todo
-        if c.task in speeds
-    )
+    steps = sum(config.steps * _policies(config, c) for c in todo)
+    seconds = sum(config.steps * _policies(config, c) / speeds[c.task] for c in todo if c.task in speeds)
     if todo:
         lines.append(
             f"  about {steps:,} training steps in all: ~{format_seconds(seconds / max(1, config.workers))} "
             f"with {config.workers} at a time, at the training speed measured here "
             f"({', '.join(f'{t} {v:,.0f}' for t, v in speeds.items())} steps/s; candidates that stop at "
-            "their success take less)"
+            "their success take less"
+            + ("; rendering and scoring frames for vlm cells takes more" if "vlm" in direct else "")
+            + ")"
         )
     return "\n".join(lines)
 
 
 def _policies(config: BenchConfig, cell: Cell) -> int:
-    """Policies a search cell trains when nothing fails: K candidates per round."""
+    """Policies a cell trains when nothing fails: K candidates per round for a search, else one."""
+    if not cell.search:
+        return 1
     search = config.search_config(cell, get_task(cell.task))
     return search.samples * (1 if cell.method == "text2reward" else search.iterations)
 
 
-def _train_baseline(cell: Cell, folder: Path, config: BenchConfig) -> dict[str, Any]:
-    """Train a baseline cell as the search trains a candidate (the same steps, seed, evaluation)."""
+def _reward(cell: Cell, task: Any, config: BenchConfig, oni: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The reward a cell trains on without a search, and how it meets the env's reward."""
     from rewardgen.code import ProgramSpec
+
+    if cell.method == "reference":
+        return task.reference_reward(), {}
+    if cell.method == "sparse":
+        return ProgramSpec(source=sparse_program(task), label=f"sparse-{task.id}.py"), {}
+    if cell.method == "extrinsic":
+        return ProgramSpec(source=extrinsic_program(task), label=f"extrinsic-{task.id}.py"), {"mode": "add"}
+    if cell.method == "vlm":
+        from rewardgen.vlm import VLMSpec
+
+        v = task.vlm
+        return VLMSpec(config.vlm_model, v.goal, v.baseline, v.alpha, device=config.device), {}
+    if cell.method == "oni":
+        from rewardgen.intrinsic import C_EXT, C_INT
+
+        return oni, {"mode": "add", "env_coef": C_EXT, "reward_coef": C_INT}
+    raise RewardgenError(f"no reward for method {cell.method} without a search")  # pragma: no cover
+
+
+def _train_once(cell: Cell, folder: Path, config: BenchConfig, oni: Any = None) -> dict[str, Any]:
+    """Train a cell's one policy (a baseline, vlm, oni) as the search trains a candidate: the same
+    steps, seed, periodic evaluation and stop at success."""
     from rewardgen.train import TrainConfig, train
 
     task = get_task(cell.task)
-    if cell.method == "reference":
-        reward = task.reference_reward()
-    else:
-        reward = ProgramSpec(source=sparse_program(task), label=f"sparse-{task.id}.py")
+    reward, how = _reward(cell, task, config, oni)
     search = config.search_config(cell, task)
     every = search.candidate_eval_every(config.steps)
     result = train(
@@ -127,7 +155,9 @@ def _train_baseline(cell: Cell, folder: Path, config: BenchConfig) -> dict[str, 
             task=task,
             reward=reward,
             steps=config.steps,
+            n_envs=config.n_envs,
             seed=cell.seed,
+            device=config.device,
             video=False,
             eval_episodes=config.eval_episodes,
             hyperparams=dict(config.hyperparams),
@@ -136,11 +166,57 @@ def _train_baseline(cell: Cell, folder: Path, config: BenchConfig) -> dict[str, 
             eval_every=every or None,
             stop_on_success=every > 0,
             backend=config.backend,
+            **how,
         ),
         out=folder,
         method=f"bench-{cell.method}",
     )
     return {"success_rate": result.eval.success_rate}
+
+
+ONI_STORE = "oni_labels.sqlite"
+
+
+def _train_oni(
+    cell: Cell, folder: Path, config: BenchConfig, settings: Any, source: Path | None
+) -> dict[str, Any]:
+    """An ONI cell: its own label store in the cell's folder, labelled by the annotation service
+    (an LLM at ``settings``) while the agent trains. Replayed from the recorded cell ``source``,
+    the recorded store is copied and no service runs: the agent is paid the recorded labels, a
+    message the recording never labelled pays nothing, and no endpoint is asked."""
+    import sqlite3
+
+    from rewardgen.intrinsic import AnnotationService, OniSpec, ServiceConfig
+
+    task = get_task(cell.task)
+    folder.mkdir(parents=True, exist_ok=True)
+    store = folder / ONI_STORE
+    if source is not None:
+        recorded = source / ONI_STORE
+        if not recorded.is_file():
+            raise RewardgenError(f"cannot replay {cell.label}: no label store at {recorded}")
+        llm = RunDir.read_manifest(source).get("llm") or {}
+        with sqlite3.connect(recorded) as src, sqlite3.connect(store) as dst:
+            src.backup(dst)  # a consistent copy, the write-ahead log included
+        spec = OniSpec(store, goal=oni_goal(task), model=llm.get("model") or "", reward=config.oni_reward)
+        result = _train_once(cell, folder, config, spec)
+        llm["replayed_from"] = str(source)
+    else:
+        spec = OniSpec(store, goal=oni_goal(task), model=settings.model, reward=config.oni_reward)
+        spec.store().check()
+        service = AnnotationService(
+            spec.store(),
+            settings,
+            ServiceConfig(
+                classifier=config.oni_reward == "classification", ranking=config.oni_reward == "ranking"
+            ),
+            transcript=str(folder / "llm" / "transcript.jsonl"),
+        )
+        with service:
+            result = _train_once(cell, folder, config, spec)
+        llm = {"model": settings.model, "endpoint": settings.endpoint}
+    RunDir.open(folder).update(llm=llm, oni_labels=spec.store().counts())
+    return result
 
 
 def run_bench(
@@ -150,8 +226,11 @@ def run_bench(
     log: Callable[[str], None] = lambda line: None,
     executor: Executor | None = None,
     caption: str | None = None,
+    replay: Path | None = None,
 ) -> dict[str, Any]:
-    """Run every cell of ``config`` not finished in ``root``; returns (and writes) ``bench.json``."""
+    """Run every cell of ``config`` not finished in ``root``; returns (and writes) ``bench.json``.
+    ``replay``: the recorded benchmark that ``client_for``'s clients replay (ONI cells replay its
+    label stores)."""
     from rewardgen.bench.table import write_outputs
     from rewardgen.synthesis import synthesize
 
@@ -160,18 +239,34 @@ def run_bench(
     own = executor is None
     executor = executor or make_executor(config.executor, config.workers, config.ray_address)
     try:
-        baselines = [c for c in config.cells() if c.baseline and not _done(c, c.folder(root))]
-        if baselines:
-            log(f"training {len(baselines)} baseline policies ({', '.join(config.baselines)})")
-            jobs = [(c, c.folder(root), config) for c in baselines]
-            shipped = [[c.folder(root)] for c in baselines]
-            for c, r in zip(baselines, executor.map(_train_baseline, jobs, folders=shipped), strict=True):
+        once = [
+            c for c in config.cells() if not c.search and c.method != "oni" and not _done(c, c.folder(root))
+        ]
+        if once:
+            names = sorted({c.method for c in once}, key=[*config.baselines, *config.methods].index)
+            log(f"training {len(once)} policies on one reward each ({', '.join(names)})")
+            jobs = [(c, c.folder(root), config) for c in once]
+            shipped = [[c.folder(root)] for c in once]
+            for c, r in zip(once, executor.map(_train_once, jobs, folders=shipped), strict=True):
                 if isinstance(r, BaseException):
                     log(f"  {c.label}: failed: {r}")
                     _failed(c, c.folder(root), r)
                 else:
                     log(f"  {c.label}: success rate {r['success_rate']:.0%}")
-        todo = [c for c in config.cells() if not c.baseline and not _done(c, c.folder(root))]
+        for cell in [c for c in config.cells() if c.method == "oni" and not _done(c, c.folder(root))]:
+            log(f"{cell.label}: training with ONI's labels (the annotation service labels as it goes)")
+            try:  # here, not through the executor: the annotation service runs beside the training
+                if replay is not None:
+                    r = _train_oni(cell, cell.folder(root), config, None, cell.folder(replay))
+                else:
+                    client = client_for(cell, cell.folder(root))
+                    client.close()  # its settings are the annotation service's, which has its own client
+                    r = _train_oni(cell, cell.folder(root), config, client.settings, None)
+                log(f"  {cell.label}: success rate {r['success_rate']:.0%}")
+            except Exception as exc:  # a cell that fails is recorded; the benchmark goes on
+                log(f"  {cell.label}: failed: {exc}")
+                _failed(cell, cell.folder(root), exc)
+        todo = [c for c in config.cells() if c.search and not _done(c, c.folder(root))]
 
         def search_cell(cell: Cell) -> None:
             folder = cell.folder(root)
@@ -246,12 +341,18 @@ def cell_result(cell: Cell, folder: Path) -> dict[str, Any]:
     if not manifest:
         return out
     out["status"] = manifest.get("status", "missing")
-    if cell.baseline:
+    if not cell.search:
         ev = manifest.get("eval")
         hit = manifest.get("first_success")
         train_run = folder
         out.update(wall_s=manifest.get("wall_s"), first_success_s=hit["wall_time_s"] if hit else None)
         out["curve"] = str((folder / RunDir.METRICS).relative_to(folder.parents[3]))
+        if cell.method == "oni":  # the annotation service's calls, from its transcript
+            from rewardgen.llm.transcript import transcript_usage
+
+            out.update(
+                llm=transcript_usage(folder / "llm" / "transcript.jsonl"), labels=manifest.get("oni_labels")
+            )
     else:
         summary_path = folder / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rewardgen.bench.config import BASELINES, BenchConfig
+from rewardgen.bench.config import BenchConfig, Cell, task_name
+from rewardgen.synthesis.config import METHODS
 from rewardgen.tasks import get_task
 
 __all__ = ["aggregate", "normalized_score", "write_outputs"]
@@ -101,9 +102,10 @@ def markdown(config: BenchConfig, agg: dict[str, Any], caption: str) -> str:
         for method, r in rows.items():
             first = "–" if r["first_success_s"] is None else f"{r['first_success_s']:.0f} s"
             first += f" ({r['succeeded_seeds']}/{r['seeds']})"
-            llm = method not in BASELINES
+            llm = method in METHODS or method == "oni"  # the methods that ask an LLM
             lines.append(
-                f"| {task} | {method} | {_f(r['success_rate'], '.0%')} | {_f(r['success_metric'])} | "
+                f"| {task_name(task)} | {method} | {_f(r['success_rate'], '.0%')} | "
+                f"{_f(r['success_metric'])} | "
                 f"{_f(r['normalized'], '.2f')} | {first} | {_f(r['wall_s'], '.0f')} s | "
                 f"{r['llm_calls'] if llm else '–'} | {r['tokens'] if llm else '–'} | "
                 f"{_f(r['cost_usd'], '.4f') if llm else '–'} | {r['refused']} / {r['failed']} | "
@@ -143,7 +145,7 @@ def _plots(config: BenchConfig, agg: dict[str, Any], results: list[dict[str, Any
         ax.bar(range(len(methods)), [s if s is not None else 0 for s in scores], color="tab:blue")
         ax.set_xticks(range(len(methods)), methods, rotation=30, fontsize=8)
         metric = get_task(task).metric
-        ax.set_title(f"{task}\nscore ({metric.reduce} {metric.field})", fontsize=9)
+        ax.set_title(f"{task_name(task)}\nscore ({metric.reduce} {metric.field})", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     ax = axes[0][-1]
     means = [agg["summary"][m]["mean"] for m in config.methods]
@@ -172,14 +174,16 @@ def _plots(config: BenchConfig, agg: dict[str, Any], results: list[dict[str, Any
         threshold = metric.above if metric.above is not None else metric.below
         if threshold is not None:
             ax.axhline(threshold, color="grey", linestyle=":")
-        ax.set_title(f"{task}: success metric along training (best candidate of each search)", fontsize=9)
+        ax.set_title(
+            f"{task_name(task)}: success metric along training (best candidate of each search)", fontsize=9
+        )
         ax.set_xlabel("environment steps")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(root / f"curves_{task}.png", dpi=90)
+        fig.savefig(root / f"curves_{task_name(task)}.png", dpi=90)
         plt.close(fig)
-        names.append(f"curves_{task}.png")
+        names.append(f"curves_{task_name(task)}.png")
     return names
 
 
@@ -230,9 +234,7 @@ def _caption(config: BenchConfig, results: list[dict[str, Any]], root: Path) -> 
         (
             m["llm"]
             for r in results
-            if (m := RunDir.read_manifest(root / "cells" / r["task"] / r["method"] / f"seed{r['seed']}")).get(
-                "llm"
-            )
+            if (m := RunDir.read_manifest(Cell(r["task"], r["method"], r["seed"]).folder(root))).get("llm")
         ),
         None,
     )

@@ -23,13 +23,27 @@ def bench(
     tasks: Annotated[
         str | None, typer.Option(help="comma-separated task ids, e.g. hopper-run,halfcheetah-run")
     ] = None,
-    suite: Annotated[str | None, typer.Option(help="a named set of tasks: locomotion or metaworld")] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="a named set of tasks: locomotion, metaworld, nethack (ONI against the env's own "
+            "reward) or vlm (humanoid poses scored by CLIP; slow on CPU)"
+        ),
+    ] = None,
     methods: Annotated[
-        str, typer.Option(help="comma-separated: text2reward, evolution, icpl")
-    ] = "text2reward,evolution",
+        str | None,
+        typer.Option(
+            help="comma-separated: text2reward, evolution, icpl (searches), oni, vlm; default: the "
+            "suite's, else text2reward,evolution"
+        ),
+    ] = None,
     baselines: Annotated[
-        str, typer.Option(help="reference (the task's own reward) and sparse (success only); '' for none")
-    ] = "reference,sparse",
+        str | None,
+        typer.Option(
+            help="reference (the task's own reward), sparse (success only), extrinsic (the env's "
+            "reward); '' for none; default: the suite's, else reference,sparse"
+        ),
+    ] = None,
     judge: Annotated[
         str, typer.Option(help="ICPL's judge: synthetic[:noise=0.1] (a proxy, no person)")
     ] = "synthetic",
@@ -46,6 +60,16 @@ def bench(
     executor: Annotated[str, typer.Option(help="local (process pool) or ray")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
     backend: Annotated[str, typer.Option(help="sb3 or sf")] = "sb3",
+    n_envs: Annotated[
+        int | None, typer.Option(help="envs of the policies trained once (baselines, oni, vlm)")
+    ] = None,
+    vlm_model: Annotated[
+        str, typer.Option(help="vlm cells' model: hub name, local folder or open_clip:MODEL/PRETRAINED")
+    ] = "openai/clip-vit-base-patch32",
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda")] = "auto",
+    oni_reward: Annotated[
+        str, typer.Option(help="oni cells' reward model: retrieval, classification or ranking")
+    ] = "retrieval",
     hyperparams: Hyperparams = "default",
     caption: Annotated[
         str | None, typer.Option(help="the tables' caption; default: tasks, steps, the LLM")
@@ -68,7 +92,7 @@ def bench(
     import json
     import time
 
-    from rewardgen.bench import BenchConfig, plan_text, run_bench, suite_tasks
+    from rewardgen.bench import SUITES, BenchConfig, plan_text, run_bench, suite_tasks
 
     if resume is not None:
         saved = resume / "bench.json"
@@ -79,8 +103,14 @@ def bench(
     else:
         if (tasks is None) == (suite is None):
             raise RewardgenError("give --tasks T1,T2 or --suite NAME (or --resume DIR)")
+        chosen = suite_tasks(suite) if suite else _names(tasks)
+        defaults = SUITES[suite] if suite else {}
+        if methods is None:
+            methods = ",".join(defaults.get("methods", ("text2reward", "evolution")))
+        if baselines is None:
+            baselines = ",".join(defaults.get("baselines", ("reference", "sparse")))
         config = BenchConfig(
-            tasks=_names(tasks) if tasks else suite_tasks(suite or ""),
+            tasks=chosen,
             methods=_names(methods),
             seeds=seeds,
             steps=parse_steps(steps) or 0,
@@ -97,6 +127,10 @@ def bench(
             profile=hyperparams,
             backend=backend,
             suite=suite,
+            n_envs=n_envs,
+            vlm_model=vlm_model,
+            device=device,
+            oni_reward=oni_reward,
         )
         root = out or Path("runs") / time.strftime("bench-%Y%m%d-%H%M%S", time.gmtime())
     console.print(plan_text(config, root), highlight=False, soft_wrap=True)
@@ -127,7 +161,9 @@ def bench(
 
     from rewardgen.cli.synth import _log
 
-    result = run_bench(config, root, client_for, log=_log, caption=caption)
+    result = run_bench(
+        config, root, client_for, log=_log, caption=caption, replay=Path(replay) if replay else None
+    )
     print((root / "bench.md").read_text())  # Markdown as it is: tables a terminal must not fold
     console.print(f"bench: [bold]{root / 'bench.html'}[/bold] (every number in {root / 'bench.json'})")
     if result["status"] != "finished":

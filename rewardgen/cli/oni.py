@@ -13,6 +13,7 @@ from rewardgen.cli import app, console, parse_steps
 from rewardgen.cli.common import HpOverrides, _report, parse_hp
 from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMModel
 from rewardgen.errors import RewardgenError
+from rewardgen.intrinsic.reward import C_EXT, C_INT
 
 oni = typer.Typer(
     help="ONI: an LLM labels in-game messages while the agent trains; the labels become a reward.",
@@ -41,8 +42,8 @@ def train_cmd(
         str, typer.Option(help="sb3 (stable-baselines3 PPO) or sf (sample-factory APPO, its stack)")
     ] = "sb3",
     steps: Annotated[str | None, typer.Option(help="env steps; default: the task's budget")] = None,
-    c_ext: Annotated[float, typer.Option(help="weight of the game's own reward")] = 0.1,
-    c_int: Annotated[float, typer.Option(help="weight of the intrinsic reward")] = 0.4,
+    c_ext: Annotated[float, typer.Option(help="weight of the game's own reward")] = C_EXT,
+    c_int: Annotated[float, typer.Option(help="weight of the intrinsic reward")] = C_INT,
     beta: Annotated[float, typer.Option(help="a message repeated N times in an episode pays 1/N^beta")] = 3.0,
     store: Annotated[
         Path | None,

@@ -6,6 +6,8 @@ shared by every env worker and the annotation service and kept across runs."""
 from rewardgen.intrinsic.classifier import MessageClassifier, fit_classifier
 from rewardgen.intrinsic.prompts import GOALS, PROMPT_VERSION, label_messages, parse_labels
 from rewardgen.intrinsic.reward import (
+    C_EXT,
+    C_INT,
     REWARD_MODELS,
     ClassificationReward,
     OniSpec,
@@ -16,6 +18,8 @@ from rewardgen.intrinsic.service import AnnotationService, ServiceConfig, annota
 from rewardgen.intrinsic.store import DEFAULT_STORE, LabelKey, LabelStore
 
 __all__ = [
+    "C_EXT",
+    "C_INT",
     "DEFAULT_STORE",
     "GOALS",
     "PROMPT_VERSION",

@@ -28,6 +28,8 @@ __all__ = ["REWARD_MODELS", "ClassificationReward", "OniSpec", "RankingReward", 
 
 #: the label coverage (1 where the step's message has a label): logged for people, never paid
 LOGGED = frozenset({"labelled"})
+#: ONI's weights of the env's own reward and of the intrinsic one (c_ext, c_int)
+C_EXT, C_INT = 0.1, 0.4
 
 
 class RetrievalReward(RewardFn):

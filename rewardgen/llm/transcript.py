@@ -10,7 +10,7 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["ReplayMissError", "Transcript", "load_replay", "load_replay_order"]
+__all__ = ["ReplayMissError", "Transcript", "load_replay", "load_replay_order", "transcript_usage"]
 
 
 class ReplayMissError(RewardgenError):
@@ -79,3 +79,33 @@ def load_replay_order(run_dir: str | Path) -> list[list[dict[str, Any]]]:
         if isinstance(record, dict) and record.get("samples"):
             out.append(sorted(record["samples"], key=lambda s: s.get("index", 0)))
     return out
+
+
+def transcript_usage(path: str | Path) -> dict[str, Any]:
+    """What a transcript's requests cost, as :class:`LLMClient`'s usage counts it: calls
+    (retries included), cache hits, tokens and dollars; zeros where there is no transcript (a
+    replayed or LLM-free run).
+
+    Example:
+        >>> transcript_usage("/nonexistent/transcript.jsonl")["calls"]
+        0
+    """
+    totals: dict[str, Any] = {
+        "calls": 0,
+        "cache_hits": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0.0,
+    }
+    p = Path(path)
+    if not p.is_file():
+        return totals
+    with p.open() as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a killed run's last line
+            for key in totals:
+                totals[key] += record.get(key) or 0
+    return totals

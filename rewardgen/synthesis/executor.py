@@ -5,6 +5,9 @@ A job may name the folders it works in (``map(fn, jobs, folders=...)``: a candid
 On a Ray node that sees the driver's disk the job works there; on one that does not (KubeRay,
 cloud autoscaling: nodes share no file system) the folders travel with the job, through Ray's
 object store, and come back with its result, so the driver's run directory ends complete.
+A job may also name signal files (``signals=...``: the search's stop file) that either side may
+write: where the disk is not shared, a small Ray actor carries them across within a second, so a
+search's time budget stops candidates on every node and a candidate's success stops its siblings.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import io
 import multiprocessing as mp
 import os
 import tarfile
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -32,7 +36,7 @@ __all__ = [
     "unpack_folder",
 ]
 
-Folders = Sequence[Sequence[Path]] | None  # per job, the folders it reads and writes
+Folders = Sequence[Sequence[Path]] | None  # per job, the folders it reads and writes (or its signal files)
 
 EXECUTORS = ("local", "ray")
 
@@ -41,7 +45,9 @@ class Executor(Protocol):
     """Runs ``fn(*args)`` for each job; results in job order. A job's exception is returned
     (not raised), so one broken candidate never stops the others."""
 
-    def map(self, fn: Callable[..., Any], jobs: Sequence[tuple], folders: Folders = None) -> list[Any]: ...
+    def map(
+        self, fn: Callable[..., Any], jobs: Sequence[tuple], folders: Folders = None, signals: Folders = None
+    ) -> list[Any]: ...
 
     def close(self) -> None: ...
 
@@ -91,27 +97,102 @@ def unpack_folder(data: bytes | None, folder: Path) -> None:
             tar.extractall(folder)
 
 
+class _SignalBoard:
+    """A Ray actor: the texts of signal files by path, the first writer's kept; where the driver
+    and the nodes share no disk, they meet here."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+
+    def post(self, texts: dict[str, str]) -> None:
+        for path, text in texts.items():
+            self.texts.setdefault(path, text)
+
+    def read(self, paths: Sequence[str]) -> dict[str, str]:
+        return {p: self.texts[p] for p in paths if p in self.texts}
+
+
+class _Mirror:
+    """Keeps signal files and the board in step from a thread, every ``every_s``: a file that
+    appears here is posted, a text posted elsewhere is written here. On a node, a file left by
+    another executor's job (its ``.owner`` names another token) is stale and removed first."""
+
+    def __init__(
+        self, ray: Any, board: Any, paths: Sequence[Path], token: str, node: bool, every_s: float = 0.5
+    ):
+        self.ray, self.board, self.token = ray, board, token
+        self.paths = sorted({str(p) for p in paths})
+        if node:
+            for p in self.paths:
+                owner = Path(p + ".owner")
+                if owner.is_file() and owner.read_text() != token:
+                    Path(p).unlink(missing_ok=True)
+                    owner.unlink(missing_ok=True)
+        self._stop = threading.Event()
+        self._node = node
+        self._thread = threading.Thread(target=self._run, name="rewardgen-signals", daemon=True)
+        self._thread.start()
+
+    def sync(self) -> None:
+        known = self.ray.get(self.board.read.remote(self.paths))
+        fresh = {p: Path(p).read_text() for p in self.paths if p not in known and Path(p).is_file()}
+        if fresh:
+            self.ray.get(self.board.post.remote(fresh))
+        for p, text in known.items():
+            if not Path(p).exists():
+                Path(p).parent.mkdir(parents=True, exist_ok=True)
+                Path(p).write_text(text)
+        if self._node:
+            for p in [*fresh, *known]:
+                Path(p + ".owner").write_text(self.token)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self.sync()
+            except Exception:  # a board call that failed: the next one tries again
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        try:
+            self.sync()  # what the job wrote last
+        except Exception:
+            pass
+
+
 def _in_folders(
     threads: int,
     folders: Sequence[Path],
     packs: Sequence[bytes | None],
     token: str,
+    board: Any,
+    signals: Sequence[Path],
     fn: Callable[..., Any],
     *args: Any,
 ) -> tuple[Any, list[bytes | None] | None]:
     """A Ray task: ``fn(*args)`` in its folders. Where this node sees the driver's copies (the
     driver's token is there, which is never shipped) it works on them; else it unpacks the
-    shipped copies, works, and sends the folders back with the result. An exception is returned
-    (with the folders), not raised."""
+    shipped copies, mirrors its signal files through ``board`` while it works, and sends the
+    folders back with the result. An exception is returned (with the folders), not raised."""
     shared = all((Path(f) / TOKEN).is_file() and (Path(f) / TOKEN).read_text() == token for f in folders)
+    mirror = None
     if not shared:
         for f, data in zip(folders, packs, strict=True):
             unpack_folder(data, Path(f))
+        if signals:
+            import ray
+
+            mirror = _Mirror(ray, board, signals, token, node=True)
     _init_worker(threads)
     try:
         result = fn(*args)
     except Exception as exc:
         result = exc
+    finally:
+        if mirror is not None:
+            mirror.close()
     return result, None if shared else [pack_folder(Path(f)) for f in folders]
 
 
@@ -149,7 +230,10 @@ class LocalExecutor:
             )
         return self._pool
 
-    def map(self, fn: Callable[..., Any], jobs: Sequence[tuple], folders: Folders = None) -> list[Any]:
+    def map(
+        self, fn: Callable[..., Any], jobs: Sequence[tuple], folders: Folders = None, signals: Folders = None
+    ) -> list[Any]:
+        # one machine: folders and signal files are where every job sees them
         if self.workers == 1 or len(jobs) <= 1:
             out = []
             for job in jobs:
@@ -227,21 +311,41 @@ class RayExecutor:
         self._remote = self.ray.remote(_with_threads).options(**options)
         self._shipped = self.ray.remote(_in_folders).options(**options)
         self.token = uuid.uuid4().hex
+        self._board: Any = None
 
-    def map(self, fn: Callable[..., Any], jobs: Sequence[tuple], folders: Folders = None) -> list[Any]:
+    def map(
+        self, fn: Callable[..., Any], jobs: Sequence[tuple], folders: Folders = None, signals: Folders = None
+    ) -> list[Any]:
         threads = max(1, int(self.cpus))
+        mirror = None
         if folders is None:
             refs = [self._remote.remote(threads, fn, *job) for job in jobs]
         else:
+            if signals is not None and self._board is None:
+                self._board = self.ray.remote(_SignalBoard).options(num_cpus=0).remote()
+            if signals is not None:  # the driver's side of the signal files
+                mirror = _Mirror(
+                    self.ray, self._board, [p for job in signals for p in job], self.token, node=False
+                )
             refs = []
-            for job, where in zip(jobs, folders, strict=True):
+            for k, (job, where) in enumerate(zip(jobs, folders, strict=True)):
                 for f in where:  # marks the driver's copy: a node that sees it works in place
                     Path(f).mkdir(parents=True, exist_ok=True)
                     (Path(f) / TOKEN).write_text(self.token)
                 packs = [pack_folder(Path(f)) for f in where]
+                sig = [Path(p) for p in signals[k]] if signals is not None else []
                 refs.append(
-                    self._shipped.remote(threads, [Path(f) for f in where], packs, self.token, fn, *job)
+                    self._shipped.remote(
+                        threads, [Path(f) for f in where], packs, self.token, self._board, sig, fn, *job
+                    )
                 )
+        try:
+            return self._gather(refs, folders)
+        finally:
+            if mirror is not None:
+                mirror.close()
+
+    def _gather(self, refs: list[Any], folders: Folders) -> list[Any]:
         results: list[Any] = []
         for k, ref in enumerate(refs):
             try:

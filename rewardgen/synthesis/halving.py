@@ -76,11 +76,20 @@ def evaluate_round(
             rung = f" (successive halving: rung {r + 1}/{len(rungs)})" if len(rungs) > 1 else ""
             log(f"  training {len(todo)} candidates to {rung_steps:,} steps{rung}")
         with watch_candidates([folders[i] for i in todo], rung_steps, progress):
-            results = executor.map(fn, jobs, folders=[[folders[i]] for i in todo])
+            results = executor.map(
+                fn,
+                jobs,
+                folders=[[folders[i]] for i in todo],
+                signals=[[stop_file(folders[i])] for i in todo],  # the search's stop, on every node
+            )
         for i, result in zip(todo, results, strict=True):
             if isinstance(result, BudgetExceededError):
                 raise result
             if isinstance(result, BaseException):  # the worker itself crashed: the candidate failed
+                reply = folders[i] / "reply.md"  # a node that was lost took its copy with it
+                if not reply.is_file():
+                    folders[i].mkdir(parents=True, exist_ok=True)
+                    reply.write_text(replies[i - first])
                 result = saved(
                     Candidate(it, i, "failed", reason=f"its worker crashed: {result!r}", path=folders[i])
                 )

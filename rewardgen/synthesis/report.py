@@ -358,7 +358,9 @@ def write_report(run: str | Path) -> Path:
                 )
             if (_folder(c) / "train" / RunDir.CURVE).is_file():
                 parts.append(f"<img src='{_rel(_folder(c) / 'train' / RunDir.CURVE, run)}' width=480>")
-            parts.append(f"<pre>{e(c.code or (_folder(c) / 'reply.md').read_text())}</pre></details>")
+            reply = _folder(c) / "reply.md"
+            text = c.code or (reply.read_text() if reply.is_file() else "(no reply saved)")
+            parts.append(f"<pre>{e(text)}</pre></details>")
     parts.append("</body></html>")
     out = run / "report.html"
     tmp = run / "report.html.tmp"
