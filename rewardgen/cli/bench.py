@@ -86,9 +86,9 @@ def bench(
     llm: LLMMode = None,
     llm_config: LLMConfig = None,
 ) -> None:
-    """Compare reward-design methods (and LLMs) across tasks: each method's search per task and
-    seed, the reference and sparse rewards trained the same way, Eureka's normalized score;
-    bench.json, bench.md and bench.html in the benchmark directory."""
+    """Compare reward-design methods (and LLMs) across tasks: each method per task and seed (a
+    search, or ONI / VLM-RM trained once), baselines trained the same way, Eureka's normalized
+    score; bench.json, bench.md and bench.html in the benchmark directory."""
     import json
     import time
 
