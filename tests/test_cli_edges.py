@@ -186,3 +186,27 @@ def test_a_derived_task_imports_the_package_its_notes_name():
     # a fresh process: nothing has imported metaworld (and registered its envs) before
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
     assert out.stdout.strip().endswith("Meta-World/MT1"), out.stderr[-2000:]
+
+
+def test_a_success_the_final_evaluation_does_not_confirm_is_said(tmp_path, capsys):
+    """Training stopped at a periodic evaluation that met the metric; the final evaluation, from
+    other starting states, met it in one episode of two: the report says so beside the table."""
+    from rewardgen.cli.common import _report
+    from rewardgen.runs import EvalSummary, RunDir
+    from rewardgen.runs.summary import EpisodeResult
+    from rewardgen.train import TrainResult
+
+    run = RunDir.create("halfcheetah-run", "demo", {}, out=tmp_path / "run")
+    run.update(first_success={"timesteps": 450_000, "wall_time_s": 56.0})
+    episodes = (
+        EpisodeResult(3000.0, 3000.0, 1000, 3.2, True),
+        EpisodeResult(2000.0, 2000.0, 1000, 2.1, False),
+    )
+    ev = EvalSummary(episodes, 2500.0, 2500.0, 2.65, 0.5, "mean of x_velocity over an episode > 3.0")
+    assert _report(TrainResult(run.path, ev)) is not None
+    out = capsys.readouterr().out
+    assert "met the success metric after 450,000 steps" in out
+    assert "met it in 1 of 2 episodes" in " ".join(out.split())
+    ev_all = EvalSummary(episodes[:1], 3000.0, 3000.0, 3.2, 1.0, "")
+    _report(TrainResult(run.path, ev_all))
+    assert "met it in" not in capsys.readouterr().out

@@ -69,6 +69,14 @@ def _report(result) -> dict | None:
             f"and {hit['wall_time_s']:.0f} s of training (evaluations included)",
             soft_wrap=True,
         )
+        met = sum(bool(e.success) for e in ev.episodes)
+        if ev.episodes and met < len(ev.episodes):  # the final evaluation starts from other states
+            console.print(
+                f"the final evaluation, from other starting states, met it in {met} of {len(ev.episodes)} "
+                "episodes: the policy is near the line (more steps make it surer)",
+                soft_wrap=True,
+                highlight=False,
+            )
     return hit
 
 
