@@ -85,12 +85,18 @@ def plan_text(config: BenchConfig, root: Path) -> str:
     lines = [
         f"plan: {len(config.tasks)} task(s) x {len(config.methods)} method(s) x {config.seeds} seed(s), "
         f"baselines {', '.join(config.baselines) or 'none'}: {len(cells)} cells, {len(todo)} to run",
-        f"  {config.steps:,} training steps per policy; {len(searches)} searches make about {calls} LLM "
-        "requests (more where candidates fail and are asked for again)",
+        f"  {config.steps:,} training steps per policy; "
+        + (
+            f"{len(searches)} searches make about {calls} LLM requests (more where candidates fail "
+            "and are asked for again)"
+            if searches
+            else "no searches"
+        ),
     ]
     if "oni" in direct:
         lines.append(
-            "  oni cells ask the LLM about each new NetHack message while they train (batches of 32)"
+            "  oni cells train one at a time beside their annotation service, which asks the LLM about "
+            "each new NetHack message (batches of 32)"
         )
     if "vlm" in direct:
         lines.append(f"  vlm cells render and score every frame with {config.vlm_model} on {config.device}")
@@ -98,10 +104,13 @@ def plan_text(config: BenchConfig, root: Path) -> str:
         lines.append(f"  suite {config.suite}: {SUITES[config.suite]['note']}")
     speeds = measured_speed(config, root) if todo else {}
     steps = sum(config.steps * _policies(config, c) for c in todo)
-    seconds = sum(config.steps * _policies(config, c) / speeds[c.task] for c in todo if c.task in speeds)
+    timed = [c for c in todo if c.task in speeds]
+    shared = sum(config.steps * _policies(config, c) / speeds[c.task] for c in timed if c.method != "oni")
+    alone = sum(config.steps / speeds[c.task] for c in timed if c.method == "oni")  # one at a time
+    seconds = shared / max(1, config.workers) + alone
     if todo:
         lines.append(
-            f"  about {steps:,} training steps in all: ~{format_seconds(seconds / max(1, config.workers))} "
+            f"  about {steps:,} training steps in all: ~{format_seconds(seconds)} "
             f"with {config.workers} at a time, at the training speed measured here "
             f"({', '.join(f'{t} {v:,.0f}' for t, v in speeds.items())} steps/s; candidates that stop at "
             "their success take less"
