@@ -8,3 +8,6 @@ if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvic
     collect_ignore += ["rewardgen/feedback/web.py", "rewardgen/feedback/server.py"]
 if importlib.util.find_spec("transformers") is None:
     collect_ignore.append("rewardgen/vlm/testing.py")
+
+# The hostile corpus is read as text by tests/test_sandbox_walls.py and run only in the sandbox.
+collect_ignore_glob = ["tests/hostile/*"]

@@ -56,6 +56,12 @@ REFUSED = {  # caught by the static checks, before anything runs
     "dunder dict": ("f = np.__dict__['load']\nreturn info['x_velocity'], {}", "__dict__"),
     "code object": ("c = (lambda: 0).__code__\nreturn info['x_velocity'], {}", "__code__"),
     "builtins": ("b = __builtins__\nreturn info['x_velocity'], {}", "__builtins__"),
+    "numpy.testing runs strings": ("np.testing.measure('1', 1)\nreturn info['x_velocity'], {}", r"\.testing"),
+    "a special method": (
+        "class T:\n    def __array__(self):\n        return obs[:, 0]\nreturn T(), {}",
+        "special method '__array__'",
+    ),
+    "a metaclass": ("class T(metaclass=type):\n    pass\nreturn info['x_velocity'], {}", "metaclass"),
 }
 
 

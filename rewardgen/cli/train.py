@@ -270,5 +270,8 @@ def check(
         table.add_row(name, f"{s['mean']:.4g}", f"{s['min']:.4g}", f"{s['max']:.4g}")
     console.print(table)
     console.print(f"max |reward - env reward| = {stats['max_abs_diff_to_env']:.3g}")
+    if stats["sandbox"]:
+        walls = "; ".join(f"{k}: {v}" for k, v in stats["sandbox"].items())
+        console.print(f"sandbox walls: {walls}", highlight=False, soft_wrap=True)
     if stats["cost"]:
         console.print(f"cost: {stats['cost']['summary']}", highlight=False, soft_wrap=True)

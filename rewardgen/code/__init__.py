@@ -11,7 +11,13 @@ from rewardgen.code.program import (
     RewardProgramError,
     load_reward_program,
 )
-from rewardgen.code.sandbox import SandboxLimits, SandboxRunner
+from rewardgen.code.sandbox import (
+    SandboxLimits,
+    SandboxRunner,
+    SandboxUnavailableError,
+    SandboxWalls,
+    check_sandbox,
+)
 from rewardgen.code.spec import ProgramSpec
 
 __all__ = [
@@ -25,6 +31,9 @@ __all__ = [
     "RewardProgramError",
     "SandboxLimits",
     "SandboxRunner",
+    "SandboxUnavailableError",
+    "SandboxWalls",
+    "check_sandbox",
     "extract_code",
     "load_reward_program",
     "static_check",

@@ -99,8 +99,12 @@ _REFUSED_ATTRS = frozenset(
         "socket",
         "builtins",
         "importlib",
+        "testing",  # numpy.testing.measure compiles and runs a string
     }
 )
+#: Special methods a program's classes may define: the rest (``__array__``, ``__float__``,
+#: ``__str__``, ``__del__``, ...) would run when the worker handles what the program returns.
+_ALLOWED_SPECIAL_METHODS = frozenset({"__init__", "__post_init__"})
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)```", re.S)
 
@@ -235,6 +239,16 @@ def static_check(source: str) -> CheckResult:
                 )
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("__"):
             problems.append(f"line {line}: the string {node.value!r} looks like a dunder lookup")
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (
+            node.name.startswith("__") and node.name.endswith("__")
+        ):
+            if node.name not in _ALLOWED_SPECIAL_METHODS:
+                problems.append(
+                    f"line {line}: defining the special method '{node.name}' is not allowed "
+                    "(a reward returns numpy arrays and a dict; only __init__ and __post_init__)"
+                )
+        elif isinstance(node, ast.ClassDef) and node.keywords:
+            problems.append(f"line {line}: class keywords (metaclass=...) are not allowed")
         elif isinstance(node, ast.Global | ast.Nonlocal):
             problems.append(f"line {line}: '{type(node).__name__.lower()}' statements are not allowed")
     if not problems and not any(

@@ -143,7 +143,7 @@ def compile_program(program: RewardProgram) -> dict[str, Any]:
     """Execute the program's module body and return its namespace, with parameters applied."""
     register_source(program.name, program.source)
     try:
-        code = compile(program.source, program.name, "exec")
+        code = compile(program.source, program.name, "exec", dont_inherit=True)  # not this file's __future__
     except SyntaxError as exc:
         raise RewardProgramError(
             f"reward program {program.name} has a syntax error at line {exc.lineno}: {exc.msg}"

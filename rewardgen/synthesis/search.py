@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rewardgen.code import check_sandbox
 from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos
@@ -60,6 +61,7 @@ def synthesize(
     check_backend(config.backend)  # before any LLM call: a missing stack is said up front
     task = get_task(config.task)
     run.update(config=config.record())  # what `--resume` and `rewardgen refine` read back
+    run.update(sandbox=check_sandbox(config.sandbox))  # its walls stand here, or we stop now
     own_executor = executor is None
     executor = executor or make_executor(
         config.executor, config.workers, config.ray_address, config.gpus_per_candidate

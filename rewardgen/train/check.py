@@ -197,6 +197,7 @@ def check_reward(
             batch_cost = _batch_cost(timed, big, cost, max_cost)  # type: ignore[arg-type]
             _refuse(reward_spec.name, batch_cost, max_cost)  # type: ignore[arg-type]
     finally:
+        walls = getattr(getattr(fn, "runner", None), "wall_report", None)  # a sandboxed program's
         envs.close()  # closes the reward too (and its sandbox worker)
     stats = {}
     for name, chunks in terms.items():
@@ -209,6 +210,7 @@ def check_reward(
         "episode_ends": episodes,
         "terms": stats,
         "max_abs_diff_to_env": max_diff,
+        "sandbox": dict(walls) if walls else None,
         "cost": None
         if cost is None
         else {**cost.to_dict(), "batch": batch_cost.to_dict() if batch_cost is not None else None},
