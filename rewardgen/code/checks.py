@@ -100,6 +100,8 @@ _REFUSED_ATTRS = frozenset(
         "builtins",
         "importlib",
         "testing",  # numpy.testing.measure compiles and runs a string
+        "get_type_hints",  # evaluates string annotations
+        "as_strided",  # reads and writes memory outside an array's own
     }
 )
 #: Special methods a program's classes may define: the rest (``__array__``, ``__float__``,
