@@ -74,33 +74,43 @@ def _is_click(exc: BaseException, name: str) -> bool:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's kill, ``timeout``, a preemption), handled like Ctrl-C: the run is
-    marked interrupted and what was trained is saved."""
+    """SIGTERM or SIGHUP (a scheduler's kill, ``timeout``, a preemption, a closed terminal),
+    handled like Ctrl-C: the run is marked interrupted and what was trained is saved."""
 
 
 _SIGNALLED: list[int] = []
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_signal(signum: int, frame: object) -> None:
+    """The first signal interrupts the command; the next ones do not interrupt its saving (the
+    workers have :data:`~rewardgen.synthesis.stopping.GRACE_S` for it); a third ends it now."""
     _SIGNALLED.append(signum)
-    raise Terminated()
+    if len(_SIGNALLED) == 1:
+        raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+    if len(_SIGNALLED) == 2:
+        err_console.print("stopping: the workers are saving what they trained (signal again to quit now)")
+        return
+    os._exit(128 + _SIGNALLED[0])
 
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, _on_signal)
     try:
         code = app(args=argv, standalone_mode=False)
-        if code == 130:  # typer turns KeyboardInterrupt (Ctrl-C, or SIGTERM through ours) into this
-            _interrupted(terminated=bool(_SIGNALLED))
+        if code == 130:  # typer turns KeyboardInterrupt (Ctrl-C, or a signal through ours) into this
+            _interrupted()
+        if isinstance(code, int) and code:  # a command's typer.Exit(code)
+            sys.exit(code)
     except RewardgenError as exc:
         # the message is text, not markup: "pip install 'rewardgen[vlm]'" keeps its brackets
         message = f"[red]error:[/red] {escape(str(exc))}"
         err_console.print(message, markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt as exc:
-        _interrupted(isinstance(exc, Terminated))
+    except KeyboardInterrupt:
+        _interrupted()
     except Exception as exc:
         if _is_click(exc, "ClickException"):  # usage errors: the usage line, the problem, exit 2
             exc.show()  # type: ignore[attr-defined]
@@ -110,10 +120,12 @@ def main(argv: list[str] | None = None) -> None:
         raise
 
 
-def _interrupted(terminated: bool = False) -> None:
-    why = "terminated (SIGTERM)" if terminated else "interrupted"
+def _interrupted() -> None:
+    """One line and the signal's exit status (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)."""
+    signum = _SIGNALLED[0] if _SIGNALLED else signal.SIGINT
+    why = "interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})"
     err_console.print(f"{why}: the run directory keeps the model and metrics saved so far")
-    sys.exit(143 if terminated else 130)
+    sys.exit(128 + signum)
 
 
 from rewardgen.cli import bench, llm, oni, prefs, runs, synth, train, vlm  # noqa: E402, F401  (registers the commands on `app`)

@@ -139,6 +139,15 @@ def bench(
     replay = llm[len("replay:") :] if llm and llm.startswith("replay:") else None
     if llm and replay is None:
         raise RewardgenError(f"--llm {llm!r} not understood: use --llm replay:BENCH_DIR")
+    if resume is not None and replay is None:  # the cells' LLM, unless the command line names another
+        from rewardgen.llm.options import follow_record
+        from rewardgen.runs import RunDir
+
+        cells = sorted(root.glob("cells/*/*/seed*"))
+        recorded = next((m["llm"] for p in cells if (m := RunDir.read_manifest(p)).get("llm")), None)
+        if recorded is not None:
+            llm_model, llm_base_url, line = follow_record(recorded, llm_model, llm_base_url)
+            console.print(line, highlight=False, soft_wrap=True)
 
     def client_for(cell, folder):
         from rewardgen.llm import LLMClient
@@ -168,3 +177,4 @@ def bench(
     console.print(f"bench: [bold]{root / 'bench.html'}[/bold] (every number in {root / 'bench.json'})")
     if result["status"] != "finished":
         console.print("some cells did not finish: `rewardgen bench --resume " + str(root) + "` goes on")
+        raise typer.Exit(1)

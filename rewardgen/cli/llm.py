@@ -29,11 +29,18 @@ LLMConfig = Annotated[
 
 
 @contextlib.contextmanager
-def _llm_client(run, model, base_url, budget_usd, max_calls, llm, config):
-    """The run's LLM client; a budget stop marks the run `stopped`, any other error `failed`."""
-    from rewardgen.llm import BudgetExceededError
-    from rewardgen.llm.options import client_from_options
+def _llm_client(run, model, base_url, budget_usd, max_calls, llm, config, going_on: str | None = None):
+    """The run's LLM client; a budget stop marks the run `stopped`, any other error `failed`.
 
+    ``going_on``: the status the run had when a command took it up again (``--resume``,
+    ``refine``): the client then asks the model and endpoint the run recorded, unless the
+    command line names others, and an error leaves the run as it was (still resumable)."""
+    from rewardgen.llm import BudgetExceededError
+    from rewardgen.llm.options import client_from_options, follow_record
+
+    if going_on is not None and not llm:
+        model, base_url, line = follow_record(run.manifest.get("llm"), model, base_url)
+        console.print(line, highlight=False, soft_wrap=True)
     client = client_from_options(run.path, model, base_url, budget_usd, max_calls, llm, config)
     run.update(llm={"model": client.settings.model, "endpoint": client.settings.endpoint})
     try:
@@ -42,7 +49,10 @@ def _llm_client(run, model, base_url, budget_usd, max_calls, llm, config):
         run.update(status="stopped", reason=str(exc), llm_usage=client.usage.__dict__)
         raise
     except RewardgenError as exc:
-        run.update(status="failed", error=str(exc), llm_usage=client.usage.__dict__)
+        if going_on is not None:
+            run.update(status=going_on, resume_error=str(exc), llm_usage=client.usage.__dict__)
+        else:
+            run.update(status="failed", error=str(exc), llm_usage=client.usage.__dict__)
         raise
     finally:
         client.close()

@@ -123,7 +123,9 @@ def synthesize(
                 f"resuming {run.path}: the search {how}; finished candidates are kept", highlight=False
             )
         run.update(status="running", resumed=True)
+        going_on = "interrupted" if was in ("interrupted", "running") else was
     else:
+        going_on = None
         if (task is None) == (env is None):
             raise RewardgenError("give --task or --env (or --resume RUN_DIR)")
         if env is not None:
@@ -162,7 +164,8 @@ def synthesize(
         )
         run = RunDir.create(get_task(task).id, method, config.record(), out=out)
     spec = get_task(config.task)
-    with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
+    llm_options = (llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config)
+    with _llm_client(run, *llm_options, going_on=going_on) as client:
         console.print(f"run directory: [bold]{run.path}[/bold] (report.html is rewritten after every round)")
         with _candidate_progress() as progress:
             summary = run_search(config, client, run, log=_log, progress=progress)
@@ -251,7 +254,8 @@ def refine(
 
     run = RunDir.open(run_dir)
     status = run.manifest.get("status")
-    with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
+    llm_options = (llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config)
+    with _llm_client(run, *llm_options, going_on=status) as client:
         with _candidate_progress() as progress:
             record = run_refine(
                 run,

@@ -206,9 +206,21 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _init_pool_worker(threads: int, driver: int) -> None:
+    from rewardgen.synthesis.stopping import become_worker
+
+    become_worker(driver)
+    _init_worker(threads)
+
+
 class LocalExecutor:
     """A process pool (spawned workers, so the parent's threads are never forked) or, with one
     worker, plain calls in this process.
+
+    A ``KeyboardInterrupt`` while it waits (Ctrl-C, or a signal the CLI turns into one) stops
+    every worker: each saves what its job trained and marks its run interrupted, then the
+    interrupt goes on. Workers whose driver dies stop by themselves
+    (:mod:`rewardgen.synthesis.stopping`).
 
     Example:
         >>> LocalExecutor(workers=1).map(pow, [(2, 3), (3, 2)])
@@ -225,8 +237,8 @@ class LocalExecutor:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=mp.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(threads,),
+                initializer=_init_pool_worker,
+                initargs=(threads, os.getpid()),
             )
         return self._pool
 
@@ -242,16 +254,35 @@ class LocalExecutor:
                 except Exception as exc:
                     out.append(exc)
             return out
-        futures = [self._get_pool().submit(fn, *job) for job in jobs]
+        from rewardgen.synthesis.stopping import run_job
+
+        pool = self._get_pool()
+        futures = [pool.submit(run_job, fn, *job) for job in jobs]
         results: list[Any] = []
-        for fut in futures:
-            try:
-                results.append(fut.result())
-            except Exception as exc:
-                results.append(exc)
+        try:
+            for fut in futures:
+                try:
+                    results.append(fut.result())
+                except Exception as exc:
+                    results.append(exc)
+        except BaseException:  # told to stop: so are the workers, and the pool goes
+            self.stop()
+            raise
         if any(isinstance(r, BrokenProcessPool) for r in results):
             self.close()  # the next map starts a fresh pool
         return results
+
+    def stop(self) -> None:
+        """Stop every worker now (each saves its job's model and marks its run interrupted,
+        within :data:`~rewardgen.synthesis.stopping.GRACE_S`) and end the pool."""
+        from rewardgen.synthesis.stopping import stop_processes
+
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_processes(processes)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -341,9 +372,21 @@ class RayExecutor:
                 )
         try:
             return self._gather(refs, folders)
+        except BaseException:  # told to stop: each task gets a KeyboardInterrupt, then is ended
+            self._cancel(refs)
+            raise
         finally:
             if mirror is not None:
                 mirror.close()
+
+    def _cancel(self, refs: list[Any]) -> None:
+        from rewardgen.synthesis.stopping import GRACE_S
+
+        for ref in refs:
+            self.ray.cancel(ref, force=False)  # a KeyboardInterrupt in the task: it saves and ends
+        _, pending = self.ray.wait(refs, num_returns=len(refs), timeout=GRACE_S)
+        for ref in pending:
+            self.ray.cancel(ref, force=True)
 
     def _gather(self, refs: list[Any], folders: Folders) -> list[Any]:
         results: list[Any] = []
