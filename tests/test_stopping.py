@@ -4,6 +4,7 @@ command, not even after ``kill -9`` of the driver."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -205,3 +206,60 @@ def test_a_bench_whose_cells_did_not_finish_exits_1(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 1 and "some cells did not finish" in proc.stdout
+
+
+needs_sf = pytest.mark.skipif(
+    importlib.util.find_spec("sample_factory") is None, reason="needs the sample-factory stack"
+)
+
+
+@needs_sf
+@pytest.mark.parametrize("how", ["SIGTERM", "kill -9"])
+def test_sample_factory_training_stops_with_its_processes(tmp_path, how):
+    """SIGTERM: sample-factory's loop is interrupted, the run is marked so, exit 143. kill -9:
+    its learner and rollout workers (which know nothing of rewardgen) are ended by the reaper."""
+    out = tmp_path / "run"
+    proc = launch(["train", "--task", "hopper-run", "--backend", "sf", "--steps", "1e7", "--no-video",
+                   "--out", str(out)])  # fmt: skip
+    wait_for(lambda: (out / "metrics.csv").is_file(), 300, proc)
+    family = descendants(proc.pid)
+    assert len(family) >= 3
+    started = time.monotonic()
+    if how == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 143 and "Traceback" not in output, output
+        assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
+    else:
+        proc.kill()
+        proc.communicate(timeout=30)
+    while alive(family) and time.monotonic() - started < 15:
+        time.sleep(0.2)
+    assert not alive(family), f"still alive 15 s after {how}: {alive(family)}"
+
+
+def test_the_annotation_service_ends_with_the_process_that_started_it(tmp_path):
+    script = (
+        "import sys, time\n"
+        "from rewardgen.intrinsic.service import AnnotationService\n"
+        "from rewardgen.intrinsic.store import LabelKey, LabelStore\n"
+        "from rewardgen.llm import LLMSettings\n"
+        "store = LabelStore(sys.argv[1], LabelKey('default', '1', 'm'))\n"
+        "s = AnnotationService(store, LLMSettings(base_url='http://127.0.0.1:9/v1', model='m')).start()\n"
+        "print(s.process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "labels.sqlite")],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    service = int(parent.stdout.readline())
+    assert alive({service})
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while alive({service}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive({service})

@@ -83,7 +83,7 @@ _SIGNALLED: list[int] = []
 
 def _on_signal(signum: int, frame: object) -> None:
     """The first signal interrupts the command; the next ones do not interrupt its saving (the
-    workers have :data:`~rewardgen.synthesis.stopping.GRACE_S` for it); a third ends it now."""
+    workers have :data:`~rewardgen.runs.processes.GRACE_S` for it); a third ends it now."""
     _SIGNALLED.append(signum)
     if len(_SIGNALLED) == 1:
         raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
@@ -98,10 +98,13 @@ def main(argv: list[str] | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, _on_signal)
+    from rewardgen.runs import ended_if_it_fails
+
     try:
-        code = app(args=argv, standalone_mode=False)
-        if code == 130:  # typer turns KeyboardInterrupt (Ctrl-C, or a signal through ours) into this
-            _interrupted()
+        with ended_if_it_fails():  # no run this command began says running after it gave up
+            code = app(args=argv, standalone_mode=False)
+            if code == 130:  # typer turns KeyboardInterrupt (Ctrl-C, or a signal through ours) into this
+                raise KeyboardInterrupt
         if isinstance(code, int) and code:  # a command's typer.Exit(code)
             sys.exit(code)
     except RewardgenError as exc:

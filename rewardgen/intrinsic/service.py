@@ -14,6 +14,7 @@ bounded. :class:`AnnotationService` runs it in a spawned process and restarts it
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import sys
 import threading
 import time
@@ -171,9 +172,18 @@ class _HangWatch:
 
 
 def serve(
-    store: LabelStore, settings: LLMSettings, config: ServiceConfig, transcript: str | None = None
+    store: LabelStore,
+    settings: LLMSettings,
+    config: ServiceConfig,
+    transcript: str | None = None,
+    parent: int | None = None,
 ) -> None:
-    """The service's loop (runs until killed)."""
+    """The service's loop (runs until killed, or until ``parent``, the training process, is gone:
+    no annotation service asks the LLM for a run that was killed)."""
+    if parent is not None:
+        from rewardgen.runs.processes import exit_with_parent
+
+        exit_with_parent(parent)
     warn = _Warner(config.warn_every_s)
     recovered = store.recover()  # what a dead predecessor had in flight
     if recovered:
@@ -237,7 +247,7 @@ class AnnotationService:
         ctx = mp.get_context("spawn")
         self.process = ctx.Process(
             target=serve,
-            args=(self.store, self.settings, self.config, self.transcript),
+            args=(self.store, self.settings, self.config, self.transcript, os.getpid()),
             name="rewardgen-annotation",
             daemon=True,
         )

@@ -11,7 +11,15 @@ from rewardgen.runs.metrics import (
     read_metrics,
     write_video,
 )
-from rewardgen.runs.rundir import RunDir, default_run_path, git_revision, package_versions
+from rewardgen.runs.rundir import (
+    RunDir,
+    default_run_path,
+    ended_if_it_fails,
+    git_revision,
+    orphaned,
+    package_versions,
+    process_alive,
+)
 from rewardgen.runs.summary import CandidateRecord, EpisodeResult, EvalSummary
 
 __all__ = [
@@ -23,11 +31,14 @@ __all__ = [
     "annotate_frames",
     "convert_video",
     "default_run_path",
+    "ended_if_it_fails",
     "episode_means",
     "git_revision",
     "metrics_row",
+    "orphaned",
     "package_versions",
     "plot_learning_curve",
+    "process_alive",
     "read_metrics",
     "write_video",
 ]

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rewardgen.runs.rundir import RunDir
+from rewardgen.runs.rundir import RunDir, orphaned
 
 __all__ = ["RunSummary", "list_runs", "summarize_run"]
 
@@ -89,7 +89,7 @@ def summarize_run(path: str | Path) -> RunSummary | None:
         path=path,
         kind=kind,
         task=str(manifest.get("task") or "?"),
-        status=str(manifest.get("status") or "?"),
+        status="killed" if orphaned(manifest) else str(manifest.get("status") or "?"),
         success_metric=(ev or {}).get("success_metric_mean"),
         success_rate=(ev or {}).get("success_rate"),
         started_at=manifest.get("started_at"),

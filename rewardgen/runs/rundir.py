@@ -4,9 +4,12 @@ names spelled out across the code."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib.metadata
+import itertools
 import json
+import os
 import platform
 import re
 import subprocess
@@ -20,7 +23,19 @@ from rewardgen.errors import RewardgenError
 from rewardgen.runs.metrics import read_metrics
 from rewardgen.runs.summary import EvalSummary
 
-__all__ = ["RunDir", "default_run_path", "package_versions"]
+__all__ = [
+    "RunDir",
+    "default_run_path",
+    "ended_if_it_fails",
+    "orphaned",
+    "package_versions",
+    "process_alive",
+]
+
+#: The runs this process has marked running and not yet ended, by the order they began.
+_RUNNING: dict[int, RunDir] = {}
+_ORDER = itertools.count()
+ENDED = ("finished", "failed", "interrupted", "stopped")
 
 _PACKAGES = (
     "gymnasium",
@@ -105,12 +120,14 @@ class RunDir:
             "method": method,
             "status": "running",
             "started_at": _utc_now(),
+            "process": _this_process(),
             "config": config,
             "versions": package_versions(),
             "git_revision": git_revision(),
         }
         run = cls(path, manifest)
         run.save()
+        run._track()
         return run
 
     @staticmethod
@@ -185,10 +202,76 @@ class RunDir:
     def update(self, **fields: Any) -> None:
         if fields.get("status") in ("finished", "failed", "interrupted"):
             fields.setdefault("finished_at", _utc_now())
+        if fields.get("status") == "running":  # taken up again (a resume): by this process now
+            fields.setdefault("process", _this_process())
         self.manifest.update(fields)
         self.save()
+        if "status" in fields:
+            self._track()
+
+    def _track(self) -> None:
+        for key, run in list(_RUNNING.items()):
+            if run is self:
+                del _RUNNING[key]
+        if self.manifest.get("status") == "running":
+            _RUNNING[next(_ORDER)] = self
+
+    def is_orphaned(self) -> bool:
+        """Whether the manifest says running while the process that runs it is gone (killed
+        outright: SIGKILL, a power cut). Only known for a process on this host."""
+        return orphaned(self.manifest)
 
     def save(self) -> None:
         tmp = self.file("manifest.json.tmp")
         tmp.write_text(json.dumps(self.manifest, indent=2, default=str))
         tmp.replace(self.file("manifest.json"))
+
+
+def _this_process() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": platform.node()}
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: the signal said it exists
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def orphaned(manifest: dict[str, Any]) -> bool:
+    """Whether ``manifest`` says running while its process, on this host, is gone."""
+    proc = manifest.get("process")
+    if manifest.get("status") != "running" or not isinstance(proc, dict):
+        return False
+    if proc.get("host") != platform.node() or not isinstance(proc.get("pid"), int):
+        return False
+    return not process_alive(proc["pid"])
+
+
+@contextlib.contextmanager
+def ended_if_it_fails() -> Any:
+    """Runs that begin inside this block and are still running when an exception leaves it are
+    marked: ``interrupted`` for Ctrl-C or a signal, ``failed`` with the error's first line for
+    anything else (a missing extra at start, a crash), so that no manifest says running after
+    its process has given up on it."""
+    mark = next(_ORDER)
+    try:
+        yield
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        for key, run in list(_RUNNING.items()):
+            if key > mark:
+                if status == "failed":
+                    run.update(status=status, error=f"{type(exc).__name__}: {error}"[:500])
+                else:
+                    run.update(status=status)
+        raise

@@ -207,7 +207,7 @@ def _init_worker(threads: int) -> None:
 
 
 def _init_pool_worker(threads: int, driver: int) -> None:
-    from rewardgen.synthesis.stopping import become_worker
+    from rewardgen.runs.processes import become_worker
 
     become_worker(driver)
     _init_worker(threads)
@@ -220,7 +220,7 @@ class LocalExecutor:
     A ``KeyboardInterrupt`` while it waits (Ctrl-C, or a signal the CLI turns into one) stops
     every worker: each saves what its job trained and marks its run interrupted, then the
     interrupt goes on. Workers whose driver dies stop by themselves
-    (:mod:`rewardgen.synthesis.stopping`).
+    (:mod:`rewardgen.runs.processes`).
 
     Example:
         >>> LocalExecutor(workers=1).map(pow, [(2, 3), (3, 2)])
@@ -254,7 +254,7 @@ class LocalExecutor:
                 except Exception as exc:
                     out.append(exc)
             return out
-        from rewardgen.synthesis.stopping import run_job
+        from rewardgen.runs.processes import run_job
 
         pool = self._get_pool()
         futures = [pool.submit(run_job, fn, *job) for job in jobs]
@@ -274,8 +274,8 @@ class LocalExecutor:
 
     def stop(self) -> None:
         """Stop every worker now (each saves its job's model and marks its run interrupted,
-        within :data:`~rewardgen.synthesis.stopping.GRACE_S`) and end the pool."""
-        from rewardgen.synthesis.stopping import stop_processes
+        within :data:`~rewardgen.runs.processes.GRACE_S`) and end the pool."""
+        from rewardgen.runs.processes import stop_processes
 
         pool, self._pool = self._pool, None
         if pool is None:
@@ -380,7 +380,7 @@ class RayExecutor:
                 mirror.close()
 
     def _cancel(self, refs: list[Any]) -> None:
-        from rewardgen.synthesis.stopping import GRACE_S
+        from rewardgen.runs.processes import GRACE_S
 
         for ref in refs:
             self.ray.cancel(ref, force=False)  # a KeyboardInterrupt in the task: it saves and ends

@@ -200,7 +200,10 @@ def train(
         )
     if hooks and not backend.hooks:
         raise RewardgenError(f"the {backend.name} back end runs no rollout hooks (PrefPPO's): use sb3")
-    return backend.load().train(config, out=out, method=method, hooks=hooks)
+    from rewardgen.runs import ended_if_it_fails
+
+    with ended_if_it_fails():  # a run that fails at start (a missing extra) says so, never "running"
+        return backend.load().train(config, out=out, method=method, hooks=hooks)
 
 
 def load_policy(run_dir: str | Path, task: Any) -> Any:

@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +274,10 @@ def train(
     runner.register_episodic_stats_handler(on_episode)
     watch = Watch()
     runner.register_observer(watch)
-    with output:
+    from rewardgen.runs.processes import start_reaper
+
+    reaper = start_reaper()  # sample-factory's processes do not outlive this one, even after kill -9
+    with output, _terminated(reaper):
         status = runner.init()
         if status == ExperimentStatus.SUCCESS:
             if resume is None:  # training time from here, as SB3's callback counts it
@@ -282,6 +286,9 @@ def train(
         if state["buffer"]:
             flush()
     writer.close()
+    if status == ExperimentStatus.INTERRUPTED:  # Ctrl-C or a signal (our handlers raise it in its loop)
+        run.update(status="interrupted")
+        raise KeyboardInterrupt
     if status != ExperimentStatus.SUCCESS:
         run.update(status="failed", error=f"sample-factory stopped with status {status}")
         where = log_file or run.path / EXPERIMENT
@@ -299,6 +306,16 @@ def train(
     learner = "APPO (sample-factory)"
     spent = evaluator.spent_s if evaluator is not None else 0.0
     return TrainResult(run.path, *finish_run(run, spec, reward_spec, config, learner, started, spent))
+
+
+@contextlib.contextmanager
+def _terminated(proc: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
 
 
 def _checkpoint_steps(run_path: Path) -> int:
