@@ -228,6 +228,18 @@ def test_another_host_needs_the_token_and_loopback_answers_only_loopback(tmp_pat
         assert local.token is None
         status, data = request(f"http://127.0.0.1:{local.port}/api/state", headers={"Host": "evil.example"})
         assert status == 403 and "only on this machine" in data["detail"]
+        for host in (
+            f"127.0.0.1:{local.port}@evil.example",
+            "127.0.0.1:x",
+            "localhost/evil",
+            "user@127.0.0.1",
+        ):
+            status, data = request(f"http://127.0.0.1:{local.port}/api/state", headers={"Host": host})
+            assert status == 403, host  # the name a URL parser reads, not the text before the last ':'
+        assert (
+            request(f"http://127.0.0.1:{local.port}/api/state", headers={"Host": f"[::1]:{local.port}"})[0]
+            == 200
+        )
         assert request(f"http://127.0.0.1:{local.port}/api/state")[0] == 200
     finally:
         shared.stop()

@@ -47,6 +47,60 @@ def _unshare_works() -> str | None:
     return None if probe.returncode == 0 else f"unshare --mount is not permitted here: {probe.stderr.strip()}"
 
 
+def _process_table() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line)."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                table[int(entry.name)] = (ppid, (entry / "cmdline").read_bytes())
+            except (OSError, ValueError, IndexError):
+                continue
+    return table
+
+
+def cluster_pids(session_root: str, node_pid: int) -> set[int]:
+    """The processes of this test's cluster: those whose command line names its session folder
+    (the head's GCS server, raylet, ...), the worker node's, and everything below them."""
+    table = _process_table()
+    roots = {pid for pid, (_, cmd) in table.items() if session_root.encode() in cmd} | {node_pid}
+    found, todo = set(roots), list(roots)
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, _) in table.items():
+            if ppid == parent and pid not in found:
+                found.add(pid)
+                todo.append(pid)
+    return found - {os.getpid()}
+
+
+def stop_pids(pids: set[int]) -> None:
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 10
+        while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.2)
+
+
+def test_the_fixture_stops_only_its_own_cluster():
+    """A Ray process of someone else's (here: a process named like one) survives the cleanup."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "ray::raylet"])
+    try:
+        ours = cluster_pids("/tmp/ray-no-such-session", os.getpid() + 10**7)
+        assert bystander.pid not in ours
+        stop_pids(ours)
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+
+
 @pytest.fixture
 def two_node_cluster(tmp_path, monkeypatch):
     """A head node with no CPUs for tasks (the driver's) and a worker node with 2 CPUs that
@@ -89,8 +143,8 @@ def two_node_cluster(tmp_path, monkeypatch):
         import ray
 
         ray.shutdown()
-        node.terminate()
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        # only this cluster's processes, by PID (`ray stop` would end every Ray on the machine)
+        stop_pids(cluster_pids(str(temp), node.pid))
         try:
             node.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -131,23 +131,39 @@ def labels_cmd(
     ] = False,
     show_failed: Annotated[int, typer.Option(help="list this many failed messages with their reasons")] = 10,
 ) -> None:
-    """What a label store holds for a goal and model: messages per status, the failed ones with
-    their reasons; --retry-failed asks them again in the next run."""
-    from rewardgen.intrinsic import DEFAULT_STORE, OniSpec
-    from rewardgen.llm.options import settings_from_options
+    """What a label store holds for a goal: messages per status for each model that labelled
+    them (or only --llm-model's), the failed ones with their reasons; --retry-failed asks them
+    again in the next run."""
+    from dataclasses import replace
 
-    settings = settings_from_options(llm_model, None, None, None, None)
-    spec = OniSpec(store or DEFAULT_STORE, goal=goal, model=settings.model)
+    from rewardgen.intrinsic import DEFAULT_STORE, OniSpec
+    from rewardgen.intrinsic.store import LabelStore
+
+    spec = OniSpec(store or DEFAULT_STORE, goal=goal, model=llm_model or "")
     if not Path(spec.store_path).exists():
         raise RewardgenError(f"no label store at {spec.store_path}: `rewardgen oni train` makes one")
-    labels = spec.store().check()
+    first = spec.store().check()
+    key = first.key
+    held = [k for k in first.keys() if (k.goal, k.prompt) == (key.goal, key.prompt)]
+    models = [llm_model] if llm_model else [k.model for k in held]
+    if not models:
+        others = sorted({f"'{k.goal}'" for k in first.keys()})
+        raise RewardgenError(
+            f"{spec.store_path} holds no messages for goal '{goal}'"
+            + (f" (it holds goals {', '.join(others)}: pass --goal)" if others else "")
+        )
+    for model in models:
+        _show_labels(LabelStore(first.path, replace(key, model=model)), goal, retry_failed, show_failed)
+
+
+def _show_labels(labels, goal: str, retry_failed: bool, show_failed: int) -> None:
     if retry_failed:
         console.print(
             f"{labels.retry_failed()} failed messages are pending again", highlight=False, soft_wrap=True
         )
     counts = labels.counts()
     console.print(
-        f"{spec.store_path} (goal '{goal}', model {settings.model}): "
+        f"{labels.path} (goal '{goal}', model {labels.key.model}): "
         + (", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no messages"),
         highlight=False,
         markup=False,

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rewardgen.errors import RewardgenError
 from rewardgen.feedback.answers import (  # noqa: F401  (answer_headers: for scripts)
@@ -61,6 +62,30 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def host_of(header: str) -> str:
+    """The host a ``Host`` header names, as a URL parser reads it (``127.0.0.1:8765@evil.example``
+    names ``evil.example``); empty when it is not a plain ``host[:port]``.
+
+    Example:
+        >>> host_of("127.0.0.1:8765"), host_of("[::1]:80"), host_of("127.0.0.1:8765@evil.example")
+        ('127.0.0.1', '::1', '')
+    """
+    try:
+        parts = urlsplit("//" + header.strip())
+        parts.port  # noqa: B018  (a bad port raises)
+    except ValueError:
+        return ""
+    if (
+        parts.username is not None
+        or parts.password is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        return ""
+    return parts.hostname or ""
 
 
 def inside_run(run: Path, rel: str) -> Path | None:
@@ -130,7 +155,7 @@ def make_app(run_path: Path, token: str | None = None, watch: PageWatch | None =
     async def guard(request: Request, call_next: Callable[[Request], Any]) -> Any:
         if token is None:  # loopback only: the client and the name it asked for
             client = request.client.host if request.client else ""
-            host = (request.headers.get("host") or "").rsplit(":", 1)[0]
+            host = host_of(request.headers.get("host") or "")
             if not is_loopback(client) or not is_loopback(host):
                 return refuse(
                     403, "this page answers only on this machine (start it with --host to share it)"

@@ -273,6 +273,13 @@ class LabelStore:
             )
             return cur.rowcount
 
+    def keys(self) -> list[LabelKey]:
+        """Every (goal, prompt, model) the store holds messages for, sorted."""
+        cur = self.conn.execute(
+            "SELECT DISTINCT goal, prompt, model FROM labels ORDER BY goal, prompt, model"
+        )
+        return [LabelKey(*row) for row in cur.fetchall()]
+
     def counts(self) -> dict[str, int]:
         """Messages per status, for this key."""
         cur = self.conn.execute(
