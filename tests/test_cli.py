@@ -110,14 +110,23 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
         out = capsys.readouterr().out
         assert "trained" in out and "best reward" in out and "LLM: 1 calls" in out
         assert "best reward, seed 1: success metric" in out and "best reward, seed 2" in out  # default 2
-        assert "round 1/1: asking m for 1 rewards" in out and "iter0/cand0: trained, score" in out
+        assert "round 1/1: asking m for 1 rewards" in out and "iter0/cand0: trained, success metric" in out
         # progress of the candidate in training; not a terminal here, so a line at most a minute
         assert "training: iter0/cand0 " in out and "/256 steps" in out
         assert "report.html" in out and (tmp_path / "run" / "report.html").is_file()
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["best"]["status"] == "trained"
+        # a metric that must stay below its line: printed as the task states it (negative), not
+        # as the oriented score the search ranks by
+        metric = summary["best"]["eval"]["success_metric_mean"]
+        assert f"iter0/cand0: trained, success metric {metric:.4g}" in out
+        assert f"best so far iter0/cand0, success metric {metric:.4g}" in out
 
         args = ["--llm-base-url", server.url, "--llm-model", "m"]
+        run_manifest = tmp_path / "run" / "manifest.json"  # as if it had planned 3 rounds and ended after 1
+        planned = json.loads(run_manifest.read_text())
+        planned["config"]["iterations"] = 3
+        run_manifest.write_text(json.dumps(planned))
         main(["refine", str(tmp_path / "run"), "--feedback", "it falls on its back", *args])
         out = capsys.readouterr().out
         assert "refine1" in out and "refined reward" in out and "watch it" in out
@@ -127,9 +136,21 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
         manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
         assert manifest["status"] == "finished" and manifest["refinements"][0]["parent"] == "iter0/cand0"
 
+        # the refinement comes after the one round the search ran: round 1, not its planned rounds
+        refined_cand = json.loads((tmp_path / "run" / "refine1" / "cand0" / "candidate.json").read_text())
+        assert refined_cand["iteration"] == 1
+        # the LLM's use in all: the search's request and the refinement's, each with its row
+        assert manifest["llm_usage"]["calls"] == len(server.requests) == 2
+        assert manifest["refinements"][0]["llm"]["calls"] == 1
+
     (tmp_path / "run" / "report.html").unlink()
     main(["report", str(tmp_path / "run")])
-    assert "refine1" in (tmp_path / "run" / "report.html").read_text()
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "refine1" in page
+    assert (
+        "<tr><td>refine1</td><td>1</td>" in page
+        and "<tr><td>all (refinements included)</td><td>2</td>" in page
+    )
     code, out = run_cli(["refine", str(tmp_path), "--feedback", "x"], capsys)
     assert code == 2 and "no manifest.json" in out
 

@@ -95,7 +95,11 @@ def evaluate_round(
                 )
             cands[i] = result
             c = cands[i]
-            detail = f"score {c.score:.4g}" if c.status == "trained" else (c.reason or "")[:100]
+            detail = (
+                f"success metric {c.success_metric:.4g}"  # as the task states it, as the table shows it
+                if c.status == "trained" and c.success_metric is not None
+                else (c.reason or "")[:100]
+            )
             log(f"  {round_dir.name}/cand{i}: {c.status}, {detail}")
         if r + 1 < len(rungs):
             dropped = _prune(

@@ -17,6 +17,7 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import LLMClient
+from rewardgen.llm.transcript import transcript_usage
 from rewardgen.runs import CandidateRecord, RunDir
 from rewardgen.synthesis.candidate import Candidate, curves, record_videos
 from rewardgen.synthesis.clock import SearchClock, format_seconds
@@ -123,7 +124,8 @@ def refine(
     executor = executor or make_executor(
         config.executor, min(samples, config.workers), config.ray_address, config.gpus_per_candidate
     )
-    iteration = config.iterations + number - 1
+    # after the rounds the search ran (not the ones it planned: it may have ended early)
+    iteration = sum(1 for d in round_dirs(run.path) if d.name.startswith("iter")) + number - 1
     stop = run.file(RunDir.STOP)
     stop.unlink(missing_ok=True)
     clock.start_alarm(stop)
@@ -145,10 +147,14 @@ def refine(
         "parent": str(parent.path.relative_to(run.path)),
         "candidates": [c.summary() for c in cands],
         "best": str(best.path.relative_to(run.path)) if best and best.path else None,
+        "llm": dict(client.usage.__dict__),  # this refinement's own calls
     }
     if best is not None and best.path is not None:
         shutil.copy(best.path / "reward.py", run.file("refined_reward.py"))
-    run.update(refinements=[*run.manifest.get("refinements", []), record], llm_usage=client.usage.__dict__)
+    # the run's use in all: every request it made is in its transcript, the search's and each
+    # refinement's (the client here counted only its own)
+    total = transcript_usage(run.file("llm") / "transcript.jsonl")
+    run.update(refinements=[*run.manifest.get("refinements", []), record], llm_usage=total)
     summary_path = run.file("summary.json")
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())

@@ -207,6 +207,7 @@ def _usage_table(manifest: dict[str, Any]) -> list[str]:
         )
 
     out += [row(r["round"], r["llm"], r.get("llm_s")) for r in rounds]
+    out += [row(ref["round"], ref["llm"]) for ref in manifest.get("refinements") or [] if ref.get("llm")]
     out.append(row("all" + (" (refinements included)" if manifest.get("refinements") else ""), total))
     out.append("</table>")
     return out

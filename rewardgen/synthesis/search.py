@@ -144,8 +144,8 @@ def synthesize(
                 rounds=clock.rounds,
             )
             write_report(run.path)
-            if best is not None:
-                log(f"round {it + 1}: best so far {best.path.relative_to(run.path)}, score {best.score:.4g}")  # type: ignore[union-attr]
+            if best is not None and best.success_metric is not None:  # as the task states it
+                log(f"round {it + 1}: best so far {best.label}, success metric {best.success_metric:.4g}")
             if ended is None and stop.exists():
                 ended = _stop_reason(stop)
             if ended is not None:
