@@ -124,7 +124,9 @@ def check_outputs(root: Path) -> dict:
     assert "(method - sparse) / |reference - sparse|" in md
     page = (root / "bench.html").read_text()
     assert "<table>" in page and "bench_bars.png" in page and (root / "bench_bars.png").is_file()
-    assert (root / "curves_hopper-run.png").is_file()
+    assert page.count(bench["caption"]) == 1 and page.count("Eureka&#x27;s human-normalized score") == 1
+    for task in TASKS:  # a learning curve of every cell, per task
+        assert (root / f"curves_{task}.png").is_file() and f"curves_{task}.png" in page
     return bench
 
 
@@ -149,9 +151,15 @@ def test_a_two_task_two_method_bench_writes_its_tables(tmp_path):
     # replay: a new benchmark from the recorded one, with no endpoint at all
     replayed = tmp_path / "replayed"
     bench2 = run_bench(
-        config(parallel_cells=2, workers=2), replayed, factory("http://127.0.0.1:9/v1", replayed, replay=root)
+        config(parallel_cells=2, workers=2),
+        replayed,
+        factory("http://127.0.0.1:9/v1", replayed, replay=root),
+        replay=root,  # as `rewardgen bench --llm replay:DIR` passes it
     )
     check_outputs(replayed)
+    page = (replayed / "bench.html").read_text()  # no endpoint was asked, and none is named
+    assert "replayed from" in page and "127.0.0.1:9" not in page and "api.openai.com" not in page
+    assert "recorded from scripted" in page
     for task in TASKS:
         for method in ("text2reward", "evolution"):
             folder = Path("cells") / task / method / "seed0"
@@ -335,3 +343,27 @@ def test_suites_bring_their_methods_and_baselines(tmp_path, capsys):
     assert code == 2 and "method oni needs a NetHack task" in text and "hopper-run" in text
     code, text = run_cli(["bench", "--tasks", "hopper-run", "--methods", "vlm", "--dry-run"], capsys)
     assert code == 2 and "method vlm needs a task with VLM prompts" in text
+
+
+def test_the_bar_chart_shows_the_success_metric_the_table_shows(tmp_path, monkeypatch):
+    """hopper-run-backward's metric must stay below a line: the table prints it negative, and so
+    does the chart (not the oriented score the normalized score is computed on)."""
+    import matplotlib.axes
+
+    from rewardgen.bench.table import _plots
+
+    drawn = []
+    real_bar = matplotlib.axes.Axes.bar
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "bar",
+        lambda ax, x, h, **kw: (drawn.append(list(h)), real_bar(ax, x, h, **kw))[1],
+    )
+    cfg = config(tasks=["hopper-run-backward"], methods=["evolution"])
+    row = {"success_metric": -0.000541, "score": 0.000541}
+    agg = {
+        "tasks": {"hopper-run-backward": {m: row for m in ("reference", "sparse", "evolution")}},
+        "summary": {"evolution": {"mean": 0.5}},
+    }
+    _plots(cfg, agg, [], tmp_path)
+    assert drawn[0] == [-0.000541] * 3

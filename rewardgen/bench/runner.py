@@ -289,7 +289,11 @@ def run_bench(
                 log(f"{cell.label}: searching")
             started = time.monotonic()
             client = client_for(cell, folder)
-            run.update(llm={"model": client.settings.model, "endpoint": client.settings.endpoint})
+            if replay is not None:  # no endpoint is asked: the recording's model, and where it is
+                recorded = RunDir.read_manifest(cell.folder(replay)).get("llm") or {}
+                run.update(llm={"model": recorded.get("model"), "replayed_from": str(cell.folder(replay))})
+            else:
+                run.update(llm={"model": client.settings.model, "endpoint": client.settings.endpoint})
             prefix = f"  {cell.label}: " if config.parallel_cells > 1 else "  "
             try:
                 synthesize(

@@ -141,11 +141,15 @@ def _plots(config: BenchConfig, agg: dict[str, Any], results: list[dict[str, Any
         1, len(config.tasks) + 1, figsize=(4 * (len(config.tasks) + 1), 3.6), squeeze=False
     )
     for ax, task in zip(axes[0], config.tasks, strict=False):
-        scores = [agg["tasks"][task][m]["score"] for m in methods]
-        ax.bar(range(len(methods)), [s if s is not None else 0 for s in scores], color="tab:blue")
+        # the success metric as the table prints it (its sign included), with the task's line
+        values = [agg["tasks"][task][m]["success_metric"] for m in methods]
+        ax.bar(range(len(methods)), [v if v is not None else 0 for v in values], color="tab:blue")
         ax.set_xticks(range(len(methods)), methods, rotation=30, fontsize=8)
         metric = get_task(task).metric
-        ax.set_title(f"{task_name(task)}\nscore ({metric.reduce} {metric.field})", fontsize=9)
+        line = metric.above if metric.above is not None else metric.below
+        if line is not None:
+            ax.axhline(line, color="grey", linestyle=":")
+        ax.set_title(f"{task_name(task)}\nsuccess metric ({metric.reduce} {metric.field})", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     ax = axes[0][-1]
     means = [agg["summary"][m]["mean"] for m in config.methods]
@@ -218,10 +222,9 @@ def write_outputs(
         "table{border-collapse:collapse;font-size:.9em}"
         "td,th{border:1px solid #ccc;padding:.3em .6em}</style>",
         "</head><body><h1>rewardgen bench</h1>",
-        f"<p>{e(caption)}</p>",
-        _html_table(md),
+        _html_table(md),  # the caption, the tables and the normalized score's definition, once each
         *[f"<p><img src='{e(n)}' alt='{e(n)}'></p>" for n in images],
-        f"<p>{e(NORMALIZED)}.</p></body></html>",
+        "</body></html>",
     ]
     (root / "bench.html").write_text("\n".join(body))
     return bench
@@ -238,11 +241,12 @@ def _caption(config: BenchConfig, results: list[dict[str, Any]], root: Path) -> 
         ),
         None,
     )
-    who = (
-        f"LLM {llm.get('model')} at {llm.get('endpoint') or 'the default endpoint'}"
-        if llm
-        else "no LLM call made"
-    )
+    if llm and llm.get("replayed_from"):  # a replay asks no endpoint: say whose answers it replayed
+        who = f"LLM answers replayed from {llm['replayed_from']} (recorded from {llm.get('model') or '?'})"
+    elif llm:
+        who = f"LLM {llm.get('model')} at {llm.get('endpoint') or 'the default endpoint'}"
+    else:
+        who = "no LLM call made"
     return (
         f"{len(config.tasks)} task(s), {config.seeds} seed(s), {config.steps:,} training steps per policy, "
         f"{config.backend} back end; {who}"
