@@ -70,6 +70,15 @@ def test_llm_ask_records_replays_and_stops_on_budget(tmp_path, monkeypatch, caps
         ["llm", "ask", "new", "--llm", f"replay:{tmp_path / 'live'}", "--out", str(tmp_path / "miss")], capsys
     )
     assert code == 2 and "never recorded" in text
+    # without --out nothing is left behind, whether the question was answered or not
+    monkeypatch.chdir(tmp_path / "live")
+    with LoopbackLLMServer() as server:
+        server.push("again")
+        main(["llm", "ask", "hi", "--llm-base-url", server.url, "--llm-model", "m"])
+    code, text = run_cli(
+        ["llm", "ask", "hi", "--llm-base-url", "http://127.0.0.1:9/v1", "--llm-model", "m"], capsys
+    )
+    assert code == 2 and not (tmp_path / "live" / "runs").exists()
 
 
 def test_synthesize_command(tmp_path, monkeypatch, capsys):

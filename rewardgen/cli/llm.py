@@ -71,15 +71,22 @@ def llm_ask(
     llm: LLMMode = None,
     llm_config: LLMConfig = None,
 ) -> None:
-    """Send one prompt; print the replies and what they cost. Checks your LLM settings end to end."""
+    """Send one prompt; print the replies and what they cost. Checks your LLM settings end to end.
+    Nothing is kept unless --out names a run directory for the transcript."""
+    import tempfile
+
     from rewardgen.runs import RunDir
 
-    run = RunDir.create("llm", "ask", {"prompt": prompt, "n": n, "temperature": temperature}, out=out)
-    with _llm_client(run, llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config) as client:
-        replies = client.complete([{"role": "user", "content": prompt}], n=n, temperature=temperature)
+    with tempfile.TemporaryDirectory(prefix="rewardgen-ask-") as scratch:
+        folder = out if out is not None else Path(scratch) / "run"
+        run = RunDir.create("llm", "ask", {"prompt": prompt, "n": n, "temperature": temperature}, out=folder)
+        options = (llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm, llm_config)
+        with _llm_client(run, *options) as client:
+            replies = client.complete([{"role": "user", "content": prompt}], n=n, temperature=temperature)
+        run.update(status="finished", llm_usage=client.usage.__dict__)
     for i, reply in enumerate(replies):
         console.rule(f"sample {i}" + (" (cached)" if reply.cached else ""))
         console.print(reply.text, markup=False, highlight=False)
-    run.update(status="finished", llm_usage=client.usage.__dict__)
     console.print(client.usage.summary())
-    console.print(f"run directory: [bold]{run.path}[/bold]")
+    if out is not None:
+        console.print(f"run directory: [bold]{run.path}[/bold]")

@@ -64,12 +64,41 @@ def runs(
         for row in rows:
             print("\t".join(row))
         return
+    columns = ["run", "kind", "task", "status", "success metric", "success", "started (UTC)", "took"]
+    shown = _columns_that_fit(columns, rows, console.width)
     table = Table(title=f"runs under {root} ({len(rows)})")
-    for col in ("run", "kind", "task", "status", "success metric", "success", "started (UTC)", "took"):
-        table.add_column(col, no_wrap=col == "run")
+    for col in shown:
+        # every column but the run's whole (the run's name folds, never to an ellipsis)
+        table.add_column(col, no_wrap=col != "run", overflow="fold", min_width=12 if col == "run" else None)
     for row in rows:
-        table.add_row(*row, style="red" if row[3] == "failed" else None)
+        cells = dict(zip(columns, row, strict=True))
+        table.add_row(*(cells[c] for c in shown), style="red" if row[3] in ("failed", "killed") else None)
     console.print(table)
+    if len(shown) < len(columns):
+        left = ", ".join(c for c in columns if c not in shown)
+        console.print(
+            f"(left out at {console.width} columns: {left}; `rewardgen runs | cat` prints every one)"
+        )
+
+
+#: The columns a narrow terminal leaves out first.
+_DROPPED_FIRST = ("started (UTC)", "success", "kind", "took", "success metric")
+
+
+def _columns_that_fit(columns: list[str], rows: list[tuple[str, ...]], width: int) -> list[str]:
+    """The columns whose whole values fit ``width`` (the run's name may fold to 12 characters)."""
+
+    def need(col: str) -> int:
+        k = columns.index(col)
+        natural = max([len(col) if col != "run" else 3, *(len(r[k]) for r in rows)])
+        return (min(natural, 12) if col == "run" else natural) + 3  # padding and a border
+
+    shown = list(columns)
+    for col in _DROPPED_FIRST:
+        if sum(need(c) for c in shown) + 1 <= width:
+            break
+        shown.remove(col)
+    return shown
 
 
 @runs_app.command("show")
@@ -83,10 +112,12 @@ def runs_show(run: Annotated[Path, typer.Argument(help="a run directory")]) -> N
         raise RewardgenError(f"{run} is not a run directory: it has no manifest.json (or bench.json)")
     manifest = RunDir.read_manifest(run) or json.loads((run / "bench.json").read_text())
     config = manifest.get("config") or {}
-    lines = [
-        f"{summary.path}: {summary.kind} on {summary.task}, {summary.status}",
-        f"started {_when(summary.started_at)} UTC, took {_duration(summary.duration_s) or '?'}",
-    ]
+    when = [f"started {_when(summary.started_at)} UTC"] if summary.started_at else []
+    if summary.duration_s is not None:
+        when.append(f"took {_duration(summary.duration_s)}")
+    lines = [f"{summary.path}: {summary.kind} on {summary.task}, {summary.status}"]
+    if when:
+        lines.append(", ".join(when))
     if summary.success_metric is not None:
         lines.append(
             f"success metric {summary.success_metric:.4g}, success rate {summary.success_rate:.0%}"

@@ -46,7 +46,7 @@ class RunSummary:
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
     try:
-        a, b = _dt.datetime.fromisoformat(str(start)), _dt.datetime.fromisoformat(str(end))
+        a, b = (_dt.datetime.fromisoformat(str(t).replace("Z", "+00:00")) for t in (start, end))
     except ValueError:
         return None
     return (b - a).total_seconds()
@@ -61,6 +61,9 @@ def summarize_run(path: str | Path) -> RunSummary | None:
         except (OSError, ValueError):
             return None
         cfg = bench.get("config") or {}
+        # when its first cell began, and how long until its tables were last written
+        starts = [m["started_at"] for p in path.glob("cells/*/*/seed*") if (m := RunDir.read_manifest(p))]
+        started = min(starts) if starts else None
         return RunSummary(
             path,
             "bench",
@@ -68,8 +71,8 @@ def summarize_run(path: str | Path) -> RunSummary | None:
             str(bench.get("status", "running")),
             None,
             None,
-            None,
-            None,
+            started,
+            _seconds_between(started, bench.get("written_at")),
         )
     manifest = RunDir.read_manifest(path)
     if not manifest:
