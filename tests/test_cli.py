@@ -119,7 +119,8 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
         out = capsys.readouterr().out
         assert "trained" in out and "best reward" in out and "LLM: 1 calls" in out
         assert "best reward, seed 1: success metric" in out and "best reward, seed 2" in out  # default 2
-        assert "round 1/1: asking m for 1 rewards" in out and "iter0/cand0: trained, success metric" in out
+        assert "round 1/1: asking m for 1 reward" in out and "iter0/cand0: trained, success metric" in out
+        assert "training 1 candidate to 256 steps" in out and "filming the best policy" in out
         # progress of the candidate in training; not a terminal here, so a line at most a minute
         assert "training: iter0/cand0 " in out and "/256 steps" in out
         assert "report.html" in out and (tmp_path / "run" / "report.html").is_file()
@@ -179,7 +180,7 @@ def test_train_on_a_text2reward_file(tmp_path, capsys):
     args = ["train", "--task", "metaworld-drawer-open", "--reward", str(src), "--steps", "300", "--no-video"]
     main([*args, "--reward-format", "text2reward", "--eval-episodes", "1", "--out", str(out)])
     text = capsys.readouterr().out
-    assert "2 self.env reads became state fields" in text and "evaluation (1 episodes)" in text
+    assert "2 self.env reads became state fields" in text and "evaluation (1 episode)" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["reward"]["sandbox"] is not None  # untrusted code: contained
     assert manifest["config"]["task"].endswith("t2r.task.yaml")

@@ -14,6 +14,7 @@ import pytest
 from test_cli import run_cli
 
 from rewardgen.cli import main
+from rewardgen.runs import RunDir
 from rewardgen.tasks import list_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,3 +211,38 @@ def test_a_success_the_final_evaluation_does_not_confirm_is_said(tmp_path, capsy
     ev_all = EvalSummary(episodes[:1], 3000.0, 3000.0, 3.2, 1.0, "")
     _report(TrainResult(run.path, ev_all))
     assert "met it in" not in capsys.readouterr().out
+
+
+def test_stopping_the_preference_page_says_so_and_nothing_of_training(tmp_path):
+    RunDir.create("hopper-run", "icpl", {}, out=tmp_path / "run")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rewardgen.cli", "prefs", "serve", str(tmp_path / "run"), "--port", "0"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert "preference page of" in proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "stopped" in output, output
+    assert "keeps the model" not in output and "Traceback" not in output
+
+
+def test_a_tiny_clip_without_transformers_is_one_line(tmp_path, monkeypatch):
+    from rewardgen.errors import MissingExtraError
+    from rewardgen.vlm.testing import make_tiny_clip
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if the vlm extra were missing
+    with pytest.raises(MissingExtraError, match=r"pip install 'rewardgen\[vlm\]'"):
+        make_tiny_clip(tmp_path)
+
+
+def test_counts_read_as_words_and_bars_stop_at_the_steps_asked_for():
+    from rewardgen.synthesis.progress import LineProgress
+    from rewardgen.text import plural
+
+    assert (plural(1, "candidate"), plural(3, "candidate")) == ("1 candidate", "3 candidates")
+    lines = []
+    LineProgress(lines.append, every_s=0)([("iter0/cand0", 30_720, 30_000, None, "")])
+    assert "30,000/30,000 steps (100%)" in lines[0]

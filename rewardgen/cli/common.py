@@ -14,6 +14,7 @@ from rich.table import Table
 from rewardgen.cli import console
 from rewardgen.errors import RewardgenError
 from rewardgen.runs import RunDir
+from rewardgen.text import plural
 
 __all__ = ["HpOverrides", "Hyperparams", "parse_hp", "report_result"]
 
@@ -39,7 +40,7 @@ def _report(result) -> dict | None:
     """Print the evaluation and the run directory; returns when periodic evaluations first met the
     success metric (None: they did not, or there were none)."""
     ev = result.eval
-    table = Table(title=f"evaluation ({len(ev.episodes)} episodes)")
+    table = Table(title=f"evaluation ({plural(len(ev.episodes), 'episode')})")
     for col in ("env return", "synthesized return", "success metric", "success rate"):
         table.add_column(col, justify="right")
     table.add_row(

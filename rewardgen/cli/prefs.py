@@ -32,7 +32,10 @@ def serve(
     console.print(f"preference page of {run.path}: [bold]{' or '.join(server.urls)}[/bold] (Ctrl-C to stop)")
     if server.token:
         console.print("anyone with this URL (it holds the token) can answer: share it only with the judge")
-    server.serve()
+    try:
+        server.serve()
+    except KeyboardInterrupt:  # how a page is meant to end: Ctrl-C, or a signal from a supervisor
+        console.print(f"the preference page of {run.path} stopped", highlight=False)
 
 
 @app.command()

@@ -21,6 +21,7 @@ from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
 from rewardgen.synthesis.progress import ProgressFn, quiet, watch_candidates
 from rewardgen.tasks import TaskSpec
+from rewardgen.text import plural
 
 __all__ = ["evaluate_round", "halving_rungs", "rung_score", "top_up_round"]
 
@@ -74,7 +75,7 @@ def evaluate_round(
             fn = continue_candidate
         if todo:
             rung = f" (successive halving: rung {r + 1}/{len(rungs)})" if len(rungs) > 1 else ""
-            log(f"  training {len(todo)} candidates to {rung_steps:,} steps{rung}")
+            log(f"  training {plural(len(todo), 'candidate')} to {rung_steps:,} steps{rung}")
         with watch_candidates([folders[i] for i in todo], rung_steps, progress):
             results = executor.map(
                 fn,

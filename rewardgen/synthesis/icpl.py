@@ -22,6 +22,7 @@ from rewardgen.synthesis.executor import Executor
 from rewardgen.synthesis.prompts import difference_request, preference_message
 from rewardgen.synthesis.selection import MetricSelector, is_trained
 from rewardgen.tasks import TaskSpec
+from rewardgen.text import plural
 
 __all__ = ["PreferenceSelector", "icpl_selector"]
 
@@ -144,7 +145,7 @@ def icpl_selector(
     by the search's executor, the history summaries written by ``client``."""
 
     def film(cands: list[Candidate]) -> dict[Path, str]:
-        log(f"  filming {len(cands)} policies for the judge")
+        log(f"  filming {plural(len(cands), 'policy', 'policies')} for the judge")
         filming = dataclasses.replace(config, videos=len(cands))
         failed = record_videos(task, cands, filming, executor, log=log)
         if failed:  # a loaded machine can cut a film short: one more try, each with a fresh budget

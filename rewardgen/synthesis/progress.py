@@ -109,7 +109,7 @@ class TerminalProgress:
         self.bar.start()
 
     def __call__(self, states: list[CandidateState]) -> None:
-        for label, done, total, metric, ended in states:
+        for label, done, total, metric, ended in _within(states):
             if label not in self.tasks:
                 self.tasks[label] = self.bar.add_task(label, total=total, metric="-")
             shown = f"{label} {ended.upper()}" if ended else label
@@ -146,9 +146,15 @@ class LineProgress:
             if ended
             else f"{label} {done:,}/{total:,} steps ({done / max(total, 1):.0%}), "
             f"success metric {_metric(metric)}"
-            for label, done, total, metric, ended in states
+            for label, done, total, metric, ended in _within(states)
         ]
         self.log("  training: " + "; ".join(parts))
 
     def close(self) -> None:
         pass
+
+
+def _within(states: list[CandidateState]) -> list[CandidateState]:
+    """The states with steps done shown at most as the steps asked for (PPO trains whole rollouts,
+    so it ends a little past them: 30,720 of 30,000 reads as a bar gone wrong)."""
+    return [(label, min(done, total), total, metric, ended) for label, done, total, metric, ended in states]

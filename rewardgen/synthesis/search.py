@@ -32,6 +32,7 @@ from rewardgen.synthesis.report import write_report
 from rewardgen.synthesis.retrieval import few_shot_examples
 from rewardgen.synthesis.selection import Selector
 from rewardgen.tasks import get_task
+from rewardgen.text import plural
 from rewardgen.train import check_backend
 
 __all__ = ["synthesize"]
@@ -101,7 +102,8 @@ def synthesize(
             round_dir = run.path / f"iter{it}"
             round_dir.mkdir(exist_ok=True)
             (round_dir / "prompt.md").write_text(messages[-1]["content"])
-            log(f"round {it + 1}/{iterations}: asking {client.settings.model} for {config.samples} rewards")
+            asked = plural(config.samples, "reward")
+            log(f"round {it + 1}/{iterations}: asking {client.settings.model} for {asked}")
             round_start = time.monotonic()
             usage_before = dataclasses.asdict(client.usage)
             try:
@@ -163,10 +165,11 @@ def synthesize(
         clock.cancel()
         stop.unlink(missing_ok=True)  # the final seeds and videos are not the search's candidates
         if best and not stopped and config.final_seeds > 0:
-            log(f"retraining the best reward with {config.final_seeds} more seeds")
+            log(f"retraining the best reward with {plural(config.final_seeds, 'more seed')}")
         final = final_seeds(task, best, run, config, executor) if best and not stopped else []
         if not stopped and config.videos > 0:
-            log(f"filming the {config.videos} best policies")
+            filmed = min(config.videos, sum(1 for c in candidates if c.status == "trained"))
+            log("filming the best policy" if filmed == 1 else f"filming the {filmed} best policies")
             record_videos(task, candidates, config, executor, best, log)
         if best is not None and best.path is not None:
             shutil.copy(best.path / "reward.py", run.file("best_reward.py"))

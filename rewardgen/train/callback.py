@@ -98,3 +98,18 @@ def make_callback(
                 self._flush()
 
     return RewardgenCallback()
+
+
+def StepsBar() -> Any:  # a class, made when SB3 is imported
+    """SB3's progress bar that never counts past the steps asked for (PPO ends at a rollout's
+    end, a little after them: 30,720 of 30,000 reads as a bar gone wrong)."""
+    from stable_baselines3.common.callbacks import ProgressBarCallback
+
+    class _StepsBar(ProgressBarCallback):
+        def _on_step(self) -> bool:
+            left = self.pbar.total - self.pbar.n
+            if left > 0:
+                self.pbar.update(min(self.training_env.num_envs, left))
+            return True
+
+    return _StepsBar()

@@ -14,7 +14,7 @@ from rewardgen.rewards import RewardFnError
 from rewardgen.runs import MetricsWriter, RunDir
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 from rewardgen.train.api import TrainConfig, TrainResult, resolve_device
-from rewardgen.train.callback import make_callback
+from rewardgen.train.callback import StepsBar, make_callback
 from rewardgen.train.evaluation import begin_run, finish_run, over_budget
 from rewardgen.train.hooks import sb3_callback
 from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
@@ -176,10 +176,10 @@ def train(
         stop_file=config.stop_file,
     )
     try:
+        bar = [StepsBar()] if config.progress else []
         model.learn(
             total_timesteps=steps - model.num_timesteps,
-            callback=[callback, *(sb3_callback(h) for h in hooks)] if hooks else callback,
-            progress_bar=config.progress,
+            callback=[callback, *bar, *(sb3_callback(h) for h in hooks)],
             reset_num_timesteps=config.resume_from is None,
         )
     except KeyboardInterrupt:

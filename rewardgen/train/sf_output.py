@@ -84,7 +84,8 @@ class SFProgress:
         if self._bar is not None:
             self._bar.update(self._task, completed=min(steps, self.total), info=info)
         elif steps >= self.next_line:
-            print(f"  sf: {steps:,}/{self.total:,} steps ({steps / self.total:.0%}), {info}", flush=True)
+            shown = min(steps, self.total)  # a rollout's end is past the steps asked for
+            print(f"  sf: {shown:,}/{self.total:,} steps ({shown / self.total:.0%}), {info}", flush=True)
             tenth = max(1, self.total // 10)
             self.next_line = (steps // tenth + 1) * tenth
 

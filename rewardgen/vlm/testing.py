@@ -31,7 +31,15 @@ def make_tiny_clip(
         ['config.json', 'preprocessor_config.json']
     """
     import torch
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    from rewardgen.errors import require
+
+    transformers = require("transformers", extra="vlm", purpose="a tiny CLIP checkpoint")
+    CLIPConfig, CLIPModel, CLIPTokenizer = (
+        transformers.CLIPConfig,
+        transformers.CLIPModel,
+        transformers.CLIPTokenizer,
+    )
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
