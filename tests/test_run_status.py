@@ -77,3 +77,20 @@ def test_the_runs_table_reads_at_80_columns(tmp_path):
     for word in ("finished", "failed", "interrupted", "hopper-run-backward", "-1.234"):
         assert word in screen, word
     assert max(len(line.rstrip("\r")) for line in screen.splitlines()) <= 80
+
+
+def test_runs_show_of_a_bench_says_when_it_began_and_how_long_it_took(tmp_path, capsys):
+    from rewardgen.cli import main
+
+    bench = tmp_path / "bench"
+    cell = RunDir.create(
+        "hopper-run", "reference", {}, out=bench / "cells" / "hopper-run" / "reference" / "seed0"
+    )
+    cell.update(status="finished")
+    started = cell.manifest["started_at"]
+    (bench / "bench.json").write_text(
+        json.dumps({"config": {"tasks": ["hopper-run"]}, "status": "finished", "written_at": started})
+    )
+    main(["runs", "show", str(bench)])
+    text = capsys.readouterr().out
+    assert "started" in text and " UTC" in text and "took 0.0s" in text and "?" not in text

@@ -107,6 +107,8 @@ def test_a_signal_to_a_search_stops_its_candidates_and_leaves_no_process(tmp_pat
         assert len(family) >= 2  # the pool's workers (and their sandboxes)
         started = time.monotonic()
         proc.send_signal(signum)  # the PID alone, as a scheduler does
+        time.sleep(0.5)
+        proc.send_signal(signum)  # again (as `timeout` and impatient people do): the saving goes on
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, output
     assert f"terminated ({signal.Signals(signum).name})" in output and "Traceback" not in output
@@ -120,7 +122,8 @@ def test_a_signal_to_a_search_stops_its_candidates_and_leaves_no_process(tmp_pat
         assert (cand / "train" / "model.zip").is_file()
 
 
-def test_kill_9_of_a_bench_leaves_no_process(tmp_path):
+@pytest.mark.parametrize("how", ["SIGTERM", "kill -9"])
+def test_a_bench_stopped_leaves_no_process(tmp_path, how):
     out = tmp_path / "bench"
     with LoopbackLLMServer(responder=scripted) as server:
         proc = launch(
@@ -131,12 +134,20 @@ def test_kill_9_of_a_bench_leaves_no_process(tmp_path):
         wait_for(lambda: len(list(out.glob("cells/**/iter0/cand*/train/metrics.csv"))) >= 2, 240, proc)
         family = descendants(proc.pid)
         assert len(family) >= 2
-        proc.kill()
-        proc.communicate(timeout=30)
+        if how == "SIGTERM":
+            proc.send_signal(signal.SIGTERM)
+            output, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 143 and "Traceback" not in output, output
+        else:
+            proc.kill()
+            proc.communicate(timeout=30)
     started = time.monotonic()
     while alive(family) and time.monotonic() - started < 30:
         time.sleep(0.2)
-    assert not alive(family), f"still alive 30 s after kill -9: {alive(family)}"
+    assert not alive(family), f"still alive 30 s after {how}: {alive(family)}"
+    if how == "SIGTERM":
+        for manifest in out.glob("cells/**/iter0/cand*/train/manifest.json"):
+            assert json.loads(manifest.read_text())["status"] == "interrupted", manifest
 
 
 def killed_search(out: Path, url: str, server: LoopbackLLMServer) -> None:
