@@ -32,13 +32,14 @@ def test_the_task_list_piped_has_every_id_whole_one_task_a_line():
     assert all(len(r) == 5 for r in rows)
 
 
-def test_the_task_list_on_an_80_column_terminal_never_cuts_an_id():
+def terminal_screen(args: list[str], columns: int = 80) -> str:
+    """What ``rewardgen ARGS`` shows on a terminal ``columns`` wide (colours left in)."""
     import pty
 
     pid, fd = pty.fork()
-    if pid == 0:  # the child: a terminal 80 columns wide
-        os.environ.update({**ENV, "COLUMNS": "80", "LINES": "50"})
-        os.execvp(sys.executable, [sys.executable, "-m", "rewardgen.cli", "tasks"])
+    if pid == 0:  # the child: a terminal of that width
+        os.environ.update({**ENV, "COLUMNS": str(columns), "LINES": "50"})
+        os.execvp(sys.executable, [sys.executable, "-m", "rewardgen.cli", *args])
     chunks = []
     while True:
         try:
@@ -49,7 +50,11 @@ def test_the_task_list_on_an_80_column_terminal_never_cuts_an_id():
             break
         chunks.append(data)
     os.waitpid(pid, 0)
-    screen = b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_the_task_list_on_an_80_column_terminal_never_cuts_an_id():
+    screen = terminal_screen(["tasks"])
     cells = {part.strip() for line in screen.splitlines() for part in line.split("│")}
     missing = [t.id for t in list_tasks() if t.id not in cells]
     assert not missing, missing

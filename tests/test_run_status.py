@@ -48,31 +48,16 @@ def run_cli_listing(root, capsys) -> str:
 
 def test_the_runs_table_reads_at_80_columns(tmp_path):
     """Whole values, never one letter and an ellipsis: names fold, less needed columns go."""
-    import os
-    import pty
+    import re
+
+    from test_cli_edges import terminal_screen
 
     for k, status in enumerate(("finished", "failed", "interrupted")):
         run = RunDir.create(
             "hopper-run-backward", "evolution", {}, out=tmp_path / f"20261207T11000{k}Z-long-name"
         )
         run.update(status=status, eval={"success_metric_mean": -1.234, "success_rate": 0.5})
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: a terminal 80 columns wide
-        os.environ.update({"COLUMNS": "80", "LINES": "50"})
-        os.execvp(sys.executable, [sys.executable, "-m", "rewardgen.cli", "runs", "--root", str(tmp_path)])
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.waitpid(pid, 0)
-    import re
-
-    screen = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode(errors="replace"))  # colours off
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", terminal_screen(["runs", "--root", str(tmp_path)]))  # no colours
     assert "…" not in screen
     for word in ("finished", "failed", "interrupted", "hopper-run-backward", "-1.234"):
         assert word in screen, word
