@@ -219,6 +219,8 @@ def test_a_success_the_final_evaluation_does_not_confirm_is_said(tmp_path, capsy
 
 
 def test_stopping_the_preference_page_says_so_and_nothing_of_training(tmp_path):
+    pytest.importorskip("fastapi", reason="the preference page needs the web extra")
+    pytest.importorskip("uvicorn", reason="the preference page needs the web extra")
     RunDir.create("hopper-run", "icpl", {}, out=tmp_path / "run")
     proc = subprocess.Popen(
         [sys.executable, "-m", "rewardgen.cli", "prefs", "serve", str(tmp_path / "run"), "--port", "0"],
