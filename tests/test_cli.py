@@ -121,6 +121,9 @@ def test_synthesize_command(tmp_path, monkeypatch, capsys):
         assert "best reward, seed 1: success metric" in out and "best reward, seed 2" in out  # default 2
         assert "round 1/1: asking m for 1 reward" in out and "iter0/cand0: trained, success metric" in out
         assert "training 1 candidate to 256 steps" in out and "filming the best policy" in out
+        # the result is said before the final seeds train and before any filming
+        result = out.index("best reward: ")
+        assert result < out.index("retraining the best reward") < out.index("filming the best policy")
         # progress of the candidate in training; not a terminal here, so a line at most a minute
         assert "training: iter0/cand0 " in out and "/256 steps" in out
         assert "report.html" in out and (tmp_path / "run" / "report.html").is_file()

@@ -2,6 +2,7 @@
 when its time budget is spent, and the next round's steps are planned from measured speed."""
 
 import json
+import time
 
 import pytest
 
@@ -46,13 +47,13 @@ def config(task, **kw):
     return SearchConfig(**{**base, **kw})
 
 
-def search(tmp_path, cfg, replies):
+def search(tmp_path, cfg, replies, log=None):
     run = RunDir.create("hopper-run-backward", cfg.method, {}, out=tmp_path / "run")
     with LoopbackLLMServer() as server:
         server.push(*replies)
         client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
         try:
-            summary = synthesize(cfg, client, run)
+            summary = synthesize(cfg, client, run, log=log or (lambda line: None))
         finally:
             client.close()
         return run, summary, len(server.requests)
@@ -105,8 +106,18 @@ def test_a_candidate_that_never_succeeds_trains_its_steps(tmp_path):
 def test_the_time_budget_stops_training_and_keeps_everything(tmp_path):
     # 10M steps cannot train in 20 s: the budget's alarm stops the candidate, which is evaluated
     # and kept (trained, not failed); the second round is not started
-    cfg = config(task_with(below=-100.0), steps=10_000_000, eval_every=0, time_budget_s=20.0, samples=1)
-    run, summary, asked = search(tmp_path, cfg, [[GOOD], [GOOD]])
+    cfg = config(
+        task_with(below=-100.0), steps=10_000_000, eval_every=0, time_budget_s=20.0, samples=1,
+        final_seeds=1, videos=1,
+    )  # fmt: skip
+    lines = []
+    started = time.monotonic()
+    run, summary, asked = search(tmp_path, cfg, [[GOOD], [GOOD]], log=lines.append)
+    # the final seeds and the film are kept within the budget too (here: no time is left for them),
+    # after the result was said
+    assert time.monotonic() - started < 20.0 + 10.0, lines
+    assert any(line.startswith("best reward: ") for line in lines)
+    assert any("no time left for" in line for line in lines), lines
     (cand,) = (CandidateRecord.from_dict(c) for c in summary["candidates"])
     assert cand.status == "trained", cand.reason
     assert "time budget of 20.0s is spent" in cand.stopped and 0 < cand.steps < 10_000_000

@@ -102,6 +102,26 @@ def test_evaluation_and_video(ppo_run):
     assert np.std(frames[0]) > 1  # a rendered scene, not a blank frame
 
 
+def test_a_film_keeps_about_30_frames_a_second_of_the_episode(tmp_path):
+    """Hopper runs at 125 steps a second and a frame costs tens of ms to render on the CPU: the
+    film renders every 4th step and plays at 31 fps (the same seconds of the episode)."""
+    config = TrainConfig(
+        task="hopper-run",
+        steps=256,
+        n_envs=1,
+        eval_episodes=1,
+        video_steps=40,
+        hyperparams=FAST,
+        progress=False,
+    )
+    run = train(config, out=tmp_path / "hopper").run_dir
+    reader = imageio.get_reader(run / "video.mp4")
+    fps = reader.get_meta_data()["fps"]
+    frames = [f for f in reader]
+    length = json.loads((run / "eval.json").read_text())["episodes"][0]["length"]
+    assert round(fps) == 31 and len(frames) == -(-min(length, 40) // 4)
+
+
 def test_sac_with_a_user_reward_and_add_mode(tmp_path):
     reward = tmp_path / "r.py"
     reward.write_text(

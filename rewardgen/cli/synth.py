@@ -54,7 +54,12 @@ def synthesize(
     early_stop: Annotated[
         bool, typer.Option(help="successive halving: drop the worse half after a fraction of the steps")
     ] = False,
-    videos: Annotated[int, typer.Option(help="film the N best policies for report.html")] = 3,
+    videos: Annotated[
+        int | None,
+        typer.Option(
+            help="film the N best policies for report.html, after the result; default 3, 1 with --time-budget"
+        ),
+    ] = None,
     backend: Annotated[
         str,
         typer.Option(help="train candidates with sb3 (stable-baselines3 PPO) or sf (sample-factory APPO)"),
@@ -150,7 +155,7 @@ def synthesize(
             final_seeds=final_seeds,
             few_shot=few_shot,
             early_stop=early_stop,
-            videos=videos,
+            videos=videos if videos is not None else (1 if time_budget is not None else 3),
             backend=backend,
             executor=executor,
             ray_address=ray_address,

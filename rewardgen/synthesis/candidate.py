@@ -9,6 +9,7 @@ Candidates also get their videos and the best one its extra seeds here.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -267,17 +268,19 @@ def record_videos(
     executor: Executor,
     best: Candidate | None = None,
     log: Callable[[str], None] = quiet,
+    within_s: float = math.inf,
 ) -> dict[Path, str]:
     """A video of the ``config.videos`` best policies, ``best`` first (for report.html), each
-    within what is left of its candidate's wall-clock budget; a failure costs only the video.
-    Returns why each of those that has no video failed, by candidate folder."""
+    within what is left of its candidate's wall-clock budget and of ``within_s`` (the search's
+    time left); a failure costs only the video. Returns why each of those that has no video
+    failed, by candidate folder."""
     ranked = sorted(
         (c for c in candidates if c.status == "trained" and c.score is not None and c.path is not None),
         key=lambda c: (c is best, c.score),  # type: ignore[arg-type,return-value]
         reverse=True,
     )
     todo = [c for c in ranked[: config.videos] if not (c.path / "train" / RunDir.VIDEO).is_file()]  # type: ignore[operator]
-    jobs = [(task, c.path, config, _video_budget(c, config)) for c in todo]
+    jobs = [(task, c.path, config, min(within_s, _video_budget(c, config))) for c in todo]
     failed: dict[Path, str] = {}
     shipped = [[c.path] for c in todo]
     for c, result in zip(todo, executor.map(_record_video, jobs, folders=shipped), strict=True):  # type: ignore[list-item]

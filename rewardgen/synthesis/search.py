@@ -164,15 +164,23 @@ def synthesize(
                     break
         clock.cancel()
         stop.unlink(missing_ok=True)  # the final seeds and videos are not the search's candidates
-        if best and not stopped and config.final_seeds > 0:
-            log(f"retraining the best reward with {plural(config.final_seeds, 'more seed')}")
-        final = final_seeds(task, best, run, config, executor) if best and not stopped else []
-        if not stopped and config.videos > 0:
-            filmed = min(config.videos, sum(1 for c in candidates if c.status == "trained"))
-            log("filming the best policy" if filmed == 1 else f"filming the {filmed} best policies")
-            record_videos(task, candidates, config, executor, best, log)
-        if best is not None and best.path is not None:
+        if best is not None and best.path is not None:  # the result first, then seeds and films
             shutil.copy(best.path / "reward.py", run.file("best_reward.py"))
+            run.update(best=best.summary())
+            log(_result_line(task, best, run))
+        final = []
+        if best and not stopped and config.final_seeds > 0:
+            if (left := _time_left(clock, "retraining the best reward with more seeds", log)) is not None:
+                log(f"retraining the best reward with {plural(config.final_seeds, 'more seed')}")
+                capped = dataclasses.replace(
+                    config, candidate_budget_s=min(left, config.budget_s(config.steps))
+                )
+                final = final_seeds(task, best, run, capped, executor)
+        if not stopped and config.videos > 0:
+            if (left := _time_left(clock, "filming", log)) is not None:
+                filmed = min(config.videos, sum(1 for c in candidates if c.status == "trained"))
+                log("filming the best policy" if filmed == 1 else f"filming the {filmed} best policies")
+                record_videos(task, candidates, config, executor, best, log, within_s=left)
         spent = time_spent(clock.rounds, candidates, time.monotonic() - clock.started)
         summary = {
             "task": task.id,
@@ -201,6 +209,31 @@ def synthesize(
         write_report(run.path)
         log("time: " + ", ".join(f"{k.removesuffix('_s')} {format_seconds(v)}" for k, v in spent.items()))
     return summary
+
+
+def _result_line(task: Any, best: Candidate, run: RunDir) -> str:
+    """The search's result in one line, as soon as it is known (before final seeds and films)."""
+    metric = best.success_metric
+    if metric is None:
+        return f"best reward: {run.file('best_reward.py')} ({best.label})"
+    verdict = ""
+    if task.metric.above is not None or task.metric.below is not None:
+        met = task.metric.success(metric)
+        verdict = "; it meets the task's line" if met else "; short of the task's line"
+    return (
+        f"best reward: {run.file('best_reward.py')} ({best.label}, success metric {metric:.4g}{verdict}: "
+        f"{task.metric.describe()})"
+    )
+
+
+def _time_left(clock: SearchClock, doing: str, log: Callable[[str], None]) -> float | None:
+    """Seconds of the search's time budget left for ``doing`` (inf without a budget); None, said,
+    when less than a few are."""
+    left = clock.left()
+    if left < 5.0:
+        log(f"no time left for {doing} (the search's --time-budget is spent)")
+        return None
+    return left
 
 
 def _first_success_s(winners: list[Candidate], round_offset_s: float) -> float:

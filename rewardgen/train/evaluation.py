@@ -144,6 +144,10 @@ def judge_run(run: RunDir, spec: TaskSpec, reward: RewardSpec, result: EvalSumma
     return verdict
 
 
+#: About how many frames a second a film keeps of an episode (MuJoCo's Hopper runs at 125).
+VIDEO_FPS = 30
+
+
 def evaluate(
     run_dir: str | Path,
     task: TaskSpec | str,
@@ -192,14 +196,20 @@ def evaluate(
     last: float | None = None
     results: list[EpisodeResult] = []
     finished: list[dict[str, Any]] = []  # the wrapper's episode summaries
+    # a film renders every stride-th step (a frame costs tens of ms on the CPU), about VIDEO_FPS
+    # frames a second of the episode's own time; a reward that scores frames sees every one
+    env_fps = int(make_env(spec).metadata.get("render_fps", VIDEO_FPS)) if video else VIDEO_FPS
+    stride = 1 if reward.needs_frames else max(1, round(env_fps / VIDEO_FPS))
+    steps = 0
     obs = venv.reset()
     while len(results) < episodes:
         if deadline is not None and time.monotonic() > deadline:
             venv.close()
             raise OverBudgetError(f"evaluation stopped after {len(results)} of {episodes} episodes")
-        if video and not results and len(frames) < video_steps:
+        if video and not results and steps < video_steps and steps % stride == 0:
             frames.append(venv.get_images()[0])
             scores.append(last)
+        steps += 1
         action, _ = model.predict(obs, deterministic=deterministic)
         obs, rewards, dones, infos = venv.step(action)
         last = float(rewards[0])
@@ -229,12 +239,12 @@ def evaluate(
     )
     if eval_file:
         summary.write(run.file(eval_file))
-    if video and frames and pad_video and len(frames) < video_steps:
-        frames += [frames[-1]] * (video_steps - len(frames))
+    length = -(-video_steps // stride)  # the frames a whole film holds
+    if video and frames and pad_video and len(frames) < length:
+        frames += [frames[-1]] * (length - len(frames))
         scores += [None] * (len(frames) - len(scores))
     if video and frames and reward.needs_frames:  # show what the reward saw and what it paid
         frames = annotate_frames(frames, scores, "reward")
     if video and frames:
-        fps = int(make_env(spec).metadata.get("render_fps", 30))
-        write_video(frames, run.file(RunDir.VIDEO), fps=fps)
+        write_video(frames, run.file(RunDir.VIDEO), fps=max(1, round(env_fps / stride)))
     return summary
