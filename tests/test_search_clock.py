@@ -22,6 +22,7 @@ def compute_reward(obs, action, next_obs, info):
     ctrl = 0.1 * np.sum(action**2, axis=1)
     return backward - ctrl, {"backward": backward, "ctrl": -ctrl}
 ```"""
+GOOD2 = GOOD.replace("0.1 * np.sum", "0.2 * np.sum")  # another program (the same one would be reused)
 
 
 def task_with(**metric):
@@ -61,7 +62,7 @@ def search(tmp_path, cfg, replies, log=None):
 
 def test_the_search_stops_at_its_first_success(tmp_path):
     cfg = config(task_with(below=100.0), until_success=True)
-    run, summary, asked = search(tmp_path, cfg, [[GOOD, GOOD], [GOOD, GOOD]])
+    run, summary, asked = search(tmp_path, cfg, [[GOOD, GOOD2], [GOOD, GOOD2]])
     first, second = (CandidateRecord.from_dict(c) for c in summary["candidates"])
     # the first candidate stopped at its first evaluation, long before its 4096 steps
     assert first.status == "trained" and first.stopped == "succeeded" and first.first_success is not None
@@ -203,3 +204,87 @@ def test_the_command_prints_its_plan_and_why_it_ended(tmp_path, monkeypatch, cap
     assert "the search stops at the first candidate that succeeds" in text
     assert "the search ends: iter0/cand0 succeeded" in text and "time: wall" in text
     assert len(server.requests) == 1
+
+
+def candidate_with_curve(tmp_path, scores, every=10_000):
+    """A trained candidate whose periodic evaluations read ``scores`` (x_velocity means)."""
+    from rewardgen.synthesis.candidate import Candidate
+
+    folder = tmp_path / "iter0" / "cand0"
+    (folder / "train").mkdir(parents=True)
+    rows = ["timesteps,wall_time_s,eval_time_s,env_return_mean,success_metric_mean,success_rate"]
+    rows += [f"{every * (k + 1)},{k},0,0,{v},0" for k, v in enumerate(scores)]
+    (folder / "train" / "evals.csv").write_text("\n".join(rows) + "\n")
+    return Candidate(0, 0, "trained", steps=every * len(scores), path=folder, score=scores[-1])
+
+
+def test_a_rising_curve_is_continued_when_its_projection_fits_the_time_left(tmp_path):
+    from rewardgen.synthesis.continuation import outlook
+
+    task = task_with(above=1.0)  # mean x_velocity > 1
+    rising = candidate_with_curve(tmp_path / "a", [0.2, 0.4, 0.6, 0.8])  # +0.2 per 10k steps
+    seen = outlook(task, rising, SearchClock(300.0), speed=2000.0, overhead_s=2.0)
+    assert seen.go_on and seen.slope_per_100k == pytest.approx(2.0)
+    # 10k steps to the line at this slope, 25% more for the noise: 13k steps, 6.5 s + 2 s
+    assert seen.more_steps == 13_000 and seen.needed_s == pytest.approx(8.5)
+    assert seen.text().startswith("continue: iter0/cand0 at 40,000 steps, score 0.8 (line 1)")
+    too_slow = outlook(task, rising, SearchClock(300.0), speed=20.0, overhead_s=2.0)
+    assert not too_slow.go_on and "do not fit the time left" in too_slow.why
+    flat = outlook(
+        task, candidate_with_curve(tmp_path / "b", [0.5, 0.6, 0.55, 0.5]), SearchClock(300.0), 2000.0, 2.0
+    )
+    assert not flat.go_on and "no longer rises" in flat.why
+    short = outlook(task, candidate_with_curve(tmp_path / "c", [0.2, 0.4]), SearchClock(300.0), 2000.0, 2.0)
+    assert not short.go_on and "a slope needs 3" in short.why
+    unbounded = outlook(task, rising, SearchClock(None), 2000.0, 2.0)
+    assert not unbounded.go_on and "no --time-budget" in unbounded.why
+    # a metric that must stay below its line: scores are negated, the slope is that of the score
+    below = task_with(below=-1.0)
+    backward = candidate_with_curve(tmp_path / "d", [-0.2, -0.4, -0.6, -0.8])
+    seen = outlook(below, backward, SearchClock(300.0), speed=2000.0, overhead_s=2.0)
+    assert seen.go_on and seen.more_steps == 13_000
+
+
+def test_the_reflection_says_when_a_reward_was_still_improving():
+    from rewardgen.synthesis.prompts import _still_rising
+
+    task = get_task("hopper-run-backward")  # below its line: a falling x_velocity is improving
+    improving = {"timesteps": [1e4, 2e4, 3e4, 4e4], "success_metric_mean": [-0.1, -0.3, -0.5, -0.7]}
+    assert "still improving when its training ended (-0.1 -> -0.7" in _still_rising(task, improving)
+    worsening = {"timesteps": [1e4, 2e4, 3e4, 4e4], "success_metric_mean": [-0.7, -0.5, -0.3, -0.1]}
+    assert _still_rising(task, worsening) is None
+
+
+def test_a_program_already_trained_is_reused_not_trained_again(tmp_path):
+    """The same code twice in a round and again in the next: it trains once."""
+    cfg = config(task_with(below=-100.0), samples=2, iterations=2, eval_every=0)
+    lines = []
+    _, summary, asked = search(tmp_path, cfg, [[GOOD, GOOD], [GOOD, GOOD]], log=lines.append)
+    assert asked == 2  # the LLM is asked each round; what it answers again is not trained again
+    cands = [CandidateRecord.from_dict(c) for c in summary["candidates"]]
+    assert [c.status for c in cands] == ["trained"] * 4
+    assert [c.reason for c in cands][1:] == ["the same program as iter0/cand0: its training is reused"] * 3
+    assert sum("training 1 candidate" in line for line in lines) == 1  # one training in all
+    assert all((c.path / "train" / "model.zip").is_file() for c in cands)
+    assert len({c.score for c in cands}) == 1
+
+
+def test_a_rising_candidate_is_trained_on_instead_of_a_new_round(tmp_path):
+    """Round 1's candidate ends short of the line (about -0.73 m/s against -0.80) with its curve
+    still rising: the clock continues it from its saved state rather than asking for new rewards."""
+    cfg = config(
+        task_with(below=-0.80), samples=1, iterations=2, steps=6144, eval_every=1024,
+        time_budget_s=240.0, until_success=True,
+    )  # fmt: skip
+    lines = []
+    run, summary, asked = search(tmp_path, cfg, [[GOOD], [GOOD]], log=lines.append)
+    decisions = [
+        d
+        for r in json.loads((run.path / "manifest.json").read_text())["rounds"]
+        for d in r.get("decisions", [])
+    ]
+    assert decisions and decisions[0]["go_on"] and decisions[0]["slope_per_100k"] > 0, lines
+    assert any(line.strip().startswith("continue: iter0/cand0 at 6,144 steps") for line in lines), lines
+    (cand,) = (CandidateRecord.from_dict(c) for c in summary["candidates"][:1])
+    assert cand.steps > 6144  # trained on from its saved state, not from scratch
+    assert asked == 1 or not cand.succeeded  # a success by continuing asks for no new rewards

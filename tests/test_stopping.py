@@ -22,14 +22,17 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": "egl"}
 REWARD = """```python
 import numpy as np
 
+SPEED_WEIGHT = {weight}
+
 def compute_reward(obs, action, next_obs, info):
-    speed = info["x_velocity"]
-    return speed, {"speed": speed}
+    speed = SPEED_WEIGHT * info["x_velocity"]
+    return speed, {{"speed": speed}}
 ```"""
 
 
 def scripted(request):
-    return [REWARD] * int(request.get("n") or 1)
+    """Distinct programs (the same one twice would be trained once and reused)."""
+    return [REWARD.format(weight=1.0 + k) for k in range(int(request.get("n") or 1))]
 
 
 def children_of() -> dict[int, list[int]]:

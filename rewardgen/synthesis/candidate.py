@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -174,6 +175,47 @@ def _trained_steps(folder: Path) -> int:
         return int(RunDir.open(folder).manifest.get("trained_steps") or 0)
     except (RewardgenError, OSError, ValueError):
         return 0
+
+
+def program_key(reply: str | None = None, code: str | None = None) -> str | None:
+    """What makes two replies the same program: its code (the search's parameters, which every
+    candidate of a search shares, aside); None for a reply with no code."""
+    import hashlib
+
+    if code is None:
+        try:
+            code = extract_code(reply or "")
+        except CodeCheckError:
+            return None
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
+def reuse(twin: Candidate, reply: str, iteration: int, index: int, folder: Path) -> Candidate:
+    """A candidate whose program ``twin`` has already tried: a trained twin's policy, evaluation
+    and curves are copied, not trained again from scratch (the search may still continue them);
+    a twin that failed gives its failure (the same code fails the same way)."""
+    assert twin.path is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "reply.md").write_text(reply)
+    if (twin.path / RunDir.REWARD).is_file():
+        shutil.copy(twin.path / RunDir.REWARD, folder / RunDir.REWARD)
+    if twin.status == "trained" and (twin.path / "train").is_dir():
+        shutil.copytree(twin.path / "train", folder / "train", dirs_exist_ok=True)
+    what = "its training is reused" if twin.status == "trained" else (twin.reason or twin.status)
+    cand = Candidate(
+        iteration,
+        index,
+        twin.status,
+        reason=f"the same program as {twin.label}: {what}",
+        code=twin.code,
+        eval=twin.eval,
+        score=twin.score,
+        path=folder,
+        steps=twin.steps,
+        first_success=twin.first_success,
+        stopped=twin.stopped,
+    )
+    return saved(cand)
 
 
 def saved(cand: Candidate) -> Candidate:

@@ -14,6 +14,8 @@ from rewardgen.synthesis.candidate import (
     Candidate,
     continue_candidate,
     evaluate_candidate,
+    program_key,
+    reuse,
     saved,
     stop_file,
 )
@@ -50,17 +52,36 @@ def evaluate_round(
     log: Callable[[str], None] = quiet,
     progress: ProgressFn | None = None,
     first: int = 0,
+    earlier: list[Candidate] | None = None,
 ) -> list[Candidate]:
     """Evaluate one round's replies in ``round_dir/cand<i>`` (``i`` from ``first``: replies that
     top a round up follow the earlier ones); with ``config.early_stop`` by successive halving.
-    Finished work of a killed run is loaded, not redone."""
+    Finished work of a killed run is loaded, not redone, and a program that an ``earlier``
+    candidate (or one of this round) has trained is reused, not trained again from scratch."""
     ids = range(first, first + len(replies))
     folders = {i: round_dir / f"cand{i}" for i in ids}
     cands: dict[int, Candidate] = {i: c for i in ids if (c := Candidate.load(folders[i])) is not None}
     rungs = halving_rungs(config.steps, len(replies), config.early_stop)
+    keys = {i: program_key(replies[i - first]) for i in ids}
+    trained: dict[str | None, Candidate] = {}  # by program, the first that trained it
+    for c in earlier or ():
+        if c.status == "trained" and c.code:
+            trained.setdefault(program_key(code=c.code), c)
+    twins: dict[int, int] = {}  # a duplicate in this round -> the one that trains
+    if len(rungs) == 1:
+        for i in ids:
+            if i in cands or keys[i] is None:
+                continue
+            if keys[i] in trained:
+                cands[i] = reuse(trained[keys[i]], replies[i - first], it, i, folders[i])
+                log(f"  {round_dir.name}/cand{i}: {cands[i].reason}")
+                continue
+            same = [j for j in ids if j < i and keys[j] == keys[i] and j not in twins]
+            if same:
+                twins[i] = same[0]
     for r, rung_steps in enumerate(rungs):
         if r == 0:
-            todo = [i for i in ids if i not in cands]
+            todo = [i for i in ids if i not in cands and i not in twins]
             jobs = [(task, replies[i - first], it, i, folders[i], config, rung_steps) for i in todo]
             fn: Any = evaluate_candidate
         else:
@@ -108,6 +129,10 @@ def evaluate_round(
             )
             if dropped:
                 log(f"  successive halving drops {', '.join(f'cand{c.index}' for c in dropped)}")
+    for i, j in twins.items():  # a duplicate takes what its twin's training gave
+        if i not in cands:
+            cands[i] = reuse(cands[j], replies[i - first], it, i, folders[i])
+            log(f"  {round_dir.name}/cand{i}: {cands[i].reason}")
     return [cands[i] for i in ids]
 
 

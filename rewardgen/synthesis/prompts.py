@@ -142,6 +142,9 @@ def feedback_message(
         )
         if curves:
             parts.append(reflection_text(task, curves, run_alarm(best)))
+            rising = _still_rising(task, curves)
+            if rising:
+                parts.append(rising)
         parts.append(
             "Write an improved reward. If the success metric stays near zero, rewrite the reward "
             "from scratch; if a component is nearly constant, rescale or drop it; if one component "
@@ -156,6 +159,23 @@ def feedback_message(
         parts.append("Fix these errors in the new reward.")
     parts.append(f"Required signature:\n{SIGNATURE}\nReply with one ```python code block.")
     return {"role": "user", "content": "\n\n".join(parts)}
+
+
+def _still_rising(task: TaskSpec, curves: dict[str, list[float]]) -> str | None:
+    """A sentence for a policy whose success metric was still improving when training ended: it
+    may need more steps, not a new reward."""
+    from rewardgen.synthesis.continuation import slope
+
+    steps, values = curves.get("timesteps") or [], curves.get("success_metric_mean") or []
+    rate = slope(task, steps, values)
+    if rate is None or rate <= 0:
+        return None
+    k = min(4, len(values))
+    return (
+        f"Its success metric was still improving when its training ended ({values[-k]:.3g} -> "
+        f"{values[-1]:.3g} over its last {k} logged points, at {int(steps[-1]):,} steps): "
+        "the reward may need more training rather than a rewrite, so keep what works in it."
+    )
 
 
 def preference_message(

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rewardgen.code import check_sandbox
@@ -117,8 +118,9 @@ def synthesize(
             record["steps"] = plan.steps
             clock.rounds.append(record)
             round_cands = evaluate_round(
-                task, [r.text for r in replies], round_dir, it, round_config, executor, log, progress
-            )
+                task, [r.text for r in replies], round_dir, it, round_config, executor, log, progress,
+                earlier=candidates,
+            )  # fmt: skip
             if (
                 selector.top_up and not stop.exists()
             ):  # a judge compares K policies: replace those that did not train
@@ -132,6 +134,13 @@ def synthesize(
             winners = [c for c in round_cands if c.status == "trained" and c.succeeded]
             if winners and not any("first_success_s" in r for r in clock.rounds[:-1]):
                 record["first_success_s"] = _first_success_s(winners, round_start - clock.started)
+            if not winners and not stop.exists():  # a rising curve may need time, not a new reward
+                best, won = _continue_learning(
+                    task, best, candidates, clock, round_config, executor, log, stop
+                )
+                if won is not None:
+                    winners = [won]
+                    record.setdefault("first_success_s", round(time.monotonic() - clock.started, 1))
             if config.until_success and winners:
                 ended = f"{winners[0].label} succeeded"
                 if stop.exists():  # the winner's own stop signal: when it succeeded, to the second
@@ -209,6 +218,48 @@ def synthesize(
         write_report(run.path)
         log("time: " + ", ".join(f"{k.removesuffix('_s')} {format_seconds(v)}" for k, v in spent.items()))
     return summary
+
+
+def _continue_learning(
+    task: Any,
+    best: Candidate | None,
+    candidates: list[Candidate],
+    clock: SearchClock,
+    config: SearchConfig,
+    executor: Executor,
+    log: Callable[[str], None],
+    stop: Path,
+) -> tuple[Candidate | None, Candidate | None]:
+    """Train the search's best candidate on, from its saved state, while its curve projects to
+    the task's line within the time left (:mod:`.continuation`); each decision is logged and kept
+    in the round's record. Returns the best and, if it succeeded, the candidate that did."""
+    from rewardgen.synthesis.candidate import continue_candidate, stop_file
+    from rewardgen.synthesis.clock import _steps_per_s
+    from rewardgen.synthesis.continuation import outlook
+
+    if clock.budget_s is None:  # a search without a time budget trains its rounds as planned
+        return best, None
+    while best is not None and best.status == "trained" and best.path is not None and not stop.exists():
+        seen = outlook(task, best, clock, _steps_per_s(candidates), clock.overhead_s(candidates))
+        log("  " + seen.text())
+        clock.rounds[-1].setdefault("decisions", []).append(seen.to_dict())
+        if not seen.go_on:
+            return best, None
+        target = int(best.steps or 0) + int(seen.more_steps or 0)
+        (result,) = executor.map(
+            continue_candidate,
+            [(task, best, config, target)],
+            folders=[[best.path]],
+            signals=[[stop_file(best.path)]],
+        )
+        if isinstance(result, BaseException):
+            log(f"  {best.label} could not go on: {result}")
+            return best, None
+        candidates[:] = [result if c.label == result.label else c for c in candidates]
+        best = result
+        if best.succeeded:
+            return best, best
+    return best, None
 
 
 def _result_line(task: Any, best: Candidate, run: RunDir) -> str:

@@ -1,0 +1,128 @@
+"""Continue what is learning: when a round ends without a success, the search looks at its best
+candidate's evaluation curve and either trains it on from its saved state (the curve still
+rises and the steps it projects to the task's line fit the time left) or asks for new rewards.
+
+The curve is the candidate's periodic evaluations (``evals.csv``), as scores (the success
+metric, negated for metrics that must stay below their line); the slope is a least-squares line
+through the last few of them, and the steps to the line are where that line crosses it. Each
+decision is one :class:`Outlook`: its numbers, printed as a line and kept in the manifest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardgen.synthesis.candidate import Candidate
+from rewardgen.synthesis.clock import SearchClock, format_seconds
+from rewardgen.tasks import TaskSpec
+
+__all__ = ["Outlook", "outlook", "slope"]
+
+#: Evaluations the slope is fitted on (the last ones), and the fewest it needs.
+RECENT, FEWEST = 4, 3
+#: Steps continued past the projection: the line is crossed by a rising, noisy curve.
+MARGIN = 1.25
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """Whether to train ``label`` on: its curve's slope (score per 100k steps), the steps more it
+    projects to the task's line, the seconds they would take, and the seconds left."""
+
+    label: str
+    steps: int
+    score: float | None
+    line: float | None
+    slope_per_100k: float | None
+    more_steps: int | None
+    needed_s: float | None
+    left_s: float
+    go_on: bool
+    why: str
+
+    def text(self) -> str:
+        """The decision in one line, with its numbers."""
+        head = f"{self.label} at {self.steps:,} steps"
+        if self.slope_per_100k is not None:
+            head += f", score {self.score:.4g} (line {self.line:.4g})"
+            head += f", slope {self.slope_per_100k:+.3g}/100k steps"
+        if self.more_steps is not None and self.needed_s is not None:
+            head += f", ~{self.more_steps:,} more steps (~{format_seconds(self.needed_s)})"
+        if not math.isinf(self.left_s):
+            head += f", {format_seconds(max(self.left_s, 0.0))} left"
+        return f"{'continue' if self.go_on else 'new rewards'}: {head}: {self.why}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def slope(task: TaskSpec, timesteps: list[float], values: list[float], recent: int = RECENT) -> float | None:
+    """The least-squares slope of the last ``recent`` points of a success-metric curve, as a
+    score (higher is better) per step; None with fewer than :data:`FEWEST` points.
+
+    Example:
+        >>> from rewardgen.tasks import get_task
+        >>> round(slope(get_task("hopper-run-backward"), [1, 2, 3], [-0.1, -0.2, -0.3]), 3)
+        0.1
+    """
+    points = [(t, task.metric.score(v)) for t, v in zip(timesteps, values, strict=False) if v == v][-recent:]
+    if len(points) < FEWEST:
+        return None
+    return float(np.polyfit([p[0] for p in points], [p[1] for p in points], 1)[0])
+
+
+def _curve(folder: Path, task: TaskSpec) -> list[tuple[float, float]]:
+    from rewardgen.train.periodic import read_evals
+
+    rows = read_evals(folder / "train" / "evals.csv")
+    return [(r["timesteps"], task.metric.score(r["success_metric_mean"])) for r in rows]
+
+
+def outlook(
+    task: TaskSpec, cand: Candidate, clock: SearchClock, speed: float | None, overhead_s: float
+) -> Outlook:
+    """Whether ``cand`` (a trained candidate with periodic evaluations) is worth training on:
+    ``speed`` is the candidates' training steps per second, ``overhead_s`` what a candidate
+    costs besides training (its evaluations)."""
+    assert cand.path is not None
+    left = clock.left() - clock.reserve_s()
+    threshold = task.metric.above if task.metric.above is not None else task.metric.below
+    steps = int(cand.steps or 0)
+
+    def no(why: str, **numbers: Any) -> Outlook:
+        fields: dict[str, Any] = {
+            "score": None, "line": None, "slope_per_100k": None, "more_steps": None, "needed_s": None,
+        }  # fmt: skip
+        fields.update(numbers)
+        return Outlook(cand.label, steps, left_s=left, go_on=False, why=why, **fields)
+
+    if threshold is None:
+        return no("the task has no success line to project to")
+    if math.isinf(left):
+        return no("no --time-budget: a search without one trains its rounds")
+    points = _curve(cand.path, task)[-RECENT:]
+    if len(points) < FEWEST:
+        return no(f"{len(points)} periodic evaluations: a slope needs {FEWEST}")
+    x = np.array([p[0] for p in points], dtype=float)
+    y = np.array([p[1] for p in points], dtype=float)
+    slope, intercept = np.polyfit(x, y, 1)
+    line = task.metric.score(threshold)
+    now = float(slope * x[-1] + intercept)  # the fitted score at the last evaluation
+    numbers: dict[str, Any] = {"score": float(y[-1]), "line": line, "slope_per_100k": float(slope * 1e5)}
+    if slope <= 0:
+        return no("its curve no longer rises", **numbers)
+    more = max(1000, int(math.ceil((line - now) / slope * MARGIN / 1000.0) * 1000))
+    if speed is None or speed <= 0:
+        return no("the training speed is not measured yet", more_steps=more, **numbers)
+    needed = more / speed + overhead_s
+    numbers.update(more_steps=more, needed_s=round(needed, 1))
+    if needed > left:
+        return no("the steps it needs do not fit the time left", **numbers)
+    return Outlook(
+        cand.label, steps, left_s=left, go_on=True, why="its curve still rises toward the line", **numbers
+    )
