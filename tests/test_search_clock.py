@@ -93,6 +93,24 @@ def test_without_until_success_each_candidate_stops_at_its_own_success(tmp_path)
     assert all(c.steps < 4096 for c in cands)
 
 
+def test_the_best_rewards_final_seeds_train_until_success_and_are_counted(tmp_path):
+    cfg = config(task_with(below=100.0), iterations=1, samples=1, until_success=True, final_seeds=2)
+    lines = []
+    run, summary, _ = search(tmp_path, cfg, [[GOOD]], log=lines.append)
+    assert summary["seeds"] == {"succeeded": 3, "of": 3}  # the search's own seed and two more
+    assert "the best reward succeeds on 3 of its 3 seeds" in lines
+    for final in summary["final_seeds"]:  # each stopped at its first success, not its 4096 steps
+        manifest = json.loads((run.path / "final" / f"seed{final['seed']}" / "manifest.json").read_text())
+        assert final["succeeded"] and final["first_success"] is not None
+        assert manifest["trained_steps"] < 4096 and manifest["stopped_early"] == "succeeded"
+    assert "It succeeds on 3 of its 3 seeds" in (run.path / "report.html").read_text()
+    # a line no policy meets: none of its seeds succeeds, and each trained its whole budget
+    cfg = config(task_with(below=-100.0), iterations=1, samples=1, final_seeds=1, steps=2048)
+    run, summary, _ = search(tmp_path / "never", cfg, [[GOOD]])
+    assert summary["seeds"] == {"succeeded": 0, "of": 2}
+    assert json.loads((run.path / "final" / "seed1" / "manifest.json").read_text())["trained_steps"] == 2048
+
+
 def test_a_candidate_that_never_succeeds_trains_its_steps(tmp_path):
     cfg = config(task_with(below=-100.0), iterations=1, samples=1, until_success=True)
     run, summary, _ = search(tmp_path, cfg, [[GOOD]])
@@ -285,6 +303,8 @@ def test_a_rising_candidate_is_trained_on_instead_of_a_new_round(tmp_path):
     ]
     assert decisions and decisions[0]["go_on"] and decisions[0]["slope_per_100k"] > 0, lines
     assert any(line.strip().startswith("continue: iter0/cand0 at 6,144 steps") for line in lines), lines
+    report = (run.path / "report.html").read_text()
+    assert "What the clock decided" in report and "continue: iter0/cand0 at 6,144 steps" in report
     (cand,) = (CandidateRecord.from_dict(c) for c in summary["candidates"][:1])
     assert cand.steps > 6144  # trained on from its saved state, not from scratch
     assert asked == 1 or not cand.succeeded  # a success by continuing asks for no new rewards

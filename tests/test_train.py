@@ -10,7 +10,7 @@ import pytest
 from rewardgen.code import ProgramSpec
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn, RewardOutput
-from rewardgen.tasks import get_task
+from rewardgen.tasks import VERDICT_EPISODES, get_task
 from rewardgen.train import TrainConfig, resolve_device, train
 from rewardgen.train.check import check_reward
 from rewardgen.train.hyperparams import FAST_PPO
@@ -437,10 +437,41 @@ def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_pat
     result = train(config, out=tmp_path / "run")
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     rows = read_evals(tmp_path / "run" / "evals.csv")
-    assert len(rows) == 1 and rows[0]["success_rate"] == 1.0
+    assert len(rows) == 1 and rows[0]["success_rate"] == 1.0 and rows[0]["succeeded"] == 1
     assert manifest["first_success"]["timesteps"] == rows[0]["timesteps"] < 10_000
     assert 0 < rows[0]["eval_time_s"] <= rows[0]["wall_time_s"]
-    assert result.eval.success_rate == 1.0  # the final evaluation still runs
+    assert result.eval.succeeded and result.eval.success_rate == 1.0  # the final evaluation confirms it
+    assert len(result.eval.episodes) == VERDICT_EPISODES  # the rule's episodes, not eval_episodes' 3
+
+
+def test_the_success_rule_is_the_same_in_periodic_and_final_evaluations(tmp_path):
+    """A rule on the mean over episodes (gymnasium's reward_threshold) is judged on the mean in
+    both evaluations: a threshold between the worst episode and the mean succeeds, though not
+    every episode meets it."""
+    from rewardgen.tasks import derive_task, save_task_file
+    from rewardgen.train.periodic import read_evals
+
+    first = derive_task(
+        "Pendulum-v1", "anything", {"metric": {"field": "env_reward", "reduce": "sum", "above": -1e9}}
+    )
+    path = save_task_file(first, tmp_path / "probe.yaml").path
+    reward = tmp_path / "reward.py"
+    reward.write_text("def compute_reward(obs, action, next_obs, info):\n    return next_obs[:, 0], {}\n")
+    common = dict(reward=ProgramSpec.from_file(reward), steps=1000, n_envs=2, eval_every=1000, video=False)
+    probe = train(TrainConfig(task=str(path), **common), out=tmp_path / "probe")
+    returns = sorted(e.success_metric for e in probe.eval.episodes)
+    assert returns[0] < returns[-1]  # Pendulum's episodes differ by their starting angle
+    line = (returns[0] + float(np.mean(returns))) / 2  # above the worst episode, below the mean
+    for over, expected in (("mean", True), ("episode", False)):
+        metric = {"field": "env_reward", "reduce": "sum", "above": line, "over": over}
+        task = derive_task("Pendulum-v1", "anything", {"metric": metric})
+        path = save_task_file(task, tmp_path / f"{over}.yaml").path
+        result = train(TrainConfig(task=str(path), **common), out=tmp_path / over)
+        rows = read_evals(tmp_path / over / "evals.csv")
+        assert result.eval.succeeded is expected, (over, line, returns)  # the same policy as the probe's
+        periodic = rows[-1]  # other starting states, the same rule
+        judged = periodic["success_metric_mean"] > line if over == "mean" else periodic["success_rate"] == 1.0
+        assert bool(periodic["succeeded"]) is judged
 
 
 def test_profiles_pick_envs_and_settings_and_an_unknown_one_is_one_line():

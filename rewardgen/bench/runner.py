@@ -11,7 +11,7 @@ from typing import Any
 
 from rewardgen.bench.config import SUITES, BenchConfig, Cell, extrinsic_program, oni_goal, sparse_program
 from rewardgen.errors import RewardgenError
-from rewardgen.runs import CandidateRecord, RunDir
+from rewardgen.runs import CandidateRecord, EvalSummary, RunDir
 from rewardgen.synthesis.clock import format_seconds
 from rewardgen.synthesis.executor import Executor, make_executor
 from rewardgen.tasks import get_task
@@ -358,7 +358,9 @@ def cell_result(cell: Cell, folder: Path) -> dict[str, Any]:
         ev = manifest.get("eval")
         hit = manifest.get("first_success")
         train_run = folder
-        out.update(wall_s=manifest.get("wall_s"), first_success_s=hit["wall_time_s"] if hit else None)
+        confirmed = bool(ev) and EvalSummary.from_dict(ev).succeeded  # the final evaluation's verdict
+        first = (hit["wall_time_s"] if hit else manifest.get("wall_s")) if confirmed else None
+        out.update(wall_s=manifest.get("wall_s"), first_success_s=first)
         out["curve"] = str((folder / RunDir.METRICS).relative_to(folder.parents[3]))
         if cell.method == "oni":  # the annotation service's calls, from its transcript
             from rewardgen.llm.transcript import transcript_usage
@@ -393,6 +395,7 @@ def cell_result(cell: Cell, folder: Path) -> dict[str, Any]:
             out["curve"] = str((train_run / RunDir.METRICS).relative_to(folder.parents[3]))
     if ev:
         out.update(
+            succeeded=EvalSummary.from_dict(ev).succeeded,
             success_rate=ev["success_rate"],
             success_metric=ev["success_metric_mean"],
             score=task.metric.score(ev["success_metric_mean"]),

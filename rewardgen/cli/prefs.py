@@ -29,10 +29,11 @@ def serve(
 
     run = RunDir.open(run_dir)
     server = PreferenceServer(run.path, host=host, port=port)
-    console.print(f"preference page of {run.path}: [bold]{' or '.join(server.urls)}[/bold] (Ctrl-C to stop)")
-    if server.token:
-        console.print("anyone with this URL (it holds the token) can answer: share it only with the judge")
-    try:
+    try:  # from the first line on: a Ctrl-C right after it ends the page the same way
+        urls = " or ".join(server.urls)
+        console.print(f"preference page of {run.path}: [bold]{urls}[/bold] (Ctrl-C to stop)")
+        if server.token:
+            console.print("anyone with this URL (it holds the token) can answer: give it to the judge alone")
         server.serve()
     except KeyboardInterrupt:  # how a page is meant to end: Ctrl-C, or a signal from a supervisor
         console.print(f"the preference page of {run.path} stopped", highlight=False)

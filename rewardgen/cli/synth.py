@@ -181,9 +181,16 @@ def synthesize(
     if summary["stopped"]:
         console.print(f"[yellow]stopped early:[/yellow] {summary['stopped']}")
     for f in summary["final_seeds"]:
+        verdict = ""
+        if summary.get("seeds") is not None:
+            verdict = ", succeeded" if f.get("succeeded") else ", did not succeed"
         console.print(
             f"best reward, seed {f['seed']}: success metric {f.get('success_metric_mean', float('nan')):.3f}"
+            + verdict
         )
+    if summary.get("seeds"):
+        won = summary["seeds"]
+        console.print(f"the best reward succeeds on {won['succeeded']} of its {won['of']} seeds")
     console.print(client.usage.summary())
     best = CandidateRecord.from_dict(summary["best"]) if summary["best"] else None
     if best is not None and best.success_metric is not None:

@@ -51,6 +51,7 @@ class EvalSummary:
     success_metric_mean: float
     success_rate: float
     metric: str = ""
+    succeeded: bool = False  # the verdict of the task's success rule on these episodes
 
     def to_dict(self, episodes: bool = True) -> dict[str, Any]:
         """The JSON layout of ``eval.json`` (without the episodes when ``episodes`` is False)."""
@@ -71,6 +72,8 @@ class EvalSummary:
                 success_metric_mean=float(data["success_metric_mean"]),
                 success_rate=float(data["success_rate"]),
                 metric=str(data.get("metric", "")),
+                # written before the rule was kept: every episode had to succeed
+                succeeded=bool(data.get("succeeded", float(data["success_rate"]) >= 1.0)),
             )
         except (KeyError, TypeError) as exc:
             raise RewardgenError(f"not an evaluation summary ({exc}): keys {sorted(data)}") from exc
@@ -110,14 +113,15 @@ class CandidateRecord:
     # where its time went, seconds by phase: smoke (test), train, eval (periodic and final), video
     timing: dict[str, float] = field(default_factory=dict)
     first_success: dict[str, float] | None = (
-        None  # the first periodic evaluation all of whose episodes succeeded
+        None  # the first periodic evaluation that met the task's success rule
     )
     stopped: str | None = None  # why its training ended before its steps: "succeeded", the search's stop
 
     @property
     def succeeded(self) -> bool:
-        """Its policy met the success metric: in a periodic evaluation or in the final one."""
-        return self.first_success is not None or (self.eval is not None and self.eval.success_rate >= 1.0)
+        """Its policy met the task's success rule in its final evaluation (a periodic evaluation
+        that met it, ``first_success``, is when; the final one confirms it)."""
+        return self.eval is not None and self.eval.succeeded
 
     @property
     def round(self) -> str:

@@ -232,12 +232,12 @@ def _train_config(
     resume_from: Path | None = None,
     candidate: bool = True,
 ) -> Any:
-    """How every search run trains a reward: sandboxed, no video, the search's PPO settings; a
-    ``candidate`` (not a final seed, which trains its whole budget) is evaluated periodically,
-    stops at its first success and at the search's stop file."""
+    """How every search run trains a reward: sandboxed, no video, the search's PPO settings,
+    evaluated periodically and stopped at its first success (a final seed too: it trains until
+    success or its budget); a ``candidate`` also stops at the search's stop file."""
     from rewardgen.train import TrainConfig
 
-    every = config.candidate_eval_every(steps) if candidate else 0
+    every = config.candidate_eval_every(steps)
     if every and not get_backend(config.backend).periodic_evaluation:
         every = 0  # a back end that cannot: candidates train their steps
     hyperparams = dict(config.hyperparams)
@@ -294,7 +294,8 @@ def _retrain(
             out=folder,
             method="final",
         ).eval
-    return {"seed": seed, **done.to_dict(episodes=False)}
+    first = RunDir.read_manifest(folder).get("first_success")
+    return {"seed": seed, **done.to_dict(episodes=False), "first_success": first}
 
 
 def curves(cand: Candidate) -> dict[str, list[float]]:
@@ -356,6 +357,19 @@ def _record_video(task: TaskSpec, folder: Path, config: SearchConfig, budget_s: 
         pad_video=True,  # same seed, same length: videos people compare side by side
     )
     return time.monotonic() - started
+
+
+def seeds_succeeded(best: Candidate, finals: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of the best reward's seeds succeeded (its own and the final seeds' final
+    evaluations, by the task's rule): ``{"succeeded": k, "of": n}``.
+
+    Example:
+        >>> finals = [{"seed": 1, "succeeded": True}, {"seed": 2, "error": "x"}]
+        >>> seeds_succeeded(Candidate(0, 0, "trained"), finals)
+        {'succeeded': 1, 'of': 3}
+    """
+    won = int(best.succeeded) + sum(bool(f.get("succeeded")) for f in finals)
+    return {"succeeded": won, "of": 1 + len(finals)}
 
 
 def final_seeds(

@@ -70,7 +70,7 @@ class SearchConfig:
     time_budget_s: float | None = None
     until_success: bool = False  # end the search at the first candidate whose policy succeeds
     # Candidates' periodic evaluations, every this many steps (None: steps // 10, at least 10,000;
-    # 0: none); a candidate stops training at the first one in which every episode succeeds.
+    # 0: none); a candidate stops training at the first one that meets the task's success rule.
     eval_every: int | None = None
 
     def candidate_eval_every(self, steps: int) -> int:

@@ -169,6 +169,13 @@ def _time_table(manifest: dict[str, Any], cands: list[CandidateRecord]) -> list[
             f"<td>{e(c.stopped or c.status)}</td></tr>"
         )
     out.append("</table>")
+    decided = [(name, d) for name, r in rounds.items() for d in r.get("decisions") or []]
+    if decided:  # the clock's choices between training the best on and asking for new rewards
+        from rewardgen.synthesis.continuation import Outlook
+
+        out.append("<h3>What the clock decided after each round without a success</h3><ul>")
+        out += [f"<li>{e(name)}: {e(Outlook(**d).text())}</li>" for name, d in decided]
+        out.append("</ul>")
     return out
 
 
@@ -283,12 +290,19 @@ def write_report(run: str | Path) -> Path:
         parts.append("</div>")
 
     if summary.get("final_seeds"):
-        parts.append("<h2>The best reward retrained with more seeds</h2><table>")
-        parts.append("<tr><th>seed</th><th>success metric</th><th>success rate</th><th>env return</th></tr>")
+        parts.append("<h2>The best reward retrained with more seeds</h2>")
+        if summary.get("seeds"):
+            won = summary["seeds"]
+            parts.append(
+                f"<p>It succeeds on {won['succeeded']} of its {won['of']} seeds (the search's included).</p>"
+            )
+        parts.append("<table><tr><th>seed</th><th>success metric</th><th>success rate</th><th>succeeded</th>")
+        parts.append("<th>env return</th></tr>")
         for f in summary["final_seeds"]:
             parts.append(
                 f"<tr><td>{f.get('seed')}</td><td>{_fmt(f.get('success_metric_mean'))}</td>"
                 f"<td>{_fmt(f.get('success_rate'), '.0%')}</td>"
+                f"<td>{'yes' if f.get('succeeded') else 'no'}</td>"
                 f"<td>{_fmt(f.get('env_return_mean'), '.1f')}</td>"
                 f"{'<td>' + e(f['error']) + '</td>' if f.get('error') else ''}</tr>"
             )

@@ -21,7 +21,7 @@ from typing import Any
 from rewardgen.code import check_sandbox
 from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.runs import RunDir
-from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos
+from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos, seeds_succeeded
 from rewardgen.synthesis.clock import SearchClock, format_seconds, time_spent
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
@@ -185,6 +185,9 @@ def synthesize(
                     config, candidate_budget_s=min(left, config.budget_s(config.steps))
                 )
                 final = final_seeds(task, best, run, capped, executor)
+                if task.metric.line is not None:
+                    seeds = seeds_succeeded(best, final)
+                    log(f"the best reward succeeds on {seeds['succeeded']} of its {seeds['of']} seeds")
         if not stopped and config.videos > 0:
             if (left := _time_left(clock, "filming", log)) is not None:
                 filmed = min(config.videos, sum(1 for c in candidates if c.status == "trained"))
@@ -198,6 +201,7 @@ def synthesize(
             "candidates": [c.summary() for c in candidates],
             "best": best.summary() if best else None,
             "final_seeds": final,
+            "seeds": seeds_succeeded(best, final) if best and task.metric.line is not None else None,
             "llm_usage": client.usage.__dict__,
             "stopped": stopped,
             "ended": ended,
@@ -211,6 +215,7 @@ def synthesize(
             ended=ended,
             best=summary["best"],
             final_seeds=final,
+            seeds=summary["seeds"],
             llm_usage=client.usage.__dict__,
             rounds=clock.rounds,
             time=spent,
@@ -268,9 +273,9 @@ def _result_line(task: Any, best: Candidate, run: RunDir) -> str:
     if metric is None:
         return f"best reward: {run.file('best_reward.py')} ({best.label})"
     verdict = ""
-    if task.metric.above is not None or task.metric.below is not None:
-        met = task.metric.success(metric)
-        verdict = "; it meets the task's line" if met else "; short of the task's line"
+    if task.metric.line is not None:  # the verdict of its final evaluation, by the task's rule
+        verdict = "; it meets" if best.succeeded else "; short of"
+        verdict += " the task's success rule"
     return (
         f"best reward: {run.file('best_reward.py')} ({best.label}, success metric {metric:.4g}{verdict}: "
         f"{task.metric.describe()})"

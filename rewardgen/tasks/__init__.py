@@ -5,6 +5,7 @@ from rewardgen.tasks.fields import StateFieldsWrapper, TaskFields
 from rewardgen.tasks.make import episode_metrics, make_env, make_env_fn, task_fields, wrapper_kwargs
 from rewardgen.tasks.spec import (
     ENV_REWARD,
+    VERDICT_EPISODES,
     FieldSpec,
     MetricSpec,
     TaskSpec,
@@ -20,6 +21,7 @@ from rewardgen.tasks.spec import (
 
 __all__ = [
     "ENV_REWARD",
+    "VERDICT_EPISODES",
     "FieldSpec",
     "MetricSpec",
     "StateFieldsWrapper",

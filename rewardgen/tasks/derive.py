@@ -157,6 +157,7 @@ def derive_task(
         "field": ENV_REWARD,
         "reduce": "sum",
         "above": threshold,
+        "over": "mean",  # gymnasium's reward_threshold is on the mean return over episodes
         "doc": "the env's own return" + ("" if threshold is not None else " (no success threshold)"),
     }
     data = {

@@ -15,6 +15,7 @@ from rewardgen.errors import RewardgenError
 
 __all__ = [
     "ENV_REWARD",
+    "VERDICT_EPISODES",
     "FieldSpec",
     "MetricSpec",
     "RewardTerms",
@@ -56,15 +57,36 @@ class FieldSpec(_Model):
     unit: str = ""
 
 
+#: The fewest episodes an evaluation runs for a task with a success line: periodic and final
+#: evaluations alike, in parallel (one env each), so that a verdict is not a coin toss.
+VERDICT_EPISODES = 10
+
+
 class MetricSpec(_Model):
     """The task's success metric: ``reduce`` of a field over an episode, against a threshold
-    (``above`` or ``below``). Without one, success is never claimed and higher is better."""
+    (``above`` or ``below``). Without one, success is never claimed and higher is better.
+
+    The success rule (``over``) is stated once and every evaluation applies it
+    (:meth:`succeeds`): ``"episode"`` judges each episode against the line and a policy succeeds
+    when at least ``share`` of its evaluation's episodes do; ``"mean"`` judges the mean over the
+    episodes, as gymnasium defines ``reward_threshold``. Evaluations run at least
+    :data:`VERDICT_EPISODES` episodes for either (:meth:`episodes`).
+
+    Example:
+        >>> m = MetricSpec(field="env_reward", reduce="sum", above=475, over="mean")
+        >>> m.succeeds([500.0] * 9 + [460.0]), m.succeeds([500.0] * 5 + [400.0] * 5)
+        (True, False)
+        >>> MetricSpec(field="torso_z", reduce="max", above=1.6).succeeds([1.7] * 9 + [1.5])
+        False
+    """
 
     field: str
     reduce: Literal["mean", "sum", "max", "min", "final"] = "mean"
     above: float | None = None
     below: float | None = None
     doc: str = ""
+    over: Literal["episode", "mean"] = "episode"
+    share: float = Field(1.0, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _one_threshold(self) -> MetricSpec:
@@ -72,10 +94,45 @@ class MetricSpec(_Model):
             raise ValueError("give one of 'above' or 'below', not both")
         return self
 
+    @property
+    def line(self) -> float | None:
+        """The success threshold (``above`` or ``below``); None without one."""
+        return self.above if self.above is not None else self.below
+
     def success(self, value: float) -> bool:
+        """Whether one value (an episode's, or a mean) meets the line."""
         if self.above is None and self.below is None:
             return False
         return value > self.above if self.above is not None else value < self.below  # type: ignore[operator]
+
+    def succeeds(self, values: Any) -> bool:
+        """The verdict on an evaluation's episodes (their metric values) by the task's rule."""
+        values = [float(v) for v in values]
+        if not values or self.line is None:
+            return False
+        if self.over == "mean":
+            return self.success(sum(values) / len(values))
+        return sum(self.success(v) for v in values) >= self.share * len(values) - 1e-9
+
+    def episodes(self, asked: int = 1) -> int:
+        """How many episodes an evaluation runs: ``asked``, and at least :data:`VERDICT_EPISODES`
+        for a task with a success line."""
+        return max(int(asked), VERDICT_EPISODES) if self.line is not None else max(1, int(asked))
+
+    def rule(self) -> str:
+        """The success rule in words.
+
+        Example:
+            >>> MetricSpec(field="env_reward", reduce="sum", above=-3.75, over="mean").rule()
+            'the mean over at least 10 evaluation episodes meets the line'
+        """
+        if self.line is None:
+            return "no success line"
+        if self.over == "mean":
+            return f"the mean over at least {VERDICT_EPISODES} evaluation episodes meets the line"
+        if self.share >= 1.0:
+            return f"every one of at least {VERDICT_EPISODES} evaluation episodes meets the line"
+        return f"at least {self.share:.0%} of at least {VERDICT_EPISODES} evaluation episodes meet the line"
 
     def score(self, value: float) -> float:
         """Higher is better: the value for ``above`` metrics, its negative for ``below``."""
@@ -100,13 +157,16 @@ class MetricSpec(_Model):
         if self.above is None and self.below is None:
             return how + " (higher is better)"
         op, threshold = (">", self.above) if self.above is not None else ("<", self.below)
+        if self.over == "mean":
+            return f"the mean over evaluation episodes of ({how}) {op} {threshold}"
         return f"{how} {op} {threshold}"
 
     def describe(self) -> str:
         if self.above is None and self.below is None:
             return f"{self.reduce} of {self.field} over an episode (higher is better; no success threshold)"
         op, thr = (">", self.above) if self.above is not None else ("<", self.below)
-        return f"{self.reduce} of {self.field} over an episode {op} {thr}"
+        mean = ", its mean over the evaluation's episodes" if self.over == "mean" else ""
+        return f"{self.reduce} of {self.field} over an episode{mean} {op} {thr}"
 
 
 class RewardTerms(_Model):

@@ -128,7 +128,8 @@ def hacking_verdict(
     verdict = Verdict(hacked=False)
     sign = -1.0 if metric.below is not None else 1.0
     threshold = metric.above if metric.above is not None else metric.below
-    if evaluation is not None and evaluation.get("success_rate", 0.0) >= s.succeeding:
+    done = evaluation is not None and evaluation.get("success_rate", 0.0) >= s.succeeding
+    if evaluation is not None and (evaluation.get("succeeded") or done):
         verdict.signals["success_rate"] = float(evaluation["success_rate"])
         return verdict  # it does the task
 

@@ -59,7 +59,7 @@ class TrainConfig:
     n_envs: int | None = None
     seed: int = 0
     device: str = "auto"
-    eval_episodes: int = 3
+    eval_episodes: int = 3  # final evaluation episodes; at least the task's success rule asks for (10)
     video: bool = True
     video_steps: int = 400
     checkpoint_every: int | None = None  # None: 10 checkpoints over the run
@@ -73,7 +73,7 @@ class TrainConfig:
     defer_reward: bool | None = None  # score whole PPO rollouts at once; None: when the spec allows
     time_budget_s: float | None = None  # wall-clock seconds for training + evaluation; None: no limit
     eval_every: int | None = None  # evaluate the policy every N steps (evals.csv); None: only at the end
-    stop_on_success: bool = False  # end training at the first evaluation where every episode succeeds
+    stop_on_success: bool = False  # end training at the first evaluation that meets the task's success rule
     # end training (saved, evaluated) once this file exists: a search's signal that another
     # candidate succeeded or its time is up; the file's first line says why
     stop_file: str | None = None

@@ -87,7 +87,7 @@ def make_callback(
                 self.last_eval = self.num_timesteps
                 row = evaluator(self.model, self.num_timesteps, time.time() - self.t0)
                 self.logger.record("rewardgen/eval_success_rate", row["success_rate"])
-                if stop_on_success and row["success_rate"] >= 1.0:
+                if stop_on_success and row["succeeded"]:
                     self.succeeded = True  # the next step ends training
                     self.stopped = "succeeded"
             if stop_file is not None and not self.stopped and os.path.exists(stop_file):

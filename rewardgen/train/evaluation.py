@@ -161,13 +161,15 @@ def evaluate(
     deadline: float | None = None,
     pad_video: bool = False,
 ) -> EvalSummary:
-    """Run the saved policy of ``run_dir`` for ``episodes`` episodes: env return, synthesized
-    return, success metric and success per episode -> ``eval_file`` (None: not written); the
-    first episode -> ``video.mp4`` (for a reward that scores frames, with each frame's reward drawn
-    below it). Past ``deadline`` (``time.monotonic()``) it stops with
-    :class:`OverBudgetError`. A spec's reward is built here; a reward function is used (and
-    closed) as it is. ``pad_video``: a first episode shorter than ``video_steps`` holds its last
-    frame to that length, so that videos compared side by side (ICPL, report.html) have one length.
+    """Run the saved policy of ``run_dir`` for ``episodes`` episodes (at least the task's rule
+    asks, :meth:`~rewardgen.tasks.MetricSpec.episodes`; in parallel, one env each): env return,
+    synthesized return, success metric and success per episode, and the rule's verdict ->
+    ``eval_file`` (None: not written); the first episode -> ``video.mp4`` (for a reward that
+    scores frames, with each frame's reward drawn below it). Past ``deadline``
+    (``time.monotonic()``) it stops with :class:`OverBudgetError`. A spec's reward is built here;
+    a reward function is used (and closed) as it is. ``pad_video``: a first episode shorter than
+    ``video_steps`` holds its last frame to that length, so that videos compared side by side
+    (ICPL, report.html) have one length.
 
     Example:
         >>> evaluate("runs/my-run", "hopper-run", get_task("hopper-run").reference_reward())  # doctest: +SKIP
@@ -183,52 +185,61 @@ def evaluate(
         size, reward = reward.render_kwargs(), reward.build()
     run = RunDir.open(run_dir)
     model = load_policy(run.path, spec)  # by the back end that trained it
-    render = "rgb_array" if video or reward.needs_frames else None
+    n = spec.metric.episodes(episodes)  # the task's rule sets the fewest; one env each, in parallel
     size = size if reward.needs_frames else {}  # a reward that scores frames: the size it needs
-    venv = DummyVecEnv([make_env_fn(spec, render_mode=render, fields=reward.fields, **size)])
-    venv.seed(seed)
-    venv = SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
+    # the film is the first env's first episode: only it renders, unless the reward scores frames
+    makers = [
+        make_env_fn(
+            spec,
+            render_mode="rgb_array" if reward.needs_frames or (video and i == 0) else None,
+            fields=reward.fields,
+            **size,
+        )
+        for i in range(n)
+    ]
+    dummy = DummyVecEnv(makers)
+    dummy.seed(seed)
+    venv: Any = SB3RewardVecWrapper(dummy, reward, **wrapper_kwargs(spec, reward.fields))
     if run.file(RunDir.NORMALIZER).exists():
         venv = VecNormalize.load(str(run.file(RunDir.NORMALIZER)), venv)
         venv.training, venv.norm_reward = False, False
     frames: list[np.ndarray] = []
     scores: list[float | None] = []  # the reward of the step that led to each frame
     last: float | None = None
-    results: list[EpisodeResult] = []
-    finished: list[dict[str, Any]] = []  # the wrapper's episode summaries
+    finished: dict[int, dict[str, Any]] = {}  # each env's first episode (the wrapper's summary)
     # a film renders every stride-th step (a frame costs tens of ms on the CPU), about VIDEO_FPS
     # frames a second of the episode's own time; a reward that scores frames sees every one
     env_fps = int(make_env(spec).metadata.get("render_fps", VIDEO_FPS)) if video else VIDEO_FPS
     stride = 1 if reward.needs_frames else max(1, round(env_fps / VIDEO_FPS))
     steps = 0
     obs = venv.reset()
-    while len(results) < episodes:
+    while len(finished) < n:
         if deadline is not None and time.monotonic() > deadline:
             venv.close()
-            raise OverBudgetError(f"evaluation stopped after {len(results)} of {episodes} episodes")
-        if video and not results and steps < video_steps and steps % stride == 0:
-            frames.append(venv.get_images()[0])
+            raise OverBudgetError(f"evaluation stopped after {len(finished)} of {n} episodes")
+        if video and 0 not in finished and steps < video_steps and steps % stride == 0:
+            frames.append(dummy.envs[0].render())
             scores.append(last)
         steps += 1
         action, _ = model.predict(obs, deterministic=deterministic)
         obs, rewards, dones, infos = venv.step(action)
         last = float(rewards[0])
-        if dones[0]:
-            ep = infos[0]["reward_episode"]
-            value = ep["metrics"]["success_metric"]
-            finished.append(ep)
-            results.append(
-                EpisodeResult(
-                    env_return=ep["env_return"],
-                    reward_return=ep["reward_return"],
-                    length=ep["length"],
-                    success_metric=value,
-                    success=bool(spec.metric.success(value)),
-                    components=ep["components"],
-                )
-            )
+        for i in np.flatnonzero(dones):
+            finished.setdefault(int(i), infos[i]["reward_episode"])
     venv.close()
-    means = episode_means(finished, spec.metric)  # as metrics.csv and evals.csv compute them
+    ordered = [finished[i] for i in range(n)]  # the filmed episode first
+    results = [
+        EpisodeResult(
+            env_return=ep["env_return"],
+            reward_return=ep["reward_return"],
+            length=ep["length"],
+            success_metric=ep["metrics"]["success_metric"],
+            success=bool(spec.metric.success(ep["metrics"]["success_metric"])),
+            components=ep["components"],
+        )
+        for ep in ordered
+    ]
+    means = episode_means(ordered, spec.metric)  # as metrics.csv and evals.csv compute them
     summary = EvalSummary(
         episodes=tuple(results),
         env_return_mean=means["env_return_mean"],
@@ -236,6 +247,7 @@ def evaluate(
         success_metric_mean=means["success_metric_mean"],
         success_rate=means["success_rate"],
         metric=spec.metric.describe(),
+        succeeded=spec.metric.succeeds([r.success_metric for r in results]),
     )
     if eval_file:
         summary.write(run.file(eval_file))

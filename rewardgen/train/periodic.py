@@ -1,8 +1,9 @@
 """Periodic evaluation while training: how soon the policy meets the task's success metric.
 
-Every ``every`` steps the current policy runs ``episodes`` deterministic episodes (in parallel,
-one env each) on fresh envs; the env's own return and the success metric go to ``evals.csv``.
-With ``stop_on_success`` training ends at the first evaluation whose every episode succeeds:
+Every ``every`` steps the current policy runs deterministic episodes (in parallel, one env each;
+at least the task's success rule asks for, as the final evaluation) on fresh envs; the env's own
+return, the success metric and the rule's verdict go to ``evals.csv``. With ``stop_on_success``
+training ends at the first evaluation that meets the rule:
 ``rewardgen train --until-success`` and the demo stop there instead of spending the whole budget.
 """
 
@@ -30,6 +31,7 @@ EVAL_COLUMNS = [
     "env_return_mean",
     "success_metric_mean",
     "success_rate",
+    "succeeded",
 ]
 
 
@@ -58,9 +60,9 @@ class PeriodicEvaluator:
 
         from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
-        self.spec, self.path, self.episodes = spec, path, episodes
+        self.spec, self.path, self.episodes = spec, path, spec.metric.episodes(episodes)
         reward = _NoReward()
-        venv = DummyVecEnv([make_env_fn(spec, fields=reward.fields) for _ in range(episodes)])
+        venv = DummyVecEnv([make_env_fn(spec, fields=reward.fields) for _ in range(self.episodes)])
         venv.seed(seed)
         self.venv = SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
         from rewardgen.runs.tensorboard import ScalarLog
@@ -84,12 +86,14 @@ class PeriodicEvaluator:
             for i in np.flatnonzero(dones):
                 episodes.setdefault(int(i), infos[i]["reward_episode"])  # each env's first episode
         self.spent_s += time.monotonic() - t0
-        means = episode_means(list(episodes.values()), self.spec.metric)
+        finished = list(episodes.values())
+        means = episode_means(finished, self.spec.metric)
         row = {
             "timesteps": int(timesteps),
             "wall_time_s": round(wall_s + time.monotonic() - t0, 2),
             "eval_time_s": round(self.spent_s, 2),
             **{k: means[k] for k in ("env_return_mean", "success_metric_mean", "success_rate")},
+            "succeeded": int(self.spec.metric.succeeds(e["metrics"]["success_metric"] for e in finished)),
         }
         self.rows.append(row)
         with self.path.open("a", newline="") as f:
@@ -98,8 +102,8 @@ class PeriodicEvaluator:
         return row
 
     def first_success(self) -> dict[str, Any] | None:
-        """The first evaluation in which every episode met the success metric."""
-        return next((r for r in self.rows if r["success_rate"] >= 1.0), None)
+        """The first evaluation that met the task's success rule."""
+        return next((r for r in self.rows if r["succeeded"]), None)
 
     def close(self) -> None:
         self.venv.close()
@@ -107,8 +111,15 @@ class PeriodicEvaluator:
 
 
 def read_evals(path: Path) -> list[dict[str, float]]:
-    """The rows of an ``evals.csv``."""
+    """The rows of an ``evals.csv`` (one written before the rule was kept reads ``succeeded``
+    as every episode succeeding)."""
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = [
+            {k: float(v) for k, v in row.items() if k is not None and isinstance(v, str) and v}
+            for row in csv.DictReader(f)
+        ]
+    for row in rows:
+        row.setdefault("succeeded", float(row.get("success_rate", 0.0) >= 1.0))
+    return rows

@@ -266,7 +266,7 @@ def train(
             elif self.asked is not None and (saved := _checkpoint_steps(run.path)) >= self.asked:
                 row = evaluator(SFPolicy(run.path, spec), saved, time.time() - state["t0"])
                 self.asked, self.next_eval = None, (saved // eval_every + 1) * eval_every
-                if config.stop_on_success and row["success_rate"] >= 1.0:
+                if config.stop_on_success and row["succeeded"]:
                     self.stopped = "succeeded"
                     return stop(runner)
             return None
