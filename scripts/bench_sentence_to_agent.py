@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from rewardgen.llm.testing import LoopbackLLMServer
+from rewardgen.tasks import get_task
 
 REFLECTION = "Reward reflection"  # what feedback prompts carry (rewardgen.synthesis.prompts)
 
@@ -79,25 +80,8 @@ def compute_reward(obs, action, next_obs, info):
     return distance + torque + near, {{"distance": distance, "torque": torque, "near": near}}
 ```"""
 
-JUMP = """```python
-import numpy as np
-
-STAND_HEIGHT = 1.25  # m: the torso's height standing
-HEIGHT_WEIGHT = 10.0
-UP_SPEED_WEIGHT = 1.0
-HEALTHY_REWARD = 1.0
-DRIFT_WEIGHT = 0.5
-
-
-def compute_reward(obs, action, next_obs, info):
-    height = HEIGHT_WEIGHT * np.maximum(info["torso_z"] - STAND_HEIGHT, 0.0)
-    up_speed = UP_SPEED_WEIGHT * np.maximum(info["vertical_velocity"], 0.0)
-    alive = HEALTHY_REWARD * info["is_healthy"]
-    drift = -DRIFT_WEIGHT * np.abs(info["x_velocity"])
-    ctrl = 1e-3 * np.sum(np.square(action), axis=1)
-    total = height + up_speed + alive + drift - ctrl
-    return total, {{"height": height, "up_speed": up_speed, "alive": alive, "drift": drift, "ctrl": -ctrl}}
-```"""
+# a reply a strong LLM writes for hopper-jump: the catalog's own reward for it
+JUMP = f"```python\n{get_task('hopper-jump').reward_path.read_text()}```"
 
 CAPPED = "np.minimum(-info['x_velocity'], SPEED_CAP)"
 UNCAPPED = "-info['x_velocity']"
@@ -143,7 +127,7 @@ SCENARIOS = {
     # a reply a strong LLM writes, with the command's defaults (two final seeds, the best filmed)
     "hopper-jump": {
         "args": ["--task", "hopper-jump", "--steps", "200000"],
-        "first": [JUMP.replace("HEIGHT_WEIGHT = 10.0", f"HEIGHT_WEIGHT = {w}") for w in (10.0, 5.0)],
+        "first": [JUMP, JUMP.replace("HEIGHT_WEIGHT = 10.0", "HEIGHT_WEIGHT = 5.0")],
         "repair": [JUMP] * 2,
         "defaults": True,
     },
