@@ -61,10 +61,8 @@ def test_a_third_back_end_is_one_module_and_one_entry(toy, tmp_path):
         TrainConfig(task="hopper-run", backend="toy", video=False, eval_episodes=2), out=tmp_path / "run"
     )
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
-    assert (
-        manifest["status"] == "finished" and manifest["backend"] == "toy"
-    )
-    assert len(result.eval.episodes) == VERDICT_EPISODES  # hopper-run's rule asks for 10, not eval_episodes' 2
+    assert manifest["status"] == "finished" and manifest["backend"] == "toy"
+    assert len(result.eval.episodes) == VERDICT_EPISODES  # the rule's 10, not eval_episodes' 2
     # evaluation finds the policy through the table, by the name in the manifest
     again = evaluate(result.run_dir, "hopper-run", _reference(), 1, video=False)
     assert again.episodes[0].length == result.eval.episodes[0].length  # the same still policy, the same seed
