@@ -28,6 +28,7 @@ def compute_reward(obs, action, next_obs, info):
     backward = -info["x_velocity"]
     return backward, {"backward": backward}
 ```"""
+GOOD2 = GOOD.replace("backward = -info", "backward = -1.0 * info")  # another program: the same is reused
 
 
 def _free_port() -> int:
@@ -174,7 +175,7 @@ def test_candidates_train_on_a_node_that_cannot_see_the_run_directory(tmp_path, 
     )
     run = RunDir.create("hopper-run-backward", "text2reward", {}, out=tmp_path / "run")
     with LoopbackLLMServer() as server:  # the driver asks the LLM; the nodes only train
-        server.push([GOOD, GOOD])
+        server.push([GOOD, GOOD2])
         client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
         summary = synthesize(cfg, client, run)
         client.close()
@@ -210,7 +211,7 @@ def test_the_time_budget_stops_candidates_on_a_node_that_cannot_see_the_stop_fil
     )
     run = RunDir.create("hopper-run-backward", "text2reward", {}, out=tmp_path / "run")
     with LoopbackLLMServer() as server:
-        server.push([GOOD, GOOD])
+        server.push([GOOD, GOOD2])
         client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
         summary = synthesize(cfg, client, run)
         client.close()

@@ -160,7 +160,7 @@ def test_sf_settings_suit_the_machine(monkeypatch):
     assert sf_profile(cheetah, "cpu", cores=2) == "few-cores"
     assert sf_profile(cheetah, "cpu", cores=32) == sf_profile(cheetah, "cuda", cores=2) == "sample-factory"
     assert sf_profile(get_task("nethack-score"), "cpu", cores=2) == "sample-factory"
-    monkeypatch.setattr("rewardgen.train.sf._cpu_count", lambda: 2)
+    monkeypatch.setattr("rewardgen.train.sf_settings._cpu_count", lambda: 2)  # where sf_settings reads it
     settings, per_vector = sf_settings(cheetah, Path("/tmp/x"), 1000, 0, "cpu", 2, None, {})
     assert settings["rollout"] == 128 and settings["num_epochs"] == 10 and per_vector * 2 * 2 == 16
 

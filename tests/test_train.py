@@ -95,8 +95,9 @@ def test_metrics_log_env_and_synthesized_returns(ppo_run):
 
 def test_evaluation_and_video(ppo_run):
     ev = json.loads((ppo_run.run_dir / "eval.json").read_text())
-    assert len(ev["episodes"]) == 1 and ev["episodes"][0]["length"] == 1000
-    assert ev["success_rate"] in (0.0, 1.0)
+    # the task's rule asks for 10 episodes (eval_episodes=1 asked fewer), run in parallel
+    assert len(ev["episodes"]) == VERDICT_EPISODES and ev["episodes"][0]["length"] == 1000
+    assert ev["succeeded"] == (ev["success_rate"] == 1.0)  # halfcheetah-run: every episode meets the line
     frames = imageio.mimread(ppo_run.run_dir / "video.mp4")
     assert len(frames) == 40 and frames[0].ndim == 3 and frames[0].shape[2] == 3
     assert np.std(frames[0]) > 1  # a rendered scene, not a blank frame

@@ -16,7 +16,12 @@ from rewardgen.errors import RewardgenError
 from rewardgen.runs import RunDir
 from rewardgen.text import plural
 
-__all__ = ["HpOverrides", "Hyperparams", "parse_hp", "report_result"]
+__all__ = ["EvalEpisodes", "HpOverrides", "Hyperparams", "parse_hp", "report_result"]
+
+#: ``--eval-episodes``: the final evaluation's episodes; the task's success rule sets the fewest.
+EvalEpisodes = Annotated[
+    int, typer.Option(help="evaluation episodes (at least 10 for a task with a success line)")
+]
 
 
 def _no_episode(manifest: dict) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from rewardgen.cli import app, console, parse_steps
-from rewardgen.cli.common import HpOverrides, _report, parse_hp
+from rewardgen.cli.common import EvalEpisodes, HpOverrides, _report, parse_hp
 from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMModel
 from rewardgen.errors import RewardgenError
 from rewardgen.intrinsic.reward import C_EXT, C_INT
@@ -54,7 +54,7 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option(help="messages per LLM call")] = 32,
     n_envs: Annotated[int | None, typer.Option(help="envs stepped together")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
+    eval_episodes: EvalEpisodes = 3,
     hp: HpOverrides = None,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
     llm_model: LLMModel = None,

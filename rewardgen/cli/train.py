@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from rewardgen.cli import app, console, parse_steps
-from rewardgen.cli.common import HpOverrides, Hyperparams, _report, parse_hp
+from rewardgen.cli.common import EvalEpisodes, HpOverrides, Hyperparams, _report, parse_hp
 from rewardgen.errors import RewardgenError
 from rewardgen.runs import RunDir
 
@@ -78,7 +78,7 @@ def train(
     out: Annotated[Path | None, typer.Option(help="run directory; default runs/<utc>-<task>-train")] = None,
     mode: Annotated[str, typer.Option(help="replace the env reward, or add to it")] = "replace",
     video: Annotated[bool, typer.Option(help="record an MP4 of the final policy")] = True,
-    eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
+    eval_episodes: EvalEpisodes = 3,
     hyperparams: Hyperparams = "default",
     hp: HpOverrides = None,
     until_success: Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from rewardgen.cli import app, console, parse_steps
-from rewardgen.cli.common import HpOverrides, _report, parse_hp
+from rewardgen.cli.common import EvalEpisodes, HpOverrides, _report, parse_hp
 
 vlm = typer.Typer(
     help="VLM-RM: rewards from rendered frames scored by CLIP-like models.", no_args_is_help=True
@@ -51,7 +51,7 @@ def train_cmd(
     n_envs: Annotated[int | None, typer.Option(help="parallel envs (each renders every step)")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda")] = "auto",
-    eval_episodes: Annotated[int, typer.Option(help="evaluation episodes")] = 3,
+    eval_episodes: EvalEpisodes = 3,
     video: Annotated[bool, typer.Option(help="record the final policy with its reward drawn")] = True,
     hp: HpOverrides = None,
     out: Annotated[Path | None, typer.Option(help="run directory; default runs/<utc>-<task>-vlm")] = None,

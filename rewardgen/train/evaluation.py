@@ -187,16 +187,10 @@ def evaluate(
     model = load_policy(run.path, spec)  # by the back end that trained it
     n = spec.metric.episodes(episodes)  # the task's rule sets the fewest; one env each, in parallel
     size = size if reward.needs_frames else {}  # a reward that scores frames: the size it needs
-    # the film is the first env's first episode: only it renders, unless the reward scores frames
-    makers = [
-        make_env_fn(
-            spec,
-            render_mode="rgb_array" if reward.needs_frames or (video and i == 0) else None,
-            fields=reward.fields,
-            **size,
-        )
-        for i in range(n)
-    ]
+    # the film is the first env's first episode: only it is rendered (unless the reward scores
+    # frames), though every env has the render mode (a vector env wants one for all)
+    render = "rgb_array" if video or reward.needs_frames else None
+    makers = [make_env_fn(spec, render_mode=render, fields=reward.fields, **size) for _ in range(n)]
     dummy = DummyVecEnv(makers)
     dummy.seed(seed)
     venv: Any = SB3RewardVecWrapper(dummy, reward, **wrapper_kwargs(spec, reward.fields))
