@@ -80,8 +80,15 @@ def compute_reward(obs, action, next_obs, info):
     return distance + torque + near, {{"distance": distance, "torque": torque, "near": near}}
 ```"""
 
-# a reply a strong LLM writes for hopper-jump: the catalog's own reward for it
+# replies a strong LLM writes for hopper-jump: the catalog's own reward for it, with height and
+# upward speed weighted above the alive bonus (which alone teaches a hopper to stand still)
 JUMP = f"```python\n{get_task('hopper-jump').reward_path.read_text()}```"
+JUMPS = [
+    JUMP.replace("HEIGHT_WEIGHT = 10.0", f"HEIGHT_WEIGHT = {h}").replace(
+        "UP_SPEED_WEIGHT = 1.0", "UP_SPEED_WEIGHT = 2.0"
+    )
+    for h in (15.0, 20.0)
+]
 
 CAPPED = "np.minimum(-info['x_velocity'], SPEED_CAP)"
 UNCAPPED = "-info['x_velocity']"
@@ -127,8 +134,8 @@ SCENARIOS = {
     # a reply a strong LLM writes, with the command's defaults (two final seeds, the best filmed)
     "hopper-jump": {
         "args": ["--task", "hopper-jump", "--steps", "200000"],
-        "first": [JUMP, JUMP.replace("HEIGHT_WEIGHT = 10.0", "HEIGHT_WEIGHT = 5.0")],
-        "repair": [JUMP] * 2,
+        "first": JUMPS,
+        "repair": JUMPS,
         "defaults": True,
     },
     # the env's own terms plus a shaping bonus from the first reply, 200k steps a candidate: the
@@ -232,7 +239,8 @@ def main() -> None:
         phases = ", ".join(f"{k.removesuffix('_s')} {v:.0f}s" for k, v in t.items() if k != "wall_s")
         first = f"{r['first_success_s']:.0f} s ({r['round']})" if r["first_success_s"] else "none"
         confirmed = "confirmed" if r["confirmed"] else "not confirmed"
-        seeds = f", {r['seeds']['succeeded']} of {r['seeds']['of']} seeds succeed" if r["seeds"] else ""
+        won = r["seeds"] or {}
+        seeds = f", {won['succeeded']} of {won['of']} seeds succeed" if won.get("of", 0) > 1 else ""
         print(
             f"{name}: first success at {first}, command {r['total_s']:.0f} s in all; final evaluation "
             f"{confirmed} ({r['best_success_rate']:.0%} of episodes){seeds}; "

@@ -252,6 +252,16 @@ def test_a_rising_curve_is_continued_when_its_projection_fits_the_time_left(tmp_
         task, candidate_with_curve(tmp_path / "b", [0.5, 0.6, 0.55, 0.5]), SearchClock(300.0), 2000.0, 2.0
     )
     assert not flat.go_on and "no longer rises" in flat.why
+    # one good evaluation among bad ones tilts the line (a Reacher run's -52, -17, -33, -23, scaled)
+    noisy = candidate_with_curve(tmp_path / "e", [0.154, 0.854, 0.548, 0.734])
+    seen = outlook(task, noisy, SearchClock(300.0), speed=2000.0, overhead_s=2.0)
+    assert seen.slope_per_100k > 0 and not seen.go_on and "within its evaluations' noise" in seen.why
+    # after the last round the time left goes to the best, for the steps that fit, unless it falls
+    last = outlook(task, noisy, SearchClock(300.0), speed=2000.0, overhead_s=2.0, last_chance=True)
+    assert last.go_on and "no new rewards to try" in last.why
+    assert last.every == 10_000 and 500_000 < last.more_steps <= 2000 * (300 - 30 - 2)  # 30 s kept in reserve
+    falling = candidate_with_curve(tmp_path / "f", [0.8, 0.6, 0.4, 0.2])
+    assert not outlook(task, falling, SearchClock(300.0), 2000.0, 2.0, last_chance=True).go_on
     short = outlook(task, candidate_with_curve(tmp_path / "c", [0.2, 0.4]), SearchClock(300.0), 2000.0, 2.0)
     assert not short.go_on and "a slope needs 3" in short.why
     unbounded = outlook(task, rising, SearchClock(None), 2000.0, 2.0)
@@ -292,7 +302,7 @@ def test_a_rising_candidate_is_trained_on_instead_of_a_new_round(tmp_path):
     still rising: the clock continues it from its saved state rather than asking for new rewards."""
     cfg = config(
         task_with(below=-0.80), samples=1, iterations=2, steps=6144, eval_every=1024,
-        time_budget_s=240.0, until_success=True,
+        time_budget_s=60.0, until_success=True,
     )  # fmt: skip
     lines = []
     run, summary, asked = search(tmp_path, cfg, [[GOOD], [GOOD]], log=lines.append)

@@ -27,6 +27,9 @@ __all__ = ["Outlook", "outlook", "slope"]
 RECENT, FEWEST = 4, 3
 #: Steps continued past the projection: the line is crossed by a rising, noisy curve.
 MARGIN = 1.25
+#: A curve rises when its slope is at least this many times its standard error: evaluations are
+#: noisy (one good evaluation among bad ones tilts a line through four points).
+SURE = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Outlook:
     left_s: float
     go_on: bool
     why: str
+    every: int | None = None  # the steps between its evaluations: a continuation evaluates as often
 
     def text(self) -> str:
         """The decision in one line, with its numbers."""
@@ -83,15 +87,29 @@ def _curve(folder: Path, task: TaskSpec) -> list[tuple[float, float]]:
     return [(r["timesteps"], task.metric.score(r["success_metric_mean"])) for r in rows]
 
 
+def _slope_error(x: np.ndarray, y: np.ndarray, slope: float, intercept: float) -> float:
+    """The standard error of a least-squares slope through ``len(x) >= 3`` points."""
+    residuals = y - (slope * x + intercept)
+    spread = float(np.sum((x - x.mean()) ** 2))
+    return math.sqrt(float(np.sum(residuals**2)) / (len(x) - 2) / spread) if spread > 0 else math.inf
+
+
 def outlook(
-    task: TaskSpec, cand: Candidate, clock: SearchClock, speed: float | None, overhead_s: float
+    task: TaskSpec,
+    cand: Candidate,
+    clock: SearchClock,
+    speed: float | None,
+    overhead_s: float,
+    last_chance: bool = False,
 ) -> Outlook:
     """Whether ``cand`` (a trained candidate with periodic evaluations) is worth training on:
     ``speed`` is the candidates' training steps per second, ``overhead_s`` what a candidate
-    costs besides training (its evaluations)."""
+    costs besides training (its evaluations). ``last_chance``: the search has no new rewards to
+    try (its last round): the time left goes to the candidate unless its curve clearly falls,
+    for the steps that fit (it stops at its first success)."""
     assert cand.path is not None
     left = clock.left() - clock.reserve_s()
-    threshold = task.metric.above if task.metric.above is not None else task.metric.below
+    threshold = task.metric.line
     steps = int(cand.steps or 0)
 
     def no(why: str, **numbers: Any) -> Outlook:
@@ -113,16 +131,37 @@ def outlook(
     slope, intercept = np.polyfit(x, y, 1)
     line = task.metric.score(threshold)
     now = float(slope * x[-1] + intercept)  # the fitted score at the last evaluation
-    numbers: dict[str, Any] = {"score": float(y[-1]), "line": line, "slope_per_100k": float(slope * 1e5)}
+    every = int(x[-1] - x[-2])  # at least one more evaluation: the curve must show what it did
+    numbers: dict[str, Any] = {
+        "score": float(y[-1]), "line": line, "slope_per_100k": float(slope * 1e5), "every": every,
+    }  # fmt: skip
+    noise = _slope_error(x, y, slope, intercept)
+    fits = int(speed * (left - overhead_s)) if speed else 0  # the steps the time left holds
+
+    def last(why: str) -> Outlook:
+        if not last_chance or slope <= -SURE * noise:  # a clearly falling curve gets no more time
+            return no(why, **numbers)
+        if fits < every:
+            return no(why + "; not even one more evaluation fits the time left", **numbers)
+        numbers.update(more_steps=fits, needed_s=round(fits / speed + overhead_s, 1))  # type: ignore[operator]
+        return Outlook(
+            cand.label, steps, left_s=left, go_on=True,
+            why=f"{why}, but the search has no new rewards to try: the time left goes to its best",
+            **numbers,
+        )  # fmt: skip
+
     if slope <= 0:
-        return no("its curve no longer rises", **numbers)
-    more = max(1000, int(math.ceil((line - now) / slope * MARGIN / 1000.0) * 1000))
+        return last("its curve no longer rises")
+    if slope < SURE * noise:
+        return last(f"its rise is within its evaluations' noise (±{noise * 1e5:.3g}/100k steps)")
+    more = max(every, int(math.ceil((line - now) / slope * MARGIN / 1000.0) * 1000))
     if speed is None or speed <= 0:
         return no("the training speed is not measured yet", more_steps=more, **numbers)
     needed = more / speed + overhead_s
-    numbers.update(more_steps=more, needed_s=round(needed, 1))
     if needed > left:
-        return no("the steps it needs do not fit the time left", **numbers)
+        numbers.update(more_steps=more, needed_s=round(needed, 1))
+        return last("the steps it needs do not fit the time left")
+    numbers.update(more_steps=more, needed_s=round(needed, 1))
     return Outlook(
         cand.label, steps, left_s=left, go_on=True, why="its curve still rises toward the line", **numbers
     )

@@ -135,8 +135,19 @@ def synthesize(
             if winners and not any("first_success_s" in r for r in clock.rounds[:-1]):
                 record["first_success_s"] = _first_success_s(winners, round_start - clock.started)
             if not winners and not stop.exists():  # a rising curve may need time, not a new reward
+                # no round after this one (the last, or none fits the time left): the time is the best's
+                last = it + 1 >= iterations
+                last = last or not clock.plan(config.steps, config.samples, config.workers, candidates).fits
                 best, won = _continue_learning(
-                    task, best, candidates, clock, round_config, executor, log, stop
+                    task,
+                    best,
+                    candidates,
+                    clock,
+                    round_config,
+                    executor,
+                    log,
+                    stop,
+                    last_chance=last,
                 )
                 if won is not None:
                     winners = [won]
@@ -180,9 +191,13 @@ def synthesize(
         final = []
         if best and not stopped and config.final_seeds > 0:
             if (left := _time_left(clock, "retraining the best reward with more seeds", log)) is not None:
-                log(f"retraining the best reward with {plural(config.final_seeds, 'more seed')}")
+                steps = _final_steps(best, config)
+                log(
+                    f"retraining the best reward with {plural(config.final_seeds, 'more seed')}, "
+                    f"until success or {steps:,} steps"
+                )
                 capped = dataclasses.replace(
-                    config, candidate_budget_s=min(left, config.budget_s(config.steps))
+                    config, steps=steps, candidate_budget_s=min(left, config.budget_s(steps))
                 )
                 final = final_seeds(task, best, run, capped, executor)
                 if task.metric.line is not None:
@@ -234,26 +249,32 @@ def _continue_learning(
     executor: Executor,
     log: Callable[[str], None],
     stop: Path,
+    last_chance: bool = False,
 ) -> tuple[Candidate | None, Candidate | None]:
     """Train the search's best candidate on, from its saved state, while its curve projects to
     the task's line within the time left (:mod:`.continuation`); each decision is logged and kept
-    in the round's record. Returns the best and, if it succeeded, the candidate that did."""
-    from rewardgen.synthesis.candidate import continue_candidate, stop_file
+    in the round's record; after the last round (``last_chance``) the time left goes to the best
+    unless its curve clearly falls. Returns the best and, if it succeeded, the candidate that did."""
+    from rewardgen.synthesis.candidate import _trained_steps, continue_candidate, stop_file
     from rewardgen.synthesis.clock import _steps_per_s
-    from rewardgen.synthesis.continuation import outlook
+    from rewardgen.synthesis.continuation import _curve, outlook
 
     if clock.budget_s is None:  # a search without a time budget trains its rounds as planned
         return best, None
     while best is not None and best.status == "trained" and best.path is not None and not stop.exists():
-        seen = outlook(task, best, clock, _steps_per_s(candidates), clock.overhead_s(candidates))
+        speed = _steps_per_s(candidates)
+        seen = outlook(task, best, clock, speed, clock.overhead_s(candidates), last_chance=last_chance)
         log("  " + seen.text())
         clock.rounds[-1].setdefault("decisions", []).append(seen.to_dict())
         if not seen.go_on:
             return best, None
-        target = int(best.steps or 0) + int(seen.more_steps or 0)
+        trained = max(int(best.steps or 0), _trained_steps(best.path / "train"))  # rollouts round up
+        target = trained + int(seen.more_steps or 0)
+        points = len(_curve(best.path, task))
+        going_on = dataclasses.replace(config, eval_every=seen.every)  # as often as its curve so far
         (result,) = executor.map(
             continue_candidate,
-            [(task, best, config, target)],
+            [(task, best, going_on, target)],
             folders=[[best.path]],
             signals=[[stop_file(best.path)]],
         )
@@ -264,7 +285,25 @@ def _continue_learning(
         best = result
         if best.succeeded:
             return best, best
+        if best.path is None or len(_curve(best.path, task)) <= points:  # nothing new to judge by
+            log(f"  {best.label}: its continuation added no evaluation to its curve; the clock stops it")
+            return best, None
     return best, None
+
+
+def _final_steps(best: Candidate, config: SearchConfig) -> int:
+    """The steps each final seed may train (it stops at its first success): twice what the best
+    needed where it succeeded, else the search's steps.
+
+    Example:
+        >>> from rewardgen.runs import EvalSummary
+        >>> won = EvalSummary((), 0.0, 0.0, 0.0, 1.0, succeeded=True)
+        >>> _final_steps(Candidate(0, 0, "trained", steps=40_960, eval=won), SearchConfig("hopper-jump"))
+        81920
+    """
+    if best.succeeded and best.steps:
+        return min(config.steps, 2 * int(best.steps))
+    return config.steps
 
 
 def _result_line(task: Any, best: Candidate, run: RunDir) -> str:
