@@ -48,7 +48,7 @@ def synthesize(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     workers: Annotated[int | None, typer.Option(help="candidates trained at once; default: cores")] = None,
     final_seeds: Annotated[
-        int, typer.Option(help="retrain the best reward with N more seeds and report each (0: skip)")
+        int, typer.Option(help="retrain the best reward with N more seeds, each until success (0: skip)")
     ] = 2,
     few_shot: Annotated[int, typer.Option(help="show K reference rewards of the closest goals")] = 0,
     early_stop: Annotated[
