@@ -30,6 +30,7 @@ from rewardgen.intrinsic import (
 from rewardgen.llm import LLMSettings
 from rewardgen.llm.testing import Fault, LoopbackLLMServer
 from rewardgen.rewards import TransitionBatch
+from rewardgen.tasks import VERDICT_EPISODES
 
 HAS_NLE = importlib.util.find_spec("nle") is not None
 needs_nle = pytest.mark.skipif(not HAS_NLE, reason="needs the nethack extra (nle)")
@@ -379,7 +380,7 @@ def test_oni_trains_with_appo_and_our_nethack_encoder(tmp_path, model):
     assert manifest["sf"]["normalize_input_keys"] == ["blstats"]
     header, *rows = (run / "metrics.csv").read_text().splitlines()
     assert rows and "component/intrinsic" in header and "component/labelled" in header
-    assert len(manifest["eval"]["episodes"]) == 1
+    assert len(manifest["eval"]["episodes"]) == VERDICT_EPISODES  # the task has a success line
 
 
 def preferrer(request) -> str:
