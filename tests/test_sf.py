@@ -142,7 +142,7 @@ def test_sf_evaluates_periodically_and_stops_at_success_and_at_a_stop_file(tmp_p
     )
     rows = (result.run_dir / "evals.csv").read_text().splitlines()[1:]
     steps = [int(r.split(",")[0]) for r in rows]
-    assert len(steps) >= 3 and steps == sorted(steps) and all(r.endswith(",0.0") for r in rows)
+    assert len(steps) >= 3 and steps == sorted(steps) and all(r.endswith(",0.0,0") for r in rows)
     # a search's stop file ends training at once, with the reason it gives
     stop = tmp_path / "stop"
     stop.write_text("another candidate succeeded\n")
