@@ -29,8 +29,8 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from rewardgen.tasks import get_task
-from rewardgen.train import TrainConfig, train
-from rewardgen.train.sf import make_sf_env, require_sf, sf_config, sf_settings
+from rewardgen.training import TrainConfig, train
+from rewardgen.training.sf import make_sf_env, require_sf, sf_config, sf_settings
 
 TASK = "halfcheetah-run"
 

@@ -35,8 +35,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from rewardgen.code import ProgramSpec
 from rewardgen.runs import package_versions
 from rewardgen.tasks import TaskSpec, derive_task, get_task, list_tasks
-from rewardgen.train import OverBudgetError, TrainConfig, train
-from rewardgen.train.periodic import read_evals
+from rewardgen.training import OverBudgetError, TrainConfig, train
+from rewardgen.training.periodic import read_evals
 
 FAMILIES = {
     "locomotion": ("ant", "halfcheetah", "hopper", "humanoid", "walker2d"),

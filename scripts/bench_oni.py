@@ -143,8 +143,8 @@ def appo_line(root: Path) -> str:
     from sample_factory.envs.env_utils import register_env
     from sample_factory.train import make_runner
 
-    from rewardgen.train.sf import make_sf_env, sf_config, sf_settings
-    from rewardgen.train.sf_nethack import use_encoder_for
+    from rewardgen.training.sf import make_sf_env, sf_config, sf_settings
+    from rewardgen.training.sf.nethack import use_encoder_for
 
     task = get_task(TASK)
     rates = {}

@@ -37,7 +37,7 @@ import numpy as np
 
 def rl(task: str, steps: int, queries: list[int], seed: int, out: Path) -> None:
     from rewardgen.synthesis.prefppo import PrefPPOConfig, train_prefppo
-    from rewardgen.train import TrainConfig, train
+    from rewardgen.training import TrainConfig, train
 
     rows = []
     start = time.monotonic()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from rewardgen.train import TrainConfig, train
-from rewardgen.train.periodic import read_evals
-from rewardgen.train.sf import SF_DEFAULTS, SF_FEW_CORES, require_sf
+from rewardgen.training import TrainConfig, train
+from rewardgen.training.periodic import read_evals
+from rewardgen.training.sf import SF_DEFAULTS, SF_FEW_CORES, require_sf
 
 TASK = "halfcheetah-run"
 

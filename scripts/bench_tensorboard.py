@@ -18,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from rewardgen.train import TrainConfig, train
+from rewardgen.training import TrainConfig, train
 
 
 def speed(steps: int, folder: Path, tensorboard: bool) -> float:

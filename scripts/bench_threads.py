@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """SAC gradient steps/s on a shared machine: torch's default threads against the number rewardgen
-chooses (``rewardgen/train/threads.py``: OMP_NUM_THREADS, else the cores free now, at most 4).
+chooses (``rewardgen/training/threads.py``: OMP_NUM_THREADS, else the cores free now, at most 4).
 
 One process per core spins in the background (other trainings on a shared box), then SB3's SAC
 on Hopper does blocks of gradient steps, alternating the two settings so that noise hits both;
@@ -25,7 +25,7 @@ import torch
 from stable_baselines3 import SAC
 
 from rewardgen.tasks import get_task, make_env
-from rewardgen.train.threads import choose_threads
+from rewardgen.training.threads import choose_threads
 
 
 def measure(blocks: int, steps: int, label: str) -> None:

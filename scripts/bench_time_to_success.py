@@ -23,8 +23,8 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from rewardgen.runs import package_versions
-from rewardgen.train import OverBudgetError, TrainConfig, train
-from rewardgen.train.periodic import read_evals
+from rewardgen.training import OverBudgetError, TrainConfig, train
+from rewardgen.training.periodic import read_evals
 
 PROFILES = ("default", "zoo")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rewardgen.code import ProgramSpec
 from rewardgen.synthesis import write_report
-from rewardgen.train import TrainConfig, train
+from rewardgen.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from rewardgen.code import ProgramSpec
+from rewardgen.diagnostics.alarm import AlarmSettings, Verdict, hacking_verdict, run_verdict
 from rewardgen.tasks import get_task
-from rewardgen.train import TrainConfig, train
-from rewardgen.train.alarm import AlarmSettings, Verdict, hacking_verdict, run_verdict
+from rewardgen.training import TrainConfig, train
 
 DATA = Path(__file__).parent / "data"
 HOPPER = get_task("hopper-run").metric
@@ -104,7 +104,7 @@ def stand_run(tmp_path_factory):
 def test_the_terminal_says_so(stand_run, capsys):
     from rewardgen.cli.train import _report
     from rewardgen.runs import RunDir
-    from rewardgen.train import TrainResult
+    from rewardgen.training import TrainResult
 
     run = RunDir.open(stand_run)
     _report(TrainResult(stand_run, run.eval_summary(), Verdict.from_dict(run.manifest["alarm"])))

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from rewardgen.tasks import VERDICT_EPISODES
-from rewardgen.train import BACKENDS, Backend, TrainConfig, evaluate, get_backend, register_backend, train
+from rewardgen.training import BACKENDS, Backend, TrainConfig, evaluate, get_backend, register_backend, train
 
 TOY = '''"""A back end that trains nothing: it writes a run directory whose policy stands still."""
 import time
@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from rewardgen.tasks import get_task, make_env
-from rewardgen.train import TrainResult
-from rewardgen.train.evaluation import begin_run, finish_run
+from rewardgen.training import TrainResult
+from rewardgen.training.lifecycle import begin_run, finish_run
 
 
 def check():

@@ -16,7 +16,7 @@ from rewardgen.bench import BenchConfig, aggregate, normalized_score, run_bench,
 from rewardgen.llm import LLMClient, LLMSettings
 from rewardgen.llm.testing import LoopbackLLMServer
 from rewardgen.tasks import get_task
-from rewardgen.train.hyperparams import FAST_PPO
+from rewardgen.training.sb3.hyperparams import FAST_PPO
 
 TASKS = ["hopper-run", "hopper-run-backward"]
 CODE = """```python

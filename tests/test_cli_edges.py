@@ -153,8 +153,8 @@ def test_sigterm_marks_the_run_interrupted_and_keeps_the_model(tmp_path):
 
 
 def test_torch_threads_come_from_the_free_cores_or_omp_num_threads(tmp_path, monkeypatch):
-    from rewardgen.train import threads
-    from rewardgen.train.threads import MAX_THREADS, busy_cores, choose_threads, free_cores
+    from rewardgen.training import threads
+    from rewardgen.training.threads import MAX_THREADS, busy_cores, choose_threads, free_cores
 
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert choose_threads() == 3 and choose_threads(1) == 1
@@ -171,7 +171,7 @@ def test_torch_threads_come_from_the_free_cores_or_omp_num_threads(tmp_path, mon
             proc.wait()
     monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)  # an idle machine: its cores, at most 4
     assert choose_threads() == min(len(os.sched_getaffinity(0)), MAX_THREADS)
-    from rewardgen.train import TrainConfig, train
+    from rewardgen.training import TrainConfig, train
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     config = TrainConfig(task="hopper-run", steps=512, n_envs=2, video=False, eval_episodes=1, progress=False)
@@ -200,7 +200,7 @@ def test_a_success_the_final_evaluation_does_not_confirm_is_not_a_success(tmp_pa
     from rewardgen.cli.common import _report
     from rewardgen.runs import EvalSummary, RunDir
     from rewardgen.runs.summary import EpisodeResult
-    from rewardgen.train import TrainResult
+    from rewardgen.training import TrainResult
 
     run = RunDir.create("halfcheetah-run", "demo", {"task": "halfcheetah-run"}, out=tmp_path / "run")
     run.update(first_success={"timesteps": 450_000, "wall_time_s": 56.0})

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from rewardgen.code import ProgramSpec
+from rewardgen.diagnostics.check import check_reward
 from rewardgen.errors import RewardgenError
 from rewardgen.tasks import derive_task, env_version, get_task, save_task_file
-from rewardgen.train.check import check_reward
 
 REACHER = f"Reacher-{env_version()}"  # v5 on gymnasium 1, v4 on the sample-factory stack's 0.29
 NOTES = {
@@ -143,7 +143,7 @@ def test_configs_take_the_resolved_task_and_record_it_by_reference(tmp_path):
     from rewardgen.runs import RunDir
     from rewardgen.synthesis import SearchConfig
     from rewardgen.tasks import get_task, materialize
-    from rewardgen.train import TrainConfig
+    from rewardgen.training import TrainConfig
 
     derived = materialize("Pendulum-v1", "swing up", None, RunDir.reserve("p", "x", tmp_path / "run"))
     for task, ref in ((get_task("hopper-run"), "hopper-run"), (derived, str(derived.path))):
@@ -218,8 +218,8 @@ def test_the_reflection_shows_the_env_rewards_terms_along_training(tmp_path):
         "env_term/reward_ctrl": ("reward_ctrl", "sum"),
     }
     # a real training run logs the terms' episode sums beside the components
-    from rewardgen.train import TrainConfig, train
-    from rewardgen.train.hyperparams import FAST_PPO
+    from rewardgen.training import TrainConfig, train
+    from rewardgen.training.sb3.hyperparams import FAST_PPO
 
     reward = tmp_path / "r.py"
     reward.write_text(

@@ -67,7 +67,7 @@ def test_expert_succeeds_and_earns_more_reference_reward_than_random(name):
 
 
 def test_sac_trains_on_a_meta_world_task_and_films_it(tmp_path):
-    from rewardgen.train import TrainConfig, train
+    from rewardgen.training import TrainConfig, train
 
     result = train(
         TrainConfig(

@@ -209,8 +209,8 @@ def test_bad_numbers_and_urls_are_refused_at_once(tmp_path, capsys):
 
 
 def test_the_logged_coverage_term_never_trips_the_alarm():
+    from rewardgen.diagnostics.alarm import hacking_verdict
     from rewardgen.tasks import get_task
-    from rewardgen.train.alarm import hacking_verdict
 
     assert OniSpec("l.sqlite").logged_components == {"labelled"}
     steps = np.arange(1, 11) * 1000.0

@@ -18,7 +18,7 @@ from rewardgen.llm import LLMClient, LLMSettings
 from rewardgen.llm.testing import LoopbackLLMServer
 from rewardgen.runs import RunDir
 from rewardgen.synthesis import SearchConfig, synthesize
-from rewardgen.train.hyperparams import FAST_PPO
+from rewardgen.training.sb3.hyperparams import FAST_PPO
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = """```python

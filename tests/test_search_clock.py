@@ -12,7 +12,7 @@ from rewardgen.runs import CandidateRecord, RunDir
 from rewardgen.synthesis import SearchConfig, synthesize
 from rewardgen.synthesis.clock import SearchClock, time_spent
 from rewardgen.tasks import MetricSpec, get_task
-from rewardgen.train.hyperparams import FAST_PPO
+from rewardgen.training.sb3.hyperparams import FAST_PPO
 
 GOOD = """```python
 import numpy as np
@@ -152,9 +152,9 @@ def record(steps, train_s, smoke_s=1.0, eval_s=2.0):
 
 
 def test_the_next_round_is_planned_from_the_measured_speed():
-    clock = SearchClock(budget_s=None)
+    clock = SearchClock(time_budget_s=None)
     assert clock.plan(150_000, 2, 2, []).steps == 150_000  # no budget: the steps asked for
-    clock = SearchClock(budget_s=300.0)
+    clock = SearchClock(time_budget_s=300.0)
     assert clock.plan(150_000, 2, 2, []).fits  # speed not measured yet: the steps asked for
     clock.started -= 150.0  # half the budget spent; 30 s of it is the reserve
     clock.rounds = [{"llm_s": 7.0}]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rewardgen.errors import MissingExtraError, RewardgenError
-from rewardgen.train import TrainConfig, train
+from rewardgen.training import TrainConfig, train
 
 HAS_SF = importlib.util.find_spec("sample_factory") is not None
 needs_sf = pytest.mark.skipif(not HAS_SF, reason="sample-factory is on its own stack (make test-sf)")
@@ -43,7 +43,7 @@ def test_appo_trains_a_program_in_the_rollout_workers_and_evaluates_like_an_inde
     import gymnasium as gym
 
     from rewardgen.tasks import get_task
-    from rewardgen.train.sf import SFPolicy
+    from rewardgen.training.sf import SFPolicy
 
     result = _train(tmp_path, "run", video=True)
     run = result.run_dir
@@ -157,13 +157,13 @@ def test_sf_evaluates_periodically_and_stops_at_success_and_at_a_stop_file(tmp_p
 @needs_sf
 def test_sf_settings_suit_the_machine(monkeypatch):
     from rewardgen.tasks import get_task
-    from rewardgen.train.sf import sf_profile, sf_settings
+    from rewardgen.training.sf import sf_profile, sf_settings
 
     cheetah = get_task("halfcheetah-run")
     assert sf_profile(cheetah, "cpu", cores=2) == "few-cores"
     assert sf_profile(cheetah, "cpu", cores=32) == sf_profile(cheetah, "cuda", cores=2) == "sample-factory"
     assert sf_profile(get_task("nethack-score"), "cpu", cores=2) == "sample-factory"
-    monkeypatch.setattr("rewardgen.train.sf_settings._cpu_count", lambda: 2)  # where sf_settings reads it
+    monkeypatch.setattr("rewardgen.training.sf.settings._cpu_count", lambda: 2)  # where sf_settings reads it
     settings, per_vector = sf_settings(cheetah, Path("/tmp/x"), 1000, 0, "cpu", 2, None, {})
     assert settings["rollout"] == 128 and settings["num_epochs"] == 10 and per_vector * 2 * 2 == 16
 
@@ -180,7 +180,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
 
     run = tmp_path / "run"
     script = (
-        "from rewardgen.train import TrainConfig, train\n"
+        "from rewardgen.training import TrainConfig, train\n"
         f"train(TrainConfig(task='hopper-run', steps=10**7, backend='sf', video=False, progress=False,"
         f" hyperparams={{**{SMALL!r}, 'save_every_sec': 1}}), out={str(run)!r})\n"
     )
@@ -228,7 +228,7 @@ def test_checkpoints_with_numpy_scalars_load_with_torchs_safe_loader(tmp_path):
     checkpoint). Importing the back end allowlists numpy's scalar types, data not code."""
     import torch
 
-    import rewardgen.train.sf  # noqa: F401
+    import rewardgen.training.sf  # noqa: F401
 
     path = tmp_path / "ckpt.pth"
     torch.save({"best_performance": np.float64(881.4), "env_steps": 401408, "model": {}}, path)
@@ -247,7 +247,7 @@ def test_a_vectorized_env_reports_each_finished_episode_as_the_wrapper_summed_it
     from sample_factory.utils.attr_dict import AttrDict
 
     from rewardgen.tasks import get_task
-    from rewardgen.train.sf import episodes_from_stats, make_sf_env, sf_config, sf_settings
+    from rewardgen.training.sf import episodes_from_stats, make_sf_env, sf_config, sf_settings
 
     task = get_task("hopper-run")
     settings, vector = sf_settings(task, Path("unused"), 1000, 0, "cpu", 1, 6, {})
@@ -292,7 +292,7 @@ def test_non_batched_sampling_still_trains(tmp_path):
 def test_a_run_over_its_wall_clock_budget_stops_and_says_so(tmp_path):
     import time
 
-    from rewardgen.train import OverBudgetError
+    from rewardgen.training import OverBudgetError
 
     started = time.monotonic()
     with pytest.raises(OverBudgetError, match="over its wall-clock budget of 20 s"):
@@ -357,7 +357,7 @@ def test_every_mujoco_catalog_task_steps_in_a_vectorized_env_on_this_stack():
     rollout worker builds it steps); Meta-World cannot live on this stack and says so."""
     from rewardgen.tasks import get_task, list_tasks
     from rewardgen.tasks.make import MUJOCO_ENVS
-    from rewardgen.train.sf import make_sf_env
+    from rewardgen.training.sf import make_sf_env
 
     tasks = [get_task(t) for t in list_tasks()]
     mujoco = [t for t in tasks if t.gym_id.split("-")[0] in MUJOCO_ENVS or t.gym_id.startswith("rewardgen/")]

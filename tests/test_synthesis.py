@@ -11,7 +11,7 @@ from rewardgen.llm import LLMClient, LLMSettings
 from rewardgen.llm.testing import LoopbackLLMServer
 from rewardgen.runs import RunDir
 from rewardgen.synthesis import Candidate, SearchConfig, synthesize
-from rewardgen.train.hyperparams import FAST_PPO
+from rewardgen.training.sb3.hyperparams import FAST_PPO
 
 TASK = "hopper-run-backward"  # short episodes under a random policy: many to reflect on
 GOOD = """Here you go:

@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from rewardgen.diagnostics.check import check_reward
 from rewardgen.errors import MissingExtraError, RewardgenError
 from rewardgen.tasks import (
     UnknownTaskError,
@@ -15,7 +16,6 @@ from rewardgen.tasks import (
     load_task_file,
     make_env,
 )
-from rewardgen.train.check import check_reward
 
 TASKS = list_tasks()
 STANDARD = [t for t in TASKS if t.standard]

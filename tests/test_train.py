@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from rewardgen.code import ProgramSpec
+from rewardgen.diagnostics.check import check_reward
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn, RewardOutput
 from rewardgen.tasks import VERDICT_EPISODES, get_task
-from rewardgen.train import TrainConfig, resolve_device, train
-from rewardgen.train.check import check_reward
-from rewardgen.train.hyperparams import FAST_PPO
+from rewardgen.training import TrainConfig, resolve_device, train
+from rewardgen.training.sb3.hyperparams import FAST_PPO
 
 FAST = {**FAST_PPO, "n_steps": 256}
 
@@ -61,7 +61,7 @@ def test_videos_for_comparison_hold_the_last_frame_to_one_length(ppo_run, tmp_pa
     (HalfCheetah's 1000 steps, 1010 asked) holds its last frame; evaluate's default does not."""
     import shutil
 
-    from rewardgen.train import evaluate
+    from rewardgen.training import evaluate
 
     run = tmp_path / "copy"
     shutil.copytree(ppo_run.run_dir, run)
@@ -342,7 +342,7 @@ def test_sac_scores_frames_a_chunk_at_a_time_and_learns_as_if_per_step(tmp_path)
 
 
 def test_training_past_its_wall_clock_budget_stops_saves_and_says_so(tmp_path):
-    from rewardgen.train import OverBudgetError
+    from rewardgen.training import OverBudgetError
 
     config = TrainConfig(task="hopper-run", steps=10_000_000, time_budget_s=3.0, video=False, progress=False)
     with pytest.raises(OverBudgetError, match=r"over its wall-clock budget of 3 s") as err:
@@ -355,7 +355,7 @@ def test_training_past_its_wall_clock_budget_stops_saves_and_says_so(tmp_path):
 
 def test_check_measures_cost_and_refuses_a_slow_program_early(tmp_path):
     from rewardgen.code import SandboxLimits
-    from rewardgen.train.check import RewardTooSlowError
+    from rewardgen.diagnostics.check import RewardTooSlowError
 
     reference = get_task("hopper-run").reference_reward(SandboxLimits())
     fast = check_reward("hopper-run", reference, steps=30, n_envs=2, max_cost=20)
@@ -384,7 +384,7 @@ def test_a_busy_machine_does_not_make_a_cheap_reward_too_slow_and_a_slow_one_sti
     import sys
 
     from rewardgen.code import SandboxLimits
-    from rewardgen.train.check import RewardTooSlowError
+    from rewardgen.diagnostics.check import RewardTooSlowError
 
     cheap, slow = tmp_path / "cheap.py", tmp_path / "slow.py"
     cheap.write_text(
@@ -420,7 +420,7 @@ def test_a_busy_machine_does_not_make_a_cheap_reward_too_slow_and_a_slow_one_sti
 def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_path):
     """A metric a random Pendulum policy already meets: training ends at the first evaluation."""
     from rewardgen.tasks import derive_task, save_task_file
-    from rewardgen.train.periodic import read_evals
+    from rewardgen.training.periodic import read_evals
 
     task = derive_task("Pendulum-v1", "anything", {"metric": {"field": "env_reward", "above": -5000}})
     path = save_task_file(task, tmp_path / "task.yaml").path
@@ -450,7 +450,7 @@ def test_the_success_rule_is_the_same_in_periodic_and_final_evaluations(tmp_path
     both evaluations: a threshold between the worst episode and the mean succeeds, though not
     every episode meets it."""
     from rewardgen.tasks import derive_task, save_task_file
-    from rewardgen.train.periodic import read_evals
+    from rewardgen.training.periodic import read_evals
 
     first = derive_task(
         "Pendulum-v1", "anything", {"metric": {"field": "env_reward", "reduce": "sum", "above": -1e9}}
@@ -476,7 +476,7 @@ def test_the_success_rule_is_the_same_in_periodic_and_final_evaluations(tmp_path
 
 
 def test_profiles_pick_envs_and_settings_and_an_unknown_one_is_one_line():
-    from rewardgen.train.hyperparams import CPU_PPO_ENVS, default_hyperparams, default_n_envs
+    from rewardgen.training.sb3.hyperparams import CPU_PPO_ENVS, default_hyperparams, default_n_envs
 
     assert default_n_envs("ppo", "default", 1) == CPU_PPO_ENVS and default_n_envs("ppo", "zoo", 1) == 1
     assert default_n_envs("sac", "default", 1) == 1

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from rewardgen.runs import RunDir
-from rewardgen.train import TrainConfig, train
-from rewardgen.train.hyperparams import FAST_PPO
+from rewardgen.training import TrainConfig, train
+from rewardgen.training.sb3.hyperparams import FAST_PPO
 
 
 def _scalars(folder):

@@ -44,7 +44,7 @@ def measured_speed(config: BenchConfig, root: Path, probe_steps: int = 8192) -> 
         return speeds
     import tempfile
 
-    from rewardgen.train import TrainConfig, train
+    from rewardgen.training import TrainConfig, train
 
     first = missing[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,7 +153,7 @@ def _reward(cell: Cell, task: Any, config: BenchConfig, oni: Any = None) -> tupl
 def _train_once(cell: Cell, folder: Path, config: BenchConfig, oni: Any = None) -> dict[str, Any]:
     """Train a cell's one policy (a baseline, vlm, oni) as the search trains a candidate: the same
     steps, seed, periodic evaluation and stop at success."""
-    from rewardgen.train import TrainConfig, train
+    from rewardgen.training import TrainConfig, train
 
     task = get_task(cell.task)
     reward, how = _reward(cell, task, config, oni)
@@ -344,7 +344,7 @@ def cell_result(cell: Cell, folder: Path) -> dict[str, Any]:
     """One cell's numbers: the final policy's success rate and metric (its score, higher is
     better), time to the first success and in all, LLM usage, failures with reasons, the
     reward-hacking alarm's verdict."""
-    from rewardgen.train.alarm import recorded_verdict
+    from rewardgen.diagnostics.alarm import recorded_verdict
 
     out: dict[str, Any] = {"task": cell.task, "method": cell.method, "seed": cell.seed, "status": "missing"}
     task = get_task(cell.task)

@@ -68,8 +68,8 @@ def train_cmd(
     from rewardgen.llm.options import settings_from_options
     from rewardgen.runs import RunDir
     from rewardgen.tasks import get_task
-    from rewardgen.train import TrainConfig, check_backend
-    from rewardgen.train import train as run_train
+    from rewardgen.training import TrainConfig, check_backend
+    from rewardgen.training import train as run_train
 
     check_backend(backend)  # before the annotation service starts: a missing stack is said at once
     spec = get_task(task)

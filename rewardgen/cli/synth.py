@@ -222,7 +222,7 @@ def _candidate_columns(table: Table) -> None:
 
 
 def _candidate_rows(table: Table, candidates: list[dict]) -> None:
-    from rewardgen.train.alarm import recorded_verdict
+    from rewardgen.diagnostics.alarm import recorded_verdict
 
     for c in map(CandidateRecord.from_dict, candidates):
         metric = f"{c.success_metric:.3f}" if c.success_metric is not None else ""

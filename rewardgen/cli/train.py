@@ -120,8 +120,8 @@ def train(
     ] = False,
 ) -> None:
     """Train an agent on a reward program and evaluate it on the task's success metric."""
-    from rewardgen.train import TrainConfig
-    from rewardgen.train import train as run_train
+    from rewardgen.training import TrainConfig
+    from rewardgen.training import train as run_train
 
     task, reward, sandbox, origin = _reward_format(reward_format, task, reward, sandbox, out, "train")
     config = TrainConfig(
@@ -144,7 +144,7 @@ def train(
         threads=threads,
         verbose=verbose,
     )
-    from rewardgen.train import BACKENDS, get_backend
+    from rewardgen.training import BACKENDS, get_backend
 
     if (num_workers or num_envs_per_worker) and not get_backend(backend).worker_processes:
         with_workers = " or ".join(b.name for b in BACKENDS.values() if b.worker_processes)
@@ -168,8 +168,8 @@ def demo(
 ) -> None:
     """Train HalfCheetah with PPO on its bundled reference reward until it runs at 3 m/s."""
     from rewardgen.runs import package_versions
-    from rewardgen.train import TrainConfig
-    from rewardgen.train import train as run_train
+    from rewardgen.training import TrainConfig
+    from rewardgen.training import train as run_train
 
     n = parse_steps(steps)
     console.print(
@@ -248,7 +248,7 @@ def check(
     Nothing is written unless --out says where."""
     import tempfile
 
-    from rewardgen.train.check import check_reward
+    from rewardgen.diagnostics.check import check_reward
 
     if (task is None) == (env is None):
         raise RewardgenError("give --task or --env (any gymnasium env id, with --reward)")

@@ -60,8 +60,8 @@ def train_cmd(
     the goal prompt, no reward code at all; evaluated on the task's own success metric."""
     from rewardgen.errors import RewardgenError
     from rewardgen.tasks import get_task
-    from rewardgen.train import TrainConfig
-    from rewardgen.train import train as run_train
+    from rewardgen.training import TrainConfig
+    from rewardgen.training import train as run_train
     from rewardgen.vlm import VLMSpec
 
     spec = get_task(task)

@@ -141,7 +141,7 @@ class SandboxRunner:
         self._proc: subprocess.Popen | None = None
         self._stderr: Any = None
         #: CPU seconds the program itself took in the worker on the last call (scheduling delay
-        #: and the round trip excluded): what :func:`~rewardgen.train.check_reward` judges.
+        #: and the round trip excluded): what :func:`~rewardgen.training.check_reward` judges.
         self.worker_cpu_s: float | None = None
         #: What the worker's walls hold, as it reported them once the program loaded.
         self.wall_report: dict[str, str] = {}

@@ -1,5 +1,6 @@
 """Run directories and what runs leave in them: the manifest, evaluation summaries
-(:class:`EvalSummary`), training metrics, learning curves and videos."""
+(:class:`EvalSummary`), training metrics, learning curves and videos, and a search's stop signal
+(:class:`StopSignal`)."""
 
 from rewardgen.runs.metrics import (
     MetricsWriter,
@@ -20,6 +21,7 @@ from rewardgen.runs.rundir import (
     package_versions,
     process_alive,
 )
+from rewardgen.runs.stop import StopSignal
 from rewardgen.runs.summary import CandidateRecord, EpisodeResult, EvalSummary
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "EvalSummary",
     "MetricsWriter",
     "RunDir",
+    "StopSignal",
     "annotate_frames",
     "convert_video",
     "default_run_path",

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from rewardgen.code import CodeCheckError, ProgramSpec, extract_code, static_check
+from rewardgen.diagnostics.check import check_reward
 from rewardgen.errors import RewardgenError
-from rewardgen.runs import CandidateRecord, RunDir
+from rewardgen.runs import CandidateRecord, RunDir, StopSignal
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
 from rewardgen.synthesis.progress import quiet
 from rewardgen.tasks import TaskSpec
-from rewardgen.train.api import get_backend
-from rewardgen.train.check import check_reward
+from rewardgen.training.api import get_backend
 
 __all__ = [
     "Candidate",
@@ -93,29 +93,13 @@ def evaluate_candidate(
     return _train_candidate(task, cand, config, steps or config.steps, resume=False)
 
 
-def stop_file(folder: Path) -> Path:
-    """The search's stop file for the candidate in ``folder`` (``<run>/<round>/cand<k>``, or a
-    final seed's ``<run>/final/seed<s>``)."""
-    return folder.parent.parent / RunDir.STOP
-
-
-def stop_search(folder: Path, why: str) -> None:
-    """Ask every candidate of the search that ``folder`` belongs to to stop training (``why``:
-    the first line they record); the first reason given stays."""
-    path = stop_file(folder)
-    if not path.exists():
-        path.write_text(why + "\n")
-
-
 def _search_stopped(cand: Candidate) -> bool:
     """Whether the search has stopped (a candidate succeeded, its time is spent): a candidate
     not trained yet is then skipped, one that has trained keeps what it has."""
     assert cand.path is not None
-    if not stop_file(cand.path).exists():
+    why = StopSignal.of_candidate(cand.path).reason()
+    if why is None:
         return False
-    from rewardgen.train.callback import stop_reason
-
-    why = stop_reason(str(stop_file(cand.path)))
     if cand.eval is None:
         cand.status, cand.reason = "skipped", f"not trained: the search stopped ({why})"
     cand.stopped = cand.stopped or why
@@ -130,7 +114,7 @@ def continue_candidate(task: TaskSpec, cand: Candidate, config: SearchConfig, st
 def _train_candidate(
     task: TaskSpec, cand: Candidate, config: SearchConfig, steps: int, resume: bool
 ) -> Candidate:
-    from rewardgen.train import train
+    from rewardgen.training import train
 
     assert cand.path is not None
     out = cand.path / "train"
@@ -165,7 +149,7 @@ def _train_candidate(
     if cand.stopped:  # it ended before its steps: it has the steps it trained
         cand.steps = int(manifest.get("trained_steps") or steps)
     if config.until_success and cand.succeeded:
-        stop_search(cand.path, f"{cand.label} succeeded")
+        StopSignal.of_candidate(cand.path).request(f"{cand.label} succeeded")
     return saved(cand)
 
 
@@ -235,7 +219,7 @@ def _train_config(
     """How every search run trains a reward: sandboxed, no video, the search's PPO settings,
     evaluated periodically and stopped at its first success (a final seed too: it trains until
     success or its budget); a ``candidate`` also stops at the search's stop file."""
-    from rewardgen.train import TrainConfig
+    from rewardgen.training import TrainConfig
 
     every = config.candidate_eval_every(steps)
     if every and not get_backend(config.backend).periodic_evaluation:
@@ -255,11 +239,13 @@ def _train_config(
         profile=config.profile,
         progress=False,
         resume_from=str(resume_from) if resume_from is not None else None,
-        time_budget_s=config.budget_s(steps),
+        time_budget_s=config.candidate_budget_for(steps),
         backend=config.backend,
         eval_every=every or None,
         stop_on_success=every > 0,
-        stop_file=str(stop_file(reward.parent)) if candidate and isinstance(reward, Path) else None,
+        stop_file=str(StopSignal.of_candidate(reward.parent))
+        if candidate and isinstance(reward, Path)
+        else None,
     )
 
 
@@ -267,7 +253,7 @@ def reward_batch(task: TaskSpec, config: SearchConfig) -> int:
     """How many transitions a candidate's training scores in one reward call, the size its cost
     is judged at: a whole PPO rollout where the back end defers a program's rewards to the
     rollout's end, else one vector step. At most 4096: the cost per transition has settled by then."""
-    from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
+    from rewardgen.training.sb3.hyperparams import default_hyperparams, default_n_envs
 
     algo = task.budget.algo
     n_envs = default_n_envs(algo, config.profile, task.budget.n_envs)
@@ -285,7 +271,7 @@ def _program(path: Path, config: SearchConfig) -> ProgramSpec:
 def _retrain(
     task: TaskSpec, reward: ProgramSpec, seed: int, folder: Path, config: SearchConfig
 ) -> dict[str, Any]:
-    from rewardgen.train import train
+    from rewardgen.training import train
 
     done = RunDir.open(folder).eval_summary() if (folder / RunDir.MANIFEST).is_file() else None
     if done is None:  # a run finished before a kill is not retrained on resume
@@ -338,12 +324,12 @@ def record_videos(
 
 def _video_budget(cand: Candidate, config: SearchConfig) -> float:
     """What is left of the candidate's wall-clock budget for its video (at least a minute)."""
-    return max(60.0, config.budget_s(cand.steps or config.steps) - (cand.wall_s or 0.0))
+    return max(60.0, config.candidate_budget_for(cand.steps or config.steps) - (cand.wall_s or 0.0))
 
 
 def _record_video(task: TaskSpec, folder: Path, config: SearchConfig, budget_s: float) -> float:
     """Film the policy in ``folder``; returns the seconds it took."""
-    from rewardgen.train import evaluate
+    from rewardgen.training import evaluate
 
     started = time.monotonic()
     evaluate(

@@ -1,7 +1,7 @@
 """A search with a clock: its time budget, the plan of its rounds and where its time went.
 
 ``synthesize --time-budget 5m`` gives the search a wall-clock budget (a person waits on it).
-Candidates in training stop when it is spent (the search's stop file, :data:`RunDir.STOP`), a
+Candidates in training stop when it is spent (the search's :class:`~rewardgen.runs.StopSignal`), a
 little before its end so that their evaluation and the best policy's video still fit; each
 round's steps are planned from the speed measured in the rounds before; where the time went
 (waiting on the LLM, smoke tests, training, evaluation, filming) is kept per round and candidate.
@@ -14,10 +14,9 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from rewardgen.runs import CandidateRecord
+from rewardgen.runs import CandidateRecord, StopSignal
 
 __all__ = ["PHASES", "RoundPlan", "SearchClock", "format_seconds", "time_spent"]
 
@@ -49,7 +48,7 @@ class RoundPlan:
 
 @dataclass
 class SearchClock:
-    """The search's wall-clock budget (``budget_s``; None: none) counted from ``started``.
+    """The search's wall-clock budget (``time_budget_s``; None: none) counted from ``started``.
 
     Example:
         >>> clock = SearchClock(300.0)
@@ -57,35 +56,30 @@ class SearchClock:
         True
     """
 
-    budget_s: float | None = None
+    time_budget_s: float | None = None
     started: float = field(default_factory=time.monotonic)
     rounds: list[dict[str, Any]] = field(default_factory=list)  # per round: llm_s, wall_s, steps
     _timer: threading.Timer | None = None
 
     def left(self) -> float:
         """Seconds left of the budget (inf without one)."""
-        if self.budget_s is None:
+        if self.time_budget_s is None:
             return math.inf
-        return self.budget_s - (time.monotonic() - self.started)
+        return self.time_budget_s - (time.monotonic() - self.started)
 
     def reserve_s(self) -> float:
         """What the end of the search keeps for the last evaluations and the best policy's video:
         a tenth of the budget, between 5 and 30 seconds."""
-        return min(30.0, max(5.0, 0.1 * (self.budget_s or 0.0)))
+        return min(30.0, max(5.0, 0.1 * (self.time_budget_s or 0.0)))
 
-    def start_alarm(self, stop: Path) -> None:
-        """Write the stop file ``stop`` when the budget (less the reserve) is spent: candidates
-        in training stop at their next rollout, saved and evaluated."""
-        if self.budget_s is None:
+    def start_alarm(self, stop: StopSignal) -> None:
+        """Ask for a ``stop`` when the budget (less the reserve) is spent: candidates in
+        training stop at their next rollout, saved and evaluated."""
+        if self.time_budget_s is None:
             return
         wait = max(0.0, self.left() - self.reserve_s())
-        why = f"the search's time budget of {format_seconds(self.budget_s)} is spent"
-
-        def ring() -> None:
-            if not stop.exists():
-                stop.write_text(why + "\n")
-
-        self._timer = threading.Timer(wait, ring)
+        why = f"the search's time budget of {format_seconds(self.time_budget_s)} is spent"
+        self._timer = threading.Timer(wait, stop.request, args=(why,))
         self._timer.daemon = True
         self._timer.start()
 
@@ -106,7 +100,7 @@ class SearchClock:
         a shorter round fits (at least ``min_share`` of them), none when not even that fits.
         Without a budget, or before any candidate trained, ``full_steps``."""
         left = self.left() - self.reserve_s()
-        if self.budget_s is None:
+        if self.time_budget_s is None:
             return RoundPlan(full_steps, "no time budget")
         if left <= 0:
             return RoundPlan(0, "the time budget is spent", fits=False)

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rewardgen.code import SandboxLimits
+from rewardgen.diagnostics.check import MAX_REWARD_COST
 from rewardgen.errors import RewardgenError
 from rewardgen.runs import RunDir
 from rewardgen.tasks import TaskSpec, task_ref
-from rewardgen.train.check import MAX_REWARD_COST
 
 __all__ = ["METHODS", "SearchConfig", "candidate_budget"]
 
@@ -31,12 +31,66 @@ def candidate_budget(steps: int) -> float:
 
 @dataclass
 class SearchConfig:
-    """What the search does; stored in the run manifest."""
+    """What a reward search does; stored in the run's manifest (``config``), read back by
+    ``--resume`` and ``rewardgen refine`` (:meth:`from_run`).
 
-    task: str | TaskSpec  # an id, a task YAML, or the resolved TaskSpec (the manifest keeps its ref)
-    method: str = "evolution"  # "text2reward" (one round), "evolution" (Eureka) or "icpl" (preferences)
-    judge: str = "synthetic"  # ICPL's judge: "web", "terminal" or "synthetic[:by=,noise=]" (make_judge)
-    regenerate: int = 2  # ICPL: times a round asks again for rewards to replace refused or failed ones
+    Attributes:
+        task: A task id, a task YAML's path, or the resolved :class:`~rewardgen.tasks.TaskSpec`
+            (the manifest keeps its reference).
+        method: ``"text2reward"`` (one round), ``"evolution"`` (Eureka) or ``"icpl"``
+            (preference rounds).
+        judge: ICPL's judge: ``"web"``, ``"terminal"`` or ``"synthetic[:by=,noise=]"``.
+        regenerate: ICPL: how many times a round asks again for rewards to replace refused or
+            failed ones.
+        samples: K, the rewards the LLM writes per round.
+        iterations: Rounds.
+        steps: Training steps per candidate.
+        goal: The goal in words; None: the task's.
+        seed: Seeds the LLM's sampling (where the endpoint takes one) and training.
+        temperature: The LLM's sampling temperature.
+        eval_episodes: Final evaluation episodes per candidate (at least the task's rule asks).
+        hyperparams: Learner settings over the profile's.
+        profile: Training hyperparameters: rewardgen's (``"default"``) or the zoo's (``"zoo"``).
+        sandbox: The reward programs' sandbox limits (:class:`~rewardgen.code.SandboxLimits`).
+        smoke_steps: Random-rollout steps a program must run before it trains.
+        workers: Candidates trained at once, each in its own process.
+        few_shot: Text2Reward few-shot: k reference rewards of the closest goals in the prompt.
+        retrieval: How those are found: ``"minilm"`` (the ``embed`` extra), ``"tfidf"`` or
+            ``"auto"``.
+        final_seeds: Retrain the best reward with this many more seeds (each until success or
+            twice the steps the best needed) and report how many succeed.
+        early_stop: Successive halving: train all for a fraction of the steps, continue the
+            better half.
+        halving_tolerance: Drop only candidates worse than the cutoff by more than this share
+            of the success threshold.
+        videos: Film this many best policies for report.html.
+        backend: Candidates train with stable-baselines3 (``"sb3"``) or sample-factory
+            (``"sf"``).
+        executor: Where candidates train: ``"local"`` (a process pool) or ``"ray"``.
+        ray_address: A running Ray cluster; None: a local Ray instance.
+        gpus_per_candidate: Ray's GPU request per candidate (fractions share a GPU).
+        max_reward_cost: A reward may cost this many times the env's own step per transition
+            (measured by the smoke test, at least 1 ms allowed) before it is refused as too slow.
+        candidate_budget_s: Wall-clock seconds a candidate may spend training and evaluating
+            (and filming); None: :func:`candidate_budget` of its steps, so that a reward slow
+            only later cannot stall the search.
+        time_budget_s: The search's wall-clock seconds (None: no limit): rounds and steps are
+            planned to fit, the clock continues what is still learning, candidates in training
+            stop when it is spent, and everything so far is kept.
+        until_success: End the search at the first candidate whose policy succeeds.
+        eval_every: Candidates' periodic evaluations every this many steps (None: ``steps //
+            10``, at least 10,000; 0: none); a candidate stops at the first that meets the
+            task's success rule.
+
+    Example:
+        >>> SearchConfig("hopper-jump", samples=2, time_budget_s=300).iterations
+        3
+    """
+
+    task: str | TaskSpec
+    method: str = "evolution"
+    judge: str = "synthetic"
+    regenerate: int = 2
     samples: int = 4
     iterations: int = 3
     steps: int = 200_000
@@ -44,33 +98,25 @@ class SearchConfig:
     seed: int = 0
     temperature: float = 1.0
     eval_episodes: int = 3
-    hyperparams: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's
-    profile: str = "default"  # training hyperparameters: rewardgen's ("default") or the zoo's
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    profile: str = "default"
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     smoke_steps: int = 20
-    workers: int = 1  # candidates trained at once, each in its own process
-    few_shot: int = 0  # Text2Reward few-shot: k reference rewards of the closest goals in the prompt
-    retrieval: str = "auto"  # "minilm" (extra embed), "tfidf", or auto
-    final_seeds: int = 0  # retrain the best reward with this many more seeds and report them
-    early_stop: bool = False  # successive halving: train all for a fraction, continue the better half
-    halving_tolerance: float = 0.02  # ...dropping only candidates clearly worse than the cutoff (relative)
-    videos: int = 3  # record a video of this many best policies for report.html
-    backend: str = "sb3"  # candidates train with stable-baselines3 PPO ("sb3") or sample-factory APPO ("sf")
-    executor: str = "local"  # "local" process pool, or "ray"
-    ray_address: str | None = None  # a running Ray cluster; None: a local Ray instance
-    gpus_per_candidate: float = 0  # Ray's GPU request per candidate (fractions share a GPU)
-    # A reward may cost this many times the env's own step per transition (measured by the smoke
-    # test, at least 1 ms allowed) before it is refused as too slow to train on.
+    workers: int = 1
+    few_shot: int = 0
+    retrieval: str = "auto"
+    final_seeds: int = 0
+    early_stop: bool = False
+    halving_tolerance: float = 0.02
+    videos: int = 3
+    backend: str = "sb3"
+    executor: str = "local"
+    ray_address: str | None = None
+    gpus_per_candidate: float = 0
     max_reward_cost: float = MAX_REWARD_COST
-    # Wall-clock seconds a candidate may spend training + evaluating (and filming); None: derived
-    # from the steps (candidate_budget), so a reward that is slow only later cannot stall the search.
     candidate_budget_s: float | None = None
-    # The whole search's wall-clock seconds (None: no limit): rounds and steps are planned to fit,
-    # candidates in training stop when it is spent, and everything so far is kept.
     time_budget_s: float | None = None
-    until_success: bool = False  # end the search at the first candidate whose policy succeeds
-    # Candidates' periodic evaluations, every this many steps (None: steps // 10, at least 10,000;
-    # 0: none); a candidate stops training at the first one that meets the task's success rule.
+    until_success: bool = False
     eval_every: int | None = None
 
     def candidate_eval_every(self, steps: int) -> int:
@@ -107,7 +153,7 @@ class SearchConfig:
             out["task"] = task_ref(self.task)
         return out
 
-    def budget_s(self, steps: int) -> float:
+    def candidate_budget_for(self, steps: int) -> float:
         """The wall-clock budget of a candidate trained for ``steps`` steps."""
         return self.candidate_budget_s if self.candidate_budget_s is not None else candidate_budget(steps)
 

@@ -81,7 +81,7 @@ def slope(task: TaskSpec, timesteps: list[float], values: list[float], recent: i
 
 
 def _curve(folder: Path, task: TaskSpec) -> list[tuple[float, float]]:
-    from rewardgen.train.periodic import read_evals
+    from rewardgen.training.periodic import read_evals
 
     rows = read_evals(folder / "train" / "evals.csv")
     return [(r["timesteps"], task.metric.score(r["success_metric_mean"])) for r in rows]

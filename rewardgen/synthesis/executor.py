@@ -198,7 +198,7 @@ def _in_folders(
 
 def _init_worker(threads: int) -> None:
     # Several trainers on one machine: oversubscribed torch threads slow every one of them down.
-    # OMP_NUM_THREADS too: training sets its threads from it (rewardgen.train.threads) rather
+    # OMP_NUM_THREADS too: training sets its threads from it (rewardgen.training.threads) rather
     # than from a look at the cores, which the other candidates are about to take.
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch

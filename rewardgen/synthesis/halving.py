@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardgen.llm import BudgetExceededError, LLMClient
-from rewardgen.runs import RunDir
+from rewardgen.runs import RunDir, StopSignal
 from rewardgen.synthesis.candidate import (
     Candidate,
     continue_candidate,
@@ -17,7 +17,6 @@ from rewardgen.synthesis.candidate import (
     program_key,
     reuse,
     saved,
-    stop_file,
 )
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor
@@ -85,7 +84,7 @@ def evaluate_round(
             jobs = [(task, replies[i - first], it, i, folders[i], config, rung_steps) for i in todo]
             fn: Any = evaluate_candidate
         else:
-            if stop_file(round_dir / "cand").exists():
+            if StopSignal.of_candidate(round_dir / "cand").requested():
                 break  # the search has stopped: no rung goes on
             todo = [
                 i
@@ -102,7 +101,9 @@ def evaluate_round(
                 fn,
                 jobs,
                 folders=[[folders[i]] for i in todo],
-                signals=[[stop_file(folders[i])] for i in todo],  # the search's stop, on every node
+                signals=[
+                    [StopSignal.of_candidate(folders[i]).path] for i in todo
+                ],  # the search's stop, on every node
             )
         for i, result in zip(todo, results, strict=True):
             if isinstance(result, BudgetExceededError):
@@ -153,7 +154,7 @@ def rung_score(task: TaskSpec, cand: Candidate, last: int = 3) -> float | None:
     unlucky evaluation does not decide; its final score when it has no periodic evaluation."""
     if cand.score is None or cand.path is None:
         return cand.score
-    from rewardgen.train.periodic import read_evals
+    from rewardgen.training.periodic import read_evals
 
     rows = read_evals(cand.path / "train" / RunDir.EVALS)
     scores = [

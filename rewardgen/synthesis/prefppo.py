@@ -36,7 +36,7 @@ from rewardgen.feedback import Judge, Option, PreferenceStore
 from rewardgen.preference.model import PreferenceRewardModel
 from rewardgen.preference.segments import SegmentPool, SegmentRecorder
 from rewardgen.tasks import TaskSpec, task_ref
-from rewardgen.train.hooks import ClipFilmer
+from rewardgen.training.hooks import ClipFilmer
 
 __all__ = ["PrefPPOConfig", "PreferenceCallback", "train_prefppo"]
 
@@ -66,7 +66,7 @@ class PrefPPOConfig:
 class PreferenceCallback:
     """At each rollout's end: cut segments, ask the judge the queries due by now (the pairs the
     ensemble disagrees on most), refit the model on every answer so far. A
-    :class:`~rewardgen.train.hooks.RolloutHook`: the back end calls it, whichever it is."""
+    :class:`~rewardgen.training.hooks.RolloutHook`: the back end calls it, whichever it is."""
 
     def __init__(
         self,
@@ -175,14 +175,14 @@ def train_prefppo(
     config: PrefPPOConfig, out: str | Path | None = None, log: Callable[[str], None] = lambda line: None
 ) -> tuple[Any, dict[str, Any]]:
     """Train PPO on a reward learned from ``config.queries`` answers of ``config.judge`` while it
-    trains; returns the :class:`~rewardgen.train.TrainResult` and the summary written to
+    trains; returns the :class:`~rewardgen.training.TrainResult` and the summary written to
     ``prefppo.json`` in the run directory."""
     from rewardgen.feedback import make_judge
     from rewardgen.rewards.spec import FnSpec
     from rewardgen.runs import RunDir
     from rewardgen.tasks import get_task
-    from rewardgen.train import TrainConfig, train
-    from rewardgen.train.hyperparams import default_n_envs
+    from rewardgen.training import TrainConfig, train
+    from rewardgen.training.sb3.hyperparams import default_n_envs
 
     if config.queries < 1:
         raise RewardgenError(f"--queries must be at least 1, got {config.queries}")

@@ -82,7 +82,7 @@ def _trajectory(values: Sequence[float], points: int = 8) -> str:
 
 def run_alarm(cand: Any) -> Any:
     """The reward-hacking alarm's verdict a candidate's training run recorded (None: none)."""
-    from rewardgen.train.alarm import recorded_verdict
+    from rewardgen.diagnostics.alarm import recorded_verdict
 
     path = getattr(cand, "path", None)
     return recorded_verdict(path / "train") if path is not None else None
@@ -116,7 +116,7 @@ def reflection_text(task: TaskSpec, curves: dict[str, list[float]], alarm: Any =
                 f"mean {sum(values) / len(values):.3g}, trajectory {_trajectory(values)}"
             )
     if alarm is None:
-        from rewardgen.train.alarm import hacking_verdict
+        from rewardgen.diagnostics.alarm import hacking_verdict
 
         alarm = hacking_verdict(curves, None, task.metric)
     if alarm.hacked:

@@ -18,7 +18,7 @@ from typing import Any
 from rewardgen.errors import RewardgenError
 from rewardgen.llm import LLMClient
 from rewardgen.llm.transcript import transcript_usage
-from rewardgen.runs import CandidateRecord, RunDir
+from rewardgen.runs import CandidateRecord, RunDir, StopSignal
 from rewardgen.synthesis.candidate import Candidate, curves, record_videos
 from rewardgen.synthesis.clock import SearchClock, format_seconds
 from rewardgen.synthesis.config import SearchConfig
@@ -126,8 +126,8 @@ def refine(
     )
     # after the rounds the search ran (not the ones it planned: it may have ended early)
     iteration = sum(1 for d in round_dirs(run.path) if d.name.startswith("iter")) + number - 1
-    stop = run.file(RunDir.STOP)
-    stop.unlink(missing_ok=True)
+    stop = StopSignal.of_search(run.path)
+    stop.clear()
     clock.start_alarm(stop)
     try:
         log(f"training {samples} refined reward{'s' if samples > 1 else ''} for {config.steps:,} steps")
@@ -137,7 +137,7 @@ def refine(
         record_videos(task, cands, dataclasses.replace(config, videos=samples), executor, log=log)
     finally:
         clock.cancel()
-        stop.unlink(missing_ok=True)
+        stop.clear()
         if own_executor:
             executor.close()
     best = best_candidate(cands)

@@ -41,7 +41,7 @@ def collect_candidates(run: Path) -> list[CandidateRecord]:
 
 def _alarm(c: CandidateRecord) -> dict[str, Any] | None:
     """The reward-hacking alarm's verdict on a candidate's training run, when it fired."""
-    from rewardgen.train.alarm import recorded_verdict
+    from rewardgen.diagnostics.alarm import recorded_verdict
 
     verdict = recorded_verdict(_folder(c) / "train")
     return verdict.to_dict() if verdict is not None and verdict.hacked else None

@@ -11,16 +11,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rewardgen.code import check_sandbox
 from rewardgen.llm import BudgetExceededError, LLMClient
-from rewardgen.runs import RunDir
+from rewardgen.runs import RunDir, StopSignal
 from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos, seeds_succeeded
 from rewardgen.synthesis.clock import SearchClock, format_seconds, time_spent
 from rewardgen.synthesis.config import SearchConfig
@@ -34,7 +32,7 @@ from rewardgen.synthesis.retrieval import few_shot_examples
 from rewardgen.synthesis.selection import Selector
 from rewardgen.tasks import get_task
 from rewardgen.text import plural
-from rewardgen.train import check_backend
+from rewardgen.training import check_backend
 
 __all__ = ["synthesize"]
 
@@ -77,8 +75,8 @@ def synthesize(
     stopped = None  # why the search ended early against its will (the LLM budget)
     ended = None  # why it ended before its rounds: its first success, its time budget
     clock = SearchClock(config.time_budget_s)
-    stop = run.file(RunDir.STOP)
-    stop.unlink(missing_ok=True)  # a resumed search goes on
+    stop = StopSignal.of_search(run.path)
+    stop.clear()  # a resumed search goes on
     wall_start = time.time()
     if config.time_budget_s is not None or config.until_success:
         log(_plan_line(config, clock, iterations))
@@ -91,8 +89,8 @@ def synthesize(
         clock.start_alarm(stop)
         for it in range(iterations):
             plan = clock.plan(config.steps, config.samples, config.workers, candidates)
-            if not plan.fits or stop.exists():
-                ended = _stop_reason(stop) if stop.exists() else plan.why
+            if not plan.fits or stop.requested():
+                ended = stop.reason() or plan.why
                 log(f"the search ends before round {it + 1}: {ended}")
                 break
             round_config = (
@@ -122,7 +120,7 @@ def synthesize(
                 earlier=candidates,
             )  # fmt: skip
             if (
-                selector.top_up and not stop.exists()
+                selector.top_up and not stop.requested()
             ):  # a judge compares K policies: replace those that did not train
                 round_cands, stopped = top_up_round(
                     task, round_cands, messages, round_dir, it, round_config, client, executor, log, progress
@@ -134,7 +132,7 @@ def synthesize(
             winners = [c for c in round_cands if c.status == "trained" and c.succeeded]
             if winners and not any("first_success_s" in r for r in clock.rounds[:-1]):
                 record["first_success_s"] = _first_success_s(winners, round_start - clock.started)
-            if not winners and not stop.exists():  # a rising curve may need time, not a new reward
+            if not winners and not stop.requested():  # a rising curve may need time, not a new reward
                 # no round after this one (the last, or none fits the time left): the time is the best's
                 last = it + 1 >= iterations
                 last = last or not clock.plan(config.steps, config.samples, config.workers, candidates).fits
@@ -154,8 +152,8 @@ def synthesize(
                     record.setdefault("first_success_s", round(time.monotonic() - clock.started, 1))
             if config.until_success and winners:
                 ended = f"{winners[0].label} succeeded"
-                if stop.exists():  # the winner's own stop signal: when it succeeded, to the second
-                    record["first_success_s"] = round(os.path.getmtime(stop) - wall_start, 1)
+                if (asked := stop.asked_at()) is not None:  # the winner's own stop signal: to the second
+                    record["first_success_s"] = round(asked - wall_start, 1)
             run.update(
                 progress={
                     "iteration": it,
@@ -168,8 +166,8 @@ def synthesize(
             write_report(run.path)
             if best is not None and best.success_metric is not None:  # as the task states it
                 log(f"round {it + 1}: best so far {best.label}, success metric {best.success_metric:.4g}")
-            if ended is None and stop.exists():
-                ended = _stop_reason(stop)
+            if ended is None:
+                ended = stop.reason()
             if ended is not None:
                 log(f"the search ends: {ended}")
                 break
@@ -183,7 +181,7 @@ def synthesize(
                     stopped = str(exc)
                     break
         clock.cancel()
-        stop.unlink(missing_ok=True)  # the final seeds and videos are not the search's candidates
+        stop.clear()  # the final seeds and videos are not the search's candidates
         if best is not None and best.path is not None:  # the result first, then seeds and films
             shutil.copy(best.path / "reward.py", run.file("best_reward.py"))
             run.update(best=best.summary())
@@ -197,7 +195,7 @@ def synthesize(
                     f"until success or {steps:,} steps"
                 )
                 capped = dataclasses.replace(
-                    config, steps=steps, candidate_budget_s=min(left, config.budget_s(steps))
+                    config, steps=steps, candidate_budget_s=min(left, config.candidate_budget_for(steps))
                 )
                 final = final_seeds(task, best, run, capped, executor)
                 if task.metric.line is not None:
@@ -248,20 +246,20 @@ def _continue_learning(
     config: SearchConfig,
     executor: Executor,
     log: Callable[[str], None],
-    stop: Path,
+    stop: StopSignal,
     last_chance: bool = False,
 ) -> tuple[Candidate | None, Candidate | None]:
     """Train the search's best candidate on, from its saved state, while its curve projects to
     the task's line within the time left (:mod:`.continuation`); each decision is logged and kept
     in the round's record; after the last round (``last_chance``) the time left goes to the best
     unless its curve clearly falls. Returns the best and, if it succeeded, the candidate that did."""
-    from rewardgen.synthesis.candidate import _trained_steps, continue_candidate, stop_file
+    from rewardgen.synthesis.candidate import _trained_steps, continue_candidate
     from rewardgen.synthesis.clock import _steps_per_s
     from rewardgen.synthesis.continuation import _curve, outlook
 
-    if clock.budget_s is None:  # a search without a time budget trains its rounds as planned
+    if clock.time_budget_s is None:  # a search without a time budget trains its rounds as planned
         return best, None
-    while best is not None and best.status == "trained" and best.path is not None and not stop.exists():
+    while best is not None and best.status == "trained" and best.path is not None and not stop.requested():
         speed = _steps_per_s(candidates)
         seen = outlook(task, best, clock, speed, clock.overhead_s(candidates), last_chance=last_chance)
         log("  " + seen.text())
@@ -276,7 +274,7 @@ def _continue_learning(
             continue_candidate,
             [(task, best, going_on, target)],
             folders=[[best.path]],
-            signals=[[stop_file(best.path)]],
+            signals=[[stop.path]],
         )
         if isinstance(result, BaseException):
             log(f"  {best.label} could not go on: {result}")
@@ -349,12 +347,6 @@ def _usage_since(before: dict[str, Any], client: LLMClient) -> dict[str, Any]:
         k: round(now[k] - before.get(k, 0), 6)
         for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
     }
-
-
-def _stop_reason(stop: os.PathLike[str] | str) -> str:
-    from rewardgen.train.callback import stop_reason
-
-    return stop_reason(str(stop))
 
 
 def _plan_line(config: SearchConfig, clock: SearchClock, iterations: int) -> str:

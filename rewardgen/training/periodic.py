@@ -19,6 +19,7 @@ import numpy as np
 from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
 from rewardgen.runs import episode_means
 from rewardgen.tasks import TaskSpec, make_env_fn, wrapper_kwargs
+from rewardgen.training.policy import Policy, normalizer_of
 
 __all__ = ["EVAL_COLUMNS", "PeriodicEvaluator", "read_evals"]
 
@@ -49,7 +50,7 @@ class PeriodicEvaluator:
 
     Example:
         >>> ev = PeriodicEvaluator(get_task("hopper-run"), Path("evals.csv"))  # doctest: +SKIP
-        >>> ev(model, timesteps=50_000, wall_s=61.2)["success_rate"]  # doctest: +SKIP
+        >>> ev(policy, timesteps=50_000, wall_s=61.2)["success_rate"]  # doctest: +SKIP
         0.0
     """
 
@@ -74,14 +75,14 @@ class PeriodicEvaluator:
             with path.open("w", newline="") as f:
                 csv.writer(f).writerow(EVAL_COLUMNS)
 
-    def __call__(self, model: Any, timesteps: int, wall_s: float) -> dict[str, Any]:
+    def __call__(self, policy: Policy, timesteps: int, wall_s: float) -> dict[str, Any]:
         t0 = time.monotonic()
-        norm = model.get_vec_normalize_env()
+        norm = normalizer_of(policy)
         obs = self.venv.reset()
         episodes: dict[int, dict[str, Any]] = {}
         while len(episodes) < self.episodes:
             policy_obs = norm.normalize_obs(obs) if norm is not None else obs
-            action, _ = model.predict(policy_obs, deterministic=True)
+            action, _ = policy.predict(policy_obs, deterministic=True)
             obs, _, dones, infos = self.venv.step(action)
             for i in np.flatnonzero(dones):
                 episodes.setdefault(int(i), infos[i]["reward_episode"])  # each env's first episode

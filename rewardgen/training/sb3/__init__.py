@@ -11,14 +11,14 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFnError
-from rewardgen.runs import MetricsWriter, RunDir
+from rewardgen.runs import RunDir
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
-from rewardgen.train.api import TrainConfig, TrainResult, resolve_device
-from rewardgen.train.callback import StepsBar, make_callback
-from rewardgen.train.evaluation import begin_run, finish_run, over_budget
-from rewardgen.train.hooks import sb3_callback
-from rewardgen.train.hyperparams import default_hyperparams, default_n_envs
-from rewardgen.train.threads import set_train_threads
+from rewardgen.training.api import TrainConfig, TrainResult, resolve_device
+from rewardgen.training.hooks import sb3_callback
+from rewardgen.training.lifecycle import RunWatch, begin_run, finish_run
+from rewardgen.training.sb3.callback import StepsBar, make_callback
+from rewardgen.training.sb3.hyperparams import default_hyperparams, default_n_envs
+from rewardgen.training.threads import set_train_threads
 
 __all__ = ["check", "load_policy", "train"]
 
@@ -51,7 +51,7 @@ def _check_video(spec: TaskSpec) -> None:
 def train(
     config: TrainConfig, out: str | Path | None = None, method: str = "train", hooks: Sequence[Any] = ()
 ) -> TrainResult:
-    """The sb3 back end (through :func:`rewardgen.train.train`): PPO or SAC on ``config.reward``
+    """The sb3 back end (through :func:`rewardgen.training.train`): PPO or SAC on ``config.reward``
     for ``config.task``, a run directory written. ``hooks``: rollout hooks, run as
     stable-baselines3 callbacks after rewardgen's own (PrefPPO's refits its reward model)."""
     import gymnasium as gym
@@ -61,7 +61,7 @@ def train(
     from stable_baselines3.common.utils import set_random_seed
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from rewardgen.train.deferred import (
+    from rewardgen.training.sb3.deferred import (
         DeferredReplayBuffer,
         DeferredRewardVecNormalize,
         DeferredRolloutBuffer,
@@ -70,7 +70,6 @@ def train(
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
     started = time.monotonic()
-    deadline = started + config.time_budget_s if config.time_budget_s is not None else None
     spec = get_task(config.task)
     algo = (config.algo or spec.budget.algo).lower()
     if algo not in ALGOS:
@@ -153,27 +152,12 @@ def train(
     if defer:
         attach_deferred_rewards(model, wrapper, venv)
     run.update(deferred_reward=defer)
-    log_every = max(1000, steps // 100)
-    evaluator = None
-    if config.eval_every or config.stop_on_success:
-        from rewardgen.train.periodic import PeriodicEvaluator
-
-        evaluator = PeriodicEvaluator(
-            spec, run.file(RunDir.EVALS), seed=config.seed + 30_000, append=config.resume_from is not None
-        )
-    writer = MetricsWriter(run.file(RunDir.METRICS), append=config.resume_from is not None)
+    watch = RunWatch.start(config, spec, run, steps, started, continuing=config.resume_from is not None)
     callback = make_callback(
-        writer,
-        log_every,
-        spec.metric,
+        watch,
         run,
         config.checkpoint_every or max(steps // 10, 1000),
         deferred_episodes=wrapper.pop_episodes if defer else None,
-        deadline=deadline,
-        evaluator=evaluator,
-        eval_every=config.eval_every or max(steps // 20, 10_000),
-        stop_on_success=config.stop_on_success,
-        stop_file=config.stop_file,
     )
     try:
         bar = [StepsBar()] if config.progress else []
@@ -192,26 +176,16 @@ def train(
         raise
     finally:
         venv.close()  # and the reward (its sandbox worker, if any); evaluation builds its own
-        writer.close()
-        if evaluator is not None:
-            evaluator.close()
+        watch.close()
     _save(model, run)
-    run.update(trained_steps=int(model.num_timesteps))
-    if evaluator is not None and (hit := evaluator.first_success()) is not None:
-        run.update(first_success={"timesteps": hit["timesteps"], "wall_time_s": hit["wall_time_s"]})
-    if callback.stopped:
-        run.update(stopped_early=callback.stopped)
-    if callback.over_budget:
-        where = f"after {model.num_timesteps:,} of {steps:,} training steps"
-        over_budget(run, config.time_budget_s, started, where)
-    spent = evaluator.spent_s if evaluator is not None else 0.0
+    spent = watch.end(run, int(model.num_timesteps), config, started)
     return TrainResult(run.path, *finish_run(run, spec, reward_spec, config, algo.upper(), started, spent))
 
 
 def _resume(cls: Any, folder: Path, venv: Any, device: str, normalizer: type, **load: Any) -> tuple[Any, Any]:
     """The model (and its VecNormalize statistics, as ``normalizer``) a previous run saved, on
     the new envs; ``load``: attributes to set on the loaded model (its rollout buffer class)."""
-    from rewardgen.train.deferred import load_normalizer
+    from rewardgen.training.sb3.deferred import load_normalizer
 
     if not (folder / RunDir.MODEL).is_file():
         raise RewardgenError(f"cannot continue training from {folder}: it has no model.zip")

@@ -1,12 +1,15 @@
 """The one training API: :class:`TrainConfig`, :class:`TrainResult`, :func:`train`, and the
 table of back ends it dispatches to.
 
-A back end is one module plus one :class:`Backend` entry in :data:`BACKENDS`: the module
-defines ``train(config, out, method, hooks) -> TrainResult``, ``load_policy(run, task)`` (an
-object with SB3's ``predict``) and ``check()`` (raises when its packages are missing); the entry
-says what it can do. Nothing outside ``rewardgen.train`` tests a back end's name: callers ask the
-entry (``get_backend(name).worker_processes``). The modules are imported on first use, so this
-table costs nothing to import and knows no back end's dependencies.
+A back end is one package (``train/sb3/``, ``train/sf/``) plus one :class:`Backend` entry in
+:data:`BACKENDS`: the package defines ``train(config, out, method, hooks) -> TrainResult``,
+``load_policy(run, task)`` (a :class:`~rewardgen.training.policy.Policy`) and ``check()`` (raises
+when its packages are missing); the entry says what it can do. Around its learner, a back end
+uses the run's shared life (:mod:`rewardgen.training.lifecycle`: ``begin_run``, a ``RunWatch`` that
+logs, evaluates and stops, ``finish_run``), so a third back end copies none of it. Nothing
+outside ``rewardgen.training`` tests a back end's name: callers ask the entry
+(``get_backend(name).worker_processes``). The modules are imported on first use, so this table
+costs nothing to import and knows no back end's dependencies.
 
 Example:
     >>> sorted(BACKENDS)
@@ -28,6 +31,7 @@ from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardSpec
 from rewardgen.runs import EvalSummary
 from rewardgen.tasks import TaskSpec, task_ref
+from rewardgen.training.policy import Policy
 
 __all__ = [
     "BACKENDS",
@@ -45,41 +49,77 @@ __all__ = [
 
 @dataclass
 class TrainConfig:
-    """Everything a training run needs; stored in the run's manifest.
+    """Everything a training run needs; stored in the run's manifest (``config``).
+
+    Attributes:
+        task: A task id (``hopper-jump``), a task YAML's path, or the resolved
+            :class:`~rewardgen.tasks.TaskSpec` itself (it pickles to workers).
+        reward: What to train on (any :class:`~rewardgen.rewards.RewardSpec`: a program, a
+            function, a VLM or ONI spec); None: the task's reference reward.
+        steps: Environment steps to train; None: the task's budget (``budget.steps``).
+        algo: ``"ppo"`` or ``"sac"`` (sb3), ``"appo"`` (sf); None: the task's budget.
+        n_envs: Parallel environments; None: the back end's default for the algorithm.
+        seed: Seeds the envs, the learner and the evaluations (``seed + 10_000``, ``+ 30_000``).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        eval_episodes: Final evaluation episodes; at least what the task's success rule asks
+            for (10 for a rule over the mean: :data:`~rewardgen.tasks.VERDICT_EPISODES`).
+        video: Film the first evaluation episode (``video.mp4``).
+        video_steps: The film's length in env steps.
+        checkpoint_every: Steps between checkpoints; None: 10 over the run.
+        hyperparams: Learner settings over the profile's (``{"learning_rate": 1e-4}``).
+        profile: ``"default"`` (rewardgen's, fast on CPU) or ``"zoo"`` (rl-baselines3-zoo's).
+        mode: How the reward meets the env's own: ``"replace"`` (``reward_coef * synth``) or
+            ``"add"`` (``env_coef * env + reward_coef * synth``).
+        env_coef: The env reward's weight with ``mode="add"``.
+        reward_coef: The synthesized reward's weight.
+        progress: Show a progress bar.
+        resume_from: A run directory whose saved model (and normalizer) training continues.
+        defer_reward: Score whole PPO rollouts at once; None: where the reward spec allows it.
+        time_budget_s: Wall-clock seconds for training and evaluation; None: no limit. Past it
+            the run stops, saved, and raises :class:`~rewardgen.training.OverBudgetError`.
+        eval_every: Evaluate the policy every this many steps (``evals.csv``); None: only at
+            the end (or every ``max(steps // 20, 10_000)`` with ``stop_on_success``).
+        stop_on_success: End training at the first evaluation that meets the task's success rule.
+        stop_file: A search's :class:`~rewardgen.runs.StopSignal` file: training ends (saved,
+            evaluated) once it exists, and records its first line as ``stopped_early``.
+        verbose: sf: sample-factory's own log lines on the terminal too (else in
+            ``<run>/sf_output.log``).
+        backend: A name in :data:`BACKENDS`: ``"sb3"`` (SB3 PPO/SAC) or ``"sf"``
+            (sample-factory APPO).
+        threads: Torch threads; None: ``OMP_NUM_THREADS``, else the free cores
+            (:mod:`rewardgen.training.threads`).
 
     Example:
         >>> TrainConfig(task="hopper-run", steps=200_000, backend="sb3").eval_episodes
         3
     """
 
-    task: str | TaskSpec  # an id, a task YAML, or the resolved TaskSpec itself (pickles to workers)
-    reward: RewardSpec | None = None  # what to train on; None: the task's reference reward
-    steps: int | None = None  # None: the task's default budget
+    task: str | TaskSpec
+    reward: RewardSpec | None = None
+    steps: int | None = None
     algo: str | None = None
     n_envs: int | None = None
     seed: int = 0
     device: str = "auto"
-    eval_episodes: int = 3  # final evaluation episodes; at least the task's success rule asks for (10)
+    eval_episodes: int = 3
     video: bool = True
     video_steps: int = 400
-    checkpoint_every: int | None = None  # None: 10 checkpoints over the run
-    hyperparams: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's
-    profile: str = "default"  # "default" (fast on CPU) or "zoo" (rl-baselines3-zoo's settings)
+    checkpoint_every: int | None = None
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    profile: str = "default"
     mode: str = "replace"
     env_coef: float = 1.0
     reward_coef: float = 1.0
     progress: bool = True
-    resume_from: str | None = None  # a run directory whose model.zip (and VecNormalize) training continues
-    defer_reward: bool | None = None  # score whole PPO rollouts at once; None: when the spec allows
-    time_budget_s: float | None = None  # wall-clock seconds for training + evaluation; None: no limit
-    eval_every: int | None = None  # evaluate the policy every N steps (evals.csv); None: only at the end
-    stop_on_success: bool = False  # end training at the first evaluation that meets the task's success rule
-    # end training (saved, evaluated) once this file exists: a search's signal that another
-    # candidate succeeded or its time is up; the file's first line says why
+    resume_from: str | None = None
+    defer_reward: bool | None = None
+    time_budget_s: float | None = None
+    eval_every: int | None = None
+    stop_on_success: bool = False
     stop_file: str | None = None
-    verbose: bool = False  # sf: sample-factory's own log lines on the terminal too (else <run>/sf_output.log)
-    backend: str = "sb3"  # a name in BACKENDS: "sb3" (SB3 PPO/SAC) or "sf" (sample-factory APPO)
-    threads: int | None = None  # torch threads; None: OMP_NUM_THREADS, else the free cores (train/threads.py)
+    verbose: bool = False
+    backend: str = "sb3"
+    threads: int | None = None
 
     def record(self, reward: RewardSpec) -> dict[str, Any]:
         """The config as the manifest keeps it (JSON values): the reward as its spec describes it."""
@@ -95,7 +135,7 @@ class TrainResult:
 
     run_dir: Path
     eval: EvalSummary
-    alarm: Any = None  # the reward-hacking alarm's Verdict (rewardgen.train.alarm)
+    alarm: Any = None  # the reward-hacking alarm's Verdict (rewardgen.diagnostics.alarm)
 
 
 @dataclass(frozen=True)
@@ -128,7 +168,7 @@ def register_backend(backend: Backend) -> Backend:
 register_backend(
     Backend(
         "sb3",
-        "rewardgen.train.sb3",
+        "rewardgen.training.sb3",
         "stable-baselines3 PPO/SAC",
         periodic_evaluation=True,
         dict_observations=True,
@@ -139,7 +179,7 @@ register_backend(
 register_backend(
     Backend(
         "sf",
-        "rewardgen.train.sf",
+        "rewardgen.training.sf",
         "sample-factory APPO: asynchronous rollout workers (the sample-factory stack)",
         periodic_evaluation=True,
         dict_observations=True,
@@ -183,7 +223,7 @@ def train(
 ) -> TrainResult:
     """Train a policy on ``config.reward`` for ``config.task`` with ``config.backend`` and write a
     run directory (``out``; default ``runs/<utc>-<task>-<method>``). ``hooks``:
-    :class:`~rewardgen.train.hooks.RolloutHook` s run after each rollout (PrefPPO's refits its
+    :class:`~rewardgen.training.hooks.RolloutHook` s run after each rollout (PrefPPO's refits its
     reward model), whatever the back end.
 
     Example:
@@ -206,9 +246,9 @@ def train(
         return backend.load().train(config, out=out, method=method, hooks=hooks)
 
 
-def load_policy(run_dir: str | Path, task: Any) -> Any:
-    """The trained policy of the run at ``run_dir`` (anything with SB3's ``predict``), loaded by
-    the back end that trained it (its manifest says which)."""
+def load_policy(run_dir: str | Path, task: Any) -> Policy:
+    """The trained policy of the run at ``run_dir`` (a :class:`~rewardgen.training.policy.Policy`),
+    loaded by the back end that trained it (its manifest says which)."""
     from rewardgen.runs import RunDir
 
     run = RunDir.open(run_dir)

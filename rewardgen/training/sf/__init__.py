@@ -29,10 +29,10 @@ import gymnasium as gym
 import numpy as np
 
 from rewardgen.errors import MissingExtraError, RewardgenError
-from rewardgen.runs import MetricsWriter, RunDir, metrics_row
+from rewardgen.runs import RunDir
 from rewardgen.tasks import TaskSpec, get_task, make_env
-from rewardgen.train.api import TrainConfig, TrainResult, resolve_device
-from rewardgen.train.sf_env import (  # noqa: F401  (re-exported: sample-factory's env side)
+from rewardgen.training.api import TrainConfig, TrainResult, resolve_device
+from rewardgen.training.sf.env import (  # noqa: F401  (re-exported: sample-factory's env side)
     EpisodeStats,
     SFVectorEnv,
     episodes_from_stats,
@@ -53,7 +53,7 @@ __all__ = [
     "train",
 ]
 
-from rewardgen.train.sf_settings import (  # noqa: F401  (re-exported: the settings' home)
+from rewardgen.training.sf.settings import (  # noqa: F401  (re-exported: the settings' home)
     EXPERIMENT,
     FEW_CORES_ENVS,
     SF_DEFAULTS,
@@ -119,7 +119,7 @@ def load_policy(run: RunDir, task: Any) -> SFPolicy:
 def train(
     config: TrainConfig, out: str | Path | None = None, method: str = "train", hooks: Any = ()
 ) -> TrainResult:
-    """The sf back end (through :func:`rewardgen.train.train`): ``config`` trained with
+    """The sf back end (through :func:`rewardgen.training.train`): ``config`` trained with
     sample-factory's APPO, a run directory written.
 
     Example:
@@ -131,10 +131,9 @@ def train(
     from sample_factory.envs.env_utils import register_env
     from sample_factory.train import make_runner
 
-    from rewardgen.train.evaluation import begin_run, finish_run, over_budget
+    from rewardgen.training.lifecycle import RunWatch, begin_run, finish_run
 
     started = time.monotonic()
-    deadline = started + config.time_budget_s if config.time_budget_s is not None else None
     spec = get_task(config.task)
     if (config.algo or "ppo").lower() not in ("ppo", "appo"):
         raise RewardgenError(f"the sf back end trains APPO (PPO's asynchronous form), not {config.algo}")
@@ -145,12 +144,12 @@ def train(
     reward_spec = config.reward if config.reward is not None else spec.reference_reward()
     if config.video:
         os.environ.setdefault("MUJOCO_GL", "egl")
-    from rewardgen.train.sf_nethack import use_encoder_for
+    from rewardgen.training.sf.nethack import use_encoder_for
 
     hp = {**use_encoder_for(spec.gym_id), **config.hyperparams}  # NetHack: our encoder
     workers, per_worker = hp.pop("num_workers", None), hp.pop("num_envs_per_worker", None)
     record = {**config.record(reward_spec), "algo": "appo", "steps": steps, "backend": "sf"}
-    from rewardgen.train.threads import set_train_threads
+    from rewardgen.training.threads import set_train_threads
 
     # this process (evaluation, a serial runner); sample-factory gives its learner and workers one each
     record["torch_threads"] = set_train_threads(config.threads)
@@ -184,7 +183,7 @@ def train(
         reward_coef=config.reward_coef,
     )
     register_env(_env_name(spec), factory)
-    from rewardgen.train.sf_output import SFProgress, sample_factory_output
+    from rewardgen.training.sf.output import SFProgress, sample_factory_output
 
     # sample-factory's log lines go to <run>/sf_output.log; rewardgen's progress line stays
     output = contextlib.ExitStack()
@@ -197,95 +196,51 @@ def train(
         output.close()
         raise
 
-    writer = MetricsWriter(run.file(RunDir.METRICS), append=resume is not None)
-    log_every = max(1000, steps // 100)
-    state = {"buffer": [], "episodes": 0, "last_log": 0, "t0": time.time()}
-    if resume is not None and run.file(RunDir.METRICS).is_file():  # go on counting where it stopped
-        rows = run.metrics()
-        if rows:
-            state["episodes"], state["last_log"] = int(rows["episodes"][-1]), int(rows["timesteps"][-1])
-            state["t0"] -= float(rows["wall_time_s"][-1])
+    watch = RunWatch.start(config, spec, run, steps, started, continuing=resume is not None)
 
     def total_steps() -> int:
         return int(sum(runner.env_steps.values())) if runner.env_steps else 0
 
-    def flush() -> None:
-        eps, state["buffer"] = state["buffer"], []
-        state["episodes"] += len(eps)
-        state["last_log"] = total_steps()
-        wall = time.time() - state["t0"]
-        row = metrics_row(eps, spec.metric, state["last_log"], wall, state["episodes"])
-        writer.write(row)
-        progress.update(state["last_log"], row["success_metric_mean"])
-
     def on_episode(_runner: Any, msg: dict, _policy_id: int) -> None:
-        state["buffer"].extend(episodes_from_stats(msg[EPISODIC]))
-        if state["buffer"] and total_steps() - state["last_log"] >= log_every:
-            flush()
-
-    evaluator = None
-    if config.eval_every or config.stop_on_success:
-        from rewardgen.train.periodic import PeriodicEvaluator
-
-        evaluator = PeriodicEvaluator(
-            spec, run.file(RunDir.EVALS), seed=config.seed + 30_000, append=resume is not None
-        )
-    eval_every = config.eval_every or max(steps // 20, 10_000)
-
-    def stop(runner: Any) -> None:
-        runner.cfg.train_for_env_steps = 0  # sample-factory checks it right after on_training_step
+        row = watch.episodes_done(episodes_from_stats(msg[EPISODIC]), total_steps())
+        if row is not None:
+            progress.update(row["timesteps"], row["success_metric_mean"])
 
     class Watch(AlgoObserver):
-        """The wall-clock budget (sample-factory 2.1 does not count its ``train_for_seconds``), the
-        search's stop file and the periodic evaluations: at each ``eval_every`` steps the learner
-        is asked for a checkpoint, which is evaluated here once it is written (the learner and the
-        rollout workers go on in their own processes meanwhile)."""
+        """Hands sample-factory's training steps to the run's watch (the wall-clock budget:
+        sample-factory 2.1 does not count its ``train_for_seconds``; the search's stop signal;
+        the periodic evaluations: at each one the learner is asked for a checkpoint, which is
+        evaluated here once it is written, while the learner and the rollout workers go on in
+        their own processes)."""
 
         def __init__(self) -> None:
-            self.over = False
-            self.stopped: str | None = None
             self.asked: int | None = None  # the steps at which a checkpoint was asked for
-            self.next_eval: int | None = None  # set at the first step (a resumed run's count)
 
         def on_training_step(self, runner: Any, _iteration: int) -> None:
-            if deadline is not None and time.monotonic() > deadline and total_steps() < steps:
-                self.over = True
-                return stop(runner)
-            if config.stop_file is not None and os.path.exists(config.stop_file):
-                from rewardgen.train.callback import stop_reason
-
-                self.stopped = stop_reason(config.stop_file)
-                return stop(runner)
-            if evaluator is None:
-                return None
-            if self.next_eval is None:
-                self.next_eval = (total_steps() // eval_every + 1) * eval_every
-            if self.asked is None and total_steps() >= self.next_eval:
+            if watch.should_stop(total_steps()) or watch.poll_signal():
+                runner.cfg.train_for_env_steps = 0  # sample-factory checks it right after this call
+            elif self.asked is None and watch.eval_due(total_steps()):
                 self.asked = total_steps()
                 runner.save_periodic.emit()
             elif self.asked is not None and (saved := _checkpoint_steps(run.path)) >= self.asked:
-                row = evaluator(SFPolicy(run.path, spec), saved, time.time() - state["t0"])
-                self.asked, self.next_eval = None, (saved // eval_every + 1) * eval_every
-                if config.stop_on_success and row["succeeded"]:
-                    self.stopped = "succeeded"
-                    return stop(runner)
-            return None
+                self.asked = None
+                watch.evaluate(SFPolicy(run.path, spec), saved)
+                if watch.should_stop(total_steps()):
+                    runner.cfg.train_for_env_steps = 0
 
     runner.register_episodic_stats_handler(on_episode)
-    watch = Watch()
-    runner.register_observer(watch)
+    runner.register_observer(Watch())
     from rewardgen.runs.processes import start_reaper
 
     reaper = start_reaper()  # sample-factory's processes do not outlive this one, even after kill -9
     with output, _terminated(reaper):
         status = runner.init()
         if status == ExperimentStatus.SUCCESS:
-            if resume is None:  # training time from here, as SB3's callback counts it
-                state["t0"] = time.time()
+            watch.begin(total_steps())  # training time from here, as SB3's callback counts it
             status = runner.run()
-        if state["buffer"]:
-            flush()
-    writer.close()
+        if (row := watch.flush(total_steps())) is not None:
+            progress.update(row["timesteps"], row["success_metric_mean"])
+    watch.close()
     if status == ExperimentStatus.INTERRUPTED:  # Ctrl-C or a signal (our handlers raise it in its loop)
         run.update(status="interrupted")
         raise KeyboardInterrupt
@@ -293,18 +248,8 @@ def train(
         run.update(status="failed", error=f"sample-factory stopped with status {status}")
         where = log_file or run.path / EXPERIMENT
         raise RewardgenError(f"sample-factory training stopped with status {status}: see {where}")
-    run.update(trained_steps=total_steps())
-    if evaluator is not None:
-        evaluator.close()
-        if (hit := evaluator.first_success()) is not None:
-            run.update(first_success={"timesteps": hit["timesteps"], "wall_time_s": hit["wall_time_s"]})
-    if watch.stopped:
-        run.update(stopped_early=watch.stopped)
-    if watch.over:
-        where = f"after {total_steps():,} of {steps:,} training steps"
-        over_budget(run, config.time_budget_s, started, where)
+    spent = watch.end(run, total_steps(), config, started)
     learner = "APPO (sample-factory)"
-    spent = evaluator.spent_s if evaluator is not None else 0.0
     return TrainResult(run.path, *finish_run(run, spec, reward_spec, config, learner, started, spent))
 
 
@@ -344,8 +289,8 @@ def _prepare_resume(resume: Path, out: Path, steps: int) -> None:
 
 
 class SFPolicy:
-    """A sample-factory run's latest checkpoint as a policy with SB3's ``predict``: observations
-    are normalized inside the model, as in training; ``deterministic`` takes the mean action.
+    """A sample-factory run's latest checkpoint as a :class:`~rewardgen.training.policy.Policy`:
+    observations are normalized inside the model, as in training; ``deterministic`` takes the mean action.
 
     Example:
         >>> policy = SFPolicy("runs/my-sf-run")  # doctest: +SKIP
@@ -365,7 +310,7 @@ class SFPolicy:
             setattr(cfg, key, value)
         cfg.train_dir, cfg.experiment = str(Path(run_dir)), EXPERIMENT
         env = make_env(task)
-        from rewardgen.train.sf_nethack import use_encoder_for
+        from rewardgen.training.sf.nethack import use_encoder_for
 
         use_encoder_for(get_task(task).gym_id)
         self.dict_obs = isinstance(env.observation_space, gym.spaces.Dict)
@@ -386,11 +331,6 @@ class SFPolicy:
             )
         self.model.load_state_dict(state["model"])
         self.rnn_size = 0 if not cfg.use_rnn else cfg.rnn_size
-
-    def get_vec_normalize_env(self) -> None:
-        """None, as SB3's models answer without VecNormalize: the observations are normalized
-        inside the model."""
-        return None
 
     def predict(self, obs: Any, deterministic: bool = True) -> tuple[np.ndarray, None]:
         import torch

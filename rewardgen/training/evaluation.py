@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
@@ -21,29 +21,11 @@ from rewardgen.runs import (
 )
 from rewardgen.tasks import TaskSpec, get_task, make_env, make_env_fn, wrapper_kwargs
 
-__all__ = [
-    "OverBudgetError",
-    "begin_run",
-    "evaluate",
-    "finish_run",
-    "judge_run",
-    "over_budget",
-    "plot_run_curve",
-]
+__all__ = ["OverBudgetError", "evaluate", "judge_run", "plot_run_curve"]
 
 
 class OverBudgetError(RewardgenError):
     """Training or evaluation ran past its wall-clock budget and was stopped."""
-
-
-def over_budget(run: RunDir, budget_s: float | None, started: float, where: str) -> NoReturn:
-    """Mark ``run`` failed for running past its wall-clock budget and raise :class:`OverBudgetError`."""
-    reason = (
-        f"stopped {where}: over its wall-clock budget of {budget_s or 0:.0f} s "
-        f"({time.monotonic() - started:.0f} s spent; a slow reward or env, or raise the budget)"
-    )
-    run.update(status="failed", error=reason)
-    raise OverBudgetError(reason)
 
 
 def plot_run_curve(
@@ -63,78 +45,10 @@ def plot_run_curve(
     )
 
 
-def begin_run(
-    spec: TaskSpec,
-    reward: RewardSpec,
-    record: dict[str, Any],
-    out: Any,
-    method: str,
-    backend: str,
-    device: str,
-) -> RunDir:
-    """How every back end starts a run: the run directory with its manifest (``record``: the
-    config as recorded), the reward's files beside it, and what every run says of itself (env id,
-    device, reward, back end)."""
-    run = RunDir.create(spec.id, method, record, out=out)
-    for name, text in reward.files().items():
-        run.file(name).write_text(text)
-    run.update(env_id=spec.gym_id, device=device, reward=reward.describe(), backend=backend)
-    return run
-
-
-def finish_run(
-    run: RunDir,
-    spec: TaskSpec,
-    reward: RewardSpec,
-    config: Any,
-    learner: str,
-    started: float,
-    periodic_eval_s: float = 0.0,
-) -> tuple[EvalSummary, Any]:
-    """How every back end ends a run: the learning curve, the evaluation of the saved policy
-    (within what is left of ``config.time_budget_s``, counted from ``started``), the reward-hacking
-    alarm's verdict, and the manifest marked finished, with where the time went (``timing``:
-    training, and evaluating, ``periodic_eval_s`` of it during training). Returns (evaluation,
-    verdict)."""
-    trained = time.monotonic()
-    plot_run_curve(run, spec, reward, learner)
-    deadline = started + config.time_budget_s if config.time_budget_s is not None else None
-    try:
-        result = evaluate(
-            run.path,
-            spec,
-            reward,
-            config.eval_episodes,
-            config.seed + 10_000,
-            video=config.video,
-            video_steps=config.video_steps,
-            deadline=deadline,
-        )
-    except OverBudgetError:
-        over_budget(run, config.time_budget_s, started, "while evaluating the trained policy")
-    verdict = judge_run(run, spec, reward, result, learner)
-    from rewardgen.runs.tensorboard import ScalarLog
-
-    final = ScalarLog(run.path)
-    final.row(
-        {"timesteps": int(run.manifest.get("trained_steps") or 0), **result.to_dict(episodes=False)}, "final/"
-    )
-    final.close()
-    now = time.monotonic()
-    timing = {"train_s": trained - started - periodic_eval_s, "eval_s": periodic_eval_s + now - trained}
-    run.update(
-        status="finished",
-        eval=result.to_dict(),
-        wall_s=round(now - started, 1),
-        timing={k: round(v, 2) for k, v in timing.items()},
-    )
-    return result, verdict
-
-
 def judge_run(run: RunDir, spec: TaskSpec, reward: RewardSpec, result: EvalSummary, learner: str) -> Any:
     """The reward-hacking alarm's verdict on a finished run (kept in its manifest as ``alarm``);
     when it fires, ``learning_curve.png`` is drawn again with the two curves that show it."""
-    from rewardgen.train.alarm import hacking_verdict
+    from rewardgen.diagnostics.alarm import hacking_verdict
 
     logged = reward.logged_components
     verdict = hacking_verdict(run.metrics(), result.to_dict(), spec.metric, logged=logged)
@@ -176,7 +90,7 @@ def evaluate(
     """
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from rewardgen.train.api import load_policy
+    from rewardgen.training.api import load_policy
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
     spec = get_task(task)
