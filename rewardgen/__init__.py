@@ -19,8 +19,11 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from rewardgen import moved
 from rewardgen.errors import RewardgenError
 
 __version__ = "0.1.0"
@@ -95,6 +98,20 @@ __all__ = [
     "synthesize",
     "train",
 ]
+
+
+class _Package(ModuleType):
+    """This package's module: an old import path (:mod:`rewardgen.moved`) binds no submodule
+    over a public name (``rewardgen.train`` stays the function)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in PUBLIC and isinstance(value, ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+moved.install()
 
 
 def lazy_attribute(module: str, table: dict[str, str], name: str) -> Any:

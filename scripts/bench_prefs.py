@@ -36,7 +36,7 @@ import numpy as np
 
 
 def rl(task: str, steps: int, queries: list[int], seed: int, out: Path) -> None:
-    from rewardgen.synthesis.prefppo import PrefPPOConfig, train_prefppo
+    from rewardgen.preference.prefppo import PrefPPOConfig, train_prefppo
     from rewardgen.training import TrainConfig, train
 
     rows = []

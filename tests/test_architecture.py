@@ -147,3 +147,117 @@ def test_the_run_watch_stops_at_the_searchs_signal_and_at_its_deadline(tmp_path)
     with pytest.raises(OverBudgetError, match="after 50,000 of 100,000 training steps"):
         late.end(run, 50_000, TrainConfig(spec.id, time_budget_s=10), time.monotonic() - 11)
     assert json.loads(run.file(RunDir.MANIFEST).read_text())["status"] == "failed"
+
+
+def test_old_import_paths_work_for_this_release_and_say_where_the_module_went():
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as said:\n"
+        "    from rewardgen.train import TrainConfig\n"
+        "    from rewardgen.train.sf_settings import SF_DEFAULTS\n"
+        "    from rewardgen.train.alarm import hacking_verdict\n"
+        "    from rewardgen.synthesis.prefppo import train_prefppo\n"
+        "import rewardgen, rewardgen.training, rewardgen.diagnostics.alarm\n"
+        "assert TrainConfig is rewardgen.TrainConfig and hacking_verdict is rewardgen.hacking_verdict\n"
+        "assert train_prefppo.__module__ == 'rewardgen.preference.prefppo'\n"
+        "assert callable(rewardgen.train) and rewardgen.train is rewardgen.training.train\n"
+        "assert rewardgen.training.__spec__.name == 'rewardgen.training'\n"
+        "print('|'.join(str(w.message) for w in said))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    said = out.strip().split("|")
+    assert said[0].startswith("rewardgen.train moved to rewardgen.training")
+    assert "rewardgen.train.sf_settings moved to rewardgen.training.sf.settings" in said[1]
+    assert "rewardgen.train.alarm moved to rewardgen.diagnostics.alarm" in said[2]
+    assert "rewardgen.synthesis.prefppo moved to rewardgen.preference.prefppo" in said[3]
+
+
+def test_the_method_table_is_what_every_command_lists_and_its_commands_exist(capsys):
+    from rewardgen.bench.config import DIRECT_METHODS
+    from rewardgen.methods import METHODS, SEARCH_METHODS
+    from rewardgen.synthesis.config import METHODS as SEARCH_CONFIG_METHODS
+    from rewardgen.synthesis.methods import METHOD_TABLE
+
+    assert SEARCH_CONFIG_METHODS == SEARCH_METHODS and set(METHOD_TABLE) == set(SEARCH_METHODS)
+    assert (
+        set(DIRECT_METHODS) == {"oni", "vlm"} and METHOD_TABLE["text2reward"].rounds(SearchConfig("x")) == 1
+    )
+    from rewardgen.cli import main
+
+    main(["methods"])  # piped: one method a line, tab-separated
+    rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r[0] for r in rows] == list(METHODS)
+    for _, _, _, _, command in rows:
+        words = command.split()[1:]  # rewardgen <command> [<sub>] [--method NAME]
+        words = words[: words.index("--method")] if "--method" in words else words
+        try:
+            main([*words, "--help"])
+        except SystemExit as exc:
+            assert exc.code in (0, None), command
+        assert "Usage" in capsys.readouterr().out, command
+
+
+def test_rewardgen_runs_reads_a_searchs_best_for_every_search_method_of_the_table(tmp_path):
+    from rewardgen.methods import SEARCH_METHODS
+    from rewardgen.runs.listing import summarize_run
+
+    for method in SEARCH_METHODS:
+        run = RunDir.create("hopper-jump", method, {}, out=tmp_path / method)
+        run.update(best={"path": str(tmp_path / "iter1" / "cand2"), "eval": {"success_metric_mean": 1.7}})
+        summary = summarize_run(run.path)
+        assert summary.best == "iter1/cand2" and summary.success_metric == 1.7, method
+
+
+def _rooms_imported() -> dict[str, set[str]]:
+    """Each room of the package (a sub-package; a back end's package; a top-level module) ->
+    the rooms its modules import, at the top of a file or inside a function."""
+    import ast
+    from pathlib import Path
+
+    root = Path(rewardgen.__file__).parent
+
+    def room(module: str) -> str:
+        parts = module.split(".")
+        if parts[1:2] == ["training"] and parts[2:3] in (["sb3"], ["sf"]):
+            return ".".join(parts[:3])
+        return ".".join(parts[:2])
+
+    edges: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if module == "rewardgen":
+            continue  # the public names: a table that points down at every room, lazily
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                if name.startswith("rewardgen.") and room(name) != room(module):
+                    edges.setdefault(room(module), set()).add(room(name))
+    return edges
+
+
+def test_the_rooms_import_each_other_without_a_circle():
+    edges = _rooms_imported()
+    assert "rewardgen.training.sf" in edges and "rewardgen.training" in edges["rewardgen.training.sf"]
+    done: set[str] = set()
+
+    def walk(room: str, path: tuple[str, ...]) -> None:
+        assert room not in path, "an import circle: " + " -> ".join((*path, room))
+        if room in done:
+            return
+        for nxt in sorted(edges.get(room, ())):
+            walk(nxt, (*path, room))
+        done.add(room)
+
+    for room in sorted(edges):
+        walk(room, ())
+    # outside training, only the table names a back end (as text), with two known exceptions:
+    # PrefPPO runs on SB3 only, and the search sizes a reward's batch by SB3's PPO rollout
+    knows = {r for r, to in edges.items() if {"rewardgen.training.sb3", "rewardgen.training.sf"} & to}
+    assert knows - {"rewardgen.training", "rewardgen.training.sb3", "rewardgen.training.sf"} == {
+        "rewardgen.synthesis",
+        "rewardgen.preference",
+    }

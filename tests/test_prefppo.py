@@ -9,9 +9,9 @@ import pytest
 from rewardgen.errors import RewardgenError
 from rewardgen.feedback import PreferenceStore, SyntheticJudge
 from rewardgen.preference import PreferenceRewardModel
+from rewardgen.preference.prefppo import PreferenceCallback, PrefPPOConfig, train_prefppo
 from rewardgen.preference.segments import SegmentPool, SegmentRecorder
 from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
-from rewardgen.synthesis.prefppo import PreferenceCallback, PrefPPOConfig, train_prefppo
 
 
 def test_segments_never_cross_an_episode_end():

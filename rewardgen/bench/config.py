@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardgen.errors import RewardgenError
+from rewardgen.methods import DIRECT_METHODS
 from rewardgen.synthesis.config import METHODS, SearchConfig
 from rewardgen.tasks import ENV_REWARD, TaskSpec, get_task, list_tasks
 
@@ -33,11 +34,6 @@ __all__ = [
 ]
 
 BASELINES = ("reference", "sparse", "extrinsic")
-#: Methods that make a reward without a search: the cell trains one policy on it.
-DIRECT_METHODS = {
-    "oni": "ONI: an LLM labels NetHack messages while the agent trains (tasks with a message field)",
-    "vlm": "VLM-RM: a CLIP model scores rendered frames against the task's prompts (no LLM)",
-}
 
 #: Named task suites: the folder of the catalog their tasks come from, the methods and baselines
 #: they run unless told otherwise, and what to say of them.

@@ -11,6 +11,7 @@ from typing import Any
 
 from rewardgen.bench.config import SUITES, BenchConfig, Cell, extrinsic_program, oni_goal, sparse_program
 from rewardgen.errors import RewardgenError
+from rewardgen.methods import get_method_info
 from rewardgen.runs import CandidateRecord, EvalSummary, RunDir
 from rewardgen.synthesis.clock import format_seconds
 from rewardgen.synthesis.executor import Executor, make_executor
@@ -125,7 +126,7 @@ def _policies(config: BenchConfig, cell: Cell) -> int:
     if not cell.search:
         return 1
     search = config.search_config(cell, get_task(cell.task))
-    return search.samples * (1 if cell.method == "text2reward" else search.iterations)
+    return search.samples * (1 if get_method_info(cell.method).one_round else search.iterations)
 
 
 def _reward(cell: Cell, task: Any, config: BenchConfig, oni: Any = None) -> tuple[Any, dict[str, Any]]:
@@ -144,9 +145,9 @@ def _reward(cell: Cell, task: Any, config: BenchConfig, oni: Any = None) -> tupl
         v = task.vlm
         return VLMSpec(config.vlm_model, v.goal, v.baseline, v.alpha, device=config.device), {}
     if cell.method == "oni":
-        from rewardgen.intrinsic import C_EXT, C_INT
+        from rewardgen.intrinsic.session import oni_mixing
 
-        return oni, {"mode": "add", "env_coef": C_EXT, "reward_coef": C_INT}
+        return oni, oni_mixing()
     raise RewardgenError(f"no reward for method {cell.method} without a search")  # pragma: no cover
 
 
@@ -195,7 +196,8 @@ def _train_oni(
     message the recording never labelled pays nothing, and no endpoint is asked."""
     import sqlite3
 
-    from rewardgen.intrinsic import AnnotationService, OniSpec, ServiceConfig
+    from rewardgen.intrinsic import OniSpec
+    from rewardgen.intrinsic.session import labelling
 
     task = get_task(cell.task)
     folder.mkdir(parents=True, exist_ok=True)
@@ -207,23 +209,14 @@ def _train_oni(
         llm = RunDir.read_manifest(source).get("llm") or {}
         with sqlite3.connect(recorded) as src, sqlite3.connect(store) as dst:
             src.backup(dst)  # a consistent copy, the write-ahead log included
-        spec = OniSpec(store, goal=oni_goal(task), model=llm.get("model") or "", reward=config.oni_reward)
-        result = _train_once(cell, folder, config, spec)
+        model = llm.get("model") or ""
         llm["replayed_from"] = str(source)
     else:
-        spec = OniSpec(store, goal=oni_goal(task), model=settings.model, reward=config.oni_reward)
-        spec.store().check()
-        service = AnnotationService(
-            spec.store(),
-            settings,
-            ServiceConfig(
-                classifier=config.oni_reward == "classification", ranking=config.oni_reward == "ranking"
-            ),
-            transcript=str(folder / "llm" / "transcript.jsonl"),
-        )
-        with service:
-            result = _train_once(cell, folder, config, spec)
+        model = settings.model
         llm = {"model": settings.model, "endpoint": settings.endpoint}
+    spec = OniSpec(store, goal=oni_goal(task), model=model, reward=config.oni_reward)
+    with labelling(spec, folder, settings):  # no settings (a replay): the recorded labels pay
+        result = _train_once(cell, folder, config, spec)
     RunDir.open(folder).update(llm=llm, oni_labels=spec.store().counts())
     return result
 

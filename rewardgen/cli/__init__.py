@@ -29,12 +29,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def parse_steps(value: str | None) -> int | None:
-    """``"1e6"``, ``"200000"`` or ``"200_000"`` -> int; anything else is a clear error."""
+def parse_steps(value: str | int | None) -> int | None:
+    """``"1e6"``, ``"200000"`` or ``"200_000"`` (or an int) -> int; anything else is a clear error."""
     if value is None:
         return None
     try:
-        steps = float(value.replace("_", ""))
+        steps = float(str(value).replace("_", ""))
     except ValueError:
         raise RewardgenError(f"--steps must be a number such as 200000 or 1e6, got '{value}'") from None
     if steps <= 0 or steps != int(steps):

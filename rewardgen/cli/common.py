@@ -1,22 +1,48 @@
 """What the commands share: the end-of-training table (:func:`report_result`), the SB3
-hyperparameter options and their parsing. One definition each; the LLM options are in
-:mod:`rewardgen.cli.llm`."""
+hyperparameter options and their parsing, and the one place flags become a ``TrainConfig``
+(:func:`train_config`). One definition each; the LLM options are in :mod:`rewardgen.cli.llm`."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rewardgen.cli import console
+from rewardgen.cli import console, parse_steps
 from rewardgen.errors import RewardgenError
 from rewardgen.runs import RunDir
 from rewardgen.text import plural
 
-__all__ = ["EvalEpisodes", "HpOverrides", "Hyperparams", "parse_hp", "report_result"]
+__all__ = ["EvalEpisodes", "HpOverrides", "Hyperparams", "parse_hp", "report_result", "train_config"]
+
+#: The flags whose ``TrainConfig`` field has another name; every other flag is its field's name.
+FLAG_FIELDS = {
+    "hp": "hyperparams",  # --hp key=value pairs: the learner's settings
+    "hyperparams": "profile",  # --hyperparams default|zoo
+    "until_success": "stop_on_success",
+    "resume": "resume_from",
+}
+
+
+def train_config(**flags: Any) -> Any:
+    """The :class:`~rewardgen.training.TrainConfig` a command's flags ask for, the one place a
+    flag becomes a field: ``--steps 2e5`` parsed (:func:`parse_steps`), ``--hp`` pairs parsed
+    (:func:`parse_hp`), a ``--resume`` path as text, and the flags of :data:`FLAG_FIELDS` by
+    their field's name. A flag that names no field is a bug, said at once (TypeError).
+
+    Example:
+        >>> c = train_config(task="hopper-run", steps="2e5", hp=["learning_rate=1e-4"], until_success=True)
+        >>> c.steps, c.hyperparams, c.stop_on_success
+        (200000, {'learning_rate': 0.0001}, True)
+    """
+    from rewardgen.training import TrainConfig
+
+    parse = {"steps": parse_steps, "hp": parse_hp, "resume": lambda p: None if p is None else str(p)}
+    return TrainConfig(**{FLAG_FIELDS.get(k, k): parse[k](v) if k in parse else v for k, v in flags.items()})
+
 
 #: ``--eval-episodes``: the final evaluation's episodes; the task's success rule sets the fewest.
 EvalEpisodes = Annotated[

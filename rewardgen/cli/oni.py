@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from rewardgen.cli import app, console, parse_steps
-from rewardgen.cli.common import EvalEpisodes, HpOverrides, _report, parse_hp
+from rewardgen.cli import app, console
+from rewardgen.cli.common import EvalEpisodes, HpOverrides, _report, train_config
 from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMModel
 from rewardgen.errors import RewardgenError
 from rewardgen.intrinsic.reward import C_EXT, C_INT
@@ -64,11 +64,12 @@ def train_cmd(
     llm_config: LLMConfig = None,
 ) -> None:
     """Train on NetHack with ONI: env reward x c_ext + LLM-labelled message reward x c_int."""
-    from rewardgen.intrinsic import DEFAULT_STORE, AnnotationService, OniSpec, ServiceConfig
+    from rewardgen.intrinsic import DEFAULT_STORE, OniSpec
+    from rewardgen.intrinsic.session import labelling, oni_mixing, service_config
     from rewardgen.llm.options import settings_from_options
     from rewardgen.runs import RunDir
     from rewardgen.tasks import get_task
-    from rewardgen.training import TrainConfig, check_backend
+    from rewardgen.training import check_backend
     from rewardgen.training import train as run_train
 
     check_backend(backend)  # before the annotation service starts: a missing stack is said at once
@@ -80,39 +81,33 @@ def train_cmd(
     for name, value in (("--c-ext", c_ext), ("--c-int", c_int)):
         if not math.isfinite(value):
             raise RewardgenError(f"{name} must be a finite number, got {value}")
-    service_config = ServiceConfig(  # checks --batch-size
-        batch_size=batch_size, classifier=reward == "classification", ranking=reward == "ranking"
-    )
+    service_config(reward, batch_size)  # checks --batch-size before anything starts
     settings = settings_from_options(llm_model, llm_base_url, llm_budget_usd, llm_max_calls, llm_config)
     settings.check()  # a missing API key fails now, not in the service
     reward_spec = OniSpec(store or DEFAULT_STORE, goal=goal, model=settings.model, reward=reward, beta=beta)
     reward_spec.store().check()  # a damaged, read-only or directory store fails now, not mid-run
     out = RunDir.reserve(spec.id, "oni", out)
-    config = TrainConfig(
+    config = train_config(
         task=task,
         reward=reward_spec,
-        steps=parse_steps(steps),
+        steps=steps,
         n_envs=n_envs,
         seed=seed,
         video=False,
         eval_episodes=eval_episodes,
-        mode="add",
-        env_coef=c_ext,
-        reward_coef=c_int,
-        hyperparams=parse_hp(hp),
+        hp=hp,
         backend=backend,
-    )
-    service = AnnotationService(
-        reward_spec.store(), settings, service_config, transcript=str(Path(out) / "llm" / "transcript.jsonl")
+        **oni_mixing(c_ext, c_int),
     )
     console.print(f"labels: [bold]{reward_spec.store_path}[/bold] ({settings.model} at {settings.endpoint})")
-    with service:
+    with labelling(reward_spec, out, settings, batch_size) as service:
         result = run_train(config, out=out, method="oni")
     counts = reward_spec.store().counts()
+    restarts = service.restarts if service is not None else 0
     console.print(
         f"label store for goal '{goal}': "
         + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        + (f"; the annotation service was restarted {service.restarts} times" if service.restarts else "")
+        + (f"; the annotation service was restarted {restarts} times" if restarts else "")
     )
     _report(result)
 

@@ -64,7 +64,7 @@ def prefppo(
 ) -> None:
     """PrefPPO: PPO on a reward learned from a judge's comparisons of trajectory segments, asked
     (where the ensemble disagrees most) and fitted while PPO trains (Christiano et al. 2017)."""
-    from rewardgen.synthesis.prefppo import PrefPPOConfig, train_prefppo
+    from rewardgen.preference.prefppo import PrefPPOConfig, train_prefppo
 
     config = PrefPPOConfig(
         task=task,

@@ -1,4 +1,4 @@
-"""``rewardgen train``, ``demo``, ``tasks`` and ``check``."""
+"""``rewardgen train``, ``demo``, ``tasks``, ``methods`` and ``check``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from rewardgen.cli import app, console, parse_steps
-from rewardgen.cli.common import EvalEpisodes, HpOverrides, Hyperparams, _report, parse_hp
+from rewardgen.cli.common import EvalEpisodes, HpOverrides, Hyperparams, _report, train_config
 from rewardgen.errors import RewardgenError
 from rewardgen.runs import RunDir
 
@@ -120,14 +120,13 @@ def train(
     ] = False,
 ) -> None:
     """Train an agent on a reward program and evaluate it on the task's success metric."""
-    from rewardgen.training import TrainConfig
     from rewardgen.training import train as run_train
 
     task, reward, sandbox, origin = _reward_format(reward_format, task, reward, sandbox, out, "train")
-    config = TrainConfig(
+    config = train_config(
         task=task,
         reward=program_spec(task, reward, sandbox, origin),
-        steps=parse_steps(steps),
+        steps=steps,
         algo=algo,
         n_envs=n_envs,
         seed=seed,
@@ -135,12 +134,12 @@ def train(
         video=video,
         eval_episodes=eval_episodes,
         mode=mode,
-        profile=hyperparams,
-        hyperparams=parse_hp(hp),
+        hyperparams=hyperparams,
+        hp=hp,
         eval_every=eval_every,
-        stop_on_success=until_success,
+        until_success=until_success,
         backend=backend,
-        resume_from=str(resume) if resume is not None else None,
+        resume=resume,
         threads=threads,
         verbose=verbose,
     )
@@ -168,7 +167,6 @@ def demo(
 ) -> None:
     """Train HalfCheetah with PPO on its bundled reference reward until it runs at 3 m/s."""
     from rewardgen.runs import package_versions
-    from rewardgen.training import TrainConfig
     from rewardgen.training import train as run_train
 
     n = parse_steps(steps)
@@ -180,7 +178,7 @@ def demo(
     v = package_versions()
     names = ("mujoco", "gymnasium", "numpy", "torch", "stable-baselines3")
     console.print("versions: " + ", ".join(f"{k} {v.get(k)}" for k in names), highlight=False, soft_wrap=True)
-    config = TrainConfig(
+    config = train_config(
         task=DEMO_TASK,
         steps=n,
         algo="ppo",
@@ -188,7 +186,7 @@ def demo(
         device=device,
         eval_episodes=2,
         eval_every=DEMO_EVAL_EVERY,
-        stop_on_success=True,
+        until_success=True,
     )
     result = run_train(config, out=out, method="demo")
     if _report(result) is None:
@@ -221,6 +219,24 @@ def tasks(
         table.add_column(
             col, no_wrap=col == "id", min_width=max(len(r[0]) for r in rows) if col == "id" else None
         )
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command()
+def methods() -> None:
+    """List the methods: what each does, what it needs, the command that runs it."""
+    from rewardgen.methods import METHODS
+
+    rows = [(m.name, m.family, m.summary, ", ".join(m.needs), m.command) for m in METHODS.values()]
+    if not console.is_terminal:  # piped: one method a line, tab-separated
+        for row in rows:
+            print("\t".join(row))
+        return
+    table = Table(title="rewardgen methods")
+    for col in ("method", "family", "what it does", "needs", "command"):
+        table.add_column(col, no_wrap=col in ("method", "command"))
     for row in rows:
         table.add_row(*row)
     console.print(table)

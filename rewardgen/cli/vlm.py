@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from rewardgen.cli import app, console, parse_steps
-from rewardgen.cli.common import EvalEpisodes, HpOverrides, _report, parse_hp
+from rewardgen.cli import app, console
+from rewardgen.cli.common import EvalEpisodes, HpOverrides, _report, train_config
 
 vlm = typer.Typer(
     help="VLM-RM: rewards from rendered frames scored by CLIP-like models.", no_args_is_help=True
@@ -60,7 +60,6 @@ def train_cmd(
     the goal prompt, no reward code at all; evaluated on the task's own success metric."""
     from rewardgen.errors import RewardgenError
     from rewardgen.tasks import get_task
-    from rewardgen.training import TrainConfig
     from rewardgen.training import train as run_train
     from rewardgen.vlm import VLMSpec
 
@@ -96,17 +95,17 @@ def train_cmd(
         highlight=False,
         soft_wrap=True,
     )
-    config = TrainConfig(
+    config = train_config(
         task=task,
         reward=reward,
-        steps=parse_steps(steps),
+        steps=steps,
         algo=algo,
         n_envs=n_envs,
         seed=seed,
         device=device,
         video=video,
         eval_episodes=eval_episodes,
-        hyperparams=parse_hp(hp),
+        hp=hp,
     )
     _report(run_train(config, out=out, method="vlm"))
 

@@ -5,6 +5,7 @@ behind the same interface."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -14,9 +15,7 @@ from rewardgen.errors import RewardgenError
 from rewardgen.feedback.options import Option, clean_text, need_two, watchable
 from rewardgen.feedback.store import Choice
 
-__all__ = ["Judge", "Option", "SyntheticJudge", "TerminalJudge", "make_judge"]
-
-JUDGES = ("synthetic", "terminal", "web")
+__all__ = ["JUDGES", "Judge", "JudgeKind", "Option", "SyntheticJudge", "TerminalJudge", "make_judge"]
 
 
 class Judge(Protocol):
@@ -146,11 +145,64 @@ def _rich_ask(question: str) -> str:
     return Prompt.ask(question, default="", show_default=False)
 
 
+def _web_judge(options: dict[str, str], seed: int, run: Path | None, goal: str) -> Judge:
+    from rewardgen.feedback.web import WebJudge
+
+    if run is None:
+        raise RewardgenError("the web judge serves a run's page: it needs the run directory")
+    port = options.get("port", "8765")
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise RewardgenError(f"port must be a number from 0 to 65535, got {port!r}")
+    return WebJudge(run, host=options.get("host", "127.0.0.1"), port=int(port), goal=goal)
+
+
+def _terminal_judge(options: dict[str, str], seed: int, run: Path | None, goal: str) -> Judge:
+    return TerminalJudge(rater=options.get("rater", ""))
+
+
+def _synthetic_judge(options: dict[str, str], seed: int, run: Path | None, goal: str) -> Judge:
+    try:
+        noise = float(options.get("noise", 0.0))
+    except ValueError:
+        raise RewardgenError(f"noise must be a number, got {options['noise']!r}") from None
+    return SyntheticJudge(by=options.get("by", "score"), noise=noise, seed=seed)
+
+
+@dataclass(frozen=True)
+class JudgeKind:
+    """One kind of judge: the options its command-line form takes and how it is made from them
+    (with the seed, the run directory and the goal)."""
+
+    name: str
+    options: tuple[str, ...]
+    make: Callable[[dict[str, str], int, Path | None, str], Judge]
+    summary: str
+
+
+#: The judges by name, as ``--judge NAME[:key=value,...]`` chooses them.
+JUDGES: dict[str, JudgeKind] = {
+    k.name: k
+    for k in (
+        JudgeKind("synthetic", ("by", "noise"), _synthetic_judge, "ranks by a metric, optionally noisy"),
+        JudgeKind("terminal", ("rater",), _terminal_judge, "a person at a terminal, with GIF previews"),
+        JudgeKind("web", ("host", "port"), _web_judge, "a person at the preference page"),
+    )
+}
+
+
 def make_judge(spec: str, seed: int = 0, run: Path | None = None, goal: str = "") -> Judge:
     """A judge from its command-line form: ``web``, ``web:host=0.0.0.0,port=8800``, ``terminal``,
     ``terminal:rater=NAME``, ``synthetic``, ``synthetic:noise=0.1`` or
-    ``synthetic:by=env_return,noise=0.2``. The web judge serves the page of the run at ``run``
-    and shows ``goal`` above the videos."""
+    ``synthetic:by=env_return,noise=0.2`` (:data:`JUDGES`). The web judge serves the page of the
+    run at ``run`` and shows ``goal`` above the videos.
+
+    Example:
+        >>> make_judge("synthetic:noise=0.1").name
+        'synthetic:score,noise=0.1'
+        >>> make_judge("terminal:seat=3")
+        Traceback (most recent call last):
+        rewardgen.errors.RewardgenError: the terminal judge takes rater=, got ['seat']
+    """
     name, _, args = spec.partition(":")
     if name not in JUDGES:
         raise RewardgenError(f"unknown judge {spec!r}: choose one of {', '.join(JUDGES)}")
@@ -160,26 +212,9 @@ def make_judge(spec: str, seed: int = 0, run: Path | None = None, goal: str = ""
         if not sep:
             raise RewardgenError(f"judge option {part!r} in {spec!r}: write key=value")
         options[key.strip()] = value.strip()
-    if name == "web":
-        from rewardgen.feedback.web import WebJudge
-
-        if set(options) - {"host", "port"}:
-            raise RewardgenError(f"the web judge takes host= and port=, got {sorted(options)}")
-        if run is None:
-            raise RewardgenError("the web judge serves a run's page: it needs the run directory")
-        port = options.get("port", "8765")
-        if not port.isdigit() or not 0 <= int(port) < 65536:
-            raise RewardgenError(f"port must be a number from 0 to 65535, got {port!r}")
-        return WebJudge(run, host=options.get("host", "127.0.0.1"), port=int(port), goal=goal)
-    if name == "terminal":
-        if set(options) - {"rater"}:
-            raise RewardgenError(f"the terminal judge takes only rater=NAME, got {sorted(options)}")
-        return TerminalJudge(rater=options.get("rater", ""))
-    unknown = set(options) - {"by", "noise"}
+    kind = JUDGES[name]
+    unknown = sorted(set(options) - set(kind.options))
     if unknown:
-        raise RewardgenError(f"the synthetic judge takes by= and noise=, got {sorted(unknown)}")
-    try:
-        noise = float(options.get("noise", 0.0))
-    except ValueError:
-        raise RewardgenError(f"noise must be a number, got {options['noise']!r}") from None
-    return SyntheticJudge(by=options.get("by", "score"), noise=noise, seed=seed)
+        takes = " and ".join(f"{o}=" for o in kind.options)
+        raise RewardgenError(f"the {name} judge takes {takes}, got {unknown}")
+    return kind.make(options, seed, run, goal)

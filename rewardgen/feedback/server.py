@@ -298,12 +298,20 @@ def page_state(run: Path, board: RoundBoard) -> dict[str, Any]:
         "run": run.name,
         "task": config.get("task") or manifest.get("task"),
         "goal": (pending.goal if pending else None) or last_goal or config.get("goal") or "",
-        "rounds_total": config.get("iterations") if config.get("method") == "icpl" else None,
+        "rounds_total": config.get("iterations") if _judged_rounds(config.get("method")) else None,
         "status": status,
         "ended": ended,
         "round": open_round,
         "history": history,
     }
+
+
+def _judged_rounds(method: Any) -> bool:
+    """Whether a run of ``method`` has a number of rounds a person judges (ICPL's iterations)."""
+    from rewardgen.methods import METHODS
+
+    info = METHODS.get(str(method))
+    return info is not None and info.judged and info.family == "search"
 
 
 def interface_addresses(ipv6: bool = False) -> list[str]:

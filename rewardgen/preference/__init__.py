@@ -1,6 +1,9 @@
-"""Reward learned from a judge's comparisons of trajectory segments (PrefPPO's reward model): a
-bootstrap ensemble of Bradley-Terry models, usable as a :class:`~rewardgen.rewards.RewardFn`.
-The judges that answer its queries are :mod:`rewardgen.feedback`'s."""
+"""PrefPPO, beside its model: a reward learned from a judge's comparisons of trajectory
+segments (a bootstrap ensemble of Bradley-Terry models, usable as a
+:class:`~rewardgen.rewards.RewardFn`: ``model.py``), the segments it scores (``segments.py``),
+the clips a person watches (``films.py``) and the loop that asks and refits while PPO trains
+(``prefppo.py``: :func:`~rewardgen.preference.prefppo.train_prefppo`). The judges that answer
+its queries are :mod:`rewardgen.feedback`'s."""
 
 from rewardgen.preference.model import PreferenceRewardModel, obs_action_features
 

@@ -2,7 +2,7 @@
 :class:`~rewardgen.rewards.RewardFn` PPO trains on (it scores with the
 :class:`~rewardgen.preference.model.PreferenceRewardModel` and keeps what it scored), and
 :class:`SegmentPool`, which cuts each rollout into segments, never across an episode's end.
-The loop that asks the judge and refits is :mod:`rewardgen.synthesis.prefppo`."""
+The loop that asks the judge and refits is :mod:`rewardgen.preference.prefppo`."""
 
 from __future__ import annotations
 

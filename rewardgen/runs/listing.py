@@ -11,11 +11,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewardgen.methods import SEARCH_METHODS
 from rewardgen.runs.rundir import RunDir, orphaned
 
 __all__ = ["RunSummary", "list_runs", "summarize_run"]
-
-SEARCHES = ("text2reward", "evolution", "icpl")
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def summarize_run(path: str | Path) -> RunSummary | None:
         return None
     kind = str(manifest.get("method") or "?")
     ev = manifest.get("eval")
-    best = manifest.get("best") if kind in SEARCHES else None
+    best = manifest.get("best") if kind in SEARCH_METHODS else None
     if best:
         ev = best.get("eval")
     duration = manifest.get("wall_s") or (manifest.get("time") or {}).get("wall_s")

@@ -10,12 +10,14 @@ from typing import Any
 from rewardgen.code import SandboxLimits
 from rewardgen.diagnostics.check import MAX_REWARD_COST
 from rewardgen.errors import RewardgenError
+from rewardgen.methods import SEARCH_METHODS
 from rewardgen.runs import RunDir
 from rewardgen.tasks import TaskSpec, task_ref
 
 __all__ = ["METHODS", "SearchConfig", "candidate_budget"]
 
-METHODS = ("text2reward", "evolution", "icpl")
+#: The search methods (the method table, :data:`rewardgen.methods.METHODS`, says what each is).
+METHODS = SEARCH_METHODS
 
 
 def candidate_budget(steps: int) -> float:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewardgen.errors import RewardgenError
+from rewardgen.methods import get_method_info
 from rewardgen.synthesis.config import METHODS, SearchConfig
 from rewardgen.synthesis.icpl import icpl_selector
 from rewardgen.synthesis.selection import MetricSelector, Selector
@@ -25,12 +26,16 @@ __all__ = ["METHOD_TABLE", "Method", "get_method"]
 
 @dataclass(frozen=True)
 class Method:
-    """A search method: whether it runs one round (Text2Reward) or ``config.iterations``, and how
-    its selector is made from (config, task, run, executor, client, log)."""
+    """How the search runs a method: its rounds (one for Text2Reward, as the method table says:
+    :data:`rewardgen.methods.METHODS`, else ``config.iterations``) and how its selector is made
+    from (config, task, run, executor, client, log)."""
 
     name: str
-    one_round: bool
     selector: Callable[..., Selector]
+
+    @property
+    def one_round(self) -> bool:
+        return get_method_info(self.name).one_round
 
     def rounds(self, config: SearchConfig) -> int:
         return 1 if self.one_round else config.iterations
@@ -41,9 +46,9 @@ def _metric_selector(*args: Any) -> Selector:
 
 
 METHOD_TABLE: dict[str, Method] = {
-    "text2reward": Method("text2reward", True, _metric_selector),
-    "evolution": Method("evolution", False, _metric_selector),
-    "icpl": Method("icpl", False, icpl_selector),
+    "text2reward": Method("text2reward", _metric_selector),
+    "evolution": Method("evolution", _metric_selector),
+    "icpl": Method("icpl", icpl_selector),
 }
 assert set(METHOD_TABLE) == set(METHODS)
 

@@ -33,10 +33,10 @@ import numpy as np
 
 from rewardgen.errors import RewardgenError
 from rewardgen.feedback import Judge, Option, PreferenceStore
+from rewardgen.preference.films import ClipFilmer
 from rewardgen.preference.model import PreferenceRewardModel
 from rewardgen.preference.segments import SegmentPool, SegmentRecorder
 from rewardgen.tasks import TaskSpec, task_ref
-from rewardgen.training.hooks import ClipFilmer
 
 __all__ = ["PrefPPOConfig", "PreferenceCallback", "train_prefppo"]
 
