@@ -48,11 +48,11 @@ PUBLIC = {
         ("TaskSpec", "MetricSpec", "get_task", "list_tasks", "make_env", "derive_task"), "rewardgen.tasks"
     ),
     **dict.fromkeys(("TrainConfig", "TrainResult", "train", "evaluate", "load_policy"), "rewardgen.training"),
-    **dict.fromkeys(("ProgramSpec", "RewardProgram", "SandboxLimits", "static_check"), "rewardgen.code"),
+    **dict.fromkeys(("ProgramSpec", "RewardProgram", "SandboxLimits", "static_check"), "rewardgen.programs"),
     **dict.fromkeys(("SearchConfig", "Candidate", "synthesize", "refine"), "rewardgen.synthesis"),
     **dict.fromkeys(("LLMClient", "LLMSettings"), "rewardgen.llm"),
     "VLMSpec": "rewardgen.vlm",
-    "OniSpec": "rewardgen.intrinsic",
+    "OniSpec": "rewardgen.oni",
     "PreferenceRewardModel": "rewardgen.preference",
     **dict.fromkeys(("check_reward", "hacking_verdict"), "rewardgen.diagnostics"),
 }
@@ -131,11 +131,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from rewardgen.code import ProgramSpec, RewardProgram, SandboxLimits, static_check
     from rewardgen.diagnostics import check_reward, hacking_verdict
-    from rewardgen.intrinsic import OniSpec
     from rewardgen.llm import LLMClient, LLMSettings
+    from rewardgen.oni import OniSpec
     from rewardgen.preference import PreferenceRewardModel
+    from rewardgen.programs import ProgramSpec, RewardProgram, SandboxLimits, static_check
     from rewardgen.rewards import (
         Clip,
         FnSpec,

@@ -1,6 +1,7 @@
 """Old import paths that still work for this release: modules that moved in 0.1 (the training
 back ends became packages, the alarm and the reward check went to :mod:`rewardgen.diagnostics`,
-PrefPPO's loop to :mod:`rewardgen.preference`). Importing one by its old name gives the module
+PrefPPO's loop to :mod:`rewardgen.preference`, ``code`` became :mod:`rewardgen.programs` and
+``intrinsic`` :mod:`rewardgen.oni`). Importing one by its old name gives the module
 at its new name, with a :class:`DeprecationWarning` that says where it went; the old names go in
 the next release.
 
@@ -29,7 +30,7 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-__all__ = ["MOVED", "install", "new_name"]
+__all__ = ["MOVED", "PACKAGES", "install", "new_name"]
 
 #: Old module name -> new one; a package's move carries its submodules along unless listed.
 MOVED = {
@@ -46,7 +47,11 @@ MOVED = {
     "rewardgen.train.alarm": "rewardgen.diagnostics.alarm",
     "rewardgen.train.check": "rewardgen.diagnostics.check",
     "rewardgen.synthesis.prefppo": "rewardgen.preference.prefppo",
+    "rewardgen.code": "rewardgen.programs",
+    "rewardgen.intrinsic": "rewardgen.oni",
 }
+#: Packages that moved whole: their submodules keep their names under the new package.
+PACKAGES = ("rewardgen.train", "rewardgen.code", "rewardgen.intrinsic")
 
 
 def new_name(old: str) -> str | None:
@@ -54,9 +59,7 @@ def new_name(old: str) -> str | None:
     if old in MOVED:
         return MOVED[old]
     parent, _, leaf = old.rpartition(".")
-    if parent in MOVED and MOVED[parent] != parent:
-        return f"{MOVED[parent]}.{leaf}" if parent == "rewardgen.train" else None
-    return None
+    return f"{MOVED[parent]}.{leaf}" if parent in PACKAGES else None
 
 
 class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -65,7 +68,7 @@ class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if new_name(fullname) is None:
             return None
-        return importlib.util.spec_from_loader(fullname, self, is_package=fullname == "rewardgen.train")
+        return importlib.util.spec_from_loader(fullname, self, is_package=fullname in PACKAGES)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         new = new_name(spec.name)
@@ -86,4 +89,6 @@ class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 def install() -> None:
     """Let the old names be imported (once per process)."""
     if not any(isinstance(f, _OldPaths) for f in sys.meta_path):
-        sys.meta_path.append(_OldPaths())
+        # first: an old package's alias has the new package's path, where the path finder would
+        # load a second copy of each submodule under its old name
+        sys.meta_path.insert(0, _OldPaths())

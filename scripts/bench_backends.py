@@ -60,7 +60,7 @@ def worker_fps(
 
     hp = {"batched_sampling": batched}
     settings, vector = sf_settings(task, folder, steps, 0, "cpu", 1, envs, hp)
-    from rewardgen.code import SandboxLimits
+    from rewardgen.programs import SandboxLimits
 
     reward = task.reference_reward(SandboxLimits() if sandboxed else None) if wrapped else None
     register_env(settings["env"], functools.partial(make_sf_env, task=task, reward=reward, vector=vector))

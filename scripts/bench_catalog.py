@@ -32,7 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from rewardgen.code import ProgramSpec
+from rewardgen.programs import ProgramSpec
 from rewardgen.runs import package_versions
 from rewardgen.tasks import TaskSpec, derive_task, get_task, list_tasks
 from rewardgen.training import OverBudgetError, TrainConfig, train

@@ -26,10 +26,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rewardgen.intrinsic import AnnotationService, LabelStore, OniSpec, ServiceConfig, fit_classifier
-from rewardgen.intrinsic.classifier import save_classifier
 from rewardgen.llm import LLMSettings
 from rewardgen.llm.testing import LoopbackLLMServer
+from rewardgen.oni import AnnotationService, LabelStore, OniSpec, ServiceConfig, fit_classifier
+from rewardgen.oni.classifier import save_classifier
 from rewardgen.tasks import get_task, make_env, wrapper_kwargs
 from rewardgen.wrappers import VectorRewardWrapper
 

@@ -19,7 +19,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
-from rewardgen.code import SandboxLimits
+from rewardgen.programs import SandboxLimits
 from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
 
 

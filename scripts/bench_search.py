@@ -26,7 +26,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import gymnasium as gym
 import numpy as np
 
-from rewardgen.code import CodeReward, RewardProgram, SandboxLimits, SandboxRunner
+from rewardgen.programs import CodeReward, RewardProgram, SandboxLimits, SandboxRunner
 from rewardgen.synthesis import SearchConfig, evaluate_candidate
 from rewardgen.synthesis.executor import LocalExecutor
 from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs

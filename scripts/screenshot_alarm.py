@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rewardgen.code import ProgramSpec
+from rewardgen.programs import ProgramSpec
 from rewardgen.synthesis import write_report
 from rewardgen.training import TrainConfig, train
 

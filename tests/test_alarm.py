@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rewardgen.code import ProgramSpec
 from rewardgen.diagnostics.alarm import AlarmSettings, Verdict, hacking_verdict, run_verdict
+from rewardgen.programs import ProgramSpec
 from rewardgen.tasks import get_task
 from rewardgen.training import TrainConfig, train
 

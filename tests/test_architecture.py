@@ -158,7 +158,11 @@ def test_old_import_paths_work_for_this_release_and_say_where_the_module_went():
         "    from rewardgen.train.sf_settings import SF_DEFAULTS\n"
         "    from rewardgen.train.alarm import hacking_verdict\n"
         "    from rewardgen.synthesis.prefppo import train_prefppo\n"
+        "    from rewardgen.code.sandbox import SandboxRunner\n"
+        "    from rewardgen.intrinsic import OniSpec\n"
         "import rewardgen, rewardgen.training, rewardgen.diagnostics.alarm\n"
+        "from rewardgen.programs.sandbox import SandboxRunner as new_runner\n"
+        "assert SandboxRunner is new_runner and OniSpec is rewardgen.OniSpec  # one copy of each\n"
         "assert TrainConfig is rewardgen.TrainConfig and hacking_verdict is rewardgen.hacking_verdict\n"
         "assert train_prefppo.__module__ == 'rewardgen.preference.prefppo'\n"
         "assert callable(rewardgen.train) and rewardgen.train is rewardgen.training.train\n"
@@ -171,6 +175,8 @@ def test_old_import_paths_work_for_this_release_and_say_where_the_module_went():
     assert "rewardgen.train.sf_settings moved to rewardgen.training.sf.settings" in said[1]
     assert "rewardgen.train.alarm moved to rewardgen.diagnostics.alarm" in said[2]
     assert "rewardgen.synthesis.prefppo moved to rewardgen.preference.prefppo" in said[3]
+    assert "rewardgen.code moved to rewardgen.programs" in said[4]
+    assert "rewardgen.intrinsic moved to rewardgen.oni" in said[-1]
 
 
 def test_the_method_table_is_what_every_command_lists_and_its_commands_exist(capsys):

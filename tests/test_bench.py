@@ -92,7 +92,7 @@ def test_the_normalized_score_is_eurekas():
 def test_the_sparse_baseline_pays_only_for_success():
     import numpy as np
 
-    from rewardgen.code import InProcessRunner, RewardProgram, static_check
+    from rewardgen.programs import InProcessRunner, RewardProgram, static_check
 
     source = sparse_program(get_task("hopper-run-backward"))
     assert static_check(source).ok  # it runs through the same checks as any program
@@ -247,7 +247,7 @@ def short_nethack(tmp_path) -> str:
 def test_a_nethack_bench_sets_oni_against_the_env_reward_and_replays_its_labels(tmp_path):
     from test_oni import labeller
 
-    from rewardgen.intrinsic import OniSpec
+    from rewardgen.oni import OniSpec
 
     cfg = BenchConfig(
         tasks=[short_nethack(tmp_path)],

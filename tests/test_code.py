@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rewardgen.code import CodeReward, RewardProgram, RewardProgramError, load_reward_program
+from rewardgen.programs import CodeReward, RewardProgram, RewardProgramError, load_reward_program
 from rewardgen.rewards import TransitionBatch
 
 GOOD = """

@@ -4,9 +4,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rewardgen.code import ProgramSpec
 from rewardgen.diagnostics.check import check_reward
 from rewardgen.errors import RewardgenError
+from rewardgen.programs import ProgramSpec
 from rewardgen.tasks import derive_task, env_version, get_task, save_task_file
 
 REACHER = f"Reacher-{env_version()}"  # v5 on gymnasium 1, v4 on the sample-factory stack's 0.29

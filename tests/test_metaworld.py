@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("metaworld")
 
-from rewardgen.code import CodeReward, RewardProgram
+from rewardgen.programs import CodeReward, RewardProgram
 from rewardgen.tasks import get_task, list_tasks, make_env, wrapper_kwargs
 from rewardgen.wrappers import RewardWrapper
 

@@ -17,7 +17,9 @@ import time
 import numpy as np
 import pytest
 
-from rewardgen.intrinsic import (
+from rewardgen.llm import LLMSettings
+from rewardgen.llm.testing import Fault, LoopbackLLMServer
+from rewardgen.oni import (
     AnnotationService,
     LabelKey,
     LabelStore,
@@ -27,8 +29,6 @@ from rewardgen.intrinsic import (
     label_messages,
     parse_labels,
 )
-from rewardgen.llm import LLMSettings
-from rewardgen.llm.testing import Fault, LoopbackLLMServer
 from rewardgen.rewards import TransitionBatch
 from rewardgen.tasks import VERDICT_EPISODES
 
@@ -200,7 +200,7 @@ def test_the_label_store_survives_a_sigkill_mid_write(tmp_path):
     path = tmp_path / "labels.sqlite"
     script = (
         "import sys, time\n"
-        "from rewardgen.intrinsic import LabelKey, LabelStore\n"
+        "from rewardgen.oni import LabelKey, LabelStore\n"
         f"s = LabelStore({str(path)!r}, LabelKey('default', '1', 'm'))\n"
         "k = 0\n"
         "while True:\n"
@@ -325,7 +325,7 @@ def test_a_published_classifier_reaches_running_workers_and_generalises(tmp_path
     """The service refits the classifier after enough labels and publishes a version; a worker's
     reward picks it up at its next sync (no restart) and rewards a helpful message the LLM has
     never labelled."""
-    from rewardgen.intrinsic import ClassificationReward, refit_classifier
+    from rewardgen.oni import ClassificationReward, refit_classifier
 
     store = LabelStore(tmp_path / "l.sqlite", KEY)
     monsters = ["newt", "jackal", "lichen", "grid bug", "fox", "kobold", "gnome", "sewer rat"]
@@ -403,7 +403,7 @@ def test_the_ranking_model_learns_the_llms_preferences_and_pays_normalized_score
     """The service asks for preferences between reported messages (bounded per message), fits a
     Bradley-Terry model and publishes it; a worker pays the normalized score above the median,
     to messages never compared too."""
-    from rewardgen.intrinsic import RankingReward
+    from rewardgen.oni import RankingReward
 
     monsters = [
         "newt",

@@ -14,12 +14,12 @@ import pytest
 from test_cli import run_cli
 from test_oni import KEY, labeller, settings, wait_for
 
-import rewardgen.intrinsic.store as store_module
+import rewardgen.oni.store as store_module
 from rewardgen.cli import main
 from rewardgen.errors import RewardgenError
-from rewardgen.intrinsic import AnnotationService, LabelStore, OniSpec, ServiceConfig
 from rewardgen.llm import LLMSettings
 from rewardgen.llm.testing import Fault, LoopbackLLMServer
+from rewardgen.oni import AnnotationService, LabelStore, OniSpec, ServiceConfig
 
 FAST = ServiceConfig(batch_size=4, poll_s=0.05, retry_s=0.1)
 OFFLINE = ["--llm-base-url", "http://127.0.0.1:9/v1", "--llm-model", "m"]
@@ -115,7 +115,7 @@ def test_a_read_only_label_store_is_refused(tmp_path):
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare for a read-only bind mount")
     check = (
-        "import sys; from rewardgen.intrinsic import LabelKey, LabelStore\n"
+        "import sys; from rewardgen.oni import LabelKey, LabelStore\n"
         "try:\n    LabelStore(sys.argv[1], LabelKey('default', '1', 'm')).check()\n"
         "except Exception as exc:\n    print(exc)\n"
     )
@@ -156,7 +156,7 @@ def test_a_second_run_on_the_store_leaves_a_live_services_claims_alone(tmp_path)
         [
             sys.executable,
             "-c",
-            "import sys, time; from rewardgen.intrinsic import LabelKey, LabelStore\n"
+            "import sys, time; from rewardgen.oni import LabelKey, LabelStore\n"
             "print(len(LabelStore(sys.argv[1], LabelKey('default', '1', 'm')).claim(4)), flush=True)\n"
             "time.sleep(60)",
             str(path),

@@ -19,8 +19,8 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
 
 
 def test_readme_reward_program_trains_on_its_task(tmp_path):
-    from rewardgen.code import ProgramSpec
     from rewardgen.diagnostics.check import check_reward
+    from rewardgen.programs import ProgramSpec
 
     program = next(b for b in BLOCKS if "def compute_reward" in b)
     (tmp_path / "r.py").write_text(program)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from rewardgen.code import CodeReward, RewardProgram, RewardProgramError
-from rewardgen.code.checks import CodeCheckError, extract_code, static_check
-from rewardgen.code.sandbox import SandboxLimits, SandboxRunner
+from rewardgen.programs import CodeReward, RewardProgram, RewardProgramError
+from rewardgen.programs.checks import CodeCheckError, extract_code, static_check
+from rewardgen.programs.sandbox import SandboxLimits, SandboxRunner
 from rewardgen.rewards import TransitionBatch
 
 LIMITS = SandboxLimits(call_timeout_s=3.0, call_cpu_s=1, memory_mb=600, load_timeout_s=20)
@@ -160,7 +160,7 @@ def test_print_cannot_corrupt_the_protocol():
 )
 def test_audit_hook_is_a_second_line(monkeypatch, body, event):
     """Even code the static checks miss cannot open files, import modules or start processes."""
-    import rewardgen.code.sandbox as sandbox
+    import rewardgen.programs.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "static_check", lambda source: static_check("def compute_reward(): pass"))
     reward = CodeReward(p := program(body), SandboxRunner(p, LIMITS))
@@ -230,7 +230,7 @@ def test_the_worker_loads_nothing_beyond_the_program_layer():
     import sys
 
     code = (
-        "import sys, rewardgen.code.program, rewardgen.code.wire\n"
+        "import sys, rewardgen.programs.program, rewardgen.programs.wire\n"
         "print(sorted(m for m in ('socket', 'gymnasium', 'multiprocessing', 'torch', 'ssl')"
         " if m in sys.modules))"
     )
@@ -280,7 +280,7 @@ def test_what_scipy_brings_in_stays_behind_the_import_audit(monkeypatch, module)
     """scipy imports socket, subprocess and shutil itself (and the worker's own imports bring in
     subprocess); the worker hides them again before the program runs, so a program the static
     checks missed still meets the audit hook's 'import' refusal."""
-    import rewardgen.code.sandbox as sandbox
+    import rewardgen.programs.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "static_check", lambda source: static_check("def compute_reward(): pass"))
     reward = sandboxed(p := program(f"import {module}\nreturn info['x_velocity'], {{}}", head=SCIPY_HEAD))

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rewardgen.code import CodeReward, RewardProgram, RewardProgramError
-from rewardgen.code.checks import CodeCheckError
-from rewardgen.code.sandbox import SandboxLimits, SandboxRunner, SandboxUnavailableError, SandboxWalls
+from rewardgen.programs import CodeReward, RewardProgram, RewardProgramError
+from rewardgen.programs.checks import CodeCheckError
+from rewardgen.programs.sandbox import SandboxLimits, SandboxRunner, SandboxUnavailableError, SandboxWalls
 from rewardgen.rewards import TransitionBatch
 
 CORPUS = sorted((Path(__file__).parent / "hostile").glob("*.py"))
@@ -60,7 +60,7 @@ def worker_pids() -> set[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"rewardgen.code.sandbox_worker" in (entry / "cmdline").read_bytes():
+                if b"rewardgen.programs.sandbox_worker" in (entry / "cmdline").read_bytes():
                     pids.add(int(entry.name))
             except OSError:
                 pass
@@ -166,8 +166,8 @@ def test_a_worker_dies_with_the_process_that_started_it():
     script = textwrap.dedent(
         """
         import sys, time, numpy as np
-        from rewardgen.code import RewardProgram
-        from rewardgen.code.sandbox import SandboxRunner
+        from rewardgen.programs import RewardProgram
+        from rewardgen.programs.sandbox import SandboxRunner
         p = RewardProgram.from_source(
             "def compute_reward(obs, action, next_obs, info):\\n    return obs[:, 0], {}\\n")
         r = SandboxRunner(p)
@@ -267,7 +267,7 @@ def test_dataclasses_and_namedtuples_work_behind_the_walls():
 
 
 def test_a_machine_without_seccomp_is_told_how_to_go_on(monkeypatch):
-    from rewardgen.code import oswall
+    from rewardgen.programs import oswall
 
     def no_library(name, *args, **kwargs):
         raise OSError(f"{name}: cannot open shared object file")

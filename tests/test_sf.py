@@ -78,7 +78,7 @@ def test_appo_trains_a_program_in_the_rollout_workers_and_evaluates_like_an_inde
 @needs_sf
 @pytest.mark.parametrize("kind", ["sandboxed", "combinator"])
 def test_appo_trains_on_sandboxed_programs_and_combinators(tmp_path, kind):
-    from rewardgen.code import SandboxLimits
+    from rewardgen.programs import SandboxLimits
     from rewardgen.rewards import FnSpec
     from rewardgen.tasks import get_task
 

@@ -255,8 +255,8 @@ def test_sample_factory_training_stops_with_its_processes(tmp_path, how):
 def test_the_annotation_service_ends_with_the_process_that_started_it(tmp_path):
     script = (
         "import sys, time\n"
-        "from rewardgen.intrinsic.service import AnnotationService\n"
-        "from rewardgen.intrinsic.store import LabelKey, LabelStore\n"
+        "from rewardgen.oni.service import AnnotationService\n"
+        "from rewardgen.oni.store import LabelKey, LabelStore\n"
         "from rewardgen.llm import LLMSettings\n"
         "store = LabelStore(sys.argv[1], LabelKey('default', '1', 'm'))\n"
         "s = AnnotationService(store, LLMSettings(base_url='http://127.0.0.1:9/v1', model='m')).start()\n"

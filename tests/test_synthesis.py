@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rewardgen.code import SandboxLimits
 from rewardgen.llm import LLMClient, LLMSettings
 from rewardgen.llm.testing import LoopbackLLMServer
+from rewardgen.programs import SandboxLimits
 from rewardgen.runs import RunDir
 from rewardgen.synthesis import Candidate, SearchConfig, synthesize
 from rewardgen.training.sb3.hyperparams import FAST_PPO

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from rewardgen.code import CodeCheckError
 from rewardgen.interop import convert_text2reward
+from rewardgen.programs import CodeCheckError
 
 T2R = """import numpy as np
 
@@ -118,7 +118,7 @@ def test_imported_reward_equals_the_original_on_the_live_env(tmp_path):
 def _converted_and_original(imp, task, source: str, globals_: dict, seed: int, steps: int):
     """Rewards of the converted program (sandboxed, through the real wrapper) and of the original
     function called with the live Meta-World env as `self.env`, on the same random actions."""
-    from rewardgen.code import CodeReward, RewardProgram, SandboxLimits, SandboxRunner
+    from rewardgen.programs import CodeReward, RewardProgram, SandboxLimits, SandboxRunner
     from rewardgen.tasks import make_env, wrapper_kwargs
     from rewardgen.wrappers import RewardWrapper
 

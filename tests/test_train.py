@@ -7,9 +7,9 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from rewardgen.code import ProgramSpec
 from rewardgen.diagnostics.check import check_reward
 from rewardgen.errors import RewardgenError
+from rewardgen.programs import ProgramSpec
 from rewardgen.rewards import RewardFn, RewardOutput
 from rewardgen.tasks import VERDICT_EPISODES, get_task
 from rewardgen.training import TrainConfig, resolve_device, train
@@ -354,8 +354,8 @@ def test_training_past_its_wall_clock_budget_stops_saves_and_says_so(tmp_path):
 
 
 def test_check_measures_cost_and_refuses_a_slow_program_early(tmp_path):
-    from rewardgen.code import SandboxLimits
     from rewardgen.diagnostics.check import RewardTooSlowError
+    from rewardgen.programs import SandboxLimits
 
     reference = get_task("hopper-run").reference_reward(SandboxLimits())
     fast = check_reward("hopper-run", reference, steps=30, n_envs=2, max_cost=20)
@@ -383,8 +383,8 @@ def test_a_busy_machine_does_not_make_a_cheap_reward_too_slow_and_a_slow_one_sti
     import subprocess
     import sys
 
-    from rewardgen.code import SandboxLimits
     from rewardgen.diagnostics.check import RewardTooSlowError
+    from rewardgen.programs import SandboxLimits
 
     cheap, slow = tmp_path / "cheap.py", tmp_path / "slow.py"
     cheap.write_text(

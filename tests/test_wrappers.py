@@ -130,7 +130,7 @@ def test_sb3_deferred_rewards_equal_per_step_rewards_and_episodes():
     summaries, metrics included, as scoring every step."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from rewardgen.code import load_reward_program
+    from rewardgen.programs import load_reward_program
     from rewardgen.tasks import get_task, make_env_fn, wrapper_kwargs
     from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 

@@ -177,7 +177,7 @@ class BenchConfig:
         if not self.tasks or not self.methods:
             raise RewardgenError("a benchmark needs at least one task (--tasks or --suite) and one method")
         if "oni" in self.methods:
-            from rewardgen.intrinsic.reward import REWARD_MODELS
+            from rewardgen.oni.reward import REWARD_MODELS
 
             if self.oni_reward not in REWARD_MODELS:
                 raise RewardgenError(

@@ -131,7 +131,7 @@ def _policies(config: BenchConfig, cell: Cell) -> int:
 
 def _reward(cell: Cell, task: Any, config: BenchConfig, oni: Any = None) -> tuple[Any, dict[str, Any]]:
     """The reward a cell trains on without a search, and how it meets the env's reward."""
-    from rewardgen.code import ProgramSpec
+    from rewardgen.programs import ProgramSpec
 
     if cell.method == "reference":
         return task.reference_reward(), {}
@@ -145,7 +145,7 @@ def _reward(cell: Cell, task: Any, config: BenchConfig, oni: Any = None) -> tupl
         v = task.vlm
         return VLMSpec(config.vlm_model, v.goal, v.baseline, v.alpha, device=config.device), {}
     if cell.method == "oni":
-        from rewardgen.intrinsic.session import oni_mixing
+        from rewardgen.oni.session import oni_mixing
 
         return oni, oni_mixing()
     raise RewardgenError(f"no reward for method {cell.method} without a search")  # pragma: no cover
@@ -196,8 +196,8 @@ def _train_oni(
     message the recording never labelled pays nothing, and no endpoint is asked."""
     import sqlite3
 
-    from rewardgen.intrinsic import OniSpec
-    from rewardgen.intrinsic.session import labelling
+    from rewardgen.oni import OniSpec
+    from rewardgen.oni.session import labelling
 
     task = get_task(cell.task)
     folder.mkdir(parents=True, exist_ok=True)

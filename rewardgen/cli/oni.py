@@ -13,7 +13,7 @@ from rewardgen.cli import app, console
 from rewardgen.cli.common import EvalEpisodes, HpOverrides, _report, train_config
 from rewardgen.cli.llm import LLMBaseURL, LLMBudget, LLMConfig, LLMMaxCalls, LLMModel
 from rewardgen.errors import RewardgenError
-from rewardgen.intrinsic.reward import C_EXT, C_INT
+from rewardgen.oni.reward import C_EXT, C_INT
 
 oni = typer.Typer(
     help="ONI: an LLM labels in-game messages while the agent trains; the labels become a reward.",
@@ -64,9 +64,9 @@ def train_cmd(
     llm_config: LLMConfig = None,
 ) -> None:
     """Train on NetHack with ONI: env reward x c_ext + LLM-labelled message reward x c_int."""
-    from rewardgen.intrinsic import DEFAULT_STORE, OniSpec
-    from rewardgen.intrinsic.session import labelling, oni_mixing, service_config
     from rewardgen.llm.options import settings_from_options
+    from rewardgen.oni import DEFAULT_STORE, OniSpec
+    from rewardgen.oni.session import labelling, oni_mixing, service_config
     from rewardgen.runs import RunDir
     from rewardgen.tasks import get_task
     from rewardgen.training import check_backend
@@ -131,8 +131,8 @@ def labels_cmd(
     again in the next run."""
     from dataclasses import replace
 
-    from rewardgen.intrinsic import DEFAULT_STORE, OniSpec
-    from rewardgen.intrinsic.store import LabelStore
+    from rewardgen.oni import DEFAULT_STORE, OniSpec
+    from rewardgen.oni.store import LabelStore
 
     spec = OniSpec(store or DEFAULT_STORE, goal=goal, model=llm_model or "")
     if not Path(spec.store_path).exists():

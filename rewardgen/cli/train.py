@@ -27,7 +27,7 @@ RewardFormat = Annotated[
 def program_spec(task: str, reward: Path | None, sandbox: bool, origin: dict | None = None):
     """The reward spec of ``--reward FILE`` (default: the task's reference program), sandboxed
     with the default limits when ``sandbox``."""
-    from rewardgen.code import ProgramSpec, SandboxLimits
+    from rewardgen.programs import ProgramSpec, SandboxLimits
     from rewardgen.tasks import get_task
 
     limits = SandboxLimits() if sandbox else None

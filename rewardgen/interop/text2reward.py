@@ -23,8 +23,8 @@ import ast
 import hashlib
 from pathlib import Path
 
-from rewardgen.code.checks import CodeCheckError, static_check
 from rewardgen.errors import RewardgenError
+from rewardgen.programs.checks import CodeCheckError, static_check
 from rewardgen.tasks import FieldSpec, TaskSpec, get_task, save_task_file
 
 __all__ = ["ENTRY", "VERSION_NOTE", "Text2RewardImport", "convert_text2reward", "import_text2reward"]

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rewardgen.code import CodeCheckError, ProgramSpec, extract_code, static_check
 from rewardgen.diagnostics.check import check_reward
 from rewardgen.errors import RewardgenError
+from rewardgen.programs import CodeCheckError, ProgramSpec, extract_code, static_check
 from rewardgen.runs import CandidateRecord, RunDir, StopSignal
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor

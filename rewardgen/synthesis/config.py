@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardgen.code import SandboxLimits
 from rewardgen.diagnostics.check import MAX_REWARD_COST
 from rewardgen.errors import RewardgenError
 from rewardgen.methods import SEARCH_METHODS
+from rewardgen.programs import SandboxLimits
 from rewardgen.runs import RunDir
 from rewardgen.tasks import TaskSpec, task_ref
 
@@ -53,7 +53,7 @@ class SearchConfig:
         eval_episodes: Final evaluation episodes per candidate (at least the task's rule asks).
         hyperparams: Learner settings over the profile's.
         profile: Training hyperparameters: rewardgen's (``"default"``) or the zoo's (``"zoo"``).
-        sandbox: The reward programs' sandbox limits (:class:`~rewardgen.code.SandboxLimits`).
+        sandbox: The reward programs' sandbox limits (:class:`~rewardgen.programs.SandboxLimits`).
         smoke_steps: Random-rollout steps a program must run before it trains.
         workers: Candidates trained at once, each in its own process.
         few_shot: Text2Reward few-shot: k reference rewards of the closest goals in the prompt.

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rewardgen.code import check_sandbox
 from rewardgen.llm import BudgetExceededError, LLMClient
+from rewardgen.programs import check_sandbox
 from rewardgen.runs import RunDir, StopSignal
 from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos, seeds_succeeded
 from rewardgen.synthesis.clock import SearchClock, format_seconds, time_spent

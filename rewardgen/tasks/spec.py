@@ -312,7 +312,7 @@ class TaskSpec(_Model):
         """The :class:`~rewardgen.rewards.RewardSpec` of the task's reference reward program
         (with this env version's parameters); ``sandbox``: :class:`SandboxLimits` to run it as
         untrusted code."""
-        from rewardgen.code.spec import ProgramSpec  # the catalog's rewards are programs
+        from rewardgen.programs.spec import ProgramSpec  # the catalog's rewards are programs
 
         return ProgramSpec.from_file(self.reward_path, self.resolved_reward_params(), sandbox)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewardgen.errors import RewardgenError
-from rewardgen.intrinsic.sqlite import SCHEMA, Transaction, WriteCheck, add_missing_columns, dead_here
+from rewardgen.oni.sqlite import SCHEMA, Transaction, WriteCheck, add_missing_columns, dead_here
 
 __all__ = ["DEFAULT_STORE", "LabelKey", "LabelStore"]
 

@@ -1,9 +1,9 @@
 """The sandbox worker process: puts up its walls, then runs one untrusted reward program.
 
-Started by :class:`rewardgen.code.sandbox.SandboxRunner`; speaks length-prefixed
-:mod:`rewardgen.code.wire` messages on stdin/stdout. In order: the worker imports what it and the
+Started by :class:`rewardgen.programs.sandbox.SandboxRunner`; speaks length-prefixed
+:mod:`rewardgen.programs.wire` messages on stdin/stdout. In order: the worker imports what it and the
 program need, sets its resource limits, puts up the operating-system wall
-(:mod:`rewardgen.code.oswall`) and the Python wall (:mod:`rewardgen.code.pywall`), and only then
+(:mod:`rewardgen.programs.oswall`) and the Python wall (:mod:`rewardgen.programs.pywall`), and only then
 runs the program's first line. Neither wall comes down again: what the program returns is checked
 and converted by exact type under the audit hook, an exception it raises is described there too,
 and the process ends with ``os._exit`` (no destructor or exit handler runs after the hooks are
@@ -158,10 +158,10 @@ def main() -> int:
 
     import numpy as np
 
-    from rewardgen.code import oswall, pywall
-    from rewardgen.code.checks import modules_to_preload
-    from rewardgen.code.program import ENTRY_POINT, SIGNATURE, register_source
-    from rewardgen.code.wire import decode, encode
+    from rewardgen.programs import oswall, pywall
+    from rewardgen.programs.checks import modules_to_preload
+    from rewardgen.programs.program import ENTRY_POINT, SIGNATURE, register_source
+    from rewardgen.programs.wire import decode, encode
 
     # What the worker calls once the program has run, taken now (a program may replace builtins
     # and module attributes; these names are out of its reach).

@@ -3,9 +3,9 @@ reward model turns the labels into an intrinsic reward (retrieval: the label; cl
 a character-level model trained on the labels while the agent trains). The label store is
 shared by every env worker and the annotation service and kept across runs."""
 
-from rewardgen.intrinsic.classifier import MessageClassifier, fit_classifier
-from rewardgen.intrinsic.prompts import GOALS, PROMPT_VERSION, label_messages, parse_labels
-from rewardgen.intrinsic.reward import (
+from rewardgen.oni.classifier import MessageClassifier, fit_classifier
+from rewardgen.oni.prompts import GOALS, PROMPT_VERSION, label_messages, parse_labels
+from rewardgen.oni.reward import (
     C_EXT,
     C_INT,
     REWARD_MODELS,
@@ -14,8 +14,8 @@ from rewardgen.intrinsic.reward import (
     RankingReward,
     RetrievalReward,
 )
-from rewardgen.intrinsic.service import AnnotationService, ServiceConfig, annotate_once, refit_classifier
-from rewardgen.intrinsic.store import DEFAULT_STORE, LabelKey, LabelStore
+from rewardgen.oni.service import AnnotationService, ServiceConfig, annotate_once, refit_classifier
+from rewardgen.oni.store import DEFAULT_STORE, LabelKey, LabelStore
 
 __all__ = [
     "C_EXT",

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardgen.intrinsic.store import LabelKey, LabelStore
+from rewardgen.oni.store import LabelKey, LabelStore
 from rewardgen.rewards import RewardFn, RewardOutput, RewardSpec
 from rewardgen.tasks.nethack import decode_message
 
@@ -124,7 +124,7 @@ class RetrievalReward(RewardFn):
 
 class ClassificationReward(RetrievalReward):
     """ONI's classification reward: ``1[p(helpful | message) > 0.5]`` from the newest published
-    character-level classifier (:mod:`rewardgen.intrinsic.classifier`), over ``N(msg) ** beta``.
+    character-level classifier (:mod:`rewardgen.oni.classifier`), over ``N(msg) ** beta``.
     Messages are classified in one batch at each sync, not in the step: until its prediction (and
     before the first model is published) a message gets its LLM label, if any, as retrieval does.
     Predictions are cached per message and model version; a new version is picked up at the next
@@ -154,7 +154,7 @@ class ClassificationReward(RetrievalReward):
         except sqlite3.OperationalError:
             latest = None
         if latest is not None:
-            from rewardgen.intrinsic.classifier import load_classifier
+            from rewardgen.oni.classifier import load_classifier
 
             self.version, self._clf = latest[0], load_classifier(latest[1])
             self._to_predict |= set(self._predicted)  # everything seen, again with the new model
@@ -227,7 +227,7 @@ class OniSpec(RewardSpec):
         sync_s: float = 1.0,
     ):
         from rewardgen.errors import RewardgenError
-        from rewardgen.intrinsic.prompts import GOALS, PROMPT_VERSION
+        from rewardgen.oni.prompts import GOALS, PROMPT_VERSION
 
         if goal not in GOALS:
             raise RewardgenError(f"unknown ONI goal '{goal}': choose one of {', '.join(GOALS)}")

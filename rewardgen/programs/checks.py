@@ -1,5 +1,5 @@
 """Static checks for untrusted reward code (written by an LLM): extract it, parse it, refuse what
-a reward never needs. The sandbox (:mod:`rewardgen.code.sandbox`) is the second line."""
+a reward never needs. The sandbox (:mod:`rewardgen.programs.sandbox`) is the second line."""
 
 from __future__ import annotations
 

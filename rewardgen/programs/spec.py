@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardgen.code.program import CodeReward, RewardProgram, RewardProgramError
-from rewardgen.code.sandbox import SandboxLimits, SandboxRunner
+from rewardgen.programs.program import CodeReward, RewardProgram, RewardProgramError
+from rewardgen.programs.sandbox import SandboxLimits, SandboxRunner
 from rewardgen.rewards.spec import RewardSpec
 
 __all__ = ["ProgramSpec"]

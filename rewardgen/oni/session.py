@@ -3,7 +3,7 @@
 
 A run is the env's reward times ``c_ext`` plus the intrinsic reward times ``c_int``
 (:func:`oni_mixing`: the :class:`~rewardgen.training.TrainConfig` fields that say so), and, while it
-trains, an :class:`~rewardgen.intrinsic.AnnotationService` labels the messages the agents report
+trains, an :class:`~rewardgen.oni.AnnotationService` labels the messages the agents report
 into the spec's label store (:func:`labelling`: checked first, the service's calls kept in
 ``<run>/llm/transcript.jsonl``, stopped when the block ends). A replay passes no LLM settings: the
 store's recorded labels pay, and no endpoint is asked.
@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rewardgen.intrinsic.reward import C_EXT, C_INT, OniSpec
-from rewardgen.intrinsic.service import AnnotationService, ServiceConfig
+from rewardgen.oni.reward import C_EXT, C_INT, OniSpec
+from rewardgen.oni.service import AnnotationService, ServiceConfig
 
 __all__ = ["TRANSCRIPT", "labelling", "oni_mixing", "service_config"]
 

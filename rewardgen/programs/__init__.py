@@ -1,8 +1,8 @@
 """Reward programs: load Python reward code into a :class:`~rewardgen.rewards.RewardFn`;
 check and sandbox untrusted (LLM-written) code."""
 
-from rewardgen.code.checks import CodeCheckError, extract_code, static_check
-from rewardgen.code.program import (
+from rewardgen.programs.checks import CodeCheckError, extract_code, static_check
+from rewardgen.programs.program import (
     CodeReward,
     InProcessRunner,
     ProgramFieldError,
@@ -11,14 +11,14 @@ from rewardgen.code.program import (
     RewardProgramError,
     load_reward_program,
 )
-from rewardgen.code.sandbox import (
+from rewardgen.programs.sandbox import (
     SandboxLimits,
     SandboxRunner,
     SandboxUnavailableError,
     SandboxWalls,
     check_sandbox,
 )
-from rewardgen.code.spec import ProgramSpec
+from rewardgen.programs.spec import ProgramSpec
 
 __all__ = [
     "CodeCheckError",

@@ -1,6 +1,6 @@
 """The annotation service: a process of its own that labels the messages the env workers report.
 
-Workers only write new messages into the label store (:class:`~rewardgen.intrinsic.store.LabelStore`)
+Workers only write new messages into the label store (:class:`~rewardgen.oni.store.LabelStore`)
 and read labels back; they never talk to the LLM, so the agent never waits for it. The service
 claims pending messages newest first (a message already labelled or in flight is never claimed
 twice: each unique message reaches the LLM once), asks the LLM about a batch at a time through
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewardgen.errors import RewardgenError
-from rewardgen.intrinsic.prompts import compare_messages, label_messages, parse_labels, parse_preferences
-from rewardgen.intrinsic.store import LabelStore
 from rewardgen.llm import BudgetExceededError, LLMClient, LLMError, LLMSettings
+from rewardgen.oni.prompts import compare_messages, label_messages, parse_labels, parse_preferences
+from rewardgen.oni.store import LabelStore
 
 __all__ = [
     "AnnotationService",
@@ -81,7 +81,7 @@ def compare_once(store: LabelStore, client: LLMClient, config: ServiceConfig) ->
 def refit_ranking(store: LabelStore, config: ServiceConfig) -> int | None:
     """Refit the Bradley-Terry ranking model on all preferences when ``retrain_every`` new ones
     arrived since the published version; returns the new version, if any."""
-    from rewardgen.intrinsic.classifier import fit_ranking, save_classifier
+    from rewardgen.oni.classifier import fit_ranking, save_classifier
 
     if store.preference_count() - store.trained_on("ranking") < config.retrain_every:
         return None  # checked with two counts: the service asks every loop
@@ -94,7 +94,7 @@ def refit_ranking(store: LabelStore, config: ServiceConfig) -> int | None:
 def refit_classifier(store: LabelStore, config: ServiceConfig) -> int | None:
     """Refit the classification model on all labels when ``retrain_every`` new ones arrived since
     the published version (and both kinds of label exist); returns the new version, if any."""
-    from rewardgen.intrinsic.classifier import fit_classifier, save_classifier
+    from rewardgen.oni.classifier import fit_classifier, save_classifier
 
     if store.counts().get("labelled", 0) - store.trained_on("classification") < config.retrain_every:
         return None  # checked with counts: the service asks every loop

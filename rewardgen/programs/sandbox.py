@@ -2,16 +2,16 @@
 
 Outermost first:
 
-- **static checks** (:func:`~rewardgen.code.checks.static_check`) refuse what a reward never needs
+- **static checks** (:func:`~rewardgen.programs.checks.static_check`) refuse what a reward never needs
   before anything runs;
 - a **worker process** in its own session and process group, with a memory limit
   (``RLIMIT_AS``), a per-call CPU limit (a profiling timer in the worker) and a wall-clock
   timeout here; it dies with this process (a parent-death signal) and its whole group is killed
   when it is closed or overruns;
-- the **OS wall** (:mod:`rewardgen.code.oswall`): no network (its own namespace), not root (a root
+- the **OS wall** (:mod:`rewardgen.programs.oswall`): no network (its own namespace), not root (a root
   worker becomes ``nobody``), no-new-privs, and a seccomp filter that refuses new processes,
   programs, sockets, writable opens, file changes and ptrace;
-- the **Python wall** (:mod:`rewardgen.code.pywall`): an audit hook that allows a short list of
+- the **Python wall** (:mod:`rewardgen.programs.pywall`): an audit hook that allows a short list of
   events and refuses every other, on from before the program's first line to the worker's end,
   with the functions that raise no event replaced by refusals;
 - what the program returns is taken by exact type (numpy arrays of numbers, plain numbers, a
@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from rewardgen.code.checks import CodeCheckError, static_check
-from rewardgen.code.program import ProgramFieldError, RewardProgram, RewardProgramError
-from rewardgen.code.sandbox_worker import _printable
-from rewardgen.code.wire import decode, encode
 from rewardgen.errors import RewardgenError
+from rewardgen.programs.checks import CodeCheckError, static_check
+from rewardgen.programs.program import ProgramFieldError, RewardProgram, RewardProgramError
+from rewardgen.programs.sandbox_worker import _printable
+from rewardgen.programs.wire import decode, encode
 
 __all__ = ["SandboxLimits", "SandboxRunner", "SandboxUnavailableError", "SandboxWalls", "check_sandbox"]
 
@@ -117,7 +117,7 @@ def _read_frame(fd: int, timeout: float) -> bytes:
 
 
 class SandboxRunner:
-    """A :class:`~rewardgen.code.program.ProgramRunner` for untrusted code.
+    """A :class:`~rewardgen.programs.program.ProgramRunner` for untrusted code.
 
     Example:
         >>> import numpy as np
@@ -158,7 +158,7 @@ class SandboxRunner:
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
         }
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "rewardgen.code.sandbox_worker"],
+            [sys.executable, "-m", "rewardgen.programs.sandbox_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
