@@ -9,13 +9,13 @@ TORCH ?= torch==2.13.0
 PYTEST_ARGS ?= -m "not slow"
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test test-sf test-all bench lint clean
+.PHONY: demo test test-sf test-all bench lint docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q $(TORCH)
-	$(VENV)/bin/pip install -q -e ".[mujoco,metaworld,nethack,embed,ray,web,vlm,test]" "stable-baselines3>=2.7"
+	$(VENV)/bin/pip install -q -e ".[mujoco,metaworld,nethack,embed,ray,web,vlm,test,docs]" "stable-baselines3>=2.7"
 	touch $@
 
 # The sample-factory stack: gymnasium 0.29.1, numpy < 2, MuJoCo -v4 envs.
@@ -44,5 +44,9 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check --no-cache .
 	$(VENV)/bin/ruff format --no-cache --check .
 
+# The documentation site (docs/README.md): warnings are errors; offline.
+docs: $(VENV)/.installed
+	$(VENV)/bin/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) $(VENV_SF) .pytest_cache
+	rm -rf $(VENV) $(VENV_SF) .pytest_cache docs/_build
