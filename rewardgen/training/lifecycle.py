@@ -96,7 +96,7 @@ class RunWatch:
         self.last_log = 0
         self.t0 = time.time()
         self.continued = False  # counts on from an earlier run's metrics
-        self.next_eval: int | None = None  # set at the first check (a continued run's count)
+        self.next_eval: int | None = None  # set when training begins (a continued run's count)
         self.over = False  # ran past its deadline
         self.stopped: str | None = None  # why training ended before its steps, if it did
         self.closed = False
@@ -140,6 +140,7 @@ class RunWatch:
         if not self.continued:
             self.t0 = time.time()
         self.last_log = max(self.last_log, timesteps)
+        self.next_eval = (timesteps // self.eval_every + 1) * self.eval_every if self.eval_every else None
 
     def wall_s(self) -> float:
         """Seconds since training started (evaluations included)."""
