@@ -93,6 +93,7 @@ def bench(
     import time
 
     from rewardgen.bench import SUITES, BenchConfig, plan_text, run_bench, suite_tasks
+    from rewardgen.methods import METHODS, SEARCH_METHODS
 
     if resume is not None:
         saved = resume / "bench.json"
@@ -106,7 +107,9 @@ def bench(
         chosen = suite_tasks(suite) if suite else _names(tasks)
         defaults = SUITES[suite] if suite else {}
         if methods is None:
-            methods = ",".join(defaults.get("methods", ("text2reward", "evolution")))
+            # the searches that need no person: a benchmark's judge would be synthetic anyway
+            unjudged = [m for m in SEARCH_METHODS if not METHODS[m].judged]
+            methods = ",".join(defaults.get("methods", unjudged))
         if baselines is None:
             baselines = ",".join(defaults.get("baselines", ("reference", "sparse")))
         config = BenchConfig(

@@ -45,12 +45,12 @@ def _metric_selector(*args: Any) -> Selector:
     return MetricSelector()
 
 
+#: How each search method of the method table chooses: a judge's selector where a person judges
+#: its rounds (ICPL), else the best score on the task's success metric.
 METHOD_TABLE: dict[str, Method] = {
-    "text2reward": Method("text2reward", _metric_selector),
-    "evolution": Method("evolution", _metric_selector),
-    "icpl": Method("icpl", icpl_selector),
+    name: Method(name, icpl_selector if get_method_info(name).judged else _metric_selector)
+    for name in METHODS
 }
-assert set(METHOD_TABLE) == set(METHODS)
 
 
 def get_method(name: str) -> Method:
