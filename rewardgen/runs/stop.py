@@ -89,5 +89,8 @@ class StopSignal:
     def __fspath__(self) -> str:
         return str(self.path)
 
+    def __str__(self) -> str:  # a path-like object reads as its path
+        return str(self.path)
+
     def __repr__(self) -> str:
         return f"StopSignal({str(self.path)!r})"

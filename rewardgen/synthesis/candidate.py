@@ -243,7 +243,7 @@ def _train_config(
         backend=config.backend,
         eval_every=every or None,
         stop_on_success=every > 0,
-        stop_file=str(StopSignal.of_candidate(reward.parent))
+        stop_file=str(StopSignal.of_candidate(reward.parent).path)
         if candidate and isinstance(reward, Path)
         else None,
     )

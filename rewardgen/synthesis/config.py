@@ -60,7 +60,7 @@ class SearchConfig:
         retrieval: How those are found: ``"minilm"`` (the ``embed`` extra), ``"tfidf"`` or
             ``"auto"``.
         final_seeds: Retrain the best reward with this many more seeds (each until success or
-            twice the steps the best needed) and report how many succeed.
+            1.5 times the steps the best needed) and report how many succeed.
         early_stop: Successive halving: train all for a fraction of the steps, continue the
             better half.
         halving_tolerance: Drop only candidates worse than the cutoff by more than this share

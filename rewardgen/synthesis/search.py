@@ -195,7 +195,11 @@ def synthesize(
                     f"until success or {steps:,} steps"
                 )
                 capped = dataclasses.replace(
-                    config, steps=steps, candidate_budget_s=min(left, config.candidate_budget_for(steps))
+                    config,
+                    steps=steps,
+                    candidate_budget_s=min(left, config.candidate_budget_for(steps)),
+                    # evaluated as often as the candidates were, not ten times over fewer steps
+                    eval_every=config.candidate_eval_every(config.steps),
                 )
                 final = final_seeds(task, best, run, capped, executor)
                 if task.metric.line is not None:
@@ -290,17 +294,18 @@ def _continue_learning(
 
 
 def _final_steps(best: Candidate, config: SearchConfig) -> int:
-    """The steps each final seed may train (it stops at its first success): twice what the best
-    needed where it succeeded, else the search's steps.
+    """The steps each final seed may train (it stops at its first success): half as many again as
+    the best needed where it succeeded (a reward that works on other seeds needs about as many),
+    else the search's steps.
 
     Example:
         >>> from rewardgen.runs import EvalSummary
         >>> won = EvalSummary((), 0.0, 0.0, 0.0, 1.0, succeeded=True)
         >>> _final_steps(Candidate(0, 0, "trained", steps=40_960, eval=won), SearchConfig("hopper-jump"))
-        81920
+        61440
     """
     if best.succeeded and best.steps:
-        return min(config.steps, 2 * int(best.steps))
+        return min(config.steps, int(1.5 * best.steps))
     return config.steps
 
 
