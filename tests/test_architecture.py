@@ -4,6 +4,7 @@ signal, and one run life (:class:`RunWatch`) that every back end drives."""
 
 import dataclasses
 import json
+import os
 import pydoc
 import subprocess
 import sys
@@ -55,6 +56,7 @@ def test_every_config_field_is_documented_where_help_shows_it(config):
 def test_the_stop_signal_keeps_its_first_reason_and_is_found_from_any_candidate(tmp_path):
     signal = StopSignal.of_candidate(tmp_path / "iter1" / "cand3")
     assert signal.path == tmp_path / RunDir.STOP
+    assert str(signal) == os.fspath(signal) == str(signal.path)  # what a TrainConfig's stop_file holds
     assert StopSignal.of_candidate(tmp_path / "final" / "seed2").path == signal.path
     assert signal.reason() is None and not signal.requested() and signal.asked_at() is None
     signal.request("iter1/cand3 succeeded")
