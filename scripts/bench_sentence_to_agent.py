@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -84,8 +85,10 @@ def compute_reward(obs, action, next_obs, info):
 # upward speed weighted above the alive bonus (which alone teaches a hopper to stand still)
 JUMP = f"```python\n{get_task('hopper-jump').reward_path.read_text()}```"
 JUMPS = [
-    JUMP.replace("HEIGHT_WEIGHT = 10.0", f"HEIGHT_WEIGHT = {h}").replace(
-        "UP_SPEED_WEIGHT = 1.0", "UP_SPEED_WEIGHT = 2.0"
+    re.sub(
+        r"UP_SPEED_WEIGHT = [\d.]+",
+        "UP_SPEED_WEIGHT = 2.0",
+        re.sub(r"HEIGHT_WEIGHT = [\d.]+", f"HEIGHT_WEIGHT = {h}", JUMP),
     )
     for h in (15.0, 20.0)
 ]
