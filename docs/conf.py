@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import rewardgen  # noqa: E402
+import rewardgen
 
 project = "rewardgen"
 author = "the rewardgen developers"
