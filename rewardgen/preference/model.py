@@ -14,6 +14,7 @@ The PrefPPO loop that queries a judge while PPO trains is built on this; this mo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,36 @@ def obs_action_features(batch: TransitionBatch) -> np.ndarray:
     obs = np.asarray(batch.next_obs, dtype=np.float32).reshape(batch.n, -1)
     act = np.asarray(batch.action, dtype=np.float32).reshape(batch.n, -1)
     return np.concatenate([obs, act], axis=1)
+
+
+def reward_mlp(input_dim: int, hidden: Sequence[int]) -> Any:
+    """A reward network: ``input_dim`` features -> ReLU layers of ``hidden`` widths -> one reward."""
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    width = input_dim
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+def check_comparisons(seg_a: Any, seg_b: Any, prefs: Any, input_dim: int) -> tuple[np.ndarray, ...]:
+    """Segments (n, T, ``input_dim``) and n preferences in [0, 1] as float32 arrays, or a clear
+    error that says which shape or value is wrong."""
+    seg_a, seg_b = np.asarray(seg_a, dtype=np.float32), np.asarray(seg_b, dtype=np.float32)
+    prefs = np.asarray(prefs, dtype=np.float32)
+    n = len(prefs)
+    shape = seg_a.shape
+    if not (shape == seg_b.shape and seg_a.ndim == 3 and shape[0] == n and shape[2] == input_dim):
+        raise RewardgenError(
+            f"segments must be (n, T, {input_dim}) each with n preferences; got {shape}, "
+            f"{seg_b.shape} and {n} preferences"
+        )
+    if n == 0 or bool(((prefs < 0) | (prefs > 1)).any()):
+        raise RewardgenError("preferences must be in [0, 1] (1: A preferred, 0: B, 0.5: equal), at least one")
+    return seg_a, seg_b, prefs
 
 
 class PreferenceRewardModel(RewardFn):
@@ -55,7 +86,6 @@ class PreferenceRewardModel(RewardFn):
         device: str = "cpu",
     ):
         import torch
-        from torch import nn
 
         if members < 1 or input_dim < 1:
             raise RewardgenError(
@@ -67,15 +97,7 @@ class PreferenceRewardModel(RewardFn):
         # features are standardized with the statistics of the segments of the latest fit
         self.shift = np.zeros(input_dim, np.float32)
         self.scale = np.ones(input_dim, np.float32)
-        self.nets = []
-        for _ in range(members):
-            layers: list[nn.Module] = []
-            width = input_dim
-            for h in hidden:
-                layers += [nn.Linear(width, h), nn.ReLU()]
-                width = h
-            layers.append(nn.Linear(width, 1))
-            self.nets.append(nn.Sequential(*layers).to(device))
+        self.nets = [reward_mlp(input_dim, hidden).to(device) for _ in range(members)]
         self.optims = [torch.optim.Adam(net.parameters(), lr=lr) for net in self.nets]
 
     # scoring --------------------------------------------------------------------------------
@@ -122,19 +144,8 @@ class PreferenceRewardModel(RewardFn):
         import torch
         import torch.nn.functional as F
 
-        seg_a, seg_b = np.asarray(seg_a, dtype=np.float32), np.asarray(seg_b, dtype=np.float32)
-        prefs = np.asarray(prefs, dtype=np.float32)
+        seg_a, seg_b, prefs = check_comparisons(seg_a, seg_b, prefs, self.input_dim)
         n = len(prefs)
-        shape = seg_a.shape
-        if not (shape == seg_b.shape and seg_a.ndim == 3 and shape[0] == n and shape[2] == self.input_dim):
-            raise RewardgenError(
-                f"segments must be (n, T, {self.input_dim}) each with n preferences; got {shape}, "
-                f"{seg_b.shape} and {n} preferences"
-            )
-        if n == 0 or bool(((prefs < 0) | (prefs > 1)).any()):
-            raise RewardgenError(
-                "preferences must be in [0, 1] (1: A preferred, 0: B, 0.5: equal), at least one"
-            )
         # standardize the features with the statistics of the segments fitted on
         steps = np.concatenate([seg_a, seg_b]).reshape(-1, self.input_dim)
         self.shift, self.scale = steps.mean(axis=0), steps.std(axis=0) + 1e-6

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from rewardgen.errors import RewardgenError
-from rewardgen.preference.model import obs_action_features
+from rewardgen.preference.model import check_comparisons, obs_action_features, reward_mlp
 from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
 from rewardgen.rewards.spec import FnSpec
 
@@ -128,15 +128,7 @@ class PluralisticRewardModel:
         self.input_dim, self.k, self.lr, self.device = input_dim, prototypes, lr, device
         self.shift = np.zeros(input_dim, np.float32)
         self.scale = np.ones(input_dim, np.float32)
-        self.nets = nn.ModuleList()
-        for _ in range(prototypes):
-            layers: list[nn.Module] = []
-            width = input_dim
-            for h in hidden:
-                layers += [nn.Linear(width, h), nn.ReLU()]
-                width = h
-            layers.append(nn.Linear(width, 1))
-            self.nets.append(nn.Sequential(*layers))
+        self.nets = nn.ModuleList([reward_mlp(input_dim, hidden) for _ in range(prototypes)])
         self.nets.to(device)
         self.raters: list[str] = []
         self.logits = torch.zeros((0, prototypes), device=device)  # a_u: w_u = softmax(a_u)
@@ -208,21 +200,9 @@ class PluralisticRewardModel:
     # learning -------------------------------------------------------------------------------
 
     def _check(self, seg_a: Any, seg_b: Any, prefs: Any, raters: Sequence[str]) -> tuple[Any, Any, Any]:
-        seg_a, seg_b = np.asarray(seg_a, np.float32), np.asarray(seg_b, np.float32)
-        prefs = np.asarray(prefs, np.float32)
-        n = len(prefs)
-        shape = seg_a.shape
-        if not (shape == seg_b.shape and seg_a.ndim == 3 and shape[0] == n and shape[2] == self.input_dim):
-            raise RewardgenError(
-                f"segments must be (n, T, {self.input_dim}) each with n preferences; got {shape}, "
-                f"{seg_b.shape} and {n} preferences"
-            )
-        if len(raters) != n:
-            raise RewardgenError(f"{n} preferences need {n} rater names, got {len(raters)}")
-        if n == 0 or bool(((prefs < 0) | (prefs > 1)).any()):
-            raise RewardgenError(
-                "preferences must be in [0, 1] (1: A preferred, 0: B, 0.5: equal), at least one"
-            )
+        seg_a, seg_b, prefs = check_comparisons(seg_a, seg_b, prefs, self.input_dim)
+        if len(raters) != len(prefs):
+            raise RewardgenError(f"{len(prefs)} preferences need {len(prefs)} rater names, got {len(raters)}")
         return seg_a, seg_b, prefs
 
     def _add_raters(self, names: Sequence[str]) -> None:
