@@ -262,6 +262,12 @@ def test_a_rising_curve_is_continued_when_its_projection_fits_the_time_left(tmp_
     assert last.every == 10_000 and 500_000 < last.more_steps <= 2000 * (300 - 30 - 2)  # 30 s kept in reserve
     falling = candidate_with_curve(tmp_path / "f", [0.8, 0.6, 0.4, 0.2])
     assert not outlook(task, falling, SearchClock(300.0), 2000.0, 2.0, last_chance=True).go_on
+    # a continuation that stopped a rollout after its last evaluation (a success its final
+    # evaluation did not confirm) leaves two points 2k steps apart: the next still evaluates
+    # every 10k steps, as the candidate did, not every rollout
+    evals = rising.path / "train" / "evals.csv"
+    evals.write_text(evals.read_text() + "42048,4,0,0,0.82,0\n")
+    assert outlook(task, rising, SearchClock(300.0), speed=2000.0, overhead_s=2.0).every == 10_000
     short = outlook(task, candidate_with_curve(tmp_path / "c", [0.2, 0.4]), SearchClock(300.0), 2000.0, 2.0)
     assert not short.go_on and "a slope needs 3" in short.why
     unbounded = outlook(task, rising, SearchClock(None), 2000.0, 2.0)

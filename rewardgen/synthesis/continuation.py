@@ -123,7 +123,8 @@ def outlook(
         return no("the task has no success line to project to")
     if math.isinf(left):
         return no("no --time-budget: a search without one trains its rounds")
-    points = _curve(cand.path, task)[-RECENT:]
+    curve = _curve(cand.path, task)
+    points = curve[-RECENT:]
     if len(points) < FEWEST:
         return no(f"{len(points)} periodic evaluations: a slope needs {FEWEST}")
     x = np.array([p[0] for p in points], dtype=float)
@@ -131,7 +132,10 @@ def outlook(
     slope, intercept = np.polyfit(x, y, 1)
     line = task.metric.score(threshold)
     now = float(slope * x[-1] + intercept)  # the fitted score at the last evaluation
-    every = int(x[-1] - x[-2])  # at least one more evaluation: the curve must show what it did
+    # at least one more evaluation interval, the candidate's own: a continuation that stopped at a
+    # success its final evaluation did not confirm leaves two points a rollout apart, and a
+    # continuation trained one rollout at a time spends its time starting and evaluating
+    every = int(np.diff([p[0] for p in curve]).max())
     numbers: dict[str, Any] = {
         "score": float(y[-1]), "line": line, "slope_per_100k": float(slope * 1e5), "every": every,
     }  # fmt: skip
