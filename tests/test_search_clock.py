@@ -262,6 +262,10 @@ def test_a_rising_curve_is_continued_when_its_projection_fits_the_time_left(tmp_
     assert last.every == 10_000 and 500_000 < last.more_steps <= 2000 * (300 - 30 - 2)  # 30 s kept in reserve
     falling = candidate_with_curve(tmp_path / "f", [0.8, 0.6, 0.4, 0.2])
     assert not outlook(task, falling, SearchClock(300.0), 2000.0, 2.0, last_chance=True).go_on
+    # falling but still over the line (periodic successes the final evaluation did not confirm):
+    # the time left is still the best's
+    over = candidate_with_curve(tmp_path / "g", [1.6, 1.5, 1.4, 1.3])
+    assert outlook(task, over, SearchClock(300.0), 2000.0, 2.0, last_chance=True).go_on
     # a continuation that stopped a rollout after its last evaluation (a success its final
     # evaluation did not confirm) leaves two points 2k steps apart: the next still evaluates
     # every 10k steps, as the candidate did, not every rollout

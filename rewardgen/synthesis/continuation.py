@@ -105,8 +105,8 @@ def outlook(
     """Whether ``cand`` (a trained candidate with periodic evaluations) is worth training on:
     ``speed`` is the candidates' training steps per second, ``overhead_s`` what a candidate
     costs besides training (its evaluations). ``last_chance``: the search has no new rewards to
-    try (its last round): the time left goes to the candidate unless its curve clearly falls,
-    for the steps that fit (it stops at its first success)."""
+    try (its last round): the time left goes to the candidate unless its curve clearly falls
+    below the line, for the steps that fit (it stops at its first success)."""
     assert cand.path is not None
     left = clock.left() - clock.reserve_s()
     threshold = task.metric.line
@@ -143,7 +143,9 @@ def outlook(
     fits = int(speed * (left - overhead_s)) if speed else 0  # the steps the time left holds
 
     def last(why: str) -> Outlook:
-        if not last_chance or slope <= -SURE * noise:  # a clearly falling curve gets no more time
+        # a clearly falling curve gets no more time, unless it is still over the line: its
+        # periodic evaluations meet the rule while its final ones have not confirmed it yet
+        if not last_chance or (slope <= -SURE * noise and now < line):
             return no(why, **numbers)
         if fits < every:
             return no(why + "; not even one more evaluation fits the time left", **numbers)

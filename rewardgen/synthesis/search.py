@@ -256,7 +256,8 @@ def _continue_learning(
     """Train the search's best candidate on, from its saved state, while its curve projects to
     the task's line within the time left (:mod:`.continuation`); each decision is logged and kept
     in the round's record; after the last round (``last_chance``) the time left goes to the best
-    unless its curve clearly falls. Returns the best and, if it succeeded, the candidate that did."""
+    unless its curve clearly falls below the line. Returns the best and, if it succeeded, the
+    candidate that did."""
     from rewardgen.synthesis.candidate import _trained_steps, continue_candidate
     from rewardgen.synthesis.clock import _steps_per_s
     from rewardgen.synthesis.continuation import _curve, outlook
