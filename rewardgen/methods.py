@@ -41,7 +41,11 @@ class MethodInfo:
         command: The command that runs it.
         records: What its run directory holds besides a training run's files.
         one_round: A search that runs one round whatever ``--iterations`` says (Text2Reward).
-        judged: Its rounds are judged by a person (the preference page counts them).
+        judged: Its rounds are judged by a person (the preference page counts them; ICPL asks
+            the LLM once more after each round but the last, for the history of the choices).
+        samples: A search's rewards per round by default (K).
+        iterations: A search's rounds by default.
+        service: Trains beside a service of its own (ONI's annotation service): one run at a time.
         paper: Where it comes from.
     """
 
@@ -53,6 +57,9 @@ class MethodInfo:
     records: str
     one_round: bool = False
     judged: bool = False
+    samples: int = 4
+    iterations: int = 3
+    service: bool = False
     paper: str = ""
 
 
@@ -91,6 +98,8 @@ METHODS: dict[str, MethodInfo] = {
             "rewardgen synthesize --method icpl",
             _SEARCH_RECORDS + ", preferences.jsonl, rounds/ (the page's published rounds)",
             judged=True,
+            samples=6,  # the paper's K and rounds
+            iterations=5,
             paper="ICPL: In-Context Preference Learning (2024)",
         ),
         MethodInfo(
@@ -120,6 +129,7 @@ METHODS: dict[str, MethodInfo] = {
             ("llm", "nethack"),
             "rewardgen oni train",
             "llm/transcript.jsonl (the annotation service's calls), oni_labels in manifest.json",
+            service=True,
             paper="ONI: online intrinsic rewards from LLM feedback (2024)",
         ),
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardgen.errors import RewardgenError
-from rewardgen.methods import DIRECT_METHODS
+from rewardgen.methods import DIRECT_METHODS, get_method_info
 from rewardgen.synthesis.config import METHODS, SearchConfig
 from rewardgen.tasks import ENV_REWARD, TaskSpec, get_task, list_tasks
 
@@ -234,8 +234,9 @@ class BenchConfig:
         summary of each round after the first (an ONI cell's depend on the messages it sees)."""
         if method in DIRECT_METHODS:
             return 0
-        rounds = 1 if method == "text2reward" else self.iterations or SearchConfig.default_iterations(method)
-        return rounds + (rounds - 1 if method == "icpl" else 0)
+        info = get_method_info(method)
+        rounds = 1 if info.one_round else self.iterations or SearchConfig.default_iterations(method)
+        return rounds + (rounds - 1 if info.judged else 0)
 
     def record(self) -> dict[str, Any]:
         return asdict(self)

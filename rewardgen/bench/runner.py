@@ -11,7 +11,7 @@ from typing import Any
 
 from rewardgen.bench.config import SUITES, BenchConfig, Cell, extrinsic_program, oni_goal, sparse_program
 from rewardgen.errors import RewardgenError
-from rewardgen.methods import get_method_info
+from rewardgen.methods import METHODS, get_method_info
 from rewardgen.runs import CandidateRecord, EvalSummary, RunDir
 from rewardgen.synthesis.clock import format_seconds
 from rewardgen.synthesis.executor import Executor, make_executor
@@ -106,8 +106,8 @@ def plan_text(config: BenchConfig, root: Path) -> str:
     speeds = measured_speed(config, root) if todo else {}
     steps = sum(config.steps * _policies(config, c) for c in todo)
     timed = [c for c in todo if c.task in speeds]
-    shared = sum(config.steps * _policies(config, c) / speeds[c.task] for c in timed if c.method != "oni")
-    alone = sum(config.steps / speeds[c.task] for c in timed if c.method == "oni")  # one at a time
+    shared = sum(config.steps * _policies(config, c) / speeds[c.task] for c in timed if not _alone(c))
+    alone = sum(config.steps / speeds[c.task] for c in timed if _alone(c))  # one at a time
     seconds = shared / max(1, config.workers) + alone
     if todo:
         lines.append(
@@ -119,6 +119,12 @@ def plan_text(config: BenchConfig, root: Path) -> str:
             + ")"
         )
     return "\n".join(lines)
+
+
+def _alone(cell: Cell) -> bool:
+    """Whether a cell trains one at a time, beside a service of its method's own (ONI's)."""
+    info = METHODS.get(cell.method)
+    return info is not None and info.service
 
 
 def _policies(config: BenchConfig, cell: Cell) -> int:
@@ -241,9 +247,7 @@ def run_bench(
     own = executor is None
     executor = executor or make_executor(config.executor, config.workers, config.ray_address)
     try:
-        once = [
-            c for c in config.cells() if not c.search and c.method != "oni" and not _done(c, c.folder(root))
-        ]
+        once = [c for c in config.cells() if not c.search and not _alone(c) and not _done(c, c.folder(root))]
         if once:
             names = sorted({c.method for c in once}, key=[*config.baselines, *config.methods].index)
             log(f"training {len(once)} policies on one reward each ({', '.join(names)})")
@@ -255,7 +259,7 @@ def run_bench(
                     _failed(c, c.folder(root), r)
                 else:
                     log(f"  {c.label}: success rate {r['success_rate']:.0%}")
-        for cell in [c for c in config.cells() if c.method == "oni" and not _done(c, c.folder(root))]:
+        for cell in [c for c in config.cells() if _alone(c) and not _done(c, c.folder(root))]:
             log(f"{cell.label}: training with ONI's labels (the annotation service labels as it goes)")
             try:  # here, not through the executor: the annotation service runs beside the training
                 if replay is not None:
@@ -355,7 +359,7 @@ def cell_result(cell: Cell, folder: Path) -> dict[str, Any]:
         first = (hit["wall_time_s"] if hit else manifest.get("wall_s")) if confirmed else None
         out.update(wall_s=manifest.get("wall_s"), first_success_s=first)
         out["curve"] = str((folder / RunDir.METRICS).relative_to(folder.parents[3]))
-        if cell.method == "oni":  # the annotation service's calls, from its transcript
+        if _alone(cell):  # the service's calls (ONI's annotation service), from its transcript
             from rewardgen.llm.transcript import transcript_usage
 
             out.update(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardgen.bench.config import BenchConfig, Cell, task_name
-from rewardgen.synthesis.config import METHODS
+from rewardgen.methods import METHODS as ALL_METHODS
 from rewardgen.tasks import get_task
 
 __all__ = ["aggregate", "normalized_score", "write_outputs"]
@@ -102,7 +102,7 @@ def markdown(config: BenchConfig, agg: dict[str, Any], caption: str) -> str:
         for method, r in rows.items():
             first = "–" if r["first_success_s"] is None else f"{r['first_success_s']:.0f} s"
             first += f" ({r['succeeded_seeds']}/{r['seeds']})"
-            llm = method in METHODS or method == "oni"  # the methods that ask an LLM
+            llm = method in ALL_METHODS and "llm" in ALL_METHODS[method].needs  # those that ask an LLM
             lines.append(
                 f"| {task_name(task)} | {method} | {_f(r['success_rate'], '.0%')} | "
                 f"{_f(r['success_metric'])} | "

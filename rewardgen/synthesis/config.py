@@ -9,6 +9,7 @@ from typing import Any
 
 from rewardgen.diagnostics.check import MAX_REWARD_COST
 from rewardgen.errors import RewardgenError
+from rewardgen.methods import METHODS as METHOD_INFO
 from rewardgen.methods import SEARCH_METHODS
 from rewardgen.programs import SandboxLimits
 from rewardgen.runs import RunDir
@@ -140,12 +141,12 @@ class SearchConfig:
             >>> SearchConfig.default_samples("icpl"), SearchConfig.default_iterations("icpl")
             (6, 5)
         """
-        return 6 if method == "icpl" else 4
+        return METHOD_INFO[method].samples if method in METHOD_INFO else 4
 
     @staticmethod
     def default_iterations(method: str) -> int:
         """Rounds: 5 for ICPL (its paper's), else 3 (text2reward runs one whatever it is given)."""
-        return 5 if method == "icpl" else 3
+        return METHOD_INFO[method].iterations if method in METHOD_INFO else 3
 
     def record(self) -> dict[str, Any]:
         """The config as the manifest keeps it (JSON values; the task by its id or YAML path), what
