@@ -276,7 +276,7 @@ def test_train_until_success_says_when_it_got_there(tmp_path, capsys):
 def test_hp_overrides_reach_the_algorithm_and_bad_ones_are_named(tmp_path, capsys):
     import json
 
-    from rewardgen.cli.train import parse_hp
+    from rewardgen.cli.common import parse_hp
 
     assert parse_hp(["learning_rate=1e-3", 'policy_kwargs={"net_arch": [8]}', "x=abc"]) == {
         "learning_rate": 1e-3,
