@@ -2,6 +2,7 @@
 refitted while PPO trains, and a learned reward that tracks the task's reward on MuJoCo."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,100 @@ def test_a_person_answers_prefppo_on_the_page_from_two_clips(tmp_path, monkeypat
             assert (out / o["video"]).is_file() and (out / o["webm"]).is_file()
     answers = PreferenceStore(out / "preferences.jsonl").load()
     assert [(a.best, a.judge, a.rater) for a in answers] == [("b", "web", "ana")] * 3
+
+
+# several raters -------------------------------------------------------------------------------
+
+
+def test_a_synthetic_rater_with_a_taste_ranks_by_its_measure():
+    from rewardgen.feedback import Option, make_judge
+
+    fast, calm = make_judge("synthetic:taste=x_velocity"), make_judge("synthetic:taste=-ctrl,rater=calm")
+    options = [
+        Option("a", measures={"x_velocity": 3.0, "ctrl": 9.0}),
+        Option("b", measures={"x_velocity": 1.0, "ctrl": 2.0}),
+    ]
+    assert (fast("q0", options).best, fast.rater, fast.name) == (
+        "a",
+        "x_velocity",
+        "synthetic:taste=x_velocity",
+    )
+    assert (calm("q0", options).best, calm("q0", options).rater) == ("b", "calm")
+    with pytest.raises(RewardgenError, match="measured for"):
+        fast("q1", [Option("a", score=1.0), Option("b", score=2.0)])  # nothing measured
+    with pytest.raises(RewardgenError, match="not both"):
+        make_judge("synthetic:taste=x_velocity,by=score")
+    with pytest.raises(RewardgenError, match="x-velocity"):
+        make_judge("synthetic:taste=x-velocity")
+
+
+def speed_batch(speed):
+    n = len(speed)
+    return TransitionBatch(
+        obs=np.zeros((n, 2)),
+        action=np.zeros((n, 1)),
+        next_obs=np.stack([speed, np.random.default_rng(1).normal(size=n)], axis=1),
+        terminated=np.zeros(n, bool),
+        truncated=np.zeros(n, bool),
+        info={"x_velocity": speed},
+    )
+
+
+def test_two_raters_with_opposite_tastes_get_a_reward_each(tmp_path):
+    from rewardgen.feedback import make_judge
+    from rewardgen.feedback.tastes import Measure
+    from rewardgen.preference.pluralistic import PluralisticRewardModel, RaterView
+
+    rng = np.random.default_rng(0)
+    pal = PluralisticRewardModel(input_dim=3, prototypes=2, seed=0)
+    judges = [
+        make_judge("synthetic:taste=x_velocity,rater=fast"),
+        make_judge("synthetic:taste=-x_velocity,rater=slow"),
+    ]
+    recorder = SegmentRecorder(RaterView(pal, "fast"), Speed(), {"x_velocity": Measure("x_velocity")})
+    config = PrefPPOConfig(task="toy", queries=40, segment_length=5, fit_epochs=40)
+    store = PreferenceStore(tmp_path / "preferences.jsonl", per_rater=True)
+    callback = PreferenceCallback(recorder, SegmentPool(4, 5), judges, store, config, total_steps=1000)
+    for timesteps in range(100, 1001, 100):
+        for _ in range(25):
+            recorder(speed_batch(rng.normal(size=4)))
+        callback.on_rollout_end(timesteps)
+    answers = store.load()
+    assert len(answers) == 80 and {c.rater for c in store.answers("q0")} == {"fast", "slow"}
+    assert callback.agreement() == 0.5  # one rater follows the reference reward (speed), one opposes it
+    features = np.stack([np.linspace(-2, 2, 50), np.zeros(50), np.zeros(50)], axis=1)
+    for rater, sign in (("fast", 1), ("slow", -1)):
+        reward = RaterView(pal, rater).score_features(features).total
+        assert sign * np.corrcoef(reward, features[:, 0])[0, 1] > 0.9  # each rater's own reward
+    assert abs(pal.weights("fast")[0] - pal.weights("slow")[0]) > 0.5  # far apart on the simplex
+    with pytest.raises(RewardgenError, match="from fast"):
+        store.add(answers[0])  # one answer per rater and round
+
+
+def test_two_raters_end_with_two_policies_each_preferred_by_its_own_rater(tmp_path):
+    # opposite tastes: forward and backward
+    config = PrefPPOConfig(
+        task="halfcheetah-run",
+        judge=["synthetic:taste=x_velocity,rater=forward", "synthetic:taste=-x_velocity,rater=backward"],
+        queries=40,
+        steps=30720,
+        video=False,
+        progress=False,
+        eval_episodes=1,
+    )
+    result, summary = train_prefppo(config, out=tmp_path / "run")
+    assert summary["model"] == "pal" and summary["raters"] == ["forward", "backward"]
+    assert summary["preferred"] == {"forward": "forward", "backward": "backward"}, summary["measured"]
+    measured = summary["measured"]
+    assert measured["forward"]["x_velocity"] > measured["backward"]["x_velocity"]  # what each asked for
+    runs = {Path(p["run_dir"]).name for p in summary["policies"].values()}
+    assert runs == {"policy-forward", "policy-backward"} and Path(result.run_dir).name == "policy-forward"
+    store = PreferenceStore(tmp_path / "run" / "preferences.jsonl")
+    assert {c.rater for c in store.answers("q0")} == {"forward", "backward"}
+    assert len(store.answers("final")) == 2
+    weights = summary["weights"]
+    assert abs(weights["forward"][0] - weights["backward"][0]) > 0.5  # two tastes, two places on the simplex
+    with pytest.raises(RewardgenError, match="different rater names"):
+        train_prefppo(
+            PrefPPOConfig(task="halfcheetah-run", judge=["synthetic", "synthetic"]), out=tmp_path / "b"
+        )

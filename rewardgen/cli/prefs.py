@@ -42,14 +42,29 @@ def serve(
 @app.command()
 def prefppo(
     task: Annotated[str, typer.Option(help="task id (see `rewardgen tasks`) or a task YAML file")],
-    queries: Annotated[int, typer.Option(help="comparisons of two segments to ask, in all")] = 200,
+    queries: Annotated[int, typer.Option(help="comparisons of two segments to ask per policy trained (each rater answers each)")] = 200,
     judge: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
             help="synthetic[:noise=0.1] (compares the segments' return under the task's reward), or a "
-            "person: web or terminal (two short clips of the current policy; training waits for the answer)"
+            "person: web or terminal (two short clips of the current policy; training waits for the "
+            "answer). Repeat it for several raters, e.g. --judge synthetic:taste=x_velocity --judge "
+            "synthetic:taste=-ctrl (raters who want speed, and less torque)"
         ),
-    ] = "synthetic",
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="auto (ensemble for one judge, pal for several), ensemble (one Bradley-Terry reward "
+            "for everyone) or pal (a pluralistic model: a reward per rater)"
+        ),
+    ] = "auto",
+    prototypes: Annotated[
+        int | None, typer.Option(help="PAL's prototype rewards; default one per rater, at least 2")
+    ] = None,
+    policy_for: Annotated[
+        str, typer.Option(help="with PAL: train a policy for 'each' rater, or for the rater named")
+    ] = "each",
     steps: Annotated[str | None, typer.Option(help="training steps; default: the task's budget")] = None,
     segment_length: Annotated[int, typer.Option(help="steps per compared segment")] = 25,
     members: Annotated[int, typer.Option(help="reward models in the ensemble")] = 3,
@@ -69,7 +84,10 @@ def prefppo(
     config = PrefPPOConfig(
         task=task,
         queries=queries,
-        judge=judge,
+        judge=tuple(judge or ("synthetic",)),
+        model=model,
+        prototypes=prototypes,
+        policy_for=policy_for,
         steps=parse_steps(steps),
         segment_length=segment_length,
         members=members,
@@ -80,7 +98,18 @@ def prefppo(
         video=video,
     )
     result, summary = train_prefppo(config, out=out, log=_log)
-    _report(result)
+    if not summary["preferred"]:
+        _report(result)
+    for target, fit in summary["policies"].items() if summary["preferred"] else ():
+        ev = fit["eval"]
+        measured = ", ".join(f"{m} {v:.3g}" for m, v in summary["measured"].get(target, {}).items())
+        console.print(
+            f"policy for {target}: env return {ev['env_return_mean']:.1f}, success metric "
+            f"{ev['success_metric_mean']:.3g}" + (f"; per episode: {measured}" if measured else "")
+            + f" -> {fit['run_dir']}",
+            highlight=False,
+            markup=False,
+        )
     corr = summary["learned_vs_reference_correlation"]
     console.print(
         f"{summary['queries_asked']} answers; learned reward vs the task's reward per step: "
@@ -88,7 +117,11 @@ def prefppo(
         if corr is not None
         else f"{summary['queries_asked']} answers"
     )
-    console.print(f"  preferences.jsonl, reward_model.pt, prefppo.json in {result.run_dir}")
+    for rater, chosen in summary["preferred"].items():
+        own = " (their own)" if chosen == rater else ""
+        console.print(f"  {rater} prefers the policy trained for {chosen}{own}", highlight=False, markup=False)
+    where = Path(result.run_dir).parent if summary["preferred"] else result.run_dir
+    console.print(f"  preferences.jsonl, reward_model.pt, prefppo.json in {where}")
 
 
 def _log(line: str) -> None:

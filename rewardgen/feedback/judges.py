@@ -14,6 +14,7 @@ import numpy as np
 from rewardgen.errors import RewardgenError
 from rewardgen.feedback.options import Option, clean_text, need_two, watchable
 from rewardgen.feedback.store import Choice
+from rewardgen.feedback.tastes import Taste
 
 __all__ = ["JUDGES", "Judge", "JudgeKind", "Option", "SyntheticJudge", "TerminalJudge", "make_judge"]
 
@@ -34,30 +35,42 @@ class Judge(Protocol):
 
 
 class SyntheticJudge:
-    """Ranks by the task's success metric (``by="score"``) or the env's own return
-    (``by="env_return"``), with Gaussian ``noise`` relative to the spread of the values: a
-    stand-in for a person in tests and benchmarks.
+    """Ranks by the task's success metric (``by="score"``), the env's own return
+    (``by="env_return"``) or a rater's ``taste`` (more ``x_velocity``, less ``ctrl``: a measure
+    of each option, :mod:`rewardgen.feedback.tastes`), with Gaussian ``noise`` relative to the
+    spread of the values: a stand-in for a person in tests and benchmarks. ``rater`` names it
+    among several (default: its taste, or empty).
 
     Example:
         >>> options = [Option("cand0", score=1.0), Option("cand1", score=3.0), Option("cand2", score=2.0)]
         >>> SyntheticJudge()("iter0", options).ranking
         ('cand1', 'cand2', 'cand0')
+        >>> calm = SyntheticJudge(taste="-ctrl")
+        >>> calm("q0", [Option("a", measures={"ctrl": 9.0}), Option("b", measures={"ctrl": 2.0})]).best
+        'b'
+        >>> calm.rater
+        '-ctrl'
     """
 
     needs_videos = False
 
-    def __init__(self, by: str = "score", noise: float = 0.0, seed: int = 0):
+    def __init__(
+        self, by: str = "score", noise: float = 0.0, seed: int = 0, taste: str | None = None, rater: str = ""
+    ):
         if by not in ("score", "env_return"):
             raise RewardgenError(f"a synthetic judge ranks by 'score' or 'env_return', not {by!r}")
         if noise < 0:
             raise RewardgenError(f"a synthetic judge's noise must be >= 0, got {noise}")
         self.by, self.noise = by, noise
+        self.taste = Taste.parse(taste) if taste is not None else None
         self.rng = np.random.default_rng(seed)
-        self.name = f"synthetic:{by}" + (f",noise={noise:g}" if noise else "")
+        ranks_by = f"taste={self.taste}" if self.taste is not None else by
+        self.name = f"synthetic:{ranks_by}" + (f",noise={noise:g}" if noise else "")
+        self.rater = clean_text(rater) or (str(self.taste) if self.taste is not None else "")
 
     def __call__(self, round_id: str, options: Sequence[Option]) -> Choice:
         need_two(round_id, options)
-        values = np.array([_value(o, self.by) for o in options])
+        values = np.array([self._value(o) for o in options])
         if self.noise:
             spread = float(np.ptp(values)) or 1.0
             values = values + self.noise * spread * self.rng.standard_normal(len(values))
@@ -69,15 +82,17 @@ class SyntheticJudge:
             worst=order[-1],
             ranking=tuple(order),
             judge=self.name,
+            rater=self.rater,
         )
+
+    def _value(self, option: Option) -> float:
+        if self.taste is not None:
+            return self.taste.value(option.measures)
+        value = option.score if self.by == "score" else option.env_return
+        return float("-inf") if value is None else float(value)
 
     def close(self) -> None:
         pass
-
-
-def _value(option: Option, by: str) -> float:
-    value = option.score if by == "score" else option.env_return
-    return float("-inf") if value is None else float(value)
 
 
 class TerminalJudge:
@@ -165,7 +180,15 @@ def _synthetic_judge(options: dict[str, str], seed: int, run: Path | None, goal:
         noise = float(options.get("noise", 0.0))
     except ValueError:
         raise RewardgenError(f"noise must be a number, got {options['noise']!r}") from None
-    return SyntheticJudge(by=options.get("by", "score"), noise=noise, seed=seed)
+    if "taste" in options and "by" in options:
+        raise RewardgenError("a synthetic judge ranks by= a number or by its taste=, not both")
+    return SyntheticJudge(
+        by=options.get("by", "score"),
+        noise=noise,
+        seed=seed,
+        taste=options.get("taste"),
+        rater=options.get("rater", ""),
+    )
 
 
 @dataclass(frozen=True)
@@ -183,7 +206,12 @@ class JudgeKind:
 JUDGES: dict[str, JudgeKind] = {
     k.name: k
     for k in (
-        JudgeKind("synthetic", ("by", "noise"), _synthetic_judge, "ranks by a metric, optionally noisy"),
+        JudgeKind(
+            "synthetic",
+            ("by", "noise", "taste", "rater"),
+            _synthetic_judge,
+            "ranks by a metric or a taste (taste=x_velocity, taste=-ctrl), optionally noisy",
+        ),
         JudgeKind("terminal", ("rater",), _terminal_judge, "a person at a terminal, with GIF previews"),
         JudgeKind("web", ("host", "port"), _web_judge, "a person at the preference page"),
     )
@@ -192,8 +220,9 @@ JUDGES: dict[str, JudgeKind] = {
 
 def make_judge(spec: str, seed: int = 0, run: Path | None = None, goal: str = "") -> Judge:
     """A judge from its command-line form: ``web``, ``web:host=0.0.0.0,port=8800``, ``terminal``,
-    ``terminal:rater=NAME``, ``synthetic``, ``synthetic:noise=0.1`` or
-    ``synthetic:by=env_return,noise=0.2`` (:data:`JUDGES`). The web judge serves the page of the
+    ``terminal:rater=NAME``, ``synthetic``, ``synthetic:noise=0.1``,
+    ``synthetic:by=env_return,noise=0.2`` or a rater with a taste, ``synthetic:taste=-ctrl``
+    (:data:`JUDGES`). The web judge serves the page of the
     run at ``run`` and shows ``goal`` above the videos.
 
     Example:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rewardgen.errors import RewardgenError
@@ -17,7 +17,9 @@ __all__ = ["Option", "clean_text", "need_two", "watchable"]
 @dataclass(frozen=True)
 class Option:
     """One policy shown in a preference round: its id in the round, its video, and the numbers a
-    synthetic judge ranks by (a person sees only the video). ``note`` says why there is no video.
+    synthetic judge ranks by (a person sees only the video): ``measures`` are what a synthetic
+    rater's taste reads (measure name -> its sum over the segment or episode, see
+    :mod:`rewardgen.feedback.tastes`). ``note`` says why there is no video.
 
     Example:
         >>> Option("cand0").has_video, Option("cand1", note="filming stopped").note
@@ -29,6 +31,7 @@ class Option:
     score: float | None = None  # the task's success metric as a score: higher is better
     env_return: float | None = None
     note: str = ""
+    measures: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     @property
     def has_video(self) -> bool:

@@ -68,7 +68,8 @@ class Choice:
 
 class PreferenceStore:
     """The answers of a run's preference rounds, one JSON line each (``preferences.jsonl``),
-    rewritten whole through a temporary file so that a kill never leaves half a line.
+    rewritten whole through a temporary file so that a kill never leaves half a line. A round has
+    one answer, or with ``per_rater`` one answer per rater (a room of raters answers each round).
 
     Example:
         >>> import tempfile
@@ -78,8 +79,8 @@ class PreferenceStore:
         'cand1'
     """
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path, per_rater: bool = False):
+        self.path, self.per_rater = Path(path), per_rater
 
     def load(self) -> list[Choice]:
         if not self.path.is_file():
@@ -88,15 +89,24 @@ class PreferenceStore:
             Choice.from_dict(json.loads(line)) for line in self.path.read_text().splitlines() if line.strip()
         ]
 
-    def for_round(self, round_id: str) -> Choice | None:
-        """The answer already given for ``round_id`` (the last one), or None."""
-        return next((c for c in reversed(self.load()) if c.round == round_id), None)
+    def for_round(self, round_id: str, rater: str | None = None) -> Choice | None:
+        """The answer already given for ``round_id`` (the last one; ``rater``'s, when given), or None."""
+        return next(
+            (c for c in reversed(self.load()) if c.round == round_id and (rater is None or c.rater == rater)),
+            None,
+        )
+
+    def answers(self, round_id: str) -> list[Choice]:
+        """Every answer of ``round_id``, in the order given (one per rater in a room)."""
+        return [c for c in self.load() if c.round == round_id]
 
     def add(self, choice: Choice) -> None:
-        """Keep an answer; a second answer for a round that has one is refused."""
+        """Keep an answer; a second answer for a round that has one (with ``per_rater``: a
+        second answer of the same rater) is refused."""
         with _locked(self.path.with_suffix(".lock")):  # the page's server and the search may both add
-            if self.for_round(choice.round) is not None:
-                raise DuplicateAnswerError(f"round {choice.round} already has an answer in {self.path}")
+            if self.for_round(choice.round, choice.rater if self.per_rater else None) is not None:
+                who = f" from {choice.rater or 'this rater'}" if self.per_rater else ""
+                raise DuplicateAnswerError(f"round {choice.round} already has an answer{who} in {self.path}")
             lines = [json.dumps(c.to_dict()) for c in self.load()] + [json.dumps(choice.to_dict())]
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("\n".join(lines) + "\n")

@@ -35,7 +35,7 @@ from rewardgen.preference.model import check_comparisons, obs_action_features, r
 from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
 from rewardgen.rewards.spec import FnSpec
 
-__all__ = ["MixtureReward", "PluralisticRewardModel", "mixture_preference"]
+__all__ = ["MixtureReward", "PluralisticRewardModel", "RaterView", "mixture_preference"]
 
 
 def mixture_preference(prototype_returns_a: Any, prototype_returns_b: Any, weights: Any) -> np.ndarray:
@@ -149,6 +149,10 @@ class PluralisticRewardModel:
             raise RewardgenError(f"no rater {rater!r}: the model knows {self.raters} (place a new one first)")
         with torch.no_grad():
             return torch.softmax(self.logits[self.raters.index(rater)], -1).cpu().numpy().astype(np.float64)
+
+    def mixture(self, rater: str) -> np.ndarray:
+        """``rater``'s weights, or even weights for a rater who has not answered yet."""
+        return self.weights(rater) if rater in self.raters else np.full(self.k, 1.0 / self.k)
 
     def prototype_rewards(self, features: np.ndarray) -> np.ndarray:
         """The prototypes' rewards of ``features`` (..., d): array (K, ...)."""
@@ -291,3 +295,38 @@ class PluralisticRewardModel:
         self.logits = self.logits.detach().clone()
         self.logits[row] = own.detach()
         return self.weights(rater)
+
+
+class RaterView:
+    """The pluralistic model as one rater sees it, with what PrefPPO's loop asks of a model:
+    ``score_features`` (the rater's mixture of the prototypes, even weights until the rater has
+    answered), ``disagreement`` (the comparisons the room is least sure of) and ``fit`` (the
+    whole model, on every rater's answers).
+
+    Example:
+        >>> model = PluralisticRewardModel(input_dim=3, prototypes=2, seed=0)
+        >>> RaterView(model, "ana").score_features(np.zeros((4, 3))).total.shape
+        (4,)
+    """
+
+    def __init__(self, model: PluralisticRewardModel, rater: str):
+        self.model, self.rater = model, rater
+
+    def score_features(self, features: np.ndarray) -> RewardOutput:
+        per = self.model.prototype_rewards(features)  # (K, n)
+        return RewardOutput(
+            self.model.mixture(self.rater) @ per, {f"prototype_{k}": r for k, r in enumerate(per)}
+        )
+
+    def disagreement(self, seg_a: np.ndarray, seg_b: np.ndarray) -> np.ndarray:
+        """Per comparison, how unsure the raters are on average (p(1-p) of each one's P(A > B)):
+        the comparisons to ask first."""
+        diff = self.model.prototype_rewards(seg_a).sum(-1) - self.model.prototype_rewards(seg_b).sum(-1)
+        raters = self.model.raters or [self.rater]
+        p = 1.0 / (1.0 + np.exp(-np.stack([self.model.mixture(r) for r in raters]) @ diff))  # (raters, n)
+        return (p * (1.0 - p)).mean(axis=0)
+
+    def fit(
+        self, seg_a: np.ndarray, seg_b: np.ndarray, prefs: np.ndarray, raters: Sequence[str], epochs: int
+    ) -> float:
+        return self.model.fit(seg_a, seg_b, prefs, raters, epochs=epochs)

@@ -18,14 +18,22 @@ on the rollouts PPO collects anyway, with no second environment loop:
 Every answer goes to the run's ``preferences.jsonl``; ``prefppo.json`` holds the queries asked,
 the model's fit, and how well the learned reward correlates with the reference reward on the
 segments seen (a check a real person's run cannot have, and the benchmark's).
+
+Several raters (``judge`` a list: ``--judge synthetic:taste=x_velocity --judge
+synthetic:taste=-ctrl``) answer every query; a pluralistic model (PAL,
+:class:`~rewardgen.preference.pluralistic.PluralisticRewardModel`) learns one reward per rater
+from all their answers, and a policy is trained for each rater (``policy_for``), in
+``policy-<rater>/``. At the end each rater compares the policies by what they care about (a
+synthetic rater's taste, a person's eye) and ``prefppo.json`` says who preferred which.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +43,35 @@ from rewardgen.errors import RewardgenError
 from rewardgen.feedback import Judge, Option, PreferenceStore
 from rewardgen.preference.films import ClipFilmer
 from rewardgen.preference.model import PreferenceRewardModel
+from rewardgen.preference.pluralistic import PluralisticRewardModel, RaterView
 from rewardgen.preference.segments import SegmentPool, SegmentRecorder
 from rewardgen.tasks import TaskSpec, task_ref
 
-__all__ = ["PrefPPOConfig", "PreferenceCallback", "train_prefppo"]
+__all__ = ["MODELS", "Answers", "PrefPPOConfig", "PreferenceCallback", "rater_of", "train_prefppo"]
+
+#: The reward models PrefPPO fits: a Bradley-Terry ensemble (one reward for everyone) or PAL's
+#: pluralistic model (a reward per rater); "auto" is the ensemble for one judge, PAL for several.
+MODELS = ("auto", "ensemble", "pal")
 
 
 @dataclass
 class PrefPPOConfig:
-    """A PrefPPO run: ``queries`` comparisons in all, of segments ``segment_length`` steps long."""
+    """A PrefPPO run: ``queries`` comparisons per policy trained, of segments ``segment_length``
+    steps long, each answered by every judge in ``judge`` (one, or several raters).
+
+    Example:
+        >>> tastes = ["synthetic:taste=x_velocity", "synthetic:taste=-ctrl"]
+        >>> room = PrefPPOConfig("halfcheetah-run", judge=tastes)
+        >>> room.judges, room.model_kind
+        (('synthetic:taste=x_velocity', 'synthetic:taste=-ctrl'), 'pal')
+    """
 
     task: str | TaskSpec  # an id, a task YAML, or the resolved TaskSpec
     queries: int = 200
-    judge: str = "synthetic"
+    judge: str | Sequence[str] = "synthetic"
+    model: str = "auto"  # MODELS
+    prototypes: int | None = None  # PAL's K; None: one per rater (at least 2)
+    policy_for: str = "each"  # several raters: a policy for "each" rater, or for the one named
     steps: int | None = None  # None: the task's default budget
     segment_length: int = 25
     query_fraction: float = 0.5  # ask every query within this share of the training steps
@@ -62,6 +86,39 @@ class PrefPPOConfig:
     video: bool = True
     progress: bool = True
 
+    @property
+    def judges(self) -> tuple[str, ...]:
+        return (self.judge,) if isinstance(self.judge, str) else tuple(self.judge)
+
+    @property
+    def model_kind(self) -> str:
+        if self.model not in MODELS:
+            raise RewardgenError(f"unknown --model {self.model!r}: choose one of {', '.join(MODELS)}")
+        if self.model == "auto":
+            return "pal" if len(self.judges) > 1 else "ensemble"
+        return self.model
+
+
+@dataclass
+class Answers:
+    """Every answer of a PrefPPO run so far, shared by the policies it trains: the compared
+    segments' features, the preference (1: A), who answered, and the reference returns."""
+
+    a: list[np.ndarray] = field(default_factory=list)
+    b: list[np.ndarray] = field(default_factory=list)
+    prefs: list[float] = field(default_factory=list)
+    raters: list[str] = field(default_factory=list)
+    refs: list[tuple[float, float]] = field(default_factory=list)
+    queries: int = 0  # comparisons asked (each answered by every rater)
+
+    def __len__(self) -> int:
+        return len(self.prefs)
+
+
+def rater_of(judge: Judge) -> str:
+    """The name a judge's answers carry: its rater's (``rater=``, a taste), else the judge's."""
+    return str(getattr(judge, "rater", "") or judge.name)
+
 
 class PreferenceCallback:
     """At each rollout's end: cut segments, ask the judge the queries due by now (the pairs the
@@ -72,20 +129,25 @@ class PreferenceCallback:
         self,
         recorder: SegmentRecorder,
         pool: SegmentPool,
-        judge: Judge,
+        judge: Judge | Sequence[Judge],
         store: PreferenceStore,
         config: PrefPPOConfig,
         total_steps: int,
         log: Callable[[str], None] = lambda line: None,
         films: ClipFilmer | None = None,
+        answered: Answers | None = None,
     ):
-        self.recorder, self.pool, self.judge, self.store, self.films = recorder, pool, judge, store, films
+        self.judges = [judge] if callable(judge) else list(judge)
+        self.recorder, self.pool, self.store, self.films = recorder, pool, store, films
         self.config, self.total_steps, self.log = config, total_steps, log
-        self.answered_a: list[np.ndarray] = []
-        self.answered_b: list[np.ndarray] = []
-        self.answers: list[float] = []
-        self.refs: list[tuple[float, float]] = []
+        self.answered = answered if answered is not None else Answers()
+        self.asked = 0  # this policy's queries
         self.loss: float | None = None
+
+    @property
+    def answers(self) -> list[float]:
+        """The preferences given so far (1.0: A), every rater's."""
+        return self.answered.prefs
 
     def due(self, timesteps: int) -> int:
         """Queries that should have been asked after ``timesteps`` steps: a tenth at once, the
@@ -100,9 +162,10 @@ class PreferenceCallback:
         taken = self.recorder.take(self.pool.n_envs)
         if taken is not None:
             self.pool.add(*taken)
-        k = self.due(timesteps) - len(self.answers)
+        k = self.due(timesteps) - self.asked
         if k <= 0:
             return
+        measures: dict[str, np.ndarray] = {}
         if self.films is not None and act is not None:
             clips = self.films.gather(act, max(4, 2 * k))
             feats, refs = np.stack([c[0] for c in clips]), np.stack([c[1] for c in clips])
@@ -112,48 +175,66 @@ class PreferenceCallback:
         else:
             if len(self.pool) < 2 or self.pool.features is None:
                 return
-            feats, refs, frames = self.pool.features, self.pool.reference, None
+            feats, refs, frames, measures = self.pool.features, self.pool.reference, None, self.pool.measures
             candidates = self.pool.pairs(k * self.config.pairs_per_query)
-        spread = self.recorder.model.disagreement(feats[candidates[:, 0]], feats[candidates[:, 1]])
+        spread = self.recorder.model.disagreement(feats[candidates[:, 0]], feats[candidates[:, 1]])  # type: ignore[attr-defined]
         for i, j in candidates[np.argsort(-spread, kind="stable")[:k]]:
             self._ask(
-                feats[i],
-                feats[j],
-                float(refs[i].sum()),
-                float(refs[j].sum()),
+                (feats[i], feats[j]),
+                (float(refs[i].sum()), float(refs[j].sum())),
+                [{m: float(v[x].sum()) for m, v in measures.items()} for x in (i, j)],
                 frames and (frames[i], frames[j]),
             )
-        a, b = np.stack(self.answered_a), np.stack(self.answered_b)
-        self.loss = self.recorder.model.fit(a, b, np.array(self.answers), self.config.fit_epochs)
-        self.log(f"{timesteps:,} steps: {len(self.answers)} answers, model loss {self.loss:.3f}")
+        done = self.answered
+        a, b, prefs = np.stack(done.a), np.stack(done.b), np.array(done.prefs)
+        model = self.recorder.model
+        if isinstance(model, RaterView):
+            self.loss = model.fit(a, b, prefs, done.raters, self.config.fit_epochs)
+        else:
+            self.loss = model.fit(a, b, prefs, self.config.fit_epochs)  # type: ignore[attr-defined]
+        self.log(f"{timesteps:,} steps: {len(done)} answers, model loss {self.loss:.3f}")
 
     def _ask(
         self,
-        feat_a: np.ndarray,
-        feat_b: np.ndarray,
-        ref_a: float,
-        ref_b: float,
+        feats: tuple[np.ndarray, np.ndarray],
+        refs: tuple[float, float],
+        measures: list[dict[str, float]],
         frames: tuple[list[np.ndarray], list[np.ndarray]] | None,
     ) -> None:
-        round_id = f"q{len(self.answers)}"
+        round_id = f"q{self.answered.queries}"
+        self.answered.queries += 1
+        self.asked += 1
         videos: list[Path | None] = [None, None]
         if frames is not None and self.films is not None:
             videos = [self.films.write(round_id, name, f) for name, f in zip("ab", frames, strict=True)]
-        options = [Option("a", video=videos[0], score=ref_a), Option("b", video=videos[1], score=ref_b)]
-        choice = self.judge(round_id, options)
-        if self.store.for_round(round_id) is None:  # the web page writes its answers itself
+        options = [
+            Option(name, video=video, score=ref, measures=measured)
+            for name, video, ref, measured in zip("ab", videos, refs, measures, strict=True)
+        ]
+        for judge in self.judges:
+            rater = rater_of(judge) if len(self.judges) > 1 else None
+            choice = self.judge_round(judge, round_id, options, rater)
+            self.answered.a.append(feats[0])
+            self.answered.b.append(feats[1])
+            self.answered.prefs.append(1.0 if choice.best == "a" else 0.0)
+            self.answered.raters.append(rater_of(judge))
+            self.answered.refs.append(refs)
+
+    def judge_round(self, judge: Judge, round_id: str, options: list[Option], rater: str | None) -> Any:
+        """``judge``'s answer, kept in the store (the web page writes its answers itself)."""
+        choice = judge(round_id, options)
+        if rater is not None and choice.rater != rater:  # several judges: each answer says whose it is
+            choice = replace(choice, rater=rater)
+        if self.store.for_round(round_id, rater) is None:
             self.store.add(choice)
-        self.answered_a.append(feat_a)
-        self.answered_b.append(feat_b)
-        self.answers.append(1.0 if choice.best == "a" else 0.0)
-        self.refs.append((ref_a, ref_b))
+        return choice
 
     def agreement(self) -> float | None:
         """How often the judge's answers agree with the reference reward (1.0 for a noiseless
         synthetic judge; lower for noise or a person who sees something else)."""
         if not self.answers:
             return None
-        ref = np.array([1.0 if a > b else 0.0 if a < b else 0.5 for a, b in self.refs])
+        ref = np.array([1.0 if a > b else 0.0 if a < b else 0.5 for a, b in self.answered.refs])
         return float(np.mean(np.abs(ref - np.array(self.answers)) < 0.5))
 
     def correlation(self) -> float | None:
@@ -161,7 +242,9 @@ class PreferenceCallback:
         per step, over the segments in the pool."""
         if self.pool.features is None or len(self.pool) < 2:
             return None
-        learned = self.recorder.model.predict(self.pool.features).mean(axis=0).ravel()
+        features = self.pool.features
+        scored = self.recorder.model.score_features(features.reshape(-1, features.shape[-1]))
+        learned = np.asarray(scored.components.get("learned_mean", scored.total))
         ref = self.pool.reference.ravel()
         if learned.std() == 0 or ref.std() == 0:
             return None
@@ -176,16 +259,17 @@ def train_prefppo(
 ) -> tuple[Any, dict[str, Any]]:
     """Train PPO on a reward learned from ``config.queries`` answers of ``config.judge`` while it
     trains; returns the :class:`~rewardgen.training.TrainResult` and the summary written to
-    ``prefppo.json`` in the run directory."""
+    ``prefppo.json`` in the run directory. With several raters and PAL, a policy per rater is
+    trained (``policy-<rater>/`` in the run); the result returned is the first one's, and the
+    summary's ``policies`` has them all, with ``preferred`` (rater -> the policy they chose)."""
     from rewardgen.feedback import make_judge
-    from rewardgen.rewards.spec import FnSpec
     from rewardgen.runs import RunDir
     from rewardgen.tasks import get_task
-    from rewardgen.training import TrainConfig, train
     from rewardgen.training.sb3.hyperparams import default_n_envs
 
     if config.queries < 1:
         raise RewardgenError(f"--queries must be at least 1, got {config.queries}")
+    kind = config.model_kind
     task = get_task(config.task)
     steps = int(config.steps or task.budget.steps)
     n_envs = int(config.n_envs or default_n_envs("ppo", "default", task.budget.n_envs))
@@ -193,20 +277,140 @@ def train_prefppo(
     if (path / "preferences.jsonl").exists():
         raise RewardgenError(f"{path} already holds a PrefPPO run's answers: pass another --out")
     path.mkdir(parents=True, exist_ok=True)
-    reference = task.reference_reward().build()
-    probe = _feature_size(task)
-    model = PreferenceRewardModel(probe, members=config.members, risk=config.risk, seed=config.seed)
-    recorder = SegmentRecorder(model, reference)
-    pool = SegmentPool(n_envs, config.segment_length, seed=config.seed)
-    judge = make_judge(config.judge, seed=config.seed, run=path, goal=task.goal)
+    judges = [
+        make_judge(spec, seed=config.seed + k, run=path, goal=task.goal)
+        for k, spec in enumerate(config.judges)
+    ]
+    raters = [rater_of(j) for j in judges]
+    if len(set(raters)) < len(raters):
+        raise RewardgenError(
+            f"several judges need different rater names, got {raters}: add rater=NAME to each "
+            "(synthetic:taste=x_velocity,rater=fast)"
+        )
+    targets = _policy_targets(config, kind, raters)
+    tastes = {t.measure_name: t.measure() for j in judges if (t := getattr(j, "taste", None)) is not None}
     films = None
-    if judge.needs_videos:  # a person watches clips of the current policy
+    if any(j.needs_videos for j in judges):  # a person watches clips of the current policy
+        if tastes:
+            raise RewardgenError(
+                "synthetic raters with a taste compare recorded segments, a person compares fresh "
+                "clips: ask them in separate runs"
+            )
         films = ClipFilmer(
             task, task.reference_reward().build(), path, config.segment_length, config.seed + 50_000
         )
-    callback = PreferenceCallback(
-        recorder, pool, judge, PreferenceStore(path / "preferences.jsonl"), config, steps, log, films
-    )
+    probe = _feature_size(task)
+    pal = None
+    if kind == "pal":
+        pal = PluralisticRewardModel(
+            probe, prototypes=config.prototypes or max(2, len(raters)), seed=config.seed
+        )
+    answered = Answers()
+    store = PreferenceStore(path / "preferences.jsonl", per_rater=len(judges) > 1)
+    trained: dict[str, Any] = {}
+    fits: dict[str, dict[str, Any]] = {}
+    measured: dict[str, dict[str, float]] = {}
+    try:
+        for target in targets:
+            where = path if len(targets) == 1 else path / f"policy-{_slug(target)}"
+            if len(targets) > 1:
+                log(f"training the policy for {target} -> {where}")
+            if pal is not None:
+                model: Any = RaterView(pal, target)
+            else:
+                model = PreferenceRewardModel(
+                    probe, members=config.members, risk=config.risk, seed=config.seed
+                )
+            recorder = SegmentRecorder(model, task.reference_reward().build(), tastes)
+            pool = SegmentPool(n_envs, config.segment_length, seed=config.seed)
+            callback = PreferenceCallback(recorder, pool, judges, store, config, steps, log, films, answered)
+            trained[target] = _train_policy(config, task, recorder, callback, steps, n_envs, where)
+            fits[target] = {
+                "run_dir": str(where),
+                "model_loss": callback.loss,
+                "learned_vs_reference_correlation": callback.correlation(),
+                "segments_seen": len(pool),
+                "eval": trained[target].eval.to_dict(),
+            }
+            if pal is None:
+                import torch
+
+                torch.save([net.state_dict() for net in model.nets], where / "reward_model.pt")
+        preferred = (
+            _final_round(task, trained, judges, store, tastes, config.eval_episodes, measured)
+            if len(trained) > 1
+            else {}
+        )
+    finally:
+        if films is not None:
+            films.close()
+        for judge in judges:
+            judge.close()  # the web page's server
+    if pal is not None:
+        import torch
+
+        torch.save(
+            {
+                "prototypes": [net.state_dict() for net in pal.nets],
+                "raters": pal.raters,
+                "logits": pal.logits,
+            },
+            path / "reward_model.pt",
+        )
+    first = fits[targets[0]]
+    summary = {
+        "config": {**asdict(config), "judge": list(config.judges), "task": task_ref(task)},
+        "model": kind,
+        "raters": raters,
+        "queries_asked": answered.queries,
+        "answers": len(answered),
+        "judge_agreement_with_reference": _agreement(answered),
+        "model_loss": first["model_loss"],
+        "learned_vs_reference_correlation": first["learned_vs_reference_correlation"],
+        "segments_seen": first["segments_seen"],
+        "eval": first["eval"],
+        "policies": fits,
+        "weights": {r: pal.weights(r).round(4).tolist() for r in pal.raters} if pal is not None else None,
+        "preferred": preferred,
+        "measured": measured,  # policy -> each taste's measure, the mean over evaluation episodes
+    }
+    (path / "prefppo.json").write_text(json.dumps(summary, indent=2))
+    return trained[targets[0]], summary
+
+
+def _policy_targets(config: PrefPPOConfig, kind: str, raters: list[str]) -> list[str]:
+    """Whom a policy is trained for: one per rater (PAL, ``each``), the one named, or everyone."""
+    if kind == "ensemble":
+        if config.policy_for != "each":
+            raise RewardgenError(
+                "--policy-for needs the pluralistic model (--model pal): the ensemble has one reward"
+            )
+        return ["everyone"]
+    if config.policy_for == "each":
+        return raters
+    if config.policy_for not in raters:
+        raise RewardgenError(
+            f"--policy-for {config.policy_for!r} is not a rater: choose one of {raters} or 'each'"
+        )
+    return [config.policy_for]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("-", "minus-", 1) if name.startswith("-") else name)
+
+
+def _train_policy(
+    config: PrefPPOConfig,
+    task: Any,
+    recorder: SegmentRecorder,
+    callback: PreferenceCallback,
+    steps: int,
+    n_envs: int,
+    where: Path,
+) -> Any:
+    from rewardgen.rewards.spec import FnSpec
+    from rewardgen.training import TrainConfig, train
+
     train_config = TrainConfig(
         task=task,  # resolved once, above
         reward=FnSpec(recorder, name="prefppo-reward-model", deferrable=True, copy=False),
@@ -219,26 +423,55 @@ def train_prefppo(
         hyperparams=dict(config.hyperparams or {}),
         progress=config.progress,
     )
-    try:
-        result = train(train_config, out=path, method="prefppo", hooks=[callback])
-    finally:
-        if films is not None:
-            films.close()
-        judge.close()  # the web page's server
-    import torch
+    return train(train_config, out=where, method="prefppo", hooks=[callback])
 
-    torch.save([net.state_dict() for net in model.nets], path / "reward_model.pt")
-    summary = {
-        "config": {**asdict(config), "task": task_ref(task)},
-        "queries_asked": len(callback.answers),
-        "judge_agreement_with_reference": callback.agreement(),
-        "model_loss": callback.loss,
-        "learned_vs_reference_correlation": callback.correlation(),
-        "segments_seen": len(pool),
-        "eval": result.eval.to_dict(),
-    }
-    (path / "prefppo.json").write_text(json.dumps(summary, indent=2))
-    return result, summary
+
+def _final_round(
+    task: Any,
+    trained: dict[str, Any],
+    judges: list[Judge],
+    store: PreferenceStore,
+    measures: dict[str, Any],
+    episodes: int,
+    measured_of: dict[str, dict[str, float]],
+) -> dict[str, str]:
+    """Each rater compares the policies (by their taste's measure over evaluation episodes, or
+    by watching their videos): rater -> the policy they prefer. Each policy's measures (the
+    mean over episodes) are put in ``measured_of``."""
+    from rewardgen.training import evaluate
+
+    options = []
+    for name, result in trained.items():
+        measured = {
+            m: evaluate(result.run_dir, task, fn, episodes=episodes, video=False, eval_file=None)
+            for m, fn in measures.items()
+        }
+        video = Path(result.run_dir) / "video.mp4"
+        options.append(
+            Option(
+                name,
+                video=video if video.is_file() else None,
+                score=result.eval.success_metric_mean,
+                env_return=result.eval.env_return_mean,
+                measures={m: float(e.reward_return_mean) for m, e in measured.items()},
+            )
+        )
+    for option in options:
+        measured_of[option.id] = dict(option.measures)
+    preferred = {}
+    for judge in judges:
+        choice = replace(judge("final", options), rater=rater_of(judge))
+        if store.for_round("final", choice.rater) is None:
+            store.add(choice)
+        preferred[rater_of(judge)] = choice.best
+    return preferred
+
+
+def _agreement(answered: Answers) -> float | None:
+    if not answered.prefs:
+        return None
+    ref = np.array([1.0 if a > b else 0.0 if a < b else 0.5 for a, b in answered.refs])
+    return float(np.mean(np.abs(ref - np.array(answered.prefs)) < 0.5))
 
 
 def _feature_size(task: Any) -> int:
