@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from rewardgen.errors import RewardgenError
 from rewardgen.feedback import Option, make_judge
 from rewardgen.feedback.server import answer_headers
 from rewardgen.feedback.store import PublishedRound, RoundBoard
@@ -614,3 +615,97 @@ def test_an_open_page_learns_that_the_search_ended_before_its_server_stops(tmp_p
     assert ended["status"] == "finished" and ended["best"]["id"] == "cand1" and ended["best_round"] == "iter0"
     assert ended["best"]["mp4"] == "video/iter0/cand1.mp4"
     assert ended["report"] == str((run / "report.html").resolve())
+
+
+def room_round(tmp_path, quorum=None, wait_s=None):
+    """Round iter0 open for a room of three raters; yields (run, judge, thread's result)."""
+    run, options = make_run(tmp_path)
+    lines = []
+    judge = WebJudge(
+        run,
+        port=0,
+        goal="hop",
+        poll_s=0.02,
+        show=lines.append,
+        raters=["ana", "bob", "cai"],
+        quorum=quorum,
+        wait_s=wait_s,
+    )
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.setdefault("choice", judge("iter0", options)), daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not judge.links_shown and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return run, judge, result, thread, lines
+
+
+def with_rater(link):
+    """The headers a rater's page sends: its rater token (as the cookie would) and the page's secret."""
+    token = link.split("rater=")[1]
+    base = link.split("?")[0]
+    return base, {**page_headers(base), "X-Rewardgen-Rater": token}
+
+
+def test_a_room_of_raters_answers_each_from_their_own_link(tmp_path):
+    run, judge, result, thread, lines = room_round(tmp_path, quorum=2)
+    try:
+        links = {line.split(":", 1)[0].strip(): line.split(": ", 1)[1] for line in lines if "?rater=" in line}
+        assert set(links) == {"ana", "bob", "cai"} and len(set(links.values())) == 3  # a token each
+        url = judge.server.url
+        pick = {"round": "iter0", "best": "cand0", "worst": "cand2"}
+        # no link: the page can be watched, not answered; a wrong link is refused outright
+        assert answer(url, pick)[0] == 401
+        assert request(url + "?rater=guessed")[0] == 401
+        status, state = request(url + "api/state")
+        assert state["you"] is None and state["round"]["room"]["raters"] == ["ana", "bob", "cai"]
+        base, ana = with_rater(links["ana"])
+        _status, state = request(base + "api/state", headers={"X-Rewardgen-Rater": ana["X-Rewardgen-Rater"]})
+        assert state["you"] == "ana" and state["round"]["room"]["quorum"] == 2
+        # bob's page cannot answer for ana, and the name never comes from the body
+        base, bob = with_rater(links["bob"])
+        assert request(base + "api/answer", {**pick, "rater": "ana"}, headers=bob)[0] == 403
+        assert request(base + "api/answer", {**pick, "words": "fast"}, headers=ana)[0] == 200
+        assert request(base + "api/answer", pick, headers=ana)[0] == 409  # once per rater
+        assert "choice" not in result and RoundBoard(run).pending().round == "iter0"  # 1 of 2
+        assert request(base + "api/state", headers=ana)[1]["round"]["room"]["you_answered"]
+        assert (
+            request(base + "api/answer", {"round": "iter0", "best": "cand1", "worst": "cand2"}, headers=bob)[
+                0
+            ]
+            == 200
+        )
+        thread.join(10)
+        room = result["choice"]
+        assert (room.best, room.worst, room.rater, room.words) == ("cand0", "cand2", "ana+bob", "ana: fast")
+        kept = RoundBoard(run).room_store.answers("iter0")
+        assert [(c.rater, c.best) for c in kept] == [("ana", "cand0"), ("bob", "cand1")]
+        assert any("ana chose cand0" in line for line in lines)
+    finally:
+        judge.close()
+
+
+def test_a_room_round_closes_at_its_wait_once_anyone_answered(tmp_path):
+    run, judge, result, thread, _lines = room_round(tmp_path, wait_s=0.5)
+    try:
+        time.sleep(1.0)
+        assert "choice" not in result  # nobody answered: the round stays open past its wait
+        links = judge.links(RoundBoard(run).room())
+        base, cai = with_rater(links["cai"])
+        assert (
+            request(base + "api/answer", {"round": "iter0", "best": "cand2", "worst": "cand0"}, headers=cai)[
+                0
+            ]
+            == 200
+        )
+        thread.join(10)
+        assert result["choice"].rater == "cai" and result["choice"].best == "cand2"
+    finally:
+        judge.close()
+    with pytest.raises(RewardgenError, match="quorum must be from 1 to 2"):
+        make_judge("web:raters=ana+bob,quorum=3", run=tmp_path)
+    with pytest.raises(RewardgenError, match="add raters="):
+        make_judge("web:quorum=1", run=tmp_path)
+    assert make_judge("web:raters=3", run=tmp_path).raters == ("rater1", "rater2", "rater3")

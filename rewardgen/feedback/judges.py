@@ -168,7 +168,27 @@ def _web_judge(options: dict[str, str], seed: int, run: Path | None, goal: str) 
     port = options.get("port", "8765")
     if not port.isdigit() or not 0 <= int(port) < 65536:
         raise RewardgenError(f"port must be a number from 0 to 65535, got {port!r}")
-    return WebJudge(run, host=options.get("host", "127.0.0.1"), port=int(port), goal=goal)
+    raters = [r for r in options.get("raters", "").split("+") if r]
+    if raters and len(raters) == 1 and raters[0].isdigit():  # raters=3: rater1 .. rater3
+        raters = [f"rater{k}" for k in range(1, int(raters[0]) + 1)]
+    numbers = {}
+    for key in ("quorum", "wait"):
+        if key in options:
+            try:
+                numbers[key] = float(options[key])
+            except ValueError:
+                raise RewardgenError(f"{key} must be a number, got {options[key]!r}") from None
+    if numbers and not raters:
+        raise RewardgenError("quorum= and wait= are for a room of raters: add raters=ana+bob")
+    return WebJudge(
+        run,
+        host=options.get("host", "127.0.0.1"),
+        port=int(port),
+        goal=goal,
+        raters=raters,
+        quorum=int(numbers["quorum"]) if "quorum" in numbers else None,
+        wait_s=numbers.get("wait"),
+    )
 
 
 def _terminal_judge(options: dict[str, str], seed: int, run: Path | None, goal: str) -> Judge:
@@ -213,7 +233,12 @@ JUDGES: dict[str, JudgeKind] = {
             "ranks by a metric or a taste (taste=x_velocity, taste=-ctrl), optionally noisy",
         ),
         JudgeKind("terminal", ("rater",), _terminal_judge, "a person at a terminal, with GIF previews"),
-        JudgeKind("web", ("host", "port"), _web_judge, "a person at the preference page"),
+        JudgeKind(
+            "web",
+            ("host", "port", "raters", "quorum", "wait"),
+            _web_judge,
+            "a person at the preference page, or a room of raters (raters=ana+bob, quorum=, wait= s)",
+        ),
     )
 }
 

@@ -21,6 +21,11 @@ What it defends against, and how:
 - Files: videos are found by round and policy id in the board, never by a path from the request,
   and a stored path that leaves the run (``..``, absolute, a symlink out of it) is refused.
 - A policy without a video is not shown and cannot be picked.
+- A room of raters (``--judge web:raters=ana+bob``): each rater has their own link, holding their
+  own random token (kept in the run, readable by its owner only); the page trades it for a
+  cookie, and an answer is saved under the name of the link that sent it, once per rater and
+  round. A page opened without a rater link (or another rater's body naming someone else) cannot
+  answer for anyone: the name never comes from the request's body.
 """
 
 import errno
@@ -30,6 +35,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,11 +50,13 @@ from rewardgen.feedback.answers import (  # noqa: F401  (answer_headers: for scr
     same_secret,
     to_choice,
 )
+from rewardgen.feedback.options import clean_text
 from rewardgen.feedback.store import DuplicateAnswerError, PublishedRound, RoundBoard
 
 __all__ = ["PreferenceServer", "make_app"]
 
 PAGE = Path(__file__).with_name("page.html")
+RATER_HEADER = "x-rewardgen-rater"
 VIDEO_TYPES = {"mp4": "video/mp4", "webm": "video/webm"}
 ENDED = ("finished", "stopped", "failed", "interrupted")
 
@@ -147,12 +155,34 @@ def make_app(run_path: Path, token: str | None = None, watch: PageWatch | None =
     def refuse(status: int, reason: str) -> JSONResponse:
         return JSONResponse({"detail": reason}, status_code=status)
 
-    def cookie_name(request: Request) -> str:  # cookies ignore ports: one name per server
+    def cookie_name(request: Request, kind: str = "token") -> str:  # cookies ignore ports
         server = request.scope.get("server") or ("", 0)
-        return f"rewardgen_token_{server[1]}"
+        return f"rewardgen_{kind}_{server[1]}"
+
+    def rater_of(request: Request) -> str | None:
+        """The rater whose link opened this page (their token: in the URL, a header or the
+        cookie the link set), or None."""
+        given = (
+            request.query_params.get("rater")
+            or request.headers.get(RATER_HEADER)
+            or request.cookies.get(cookie_name(request, "rater"))
+        )
+        if not given:
+            return None
+        return next((name for name, secret in board.room().items() if same_secret(given, secret)), None)
+
+    def to_cookie(request: Request, kind: str, value: str) -> Any:
+        """The secret in the URL moves to a cookie; the address bar and the history keep a clean URL."""
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(cookie_name(request, kind), value, httponly=True, samesite="strict")
+        return _secure(response)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        rater = rater_of(request)
+        link = request.query_params.get("rater")
+        if link is not None and rater is None:
+            return refuse(401, "this rater link is not one of this run's: ask for your link again")
         if token is None:  # loopback only: the client and the name it asked for
             client = request.client.host if request.client else ""
             host = host_of(request.headers.get("host") or "")
@@ -167,13 +197,13 @@ def make_app(run_path: Path, token: str | None = None, watch: PageWatch | None =
                 or request.headers.get("x-rewardgen-token")
                 or request.cookies.get(cookie_name(request))
             )
-            if not given or not same_secret(given, token):
+            if rater is None and (not given or not same_secret(given, token)):
                 return refuse(401, "missing or wrong token: open the URL the command printed")
-            if in_url and request.method == "GET" and request.url.path == "/":
-                # the token moves to a cookie; the address bar and the history keep a clean URL
-                response = RedirectResponse("/", status_code=303)
-                response.set_cookie(cookie_name(request), token, httponly=True, samesite="strict")
-                return _secure(response)
+            if in_url and rater is None and request.method == "GET" and request.url.path == "/":
+                return to_cookie(request, "token", token)
+        if link is not None and request.method == "GET" and request.url.path == "/":
+            return to_cookie(request, "rater", link)  # a rater's link: their name goes with each answer
+        request.state.rater = rater
         if request.method not in ("GET", "HEAD"):
             reason = cross_site(request, csrf)
             if reason is not None:
@@ -190,8 +220,8 @@ def make_app(run_path: Path, token: str | None = None, watch: PageWatch | None =
         return Response(status_code=204)
 
     @app.get("/api/state")
-    def state() -> dict[str, Any]:
-        current = page_state(run, board)
+    def state(request: Request) -> dict[str, Any]:
+        current = page_state(run, board, you=request.state.rater)
         watch.saw(current["ended"] is not None)
         return current
 
@@ -210,8 +240,19 @@ def make_app(run_path: Path, token: str | None = None, watch: PageWatch | None =
     @app.post("/api/answer")
     async def answer(request: Request) -> Any:
         try:
-            choice = to_choice(board, parse_answer(await read_body(request)))
-            board.store.add(choice)
+            data = parse_answer(await read_body(request))
+            if board.room():  # a room: each rater answers from their own link, for themselves
+                rater = request.state.rater
+                if rater is None:
+                    raise Refused(401, "this round is for a room of raters: answer from your own rater link")
+                if data.rater and data.rater != rater:
+                    other = clean_text(data.rater)[:40]
+                    raise Refused(403, f"this page answers for {rater}, not for {other}")
+                choice = replace(to_choice(board, data), rater=rater)
+                board.room_store.add(choice)
+            else:
+                choice = to_choice(board, data)
+                board.store.add(choice)
         except DuplicateAnswerError as exc:
             return refuse(409, str(exc))
         except Refused as exc:
@@ -236,9 +277,10 @@ def _secure(response: Any) -> Any:
     return response
 
 
-def page_state(run: Path, board: RoundBoard) -> dict[str, Any]:
+def page_state(run: Path, board: RoundBoard, you: str | None = None) -> dict[str, Any]:
     """What the page shows: the open round, the earlier rounds' winners, the run's status, and
-    once the run has ended its best policy and where its report is."""
+    once the run has ended its best policy and where its report is; for a room of raters, who
+    is asked, who has answered the open round, when it closes, and who ``you`` are."""
     from rewardgen.runs import RunDir
 
     manifest = RunDir.read_manifest(run)
@@ -278,6 +320,15 @@ def page_state(run: Path, board: RoundBoard) -> dict[str, Any]:
             "options": [urls(pending, o) for o in pending.options],
             "left_out": [dict(o) for o in pending.left_out],
         }
+        if pending.raters:
+            answered = [c.rater for c in board.room_store.answers(pending.round)]
+            open_round["room"] = {
+                "raters": list(pending.raters),
+                "answered": answered,
+                "quorum": pending.quorum,
+                "closes": pending.closes,
+                "you_answered": you in answered,
+            }
     status = manifest.get("status")
     ended = None
     if status in ENDED:
@@ -303,6 +354,7 @@ def page_state(run: Path, board: RoundBoard) -> dict[str, Any]:
         "ended": ended,
         "round": open_round,
         "history": history,
+        "you": you,
     }
 
 

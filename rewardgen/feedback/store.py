@@ -15,7 +15,7 @@ from typing import Any
 
 from rewardgen.errors import RewardgenError
 
-__all__ = ["Choice", "DuplicateAnswerError", "PreferenceStore", "PublishedRound", "RoundBoard"]
+__all__ = ["Choice", "DuplicateAnswerError", "PreferenceStore", "PublishedRound", "RoundBoard", "room_choice"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,45 @@ class Choice:
         return cls(
             **{**data, "candidates": tuple(data["candidates"]), "ranking": tuple(data.get("ranking", ()))}
         )
+
+
+def room_choice(answers: list[Choice]) -> Choice:
+    """The room's answer from its raters' (a Borda count: a ranking gives n-1 .. 0 points, a
+    best and a worst +1 and -1; ties go to the order shown): the best and the worst by points,
+    every rater's words with their name, and ``rater`` naming who answered.
+
+    Example:
+        >>> shown = ("a", "b", "c")
+        >>> ana = Choice("r", shown, best="a", worst="c", rater="ana", words="a runs")
+        >>> bob = Choice("r", shown, best="b", worst="c", rater="bob")
+        >>> cai = Choice("r", shown, best="a", worst="b", rater="cai")
+        >>> room = room_choice([ana, bob, cai])
+        >>> room.best, room.worst, room.rater, room.words
+        ('a', 'c', 'ana+bob+cai', 'ana: a runs')
+    """
+    if not answers:
+        raise RewardgenError("a room's answer needs at least one rater's")
+    shown = answers[0].candidates
+    points = dict.fromkeys(shown, 0.0)
+    for c in answers:
+        if c.ranking:
+            for i, cand in enumerate(c.ranking):
+                points[cand] += len(c.ranking) - 1 - i
+        else:
+            points[c.best] += 1.0
+            if c.worst is not None:
+                points[c.worst] -= 1.0
+    order = sorted(shown, key=lambda cand: -points[cand])  # stable: ties keep the order shown
+    return Choice(
+        round=answers[0].round,
+        candidates=shown,
+        best=order[0],
+        worst=order[-1],
+        ranking=tuple(order),
+        words="\n".join(f"{c.rater}: {c.words}" for c in answers if c.words),
+        judge=answers[0].judge,
+        rater="+".join(c.rater for c in answers),
+    )
 
 
 class PreferenceStore:
@@ -150,12 +189,16 @@ class PublishedRound:
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     )
     left_out: tuple[dict[str, str], ...] = ()  # {"id", "note"}: policies not shown, and why
+    raters: tuple[str, ...] = ()  # a room: who is asked (each from their own link)
+    quorum: int = 0  # a room: the round closes when this many have answered ...
+    closes: str = ""  # ... or at this time (ISO, UTC) once anyone has
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "options": [dict(o) for o in self.options],
             "left_out": [dict(o) for o in self.left_out],
+            "raters": list(self.raters),
         }
 
     @classmethod
@@ -165,6 +208,7 @@ class PublishedRound:
                 **data,
                 "options": tuple(dict(o) for o in data["options"]),
                 "left_out": tuple(dict(o) for o in data.get("left_out", ())),
+                "raters": tuple(data.get("raters", ())),
             }
         )
 
@@ -197,10 +241,12 @@ class RoundBoard:
 
     FILE = "preference_rounds.jsonl"
     PAGE = "preference_page.json"  # the page's port and its CSRF secret, kept across a resume
+    ROOM = "room_answers.jsonl"  # a room of raters: each one's answer; the round's is in the store
 
     def __init__(self, run_path: Path):
         self.path = Path(run_path) / self.FILE
         self.store = PreferenceStore(Path(run_path) / "preferences.jsonl")
+        self.room_store = PreferenceStore(Path(run_path) / self.ROOM, per_rater=True)
         self.page_path = Path(run_path) / self.PAGE
 
     def page_settings(self) -> dict[str, Any]:
@@ -216,6 +262,21 @@ class RoundBoard:
                 settings = {"csrf": secrets.token_urlsafe(24)}
                 self._write_page(settings)
             return settings
+
+    def room(self) -> dict[str, str]:
+        """The room's raters and their secret tokens (name -> token); empty for a single judge."""
+        room = self.page_settings().get("raters")
+        return dict(room) if isinstance(room, dict) else {}
+
+    def seat(self, names: list[str]) -> dict[str, str]:
+        """Make ``names`` the room (a token each, kept for a rater already seated, so their link
+        still works after a resume); returns name -> token."""
+        settings = self.page_settings()
+        old = settings.get("raters") if isinstance(settings.get("raters"), dict) else {}
+        room = {name: old.get(name) or secrets.token_urlsafe(18) for name in names}
+        with _locked(self.page_path.with_suffix(".lock")):
+            self._write_page({**settings, "raters": room})
+        return room
 
     def record_port(self, port: int) -> None:
         settings = self.page_settings()
