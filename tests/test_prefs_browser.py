@@ -56,6 +56,13 @@ def browser():
         if os.environ.get("REWARDGEN_REQUIRE_BROWSER"):
             pytest.fail("the browser test needs selenium and Debian's chromium + chromium-driver (apt)")
         pytest.skip("no selenium or no chromium + chromedriver on this machine")
+    driver = chromium(webdriver, Service)
+    yield driver
+    driver.quit()
+
+
+def chromium(webdriver, service):
+    """A headless chromium (another browser, with its own cookies, at each call)."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in (
@@ -67,9 +74,7 @@ def browser():
     ):
         options.add_argument(arg)
     options.add_argument("--host-resolver-rules=MAP evil.example 127.0.0.1")  # an attacker's site
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
+    return webdriver.Chrome(service=service(CHROMEDRIVER), options=options)
 
 
 class Child:
@@ -342,3 +347,94 @@ def test_other_pages_in_the_browser_cannot_answer_and_the_page_itself_can(tmp_pa
         server.stop()
     answers = PreferenceStore(run / "preferences.jsonl").load()
     assert [(a.best, a.worst, a.words) for a in answers] == [("cand0", "cand1", "")]
+
+
+def test_two_raters_in_two_browsers_answer_the_same_round_and_a_third_page_cannot(tmp_path, browser):
+    """A room of two: each rater's browser opens their own link (the token moves to a cookie),
+    answers with the keyboard and is told to wait for the other; the round closes with both
+    answers. A third browser with no link sees the round and who has answered, but its answer
+    is refused, and nothing it sends is saved under anyone's name."""
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from test_prefs_web import make_run
+
+    from rewardgen.feedback.store import RoundBoard
+    from rewardgen.feedback.web import WebJudge
+
+    run, options = make_run(tmp_path, n=2)
+    lines = []
+    judge = WebJudge(run, port=0, goal="hop", poll_s=0.05, show=lines.append, raters=["ana", "bob"])
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.setdefault("choice", judge("iter0", options)), daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not judge.links_shown and time.monotonic() < deadline:
+        time.sleep(0.05)
+    links = judge.links(RoundBoard(run).room())
+    from selenium.webdriver.chrome.service import Service
+
+    others = []
+    try:
+        for _ in range(2):
+            options_ = webdriver.ChromeOptions()
+            options_.binary_location = CHROMIUM
+            for arg in (
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--window-size=1280,900",
+            ):
+                options_.add_argument(arg)
+            others.append(webdriver.Chrome(service=Service(CHROMEDRIVER), options=options_))
+        bob_browser, stranger = others
+        cards = "return document.querySelectorAll('#grid .card').length == 2"
+        for driver, name in ((browser, "ana"), (bob_browser, "bob")):
+            driver.get(links[name])
+            wait(driver, cards, what=f"{name}'s two cards")
+            assert "rater=" not in driver.current_url  # the token left the address bar
+            assert f"You are {name}" in driver.find_element(By.ID, "room").text
+        stranger.get(judge.server.url)
+        wait(stranger, cards, what="the stranger's two cards")
+        assert "no rater link" in stranger.find_element(By.ID, "room").text
+        body = stranger.find_element(By.TAG_NAME, "body")
+        for key in "1B2W\n":
+            body.send_keys(key)
+        wait(
+            stranger,
+            "return document.getElementById('status').textContent.startsWith('Not saved')",
+            what="refused",
+        )
+        assert "your own rater link" in stranger.find_element(By.ID, "status").text
+        for driver, keys in ((browser, "1B2W"), (bob_browser, "2B1W")):
+            body = driver.find_element(By.TAG_NAME, "body")
+            for key in keys:
+                body.send_keys(key)
+            if driver is browser:
+                driver.find_element(By.ID, "words").send_keys("the first one jumps")
+                body.send_keys("\n")
+                wait(
+                    driver,
+                    "return document.getElementById('status').textContent.includes('other raters')",
+                    what="waiting",
+                )
+                wait(
+                    bob_browser,
+                    "return document.getElementById('room').textContent.includes('ana ✓')",
+                    what="ana ✓",
+                )
+            else:
+                driver.find_element(By.ID, "submit").click()
+        thread.join(30)
+        room = result["choice"]
+        assert (room.rater, room.words) == ("ana+bob", "ana: the first one jumps")
+        kept = RoundBoard(run).room_store.answers("iter0")
+        assert [(c.rater, c.best, c.worst) for c in kept] == [
+            ("ana", "cand0", "cand1"),
+            ("bob", "cand1", "cand0"),
+        ]
+    finally:
+        for driver in others:
+            driver.quit()
+        judge.close()

@@ -659,7 +659,7 @@ def test_a_room_of_raters_answers_each_from_their_own_link(tmp_path):
         # no link: the page can be watched, not answered; a wrong link is refused outright
         assert answer(url, pick)[0] == 401
         assert request(url + "?rater=guessed")[0] == 401
-        status, state = request(url + "api/state")
+        _status, state = request(url + "api/state")
         assert state["you"] is None and state["round"]["room"]["raters"] == ["ana", "bob", "cai"]
         base, ana = with_rater(links["ana"])
         _status, state = request(base + "api/state", headers={"X-Rewardgen-Rater": ana["X-Rewardgen-Rater"]})

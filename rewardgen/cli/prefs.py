@@ -42,7 +42,10 @@ def serve(
 @app.command()
 def prefppo(
     task: Annotated[str, typer.Option(help="task id (see `rewardgen tasks`) or a task YAML file")],
-    queries: Annotated[int, typer.Option(help="comparisons of two segments to ask per policy trained (each rater answers each)")] = 200,
+    queries: Annotated[
+        int,
+        typer.Option(help="comparisons of two segments to ask per policy trained (each rater answers each)"),
+    ] = 200,
     judge: Annotated[
         list[str] | None,
         typer.Option(
@@ -105,21 +108,24 @@ def prefppo(
         measured = ", ".join(f"{m} {v:.3g}" for m, v in summary["measured"].get(target, {}).items())
         console.print(
             f"policy for {target}: env return {ev['env_return_mean']:.1f}, success metric "
-            f"{ev['success_metric_mean']:.3g}" + (f"; per episode: {measured}" if measured else "")
+            f"{ev['success_metric_mean']:.3g}"
+            + (f"; per episode: {measured}" if measured else "")
             + f" -> {fit['run_dir']}",
             highlight=False,
             markup=False,
         )
     corr = summary["learned_vs_reference_correlation"]
     console.print(
-        f"{summary['queries_asked']} answers; learned reward vs the task's reward per step: "
+        f"{summary['answers']} answers to {summary['queries_asked']} queries; learned reward vs the task's reward per step: "
         f"correlation {corr:.2f}"
         if corr is not None
         else f"{summary['queries_asked']} answers"
     )
     for rater, chosen in summary["preferred"].items():
         own = " (their own)" if chosen == rater else ""
-        console.print(f"  {rater} prefers the policy trained for {chosen}{own}", highlight=False, markup=False)
+        console.print(
+            f"  {rater} prefers the policy trained for {chosen}{own}", highlight=False, markup=False
+        )
     where = Path(result.run_dir).parent if summary["preferred"] else result.run_dir
     console.print(f"  preferences.jsonl, reward_model.pt, prefppo.json in {where}")
 
