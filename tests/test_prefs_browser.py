@@ -356,22 +356,11 @@ def test_two_raters_in_two_browsers_answer_the_same_round_and_a_third_page_canno
     is refused, and nothing it sends is saved under anyone's name."""
     from selenium import webdriver
     from selenium.webdriver.common.by import By
-    from test_prefs_web import make_run
+    from test_prefs_web import room_round
 
     from rewardgen.feedback.store import RoundBoard
-    from rewardgen.feedback.web import WebJudge
 
-    run, options = make_run(tmp_path, n=2)
-    lines = []
-    judge = WebJudge(run, port=0, goal="hop", poll_s=0.05, show=lines.append, raters=["ana", "bob"])
-    result = {}
-    thread = threading.Thread(
-        target=lambda: result.setdefault("choice", judge("iter0", options)), daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not judge.links_shown and time.monotonic() < deadline:
-        time.sleep(0.05)
+    run, judge, result, thread, _lines = room_round(tmp_path, raters=("ana", "bob"), n=2)
     links = judge.links(RoundBoard(run).room())
     from selenium.webdriver.chrome.service import Service
 

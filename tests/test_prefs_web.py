@@ -617,9 +617,10 @@ def test_an_open_page_learns_that_the_search_ended_before_its_server_stops(tmp_p
     assert ended["report"] == str((run / "report.html").resolve())
 
 
-def room_round(tmp_path, quorum=None, wait_s=None):
-    """Round iter0 open for a room of three raters; yields (run, judge, thread's result)."""
-    run, options = make_run(tmp_path)
+def room_round(tmp_path, quorum=None, wait_s=None, raters=("ana", "bob", "cai"), n=3):
+    """Round iter0 (``n`` policies) open for a room of ``raters``: (run, judge, the judge
+    thread's result, the thread, the lines it showed)."""
+    run, options = make_run(tmp_path, n=n)
     lines = []
     judge = WebJudge(
         run,
@@ -627,7 +628,7 @@ def room_round(tmp_path, quorum=None, wait_s=None):
         goal="hop",
         poll_s=0.02,
         show=lines.append,
-        raters=["ana", "bob", "cai"],
+        raters=list(raters),
         quorum=quorum,
         wait_s=wait_s,
     )

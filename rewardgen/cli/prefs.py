@@ -116,8 +116,8 @@ def prefppo(
         )
     corr = summary["learned_vs_reference_correlation"]
     console.print(
-        f"{summary['answers']} answers to {summary['queries_asked']} queries; learned reward vs the task's reward per step: "
-        f"correlation {corr:.2f}"
+        f"{summary['answers']} answers to {summary['queries_asked']} queries; learned reward vs the "
+        f"task's reward per step: correlation {corr:.2f}"
         if corr is not None
         else f"{summary['queries_asked']} answers"
     )
