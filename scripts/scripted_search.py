@@ -79,12 +79,16 @@ def respond(request: dict) -> list[str]:
     if "say how reward A differs from reward B" in text:  # ICPL's summary of a round's choice
         a, b = re.findall(r"# candidate ([\d.]+)", text)[:2]
         return [f"Reward {a} (preferred) weighs height and upward speed differently from reward {b}."]
-    match = re.search(r"# candidate (\d+)\.", text)
+    match = re.search(r"# candidate (\d+)\.(\d+)", text)
     rnd = 0 if match is None else min(int(match.group(1)) + 1, len(ROUNDS) - 1)
     n = int(request.get("n") or 1)
+    # a rater's own lineage (ICPL --follow each) starts at its preferred candidate's place, so
+    # that two raters who preferred different rewards get different ones
+    start = int(match.group(2)) if match and "one of several people rating them" in text else 0
+    picks = [(start + k) % len(ROUNDS[rnd]) for k in range(min(n, len(ROUNDS[rnd])))]
     return [
         TEMPLATE.format(label=f"{rnd}.{i}", height=h, up=u, drift=d, height_field=f)
-        for i, (h, u, d, f) in enumerate(ROUNDS[rnd][:n])
+        for i, (h, u, d, f) in ((i, ROUNDS[rnd][i]) for i in picks)
     ]
 
 

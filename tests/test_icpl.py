@@ -218,3 +218,115 @@ def test_a_policy_whose_filming_failed_is_filmed_again_or_left_out(tmp_path):
     )
     assert selector.select(None, "iter0", cands) is cands[0]  # only cand0 filmed: nothing to compare
     assert person.shown == [] and "1 of 3 policies could be filmed" in lines[-1]
+
+
+def _code(reply):
+    return reply.split("```python\n")[1].split("```")[0].strip()
+
+
+def test_a_room_of_raters_with_opposite_tastes_each_follow_their_own_lineage(tmp_path):
+    """Two synthetic raters, one for running forward and one backward, rank each round by what
+    each policy did (its measured x_velocity); following each rater, the next round asks for a
+    reward from each rater's own choice, and the search ends with a reward per rater."""
+    tastes = ("synthetic:taste=x_velocity", "synthetic:taste=-x_velocity")
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, FORWARD], [FORWARD], [GOOD])  # round 0; each rater's prompt in round 1
+        cfg = config(method="icpl", judge=tastes, follow="each", iterations=2, final_seeds=0, videos=0)
+        run, summary = run_search(server, tmp_path, cfg)
+        prompts = {r: server.requests[k]["messages"][-1]["content"] for k, r in ((1, "fast"), (2, "back"))}
+        asked = [server.requests[k].get("n", 1) for k in (1, 2)]
+    assert asked == [1, 1]  # K=2 shared between the two lineages
+    room = PreferenceStore(run.file("room_answers.jsonl"), per_rater=True)
+    for rnd in ("iter0", "iter1"):
+        fast, back = room.answers(rnd)
+        assert (fast.rater, back.rater) == ("x_velocity", "-x_velocity")
+        speed = {
+            c: json.loads((run.path / rnd / c / "measures.json").read_text())["x_velocity"]
+            for c in fast.candidates
+        }
+        assert fast.best == max(speed, key=speed.get) and back.best == min(speed, key=speed.get)
+    code = {"cand0": _code(GOOD), "cand1": _code(FORWARD)}
+    first_fast, first_back = room.answers("iter0")
+    assert prompts["fast"].index(code[first_fast.best]) < prompts["fast"].index("least")
+    assert "x_velocity, one of several people rating them" in prompts["fast"]
+    assert prompts["back"].index(code[first_back.best]) < prompts["back"].index("least")
+    assert (run.path / "iter1" / "prompt-minus-x_velocity.md").read_text() == prompts["back"]
+    manifest = json.loads(run.file("manifest.json").read_text())
+    assert manifest["rounds"][1]["lineages"] == {"x_velocity": ["cand0"], "-x_velocity": ["cand1"]}
+    last_fast, last_back = room.answers("iter1")
+    files = {"x_velocity": "best_reward-x_velocity.py", "-x_velocity": "best_reward-minus-x_velocity.py"}
+    for rater, answer in (("x_velocity", last_fast), ("-x_velocity", last_back)):
+        kept = summary["raters"][rater]
+        assert (kept["iteration"], f"cand{kept['index']}") == (1, answer.best)
+        assert (
+            run.file(files[rater]).read_text() == (run.path / "iter1" / answer.best / "reward.py").read_text()
+        )
+    report = run.file("report.html").read_text()
+    assert "Each rater's reward" in report and "best_reward-minus-x_velocity.py" in report
+    assert f"<td>-x_velocity</td><td>{last_back.best} (from -x_velocity" in report
+
+
+def test_following_the_room_shows_each_raters_choice_and_words(tmp_path):
+    """Following the room, one prompt carries the room's choice (a Borda count) and, below it,
+    each rater's choice with their words."""
+
+    class Says:
+        needs_videos = False
+
+        def __init__(self, rater, pick, words):
+            self.rater, self.name, self.pick, self.words = rater, "person", pick, words
+
+        def __call__(self, round_id, options):
+            ids = [o.id for o in options]
+            best = ids[self.pick]
+            return Choice(round_id, tuple(ids), best, worst=ids[1 - self.pick], words=self.words, rater="")
+
+        def close(self):
+            pass
+
+    from rewardgen.feedback.room import Room
+    from rewardgen.synthesis.icpl import PreferenceSelector
+
+    with LoopbackLLMServer() as server:
+        server.push([GOOD, FORWARD], [GOOD, GOOD])
+        cfg = config(method="icpl", iterations=2, final_seeds=0, videos=0)
+        run_dir = tmp_path / "run"
+
+        def room_selector(config, task, run, executor, client, log):
+            store = PreferenceStore(run.file("room_answers.jsonl"), per_rater=True)
+            room = Room([Says("ana", 0, "ana wants it backwards"), Says("bob", 1, "")], store)
+            return PreferenceSelector(room, PreferenceStore(run.file("preferences.jsonl")), log=log)
+
+        from test_synthesis import TASK
+
+        from rewardgen.llm import LLMClient, LLMSettings
+        from rewardgen.runs import RunDir
+        from rewardgen.synthesis import synthesize
+        from rewardgen.tasks import get_task
+
+        run = RunDir.create(TASK, "icpl", {}, out=run_dir)
+        client = LLMClient(LLMSettings(base_url=server.url, model="m", cache=False))
+        try:
+            summary = synthesize(
+                cfg, client, run, selector=room_selector(cfg, get_task(TASK), run, None, client, print)
+            )
+        finally:
+            client.close()
+        prompt = server.requests[1]["messages"][-1]["content"]
+    assert "2 people (ana, bob) watched videos" in prompt and "Each rater's choice:" in prompt
+    assert "- ana preferred cand0 (the preferred reward above) and liked cand1 least" in prompt
+    assert "ana wants it backwards" in prompt and "- bob preferred cand1" in prompt
+    room = PreferenceStore(run.file("preferences.jsonl")).for_round("iter0")
+    assert room.rater == "ana+bob" and room.best == "cand0"  # a tie goes to the order shown
+    assert set(summary["raters"]) == {"ana", "bob"}
+    report = run.file("report.html").read_text()
+    assert "<td>ana</td><td>cand0</td><td>cand1</td><td>ana wants it backwards</td>" in report
+
+
+def test_following_each_rater_needs_a_room():
+    from rewardgen.synthesis.icpl import PreferenceSelector
+
+    with pytest.raises(RewardgenError, match="--follow each needs a room of raters"):
+        PreferenceSelector(make_judge("synthetic"), None, follow="each")
+    with pytest.raises(RewardgenError, match="follow must be one of room, each, got 'all'"):
+        PreferenceSelector(make_judge("synthetic"), None, follow="all")

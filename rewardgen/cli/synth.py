@@ -31,12 +31,21 @@ def synthesize(
         typer.Option(help="text2reward (one round), evolution (Eureka) or icpl (a judge compares policies)"),
     ] = "evolution",
     judge: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="icpl: web (a page in your browser; web:host=0.0.0.0,port=8765 to share it; "
+            "web:raters=ana+bob for a room), terminal (numbered videos, for SSH) or synthetic[:noise=0.1] "
+            "(ranks by the success metric; taste=x_velocity or taste=-ctrl for a rater's taste). "
+            "Repeat it to seat several raters. Default: web"
+        ),
+    ] = None,
+    follow: Annotated[
         str,
         typer.Option(
-            help="icpl: web (a page in your browser; web:host=0.0.0.0,port=8765 to share it), "
-            "terminal (numbered videos, for SSH) or synthetic[:noise=0.1] (ranks by the success metric)"
+            help="icpl with several raters: room (one reward from the room's vote) or each "
+            "(a reward lineage per rater, a reward per taste)"
         ),
-    ] = "web",
+    ] = "room",
     samples: Annotated[
         int | None, typer.Option(help="candidates per round (K); default 4, icpl 6 (as in the paper)")
     ] = None,
@@ -133,6 +142,8 @@ def synthesize(
         going_on = None
         if (task is None) == (env is None):
             raise RewardgenError("give --task or --env (or --resume RUN_DIR)")
+        if method != "icpl" and (follow != "room" or len(judge or ()) > 1):
+            raise RewardgenError(f"several --judge and --follow are for --method icpl, not {method}")
         if env is not None:
             if not goal:
                 raise RewardgenError("--env needs --goal: the sentence the reward should achieve")
@@ -145,7 +156,8 @@ def synthesize(
         config = SearchConfig(
             task=task,
             method=method,
-            judge=judge,
+            judge=judges[0] if len(judges := tuple(judge or ("web",))) == 1 else judges,
+            follow=follow,
             samples=samples or SearchConfig.default_samples(method),
             iterations=iterations or SearchConfig.default_iterations(method),
             steps=parse_steps(steps) or 0,
@@ -195,6 +207,8 @@ def synthesize(
     best = CandidateRecord.from_dict(summary["best"]) if summary["best"] else None
     if best is not None and best.success_metric is not None:
         console.print(f"best reward: {run.file('best_reward.py')} (success metric {best.success_metric:.3f})")
+    for rater, kept in (summary.get("raters") or {}).items():  # a room: each rater's reward
+        console.print(f"{rater}'s reward: {run.file(kept['file'])} ({CandidateRecord.from_dict(kept).label})")
     console.print(f"run directory: [bold]{run.path}[/bold]")
     console.print(f"report: [bold]{run.file('report.html')}[/bold]")
 

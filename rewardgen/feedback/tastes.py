@@ -12,7 +12,7 @@ under that reward: PrefPPO records it per step beside the reward it trains on, a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from rewardgen.errors import RewardgenError
 from rewardgen.rewards import RewardFn, RewardOutput, TransitionBatch
 
-__all__ = ["CTRL", "Measure", "Taste"]
+__all__ = ["CTRL", "Measure", "Measures", "Taste"]
 
 #: The measure that is not an info field: the sum of the squared actions.
 CTRL = "ctrl"
@@ -54,6 +54,28 @@ class Measure(RewardFn):
             )
         value = np.asarray(batch.info[self.name], dtype=np.float64)
         return RewardOutput(value.reshape(batch.n, -1).sum(axis=1), {})
+
+
+class Measures(RewardFn):
+    """Several measures at once, as the components of a reward that pays nothing: one evaluation
+    of a policy sums each over its episodes (:func:`~rewardgen.training.evaluate`'s components).
+
+    Example:
+        >>> batch = TransitionBatch(obs=np.zeros((1, 1)), action=np.array([[3.0]]), next_obs=np.zeros((1, 1)),
+        ...                         terminated=np.zeros(1, bool), truncated=np.zeros(1, bool),
+        ...                         info={"x_velocity": np.array([0.5])})
+        >>> out = Measures(["x_velocity", "ctrl"])(batch)
+        >>> out.total.tolist(), {k: v.tolist() for k, v in out.components.items()}
+        ([0.0], {'x_velocity': [0.5], 'ctrl': [9.0]})
+    """
+
+    def __init__(self, names: Iterable[str]):
+        self.measures = [Measure(n) for n in dict.fromkeys(names)]
+        self.fields = frozenset().union(*(m.fields for m in self.measures))
+
+    def compute(self, batch: TransitionBatch) -> RewardOutput:
+        parts = {m.name: m.compute(batch).total for m in self.measures}
+        return RewardOutput(np.zeros(batch.n), parts)
 
 
 @dataclass(frozen=True)

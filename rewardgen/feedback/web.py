@@ -127,6 +127,10 @@ class WebJudge:
             self.links_shown = True
         return self._room_answer(round_id, opened)
 
+    def answers(self, round_id: str) -> list[Choice]:
+        """Each rater's answer to ``round_id`` (a room's; [] for one person)."""
+        return self.board.room_store.answers(round_id) if self.raters else []
+
     def links(self, room: dict[str, str]) -> dict[str, str]:
         """Each rater's link: the page's address with their token (which the page moves to a cookie)."""
         base = self.server.url if self.server else f"http://{self.host}:{self.port}/"

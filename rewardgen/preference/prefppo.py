@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,13 +40,14 @@ import numpy as np
 
 from rewardgen.errors import RewardgenError
 from rewardgen.feedback import Judge, Option, PreferenceStore
+from rewardgen.feedback.room import make_judges, rater_of, rater_slug
 from rewardgen.preference.films import ClipFilmer
 from rewardgen.preference.model import PreferenceRewardModel
 from rewardgen.preference.pluralistic import PluralisticRewardModel, RaterView
 from rewardgen.preference.segments import SegmentPool, SegmentRecorder
 from rewardgen.tasks import TaskSpec, task_ref
 
-__all__ = ["MODELS", "Answers", "PrefPPOConfig", "PreferenceCallback", "rater_of", "train_prefppo"]
+__all__ = ["MODELS", "Answers", "PrefPPOConfig", "PreferenceCallback", "train_prefppo"]
 
 #: The reward models PrefPPO fits: a Bradley-Terry ensemble (one reward for everyone) or PAL's
 #: pluralistic model (a reward per rater); "auto" is the ensemble for one judge, PAL for several.
@@ -113,11 +113,6 @@ class Answers:
 
     def __len__(self) -> int:
         return len(self.prefs)
-
-
-def rater_of(judge: Judge) -> str:
-    """The name a judge's answers carry: its rater's (``rater=``, a taste), else the judge's."""
-    return str(getattr(judge, "rater", "") or judge.name)
 
 
 class PreferenceCallback:
@@ -262,7 +257,6 @@ def train_prefppo(
     ``prefppo.json`` in the run directory. With several raters and PAL, a policy per rater is
     trained (``policy-<rater>/`` in the run); the result returned is the first one's, and the
     summary's ``policies`` has them all, with ``preferred`` (rater -> the policy they chose)."""
-    from rewardgen.feedback import make_judge
     from rewardgen.runs import RunDir
     from rewardgen.tasks import get_task
     from rewardgen.training.sb3.hyperparams import default_n_envs
@@ -277,16 +271,8 @@ def train_prefppo(
     if (path / "preferences.jsonl").exists():
         raise RewardgenError(f"{path} already holds a PrefPPO run's answers: pass another --out")
     path.mkdir(parents=True, exist_ok=True)
-    judges = [
-        make_judge(spec, seed=config.seed + k, run=path, goal=task.goal)
-        for k, spec in enumerate(config.judges)
-    ]
+    judges = make_judges(config.judges, seed=config.seed, run=path, goal=task.goal)
     raters = [rater_of(j) for j in judges]
-    if len(set(raters)) < len(raters):
-        raise RewardgenError(
-            f"several judges need different rater names, got {raters}: add rater=NAME to each "
-            "(synthetic:taste=x_velocity,rater=fast)"
-        )
     targets = _policy_targets(config, kind, raters)
     tastes = {t.measure_name: t.measure() for j in judges if (t := getattr(j, "taste", None)) is not None}
     films = None
@@ -312,7 +298,7 @@ def train_prefppo(
     measured: dict[str, dict[str, float]] = {}
     try:
         for target in targets:
-            where = path if len(targets) == 1 else path / f"policy-{_slug(target)}"
+            where = path if len(targets) == 1 else path / f"policy-{rater_slug(target)}"
             if len(targets) > 1:
                 log(f"training the policy for {target} -> {where}")
             if pal is not None:
@@ -393,10 +379,6 @@ def _policy_targets(config: PrefPPOConfig, kind: str, raters: list[str]) -> list
             f"--policy-for {config.policy_for!r} is not a rater: choose one of {raters} or 'each'"
         )
     return [config.policy_for]
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("-", "minus-", 1) if name.startswith("-") else name)
 
 
 def _train_policy(

@@ -42,7 +42,10 @@ class SearchConfig:
             (the manifest keeps its reference).
         method: ``"text2reward"`` (one round), ``"evolution"`` (Eureka) or ``"icpl"``
             (preference rounds).
-        judge: ICPL's judge: ``"web"``, ``"terminal"`` or ``"synthetic[:by=,noise=]"``.
+        judge: ICPL's judge: ``"web"``, ``"terminal"`` or ``"synthetic[:by=,noise=,taste=]"``;
+            several (a tuple) sit as a room of raters.
+        follow: with a room of raters, ICPL's next prompts follow the ``"room"`` (one lineage,
+            from the room's vote) or ``"each"`` rater (a lineage per rater, a reward per taste).
         regenerate: ICPL: how many times a round asks again for rewards to replace refused or
             failed ones.
         samples: K, the rewards the LLM writes per round.
@@ -92,7 +95,8 @@ class SearchConfig:
 
     task: str | TaskSpec
     method: str = "evolution"
-    judge: str = "synthetic"
+    judge: str | tuple[str, ...] = "synthetic"
+    follow: str = "room"
     regenerate: int = 2
     samples: int = 4
     iterations: int = 3
@@ -171,6 +175,8 @@ class SearchConfig:
                 f"{Path(run) / RunDir.MANIFEST} holds no search configuration "
                 "(was it made by `rewardgen synthesize`?)"
             )
+        if isinstance(saved.get("judge"), list):  # a room of judges, as JSON keeps it
+            saved["judge"] = tuple(saved["judge"])
         if saved.get("sandbox") is not None:
             saved["sandbox"] = SandboxLimits(**saved["sandbox"])
         known = {f for f in cls.__dataclass_fields__}

@@ -24,7 +24,15 @@ from rewardgen.synthesis.progress import ProgressFn, quiet, watch_candidates
 from rewardgen.tasks import TaskSpec
 from rewardgen.text import plural
 
-__all__ = ["evaluate_round", "halving_rungs", "rung_score", "top_up_round"]
+__all__ = [
+    "ask_lineages",
+    "evaluate_round",
+    "halving_rungs",
+    "rung_score",
+    "split_samples",
+    "top_up_round",
+    "write_prompts",
+]
 
 
 def halving_rungs(steps: int, samples: int, early_stop: bool) -> list[int]:
@@ -192,10 +200,53 @@ def _prune(
     return dropped
 
 
+def split_samples(samples: int, names: list[str]) -> dict[str, int]:
+    """How many rewards each lineage's prompt asks for: ``samples`` shared out, the first lineages
+    taking the remainder, each at least one.
+
+    Example:
+        >>> split_samples(6, ["ana", "bob"]), split_samples(5, ["ana", "bob"]), split_samples(1, ["a", "b"])
+        ({'ana': 3, 'bob': 3}, {'ana': 3, 'bob': 2}, {'a': 1, 'b': 1})
+    """
+    base, extra = divmod(samples, len(names))
+    return {name: max(1, base + (k < extra)) for k, name in enumerate(names)}
+
+
+def ask_lineages(
+    client: LLMClient,
+    prompts: dict[str, list[dict[str, str]]],
+    n: int | dict[str, int],
+    config: SearchConfig,
+    seed: int,
+) -> tuple[list[str], list[str]]:
+    """The replies to each lineage's prompt (``n`` shared out by :func:`split_samples`, or given
+    per lineage) and, for each reply, its lineage's name."""
+    wants = n if isinstance(n, dict) else split_samples(n, list(prompts))
+    texts: list[str] = []
+    names: list[str] = []
+    for name, count in wants.items():
+        if count <= 0:
+            continue
+        replies = client.complete(prompts[name], n=count, temperature=config.temperature, seed=seed)
+        texts += [r.text for r in replies]
+        names += [name] * len(replies)
+    return texts, names
+
+
+def write_prompts(round_dir: Path, prompts: dict[str, list[dict[str, str]]]) -> None:
+    """Each lineage's last message: ``prompt.md`` (one lineage) or ``prompt-<name>.md``."""
+    from rewardgen.feedback.room import rater_slug
+
+    for name, messages in prompts.items():
+        file = "prompt.md" if len(prompts) == 1 else f"prompt-{rater_slug(name)}.md"
+        (round_dir / file).write_text(messages[-1]["content"])
+
+
 def top_up_round(
     task: TaskSpec,
     round_cands: list[Candidate],
-    messages: list[dict[str, str]],
+    prompts: dict[str, list[dict[str, str]]],
+    lineage: list[str],
     round_dir: Path,
     it: int,
     config: SearchConfig,
@@ -203,23 +254,25 @@ def top_up_round(
     executor: Executor,
     log: Callable[[str], None],
     progress: ProgressFn | None,
-) -> tuple[list[Candidate], str | None]:
+) -> tuple[list[Candidate], list[str], str | None]:
     """Ask again (at most ``config.regenerate`` times) for as many rewards as were refused or
-    failed, and evaluate them as the next candidates of the round; returns the round's candidates
-    and the reason the LLM budget stopped it, if it did."""
+    failed, each lineage (``lineage``: each candidate's) from its own prompt, and evaluate them as
+    the next candidates of the round; returns the round's candidates, their lineages and the
+    reason the LLM budget stopped it, if it did."""
+    quotas = split_samples(config.samples, list(prompts))
     for top_up in range(1, config.regenerate + 1):
-        missing = config.samples - sum(c.status == "trained" for c in round_cands)
+        trained = [of for c, of in zip(round_cands, lineage, strict=True) if c.status == "trained"]
+        wants = {name: quota - trained.count(name) for name, quota in quotas.items()}
+        missing = sum(max(0, v) for v in wants.values())
         if missing <= 0:
             break
         log(f"  {missing} of {config.samples} did not train: asking for {missing} more")
         try:
-            more = client.complete(
-                messages, n=missing, temperature=config.temperature, seed=config.seed + it + 1000 * top_up
-            )
+            texts, names = ask_lineages(client, prompts, wants, config, seed=config.seed + it + 1000 * top_up)
         except BudgetExceededError as exc:
-            return round_cands, str(exc)
-        texts = [r.text for r in more]
+            return round_cands, lineage, str(exc)
         round_cands = round_cands + evaluate_round(
             task, texts, round_dir, it, config, executor, log, progress, first=len(round_cands)
         )
-    return round_cands, None
+        lineage = lineage + names
+    return round_cands, lineage, None

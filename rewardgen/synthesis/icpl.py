@@ -10,10 +10,15 @@ judge compares K policies.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rewardgen.feedback import Choice, Judge, Option, PreferenceStore, make_judge
+import numpy as np
+
+from rewardgen.errors import RewardgenError
+from rewardgen.feedback import Choice, Judge, Option, PreferenceStore
+from rewardgen.feedback.room import make_room, rater_answers, rater_slug, raters, tastes_of
 from rewardgen.llm import LLMClient
 from rewardgen.runs import RunDir
 from rewardgen.synthesis.candidate import Candidate, curves, record_videos
@@ -24,7 +29,11 @@ from rewardgen.synthesis.selection import MetricSelector, is_trained
 from rewardgen.tasks import TaskSpec
 from rewardgen.text import plural
 
-__all__ = ["PreferenceSelector", "icpl_selector"]
+__all__ = ["FOLLOW", "PreferenceSelector", "icpl_selector", "measure_policies"]
+
+#: What the next prompts follow with a room of raters: the room's answer (one reward lineage) or
+#: each rater's (a lineage per rater, so the search ends with a reward per taste).
+FOLLOW = ("room", "each")
 
 
 class PreferenceSelector:
@@ -50,10 +59,24 @@ class PreferenceSelector:
         film: Callable[[list[Candidate]], dict[Path, str]] | None = None,
         summarize: Callable[[str], str] | None = None,
         log: Callable[[str], None] = print,
+        measure: Callable[[list[Candidate], list[str]], dict[Path, dict[str, float]]] | None = None,
+        follow: str = "room",
     ):
         self.judge, self.store, self.film, self.summarize, self.log = judge, store, film, summarize, log
-        self.last: tuple[Choice, dict[str, Candidate]] | None = None
-        self.rounds: list[tuple[str, Candidate, Candidate | None]] = []  # (round, preferred, rejected)
+        self.measure = measure
+        if follow not in FOLLOW:
+            raise RewardgenError(f"follow must be one of {', '.join(FOLLOW)}, got {follow!r}")
+        self.raters = raters(judge)
+        if follow == "each" and len(self.raters) < 2:
+            raise RewardgenError(
+                "--follow each needs a room of raters: repeat --judge (synthetic:taste=x_velocity "
+                "--judge synthetic:taste=-x_velocity) or seat them at the page (web:raters=ana+bob)"
+            )
+        self.lineages = self.raters if follow == "each" else ()
+        self.last: tuple[Choice, dict[str, Candidate], list[Choice]] | None = None
+        # (round, preferred, rejected), the room's ("") and each rater's
+        self.rounds: dict[str, list[tuple[str, Candidate, Candidate | None]]] = {}
+        self.followed: dict[str, Candidate] = {}  # each rater's latest preferred reward
 
     def select(self, task: TaskSpec, round_id: str, round_cands: Sequence[Candidate]) -> Candidate | None:
         trained = [c for c in round_cands if is_trained(c) and c.path is not None]
@@ -64,33 +87,50 @@ class PreferenceSelector:
         choice = self.store.for_round(round_id)
         if choice is None:
             notes = self.film(trained) if self.judge.needs_videos and self.film is not None else {}
-            options = [_option(c, notes.get(c.path, "")) for c in trained]  # type: ignore[arg-type]
-            if self.judge.needs_videos and sum(o.has_video for o in options) < 2:
-                filmed = [c for c, o in zip(trained, options, strict=True) if o.has_video]
+            tastes = [t.measure_name for t in tastes_of(self.judge)]
+            measured = self.measure(trained, tastes) if tastes and self.measure is not None else {}
+            options = [_option(c, notes.get(c.path, ""), measured.get(c.path)) for c in trained]  # type: ignore[arg-type]
+            usable = [o.has_video or not self.judge.needs_videos for o in options]
+            if tastes:  # a policy that could not be measured is left out, as one not filmed is
+                usable = [u and bool(o.measures) for u, o in zip(usable, options, strict=True)]
+            if sum(usable) < 2:
+                kept = [c for c, u in zip(trained, usable, strict=True) if u]
                 self.log(
-                    f"  round {round_id}: {len(filmed)} of {len(trained)} policies could be filmed, "
-                    "too few to ask the judge; the round's best is the one with the best success metric"
+                    f"  round {round_id}: {len(kept)} of {len(trained)} policies could be "
+                    f"{'measured' if tastes else 'filmed'}, too few to ask the judge; the round's best "
+                    "is the one with the best success metric"
                 )
-                return max(filmed or trained, key=lambda c: c.score if c.score is not None else float("-inf"))
-            choice = self.judge(round_id, options)
+                return max(kept or trained, key=lambda c: c.score if c.score is not None else float("-inf"))
+            # a person is told why a policy has no video; a taste cannot rank one without measures
+            choice = self.judge(round_id, [o for o in options if o.measures or not tastes])
             if self.store.for_round(round_id) is None:  # the web page writes its answers itself
                 self.store.add(choice)
-        self.last = (choice, by_id)
-        self.rounds.append((round_id, by_id[choice.best], by_id.get(choice.worst or "")))
+        answers = [a for a in rater_answers(self.judge, round_id) if a.best in by_id]
+        self.last = (choice, by_id, answers)
+        for who, said in [("", choice)] + [(a.rater, a) for a in answers]:
+            picked = (round_id, by_id[said.best], by_id.get(said.worst or ""))
+            self.rounds.setdefault(who, []).append(picked)
+            if who:
+                self.followed[who] = by_id[said.best]
         return by_id[choice.best]
+
+    def preferred_by(self) -> dict[str, Candidate]:
+        return {r: self.followed[r] for r in self.raters if r in self.followed}
 
     def close(self) -> None:
         """Stop what the judge runs (the web page's server)."""
         self.judge.close()
 
-    def history(self) -> list[tuple[str, str]]:
-        """How the preferred and the rejected reward differed in each round before the latest,
-        asked of the LLM once per round (when a later prompt first needs it)."""
+    def history(self, rater: str = "") -> list[tuple[str, str]]:
+        """How the preferred and the rejected reward differed in each round before the latest (the
+        room's, or ``rater``'s), asked of the LLM once per round (when a later prompt first needs it)."""
         out = []
-        for round_id, preferred, rejected in self.rounds[:-1]:
+        for round_id, preferred, rejected in self.rounds.get(rater, [])[:-1]:
             if self.summarize is None or rejected is None or preferred.path is None:
                 continue
-            saved = preferred.path.parent / "difference.md"
+            saved = preferred.path.parent / (
+                "difference.md" if not rater else f"difference-{rater_slug(rater)}.md"
+            )
             if not saved.is_file():
                 text = self.summarize(difference_request(preferred.code or "", rejected.code or ""))
                 saved.write_text(text.strip() + "\n")
@@ -105,7 +145,35 @@ class PreferenceSelector:
     ) -> dict[str, str]:
         if self.last is None:  # fewer than two policies to compare: Eureka's feedback
             return MetricSelector().feedback(task, round_cands, best)
-        choice, by_id = self.last
+        choice, by_id, answers = self.last
+        return self._message(task, round_cands, choice, by_id, answers)
+
+    def lineage_feedback(
+        self, task: TaskSpec, round_cands: Sequence[Candidate], best: Candidate | None
+    ) -> dict[str, dict[str, str]]:
+        """Each rater's next prompt: their own preferred and rejected reward, words and history (a
+        rater who did not answer this round gets the room's choice)."""
+        if self.last is None:
+            same = MetricSelector().feedback(task, round_cands, best)
+            return {rater: same for rater in self.lineages}
+        choice, by_id, answers = self.last
+        said = {a.rater: a for a in answers}
+        return {
+            rater: self._message(
+                task, round_cands, said.get(rater, choice), by_id, (), rater if rater in said else ""
+            )
+            for rater in self.lineages
+        }
+
+    def _message(
+        self,
+        task: TaskSpec,
+        round_cands: Sequence[Candidate],
+        choice: Choice,
+        by_id: dict[str, Candidate],
+        answers: Sequence[Choice],
+        rater: str = "",
+    ) -> dict[str, str]:
         preferred = by_id[choice.best]
         rejected = by_id[choice.worst] if choice.worst is not None else None
         shown = [c for c in (preferred, rejected) if c is not None]
@@ -117,11 +185,13 @@ class PreferenceSelector:
             choice.words,
             {c.path.name: curves(c) for c in shown},  # type: ignore[union-attr]
             failures,
-            self.history(),  # the rounds before this one: this one is shown in full
+            self.history(rater),  # the rounds before this one: this one is shown in full
+            raters=answers,
+            rater=rater,
         )
 
 
-def _option(c: Candidate, note: str = "") -> Option:
+def _option(c: Candidate, note: str = "", measures: dict[str, float] | None = None) -> Option:
     assert c.path is not None
     video = c.path / "train" / RunDir.VIDEO
     return Option(
@@ -130,7 +200,42 @@ def _option(c: Candidate, note: str = "") -> Option:
         score=c.score,
         env_return=c.eval.env_return_mean if c.eval is not None else None,
         note=note,
+        measures=measures or {},
     )
+
+
+def measure_policies(
+    task: TaskSpec, cands: list[Candidate], names: list[str], config: SearchConfig, executor: Executor
+) -> dict[Path, dict[str, float]]:
+    """Each trained policy's measures (``names``: info fields or ``ctrl``, each summed over an
+    episode, the mean over ``config.eval_episodes``), for raters who judge by a taste; kept in its
+    folder's ``measures.json``. A policy that cannot be measured is left without them."""
+    todo = [c for c in cands if c.path is not None and not _measured(c.path, names)]
+    jobs = [(task, c.path, sorted(set(names)), config) for c in todo]
+    for c, result in zip(todo, executor.map(_measure, jobs, folders=[[c.path] for c in todo]), strict=True):
+        if not isinstance(result, BaseException):
+            (c.path / MEASURES).write_text(json.dumps(result))  # type: ignore[operator]
+    return {c.path: m for c in cands if c.path is not None and (m := _measured(c.path, names))}
+
+
+MEASURES = "measures.json"
+
+
+def _measured(folder: Path, names: list[str]) -> dict[str, float] | None:
+    file = folder / MEASURES
+    kept = json.loads(file.read_text()) if file.is_file() else {}
+    return kept if set(names) <= set(kept) else None
+
+
+def _measure(task: TaskSpec, folder: Path, names: list[str], config: SearchConfig) -> dict[str, float]:
+    from rewardgen.feedback.tastes import Measures
+    from rewardgen.training import evaluate
+
+    result = evaluate(
+        folder / "train", task, Measures(names), episodes=config.eval_episodes, video=False,
+        seed=config.seed + 30_000, eval_file=None,
+    )  # fmt: skip
+    return {n: float(np.mean([ep.components[n] for ep in result.episodes])) for n in names}
 
 
 def icpl_selector(
@@ -159,5 +264,17 @@ def icpl_selector(
     def summarize(text: str) -> str:
         return client.complete([{"role": "user", "content": text}], n=1, temperature=0.0)[0].text
 
-    judge = make_judge(config.judge, seed=config.seed, run=run.path, goal=config.goal or task.goal)
-    return PreferenceSelector(judge, PreferenceStore(run.file("preferences.jsonl")), film, summarize, log)
+    def measure(cands: list[Candidate], names: list[str]) -> dict[Path, dict[str, float]]:
+        log(
+            f"  measuring {plural(len(cands), 'policy', 'policies')} for the raters' tastes "
+            f"({', '.join(names)})"
+        )
+        return measure_policies(task, cands, names, config, executor)
+
+    judge = make_room(config.judge, seed=config.seed, run=run.path, goal=config.goal or task.goal)
+    store = PreferenceStore(run.file("preferences.jsonl"))
+    try:
+        return PreferenceSelector(judge, store, film, summarize, log, measure, config.follow)
+    except RewardgenError:
+        judge.close()
+        raise

@@ -186,31 +186,63 @@ def preference_message(
     curves: dict[str, dict[str, list[float]]],
     failures: Sequence[Any],
     history: Sequence[tuple[str, str]] = (),
+    raters: Sequence[Any] = (),
+    rater: str = "",
 ) -> dict[str, str]:
     """ICPL's next user message: a person watched the round's policies and preferred one reward
     over another; both codes with their reward reflections (``curves`` by candidate path name),
-    the person's words, and the reasons of the candidates that failed."""
+    the person's words, and the reasons of the candidates that failed. A room's message
+    (``raters``: each rater's answer) shows the room's choice and then each rater's, with their
+    words; a rater's own lineage (``rater``) shows that rater's choice alone."""
+    if raters:
+        names = ", ".join(a.rater for a in raters)
+        seen = f"{len(raters)} people ({names}) watched videos of all of them"
+        they = "Counting their rankings together (a Borda count), the room"
+    elif rater:
+        seen, they = f"{rater}, one of several people rating them, watched videos of all of them", rater
+    else:
+        seen, they = "a person watched videos of all of them", "They"
     parts = [
-        "We trained a policy on each of your rewards and a person watched videos of all of them. "
-        "They preferred the policy trained on this reward:",
+        f"We trained a policy on each of your rewards and {seen}. {they} preferred the policy trained "
+        "on this reward:",
         f"```python\n{preferred.code}```",
     ]
     if curves.get(preferred.path.name):
         parts.append(reflection_text(task, curves[preferred.path.name], run_alarm(preferred)))
     if rejected is not None:
-        parts += ["They liked the policy trained on this reward least:", f"```python\n{rejected.code}```"]
+        least = "They" if they == "They" else they
+        parts += [f"{least} liked the policy trained on this reward least:", f"```python\n{rejected.code}```"]
         if curves.get(rejected.path.name):
             parts.append(reflection_text(task, curves[rejected.path.name], run_alarm(rejected)))
-    if words.strip():
-        parts.append(f'The person said:\n"""\n{words.strip()}\n"""')
+    if raters:
+        shown = {preferred.path.name: "the preferred reward above"}
+        if rejected is not None:
+            shown[rejected.path.name] = "the least liked reward above"
+        lines = []
+        for a in raters:
+            line = f"- {a.rater} preferred {a.best}" + (f" ({shown[a.best]})" if a.best in shown else "")
+            if a.worst:
+                line += f" and liked {a.worst} least" + (f" ({shown[a.worst]})" if a.worst in shown else "")
+            text = a.words.strip()
+            lines.append(line + (f', and said: "{text}"' if text else ""))
+        parts.append("Each rater's choice:\n" + "\n".join(lines))
+    elif words.strip():
+        parts.append(f'{"The person" if not rater else rater} said:\n"""\n{words.strip()}\n"""')
     if history:
         parts.append(
             "In earlier rounds, the preferred and the rejected rewards differed like this:\n"
             + "\n".join(f"- {round_id}: {text}" for round_id, text in history)
         )
+    follow = (
+        "each rater's words, where they differ keeping what most of them want"
+        if raters
+        else (
+            "the person's words where they give any" if not rater else f"{rater}'s words where they give any"
+        )
+    )
     parts.append(
         "Write an improved reward: keep what makes the preferred behaviour, drop what leads to the "
-        "rejected one, and follow the person's words where they give any."
+        f"rejected one, and follow {follow}."
     )
     if failures:
         parts.append("These candidates failed:")

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardgen.feedback import PreferenceStore
+from rewardgen.feedback import Choice, PreferenceStore
+from rewardgen.feedback.store import RoundBoard
 from rewardgen.runs import CandidateRecord, RunDir, read_metrics
 
 __all__ = ["collect_candidates", "round_dirs", "write_report"]
@@ -220,6 +221,24 @@ def _usage_table(manifest: dict[str, Any]) -> list[str]:
     return out
 
 
+def _room_table(answers: list[Choice], lineages: dict[str, list[str]]) -> list[str]:
+    """Who preferred what in a round of a room of raters (and which candidates each lineage's
+    prompt wrote, following each rater)."""
+    if not answers:
+        return []
+    e = html.escape
+    wrote = {cand: name for name, cands in lineages.items() for cand in cands}
+    out = ["<table class='room'><tr><th>rater</th><th>preferred</th><th>least liked</th><th>said</th></tr>"]
+    for a in answers:
+        best = a.best + (f" (from {wrote[a.best]}'s prompt)" if a.best in wrote else "")
+        out.append(
+            f"<tr><td>{e(a.rater)}</td><td>{e(best)}</td><td>{e(a.worst or '')}</td>"
+            f"<td>{e(a.words)}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
 def write_report(run: str | Path) -> Path:
     """Write ``report.html`` (and ``report_curves.png``) into the run directory; returns its path.
 
@@ -344,6 +363,19 @@ def write_report(run: str | Path) -> Path:
     parts += _usage_table(manifest)
 
     answers = {c.round: c for c in PreferenceStore(run / "preferences.jsonl").load()}
+    room = PreferenceStore(run / RoundBoard.ROOM, per_rater=True)  # each rater's answers
+    lineages = {r["round"]: r["lineages"] for r in manifest.get("rounds") or [] if r.get("lineages")}
+    if rewards := (summary.get("raters") or manifest.get("raters")):
+        parts.append("<h2>Each rater's reward</h2><table><tr><th>rater</th><th>reward</th><th>candidate</th>")
+        parts.append("<th>success metric</th></tr>")
+        for rater, cand in rewards.items():
+            parts.append(
+                f"<tr><td>{e(rater)}</td><td><a href='{e(cand['file'])}'>{e(cand['file'])}</a></td>"
+                f"<td><a href='#{e(CandidateRecord.from_dict(cand).label)}'>"
+                f"{e(CandidateRecord.from_dict(cand).label)}</a></td>"
+                f"<td>{_fmt((cand.get('eval') or {}).get('success_metric_mean'))}</td></tr>"
+            )
+        parts.append("</table>")
     for rnd in round_dirs(run):
         parts.append(f"<h2>{e(rnd.name)}</h2>")
         if rnd.name in answers:  # ICPL: what the judge chose in this round
@@ -354,12 +386,19 @@ def write_report(run: str | Path) -> Path:
                 + (f", rejected <b>{e(a.worst)}</b>" if a.worst else "")
                 + f" of {e(', '.join(a.candidates))}; judge {e(who)}, {e(a.time)}</p>"
             )
-            if a.words:
+            if a.words and not room.answers(rnd.name):
                 parts.append(f"<blockquote>{e(a.words)}</blockquote>")
-        for name, title in (("feedback.txt", "The person's feedback"), ("prompt.md", "The prompt")):
+        parts += _room_table(room.answers(rnd.name), lineages.get(rnd.name, {}))
+        prompts = [("feedback.txt", "The person's feedback"), ("prompt.md", "The prompt")]
+        prompts += [
+            (f.name, f"The prompt of {f.stem.removeprefix('prompt-')}'s lineage")
+            for f in sorted(rnd.glob("prompt-*.md"))
+        ]
+        for name, title in prompts:
             if (rnd / name).is_file():
                 parts.append(
-                    f"<details><summary>{title}</summary><pre>{e((rnd / name).read_text())}</pre></details>"
+                    f"<details><summary>{e(title)}</summary>"
+                    f"<pre>{e((rnd / name).read_text())}</pre></details>"
                 )
         for c in (c for c in cands if c.round == rnd.name):
             is_best = best_folder is not None and _folder(c).resolve() == best_folder

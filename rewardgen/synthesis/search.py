@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rewardgen.feedback.room import rater_slug
 from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.programs import check_sandbox
 from rewardgen.runs import RunDir, StopSignal
@@ -23,7 +24,7 @@ from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos,
 from rewardgen.synthesis.clock import SearchClock, format_seconds, time_spent
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
-from rewardgen.synthesis.halving import evaluate_round, top_up_round
+from rewardgen.synthesis.halving import ask_lineages, evaluate_round, top_up_round, write_prompts
 from rewardgen.synthesis.methods import get_method
 from rewardgen.synthesis.progress import ProgressFn, quiet
 from rewardgen.synthesis.prompts import initial_messages
@@ -70,6 +71,7 @@ def synthesize(
     iterations = method.rounds(config)
     examples = few_shot_examples(task, config.goal, config.few_shot, config.retrieval)
     messages = initial_messages(task, config.goal, examples)
+    prompts = {"": messages}  # the next round's messages by lineage (ICPL following each rater: theirs)
     candidates: list[Candidate] = []
     best: Candidate | None = None
     stopped = None  # why the search ended early against its will (the LLM budget)
@@ -100,15 +102,14 @@ def synthesize(
                 log(f"round {it + 1}: {plan.steps:,} steps per candidate ({plan.why})")
             round_dir = run.path / f"iter{it}"
             round_dir.mkdir(exist_ok=True)
-            (round_dir / "prompt.md").write_text(messages[-1]["content"])
+            write_prompts(round_dir, prompts)
             asked = plural(config.samples, "reward")
-            log(f"round {it + 1}/{iterations}: asking {client.settings.model} for {asked}")
+            lines = f" ({len(prompts)} lineages: {', '.join(prompts)})" if len(prompts) > 1 else ""
+            log(f"round {it + 1}/{iterations}: asking {client.settings.model} for {asked}{lines}")
             round_start = time.monotonic()
             usage_before = dataclasses.asdict(client.usage)
             try:
-                replies = client.complete(
-                    messages, n=config.samples, temperature=config.temperature, seed=config.seed + it
-                )
+                texts, lineage = ask_lineages(client, prompts, config.samples, config, seed=config.seed + it)
             except BudgetExceededError as exc:
                 stopped = str(exc)
                 break
@@ -116,15 +117,20 @@ def synthesize(
             record["steps"] = plan.steps
             clock.rounds.append(record)
             round_cands = evaluate_round(
-                task, [r.text for r in replies], round_dir, it, round_config, executor, log, progress,
-                earlier=candidates,
-            )  # fmt: skip
+                task, texts, round_dir, it, round_config, executor, log, progress, earlier=candidates
+            )
             if (
                 selector.top_up and not stop.requested()
             ):  # a judge compares K policies: replace those that did not train
-                round_cands, stopped = top_up_round(
-                    task, round_cands, messages, round_dir, it, round_config, client, executor, log, progress
-                )
+                round_cands, lineage, stopped = top_up_round(
+                    task, round_cands, prompts, lineage, round_dir, it, round_config, client, executor, log,
+                    progress,
+                )  # fmt: skip
+            if len(prompts) > 1:  # which candidates each lineage's prompt wrote
+                record["lineages"] = {
+                    name: [c.path.name for c, of in zip(round_cands, lineage, strict=True) if of == name]  # type: ignore[union-attr]
+                    for name in prompts
+                }
             record["wall_s"] = round(time.monotonic() - round_start, 2)
             record["llm"] = _usage_since(usage_before, client)
             candidates.extend(round_cands)
@@ -174,7 +180,11 @@ def synthesize(
             if it + 1 < iterations:
                 try:  # a selector may ask the LLM too (ICPL's summary of earlier rounds)
                     t0 = time.monotonic()
-                    messages = [*messages[:2], selector.feedback(task, round_cands, best)]
+                    if selector.lineages:  # a prompt per lineage (ICPL following each rater)
+                        feedback = selector.lineage_feedback(task, round_cands, best)
+                        prompts = {name: [*messages[:2], fb] for name, fb in feedback.items()}
+                    else:
+                        prompts = {"": [*messages[:2], selector.feedback(task, round_cands, best)]}
                     record["llm_s"] = round(record["llm_s"] + time.monotonic() - t0, 2)
                     record["llm"] = _usage_since(usage_before, client)
                 except BudgetExceededError as exc:
@@ -186,6 +196,7 @@ def synthesize(
             shutil.copy(best.path / "reward.py", run.file("best_reward.py"))
             run.update(best=best.summary())
             log(_result_line(task, best, run))
+        raters = _raters_rewards(selector.preferred_by(), run, log)  # a room: each rater's reward
         final = []
         if best and not stopped and config.final_seeds > 0:
             if (left := _time_left(clock, "retraining the best reward with more seeds", log)) is not None:
@@ -217,6 +228,7 @@ def synthesize(
             "method": config.method,
             "candidates": [c.summary() for c in candidates],
             "best": best.summary() if best else None,
+            "raters": raters,
             "final_seeds": final,
             "seeds": seeds_succeeded(best, final) if best and task.metric.line is not None else None,
             "llm_usage": client.usage.__dict__,
@@ -231,6 +243,7 @@ def synthesize(
             reason=stopped,
             ended=ended,
             best=summary["best"],
+            raters=raters,
             final_seeds=final,
             seeds=summary["seeds"],
             llm_usage=client.usage.__dict__,
@@ -292,6 +305,23 @@ def _continue_learning(
             log(f"  {best.label}: its continuation added no evaluation to its curve; the clock stops it")
             return best, None
     return best, None
+
+
+def _raters_rewards(
+    preferred: dict[str, Candidate], run: RunDir, log: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """Each rater's reward (a room: the one they preferred last; following each rater, their
+    lineage's) as ``best_reward-<rater>.py``, said in a line each; None without a room."""
+    if not preferred:
+        return None
+    out = {}
+    for rater, cand in preferred.items():
+        assert cand.path is not None
+        saved = run.file(f"best_reward-{rater_slug(rater)}.py")
+        shutil.copy(cand.path / "reward.py", saved)
+        log(f"{rater}'s reward: {saved} ({cand.label})")
+        out[rater] = {**cand.summary(), "file": saved.name}
+    return out
 
 
 def _final_steps(best: Candidate, config: SearchConfig) -> int:

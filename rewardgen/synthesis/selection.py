@@ -37,6 +37,7 @@ class Selector(Protocol):
     did not all train asks the LLM again until it has K (a judge compares K policies)."""
 
     top_up: bool
+    lineages: tuple[str, ...]  # a prompt each (ICPL following each rater); () for the search's one
 
     def select(self, task: TaskSpec, round_id: str, round_cands: Sequence[Candidate]) -> Candidate | None:
         """The best of a round's candidates (None when none was trained)."""
@@ -50,6 +51,16 @@ class Selector(Protocol):
         self, task: TaskSpec, round_cands: Sequence[Candidate], best: Candidate | None
     ) -> dict[str, str]:
         """The next round's user message, after ``round_cands``; ``best`` is the search's best so far."""
+        ...
+
+    def lineage_feedback(
+        self, task: TaskSpec, round_cands: Sequence[Candidate], best: Candidate | None
+    ) -> dict[str, dict[str, str]]:
+        """The next round's user message of each of :attr:`lineages`."""
+        ...
+
+    def preferred_by(self) -> dict[str, Candidate]:
+        """Each rater's reward, by name (a room's raters); {} for a search without raters."""
         ...
 
     def close(self) -> None:
@@ -67,6 +78,7 @@ class MetricSelector:
     """
 
     top_up = False
+    lineages: tuple[str, ...] = ()
 
     def select(self, task: TaskSpec, round_id: str, round_cands: Sequence[Candidate]) -> Candidate | None:
         return best_candidate(round_cands)
@@ -83,3 +95,11 @@ class MetricSelector:
         failures = [c for c in round_cands if c.status != "trained"]
         anchor = best_candidate(round_cands) or best
         return feedback_message(task, anchor, failures, curves(anchor) if anchor else None)
+
+    def lineage_feedback(
+        self, task: TaskSpec, round_cands: Sequence[Candidate], best: Candidate | None
+    ) -> dict[str, dict[str, str]]:
+        return {}
+
+    def preferred_by(self) -> dict[str, Candidate]:
+        return {}
