@@ -134,6 +134,10 @@ def test_sf_evaluates_periodically_and_stops_at_success_and_at_a_stop_file(tmp_p
     header, *rows = (result.run_dir / "evals.csv").read_text().splitlines()
     assert header.startswith("timesteps,") and header.endswith(",success_rate,succeeded") and len(rows) == 1
     assert rows[0].endswith(",1.0,1")  # every episode met the line; the rule's verdict
+    # the run keeps the checkpoint that evaluation judged, not the ones saved as training wound down
+    ckpts = sorted((result.run_dir / "sf" / "checkpoint_p0").glob("checkpoint_*.pth"))
+    assert int(ckpts[-1].stem.rsplit("_", 1)[-1]) == manifest["first_success"]["timesteps"]
+    assert not (result.run_dir / "succeeded").exists()
     assert manifest["timing"]["eval_s"] > 0 and manifest["timing"]["train_s"] > 0
     # the hard one never succeeds: evaluated every 2000 steps until its steps are done
     result = train(

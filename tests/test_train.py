@@ -417,10 +417,24 @@ def test_a_busy_machine_does_not_make_a_cheap_reward_too_slow_and_a_slow_one_sti
             proc.wait()
 
 
-def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_path):
-    """A metric a random Pendulum policy already meets: training ends at the first evaluation."""
+def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_path, monkeypatch):
+    """A metric a random Pendulum policy already meets: training ends at the first evaluation,
+    and the policy the run saves is the one that evaluation judged (SB3 updates the policy once
+    more after a rollout's end: an evaluation there would judge another policy than the saved)."""
+    import torch
+    from stable_baselines3 import PPO
+
     from rewardgen.tasks import derive_task, save_task_file
-    from rewardgen.training.periodic import read_evals
+    from rewardgen.training.periodic import PeriodicEvaluator, read_evals
+
+    judged = []
+    evaluate = PeriodicEvaluator.__call__
+
+    def recording(self, policy, timesteps, wall_s):
+        judged.append({k: v.clone() for k, v in policy.policy.state_dict().items()})
+        return evaluate(self, policy, timesteps, wall_s)
+
+    monkeypatch.setattr(PeriodicEvaluator, "__call__", recording)
 
     task = derive_task("Pendulum-v1", "anything", {"metric": {"field": "env_reward", "above": -5000}})
     path = save_task_file(task, tmp_path / "task.yaml").path
@@ -443,6 +457,8 @@ def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_pat
     assert 0 < rows[0]["eval_time_s"] <= rows[0]["wall_time_s"]
     assert result.eval.succeeded and result.eval.success_rate == 1.0  # the final evaluation confirms it
     assert len(result.eval.episodes) == VERDICT_EPISODES  # the rule's episodes, not eval_episodes' 3
+    saved = PPO.load(tmp_path / "run" / "model.zip", device="cpu").policy.state_dict()
+    assert len(judged) == 1 and all(torch.equal(saved[k], v) for k, v in judged[0].items())
 
 
 def test_the_success_rule_is_the_same_in_periodic_and_final_evaluations(tmp_path):

@@ -47,16 +47,28 @@ def make_callback(watch: RunWatch, run: RunDir, ckpt_every: int, deferred_episod
                 env.save(str(ckpt / RunDir.NORMALIZER))
             run.update(checkpoint={"timesteps": self.num_timesteps, "path": "checkpoints/model.zip"})
 
+        def _on_rollout_start(self) -> None:
+            # a periodic evaluation judges the policy that will be saved: here, after the last
+            # rollout's update and before the next one. (At a rollout's end SB3 still updates
+            # the policy once after a stop, so the saved policy would not be the one judged.)
+            self._evaluate_if_due()
+
         def _on_rollout_end(self) -> None:
             if deferred_episodes is not None:  # deferred rewards: episodes end at the rollout's end
                 self._record(watch.episodes_done(deferred_episodes(), self.num_timesteps))
-            if watch.eval_due(self.num_timesteps):
-                row = watch.evaluate(self.model, self.num_timesteps)
-                self.logger.record("rewardgen/eval_success_rate", row["success_rate"])
             watch.poll_signal()  # the search's signal: the next step ends training
 
         def _on_training_end(self) -> None:
+            if (
+                not watch.stopped and not watch.over
+            ):  # the steps' end: the last update is in, as the saved policy's
+                self._evaluate_if_due()
             self._record(watch.flush(self.num_timesteps))
+
+        def _evaluate_if_due(self) -> None:
+            if watch.eval_due(self.num_timesteps):
+                row = watch.evaluate(self.model, self.num_timesteps)
+                self.logger.record("rewardgen/eval_success_rate", row["success_rate"])
 
     return RewardgenCallback()
 

@@ -215,6 +215,7 @@ def train(
 
         def __init__(self) -> None:
             self.asked: int | None = None  # the steps at which a checkpoint was asked for
+            self.judged: Path | None = None  # a copy of the checkpoint that met the success rule
 
         def on_training_step(self, runner: Any, _iteration: int) -> None:
             if watch.should_stop(total_steps()) or watch.poll_signal():
@@ -225,11 +226,14 @@ def train(
             elif self.asked is not None and (saved := _checkpoint_steps(run.path)) >= self.asked:
                 self.asked = None
                 watch.evaluate(SFPolicy(run.path, spec), saved)
+                if watch.stopped == "succeeded":  # the policy judged is the one the run keeps
+                    self.judged = _keep_checkpoint(run.path, saved)
                 if watch.should_stop(total_steps()):
                     runner.cfg.train_for_env_steps = 0
 
     runner.register_episodic_stats_handler(on_episode)
-    runner.register_observer(Watch())
+    observer = Watch()
+    runner.register_observer(observer)
     from rewardgen.runs.processes import start_reaper
 
     reaper = start_reaper()  # sample-factory's processes do not outlive this one, even after kill -9
@@ -241,6 +245,8 @@ def train(
         if (row := watch.flush(total_steps())) is not None:
             progress.update(row["timesteps"], row["success_metric_mean"])
     watch.close()
+    if observer.judged is not None:  # sample-factory trained on until it stopped: back to the judged
+        _restore_checkpoint(run.path, observer.judged)
     if status == ExperimentStatus.INTERRUPTED:  # Ctrl-C or a signal (our handlers raise it in its loop)
         run.update(status="interrupted")
         raise KeyboardInterrupt
@@ -268,6 +274,36 @@ def _checkpoint_steps(run_path: Path) -> int:
     ends in them (``checkpoint_<train step>_<env steps>.pth``)."""
     names = (run_path / EXPERIMENT / "checkpoint_p0").glob("checkpoint_*.pth")
     return max((int(p.stem.rsplit("_", 1)[-1]) for p in names), default=0)
+
+
+def _keep_checkpoint(run_path: Path, steps: int) -> Path | None:
+    """A copy of the checkpoint at ``steps`` (beside the experiment, out of sample-factory's
+    rotation), to be the run's final policy: the one a periodic evaluation found successful."""
+    import shutil
+
+    found = sorted((run_path / EXPERIMENT / "checkpoint_p0").glob(f"checkpoint_*_{steps}.pth"))
+    if not found:
+        return None
+    kept = run_path / "succeeded" / found[-1].name
+    kept.parent.mkdir(exist_ok=True)
+    shutil.copy2(found[-1], kept)
+    return kept
+
+
+def _restore_checkpoint(run_path: Path, kept: Path) -> None:
+    """Make ``kept`` the run's newest checkpoint again: the ones sample-factory saved after it (it
+    trains on for a moment after the stop) are removed, so the final evaluation, a continuation
+    and ``rewardgen play`` all load the policy that met the rule."""
+    import shutil
+
+    folder = run_path / EXPERIMENT / "checkpoint_p0"
+    steps = int(kept.stem.rsplit("_", 1)[-1])
+    for ckpt in folder.glob("checkpoint_*.pth"):
+        if int(ckpt.stem.rsplit("_", 1)[-1]) > steps:
+            ckpt.unlink()
+    if not (folder / kept.name).is_file():
+        shutil.copy2(kept, folder / kept.name)
+    shutil.rmtree(kept.parent, ignore_errors=True)
 
 
 def _prepare_resume(resume: Path, out: Path, steps: int) -> None:
