@@ -461,6 +461,27 @@ def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_pat
     assert len(judged) == 1 and all(torch.equal(saved[k], v) for k, v in judged[0].items())
 
 
+def test_an_evaluation_that_asks_only_for_the_verdict_ends_when_it_is_settled(tmp_path):
+    """A line no hopper reaches and the rule that every episode must: the first episode that
+    ends (a fall) settles the verdict, and such an evaluation stops there; a run whose curve
+    matters (a search's candidate) evaluates all ten."""
+    from rewardgen.tasks import MetricSpec
+    from rewardgen.training.periodic import read_evals
+
+    spec = get_task("hopper-run")
+    never = spec.model_copy(update={"metric": MetricSpec(field="x_velocity", reduce="mean", above=100.0)})
+    common = dict(task=never, steps=4096, n_envs=4, eval_every=2048, stop_on_success=True, video=False)
+    common["hyperparams"] = {**FAST_PPO, "n_steps": 512}
+    counted = {}
+    for decided in (True, False):
+        train(TrainConfig(eval_until_decided=decided, **common), out=tmp_path / str(decided))
+        rows = read_evals(tmp_path / str(decided) / "evals.csv")
+        assert rows and all(r["succeeded"] == 0 for r in rows)
+        counted[decided] = [int(r["episodes"]) for r in rows]
+    assert all(n < VERDICT_EPISODES for n in counted[True]), counted
+    assert all(n == VERDICT_EPISODES for n in counted[False]), counted
+
+
 def test_the_success_rule_is_the_same_in_periodic_and_final_evaluations(tmp_path):
     """A rule on the mean over episodes (gymnasium's reward_threshold) is judged on the mean in
     both evaluations: a threshold between the worst episode and the mean succeeds, though not

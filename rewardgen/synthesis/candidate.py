@@ -35,6 +35,7 @@ __all__ = [
     "final_seeds",
     "record_videos",
     "saved",
+    "seeds_and_films",
 ]
 
 
@@ -218,7 +219,9 @@ def _train_config(
 ) -> Any:
     """How every search run trains a reward: sandboxed, no video, the search's PPO settings,
     evaluated periodically and stopped at its first success (a final seed too: it trains until
-    success or its budget); a ``candidate`` also stops at the search's stop file."""
+    success or its budget, each evaluation ending once its verdict is settled); a ``candidate``
+    also stops at the search's stop file, and its evaluations run whole (the clock reads its
+    curve)."""
     from rewardgen.training import TrainConfig
 
     every = config.candidate_eval_every(steps)
@@ -243,6 +246,7 @@ def _train_config(
         backend=config.backend,
         eval_every=every or None,
         stop_on_success=every > 0,
+        eval_until_decided=not candidate,  # a final seed asks only whether it succeeds
         stop_file=str(StopSignal.of_candidate(reward.parent).path)
         if candidate and isinstance(reward, Path)
         else None,
@@ -303,16 +307,27 @@ def record_videos(
     within what is left of its candidate's wall-clock budget and of ``within_s`` (the search's
     time left); a failure costs only the video. Returns why each of those that has no video
     failed, by candidate folder."""
+    todo, jobs = _film_jobs(task, candidates, config, best, within_s)
+    results = executor.map(_record_video, jobs, folders=[[c.path] for c in todo])
+    return _filmed(todo, results, log)
+
+
+def _film_jobs(
+    task: TaskSpec, candidates: list[Candidate], config: SearchConfig, best: Candidate | None, within_s: float
+) -> tuple[list[Candidate], list[tuple]]:
+    """The policies to film (the ``config.videos`` best not filmed yet) and their jobs."""
     ranked = sorted(
         (c for c in candidates if c.status == "trained" and c.score is not None and c.path is not None),
         key=lambda c: (c is best, c.score),  # type: ignore[arg-type,return-value]
         reverse=True,
     )
     todo = [c for c in ranked[: config.videos] if not (c.path / "train" / RunDir.VIDEO).is_file()]  # type: ignore[operator]
-    jobs = [(task, c.path, config, min(within_s, _video_budget(c, config))) for c in todo]
+    return todo, [(task, c.path, config, min(within_s, _video_budget(c, config))) for c in todo]
+
+
+def _filmed(todo: list[Candidate], results: list[Any], log: Callable[[str], None]) -> dict[Path, str]:
     failed: dict[Path, str] = {}
-    shipped = [[c.path] for c in todo]
-    for c, result in zip(todo, executor.map(_record_video, jobs, folders=shipped), strict=True):  # type: ignore[list-item]
+    for c, result in zip(todo, results, strict=True):
         if isinstance(result, BaseException):  # a failure costs only the video
             log(f"  no video of {c.path.parent.name}/{c.path.name}: {result}")  # type: ignore[union-attr]
             failed[c.path] = str(result).splitlines()[0] if str(result) else type(result).__name__  # type: ignore[index]
@@ -361,13 +376,49 @@ def seeds_succeeded(best: Candidate, finals: list[dict[str, Any]]) -> dict[str, 
 def final_seeds(
     task: TaskSpec, best: Candidate, run: RunDir, config: SearchConfig, executor: Executor
 ) -> list[dict[str, Any]]:
+    seeds, jobs, folders = _seed_jobs(task, best, run, config)
+    return _seeded(seeds, executor.map(_retrain, jobs, folders=[[f] for f in folders]))
+
+
+def seeds_and_films(
+    task: TaskSpec,
+    best: Candidate,
+    run: RunDir,
+    config: SearchConfig,
+    candidates: list[Candidate],
+    films: SearchConfig,
+    executor: Executor,
+    log: Callable[[str], None] = quiet,
+    within_s: float = math.inf,
+) -> tuple[list[dict[str, Any]], dict[Path, str]]:
+    """:func:`final_seeds` and :func:`record_videos` (``films``' settings) as one batch of jobs,
+    the seeds first: a film takes the worker that a seed which succeeded early leaves free, so the
+    videos cost no time beside the slowest seed. Returns both results."""
+    seeds, seed_jobs, folders = _seed_jobs(task, best, run, config)
+    todo, film_jobs = _film_jobs(task, candidates, films, best, within_s)
+    jobs = [(_retrain, *j) for j in seed_jobs] + [(_record_video, *j) for j in film_jobs]
+    shipped = [[f] for f in folders] + [[c.path] for c in todo]
+    results = executor.map(_call, jobs, folders=shipped)  # type: ignore[arg-type]
+    return _seeded(seeds, results[: len(seeds)]), _filmed(todo, results[len(seeds) :], log)
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def _seed_jobs(
+    task: TaskSpec, best: Candidate, run: RunDir, config: SearchConfig
+) -> tuple[list[int], list[tuple], list[Path]]:
     if config.final_seeds <= 0 or best.path is None:
-        return []
+        return [], [], []
     seeds = [config.seed + 1 + k for k in range(config.final_seeds)]
     reward = _program(best.path / RunDir.REWARD, config)  # read here: a Ray node may not see the file
     folders = [run.path / "final" / f"seed{s}" for s in seeds]
-    jobs = [(task, reward, s, f, config) for s, f in zip(seeds, folders, strict=True)]
+    return seeds, [(task, reward, s, f, config) for s, f in zip(seeds, folders, strict=True)], folders
+
+
+def _seeded(seeds: list[int], results: list[Any]) -> list[dict[str, Any]]:
     return [
         r if isinstance(r, dict) else {"seed": s, "error": repr(r)}
-        for s, r in zip(seeds, executor.map(_retrain, jobs, folders=[[f] for f in folders]), strict=True)
+        for s, r in zip(seeds, results, strict=True)
     ]

@@ -20,7 +20,13 @@ from rewardgen.feedback.room import rater_slug
 from rewardgen.llm import BudgetExceededError, LLMClient
 from rewardgen.programs import check_sandbox
 from rewardgen.runs import RunDir, StopSignal
-from rewardgen.synthesis.candidate import Candidate, final_seeds, record_videos, seeds_succeeded
+from rewardgen.synthesis.candidate import (
+    Candidate,
+    final_seeds,
+    record_videos,
+    seeds_and_films,
+    seeds_succeeded,
+)
 from rewardgen.synthesis.clock import SearchClock, format_seconds, time_spent
 from rewardgen.synthesis.config import SearchConfig
 from rewardgen.synthesis.executor import Executor, make_executor
@@ -197,7 +203,8 @@ def synthesize(
             run.update(best=best.summary())
             log(_result_line(task, best, run))
         raters = _raters_rewards(selector.preferred_by(), run, log)  # a room: each rater's reward
-        final = []
+        final: list[dict[str, Any]] = []
+        capped = None
         if best and not stopped and config.final_seeds > 0:
             if (left := _time_left(clock, "retraining the best reward with more seeds", log)) is not None:
                 steps = _final_steps(best, config)
@@ -212,15 +219,23 @@ def synthesize(
                     # evaluated as often as the candidates were, not ten times over fewer steps
                     eval_every=config.candidate_eval_every(config.steps),
                 )
-                final = final_seeds(task, best, run, capped, executor)
-                if task.metric.line is not None:
-                    seeds = seeds_succeeded(best, final)
-                    log(f"the best reward succeeds on {seeds['succeeded']} of its {seeds['of']} seeds")
+        filming = None
         if not stopped and config.videos > 0:
             if (left := _time_left(clock, "filming", log)) is not None:
                 filmed = min(config.videos, sum(1 for c in candidates if c.status == "trained"))
                 log("filming the best policy" if filmed == 1 else f"filming the {filmed} best policies")
-                record_videos(task, candidates, config, executor, best, log, within_s=left)
+                filming = left
+        if capped is not None and best is not None and filming is not None:  # films beside the seeds
+            final, _ = seeds_and_films(
+                task, best, run, capped, candidates, config, executor, log, within_s=filming
+            )
+        elif capped is not None and best is not None:
+            final = final_seeds(task, best, run, capped, executor)
+        elif filming is not None:
+            record_videos(task, candidates, config, executor, best, log, within_s=filming)
+        if capped is not None and best is not None and task.metric.line is not None:
+            seeds = seeds_succeeded(best, final)
+            log(f"the best reward succeeds on {seeds['succeeded']} of its {seeds['of']} seeds")
         spent = time_spent(clock.rounds, candidates, time.monotonic() - clock.started)
         summary = {
             "task": task.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,6 +114,28 @@ class MetricSpec(_Model):
         if self.over == "mean":
             return self.success(sum(values) / len(values))
         return sum(self.success(v) for v in values) >= self.share * len(values) - 1e-9
+
+    def decided(self, values: Any, n: int) -> bool | None:
+        """The verdict on ``n`` episodes once ``values`` (those finished so far) settle it whatever
+        the others do; None while they do not (a rule on the mean waits for all ``n``).
+
+        Example:
+            >>> m = MetricSpec(field="torso_z", reduce="max", above=1.6)
+            >>> m.decided([1.7, 1.5], 10), m.decided([1.7, 1.8], 10), m.decided([1.7] * 10, 10)
+            (False, None, True)
+        """
+        values = [float(v) for v in values]
+        if self.line is None:
+            return False if len(values) >= n else None
+        if self.over == "mean":
+            return self.succeeds(values) if len(values) >= n else None
+        need = math.ceil(self.share * n - 1e-9)  # episodes that must meet the line
+        met = sum(self.success(v) for v in values)
+        if met >= need:
+            return True
+        if len(values) - met > n - need:
+            return False
+        return None
 
     def episodes(self, asked: int = 1) -> int:
         """How many episodes an evaluation runs: ``asked``, and at least :data:`VERDICT_EPISODES`

@@ -80,6 +80,10 @@ class TrainConfig:
         eval_every: Evaluate the policy every this many steps (``evals.csv``); None: only at
             the end (or every ``max(steps // 20, 10_000)`` with ``stop_on_success``).
         stop_on_success: End training at the first evaluation that meets the task's success rule.
+        eval_until_decided: Periodic evaluations end as soon as the success rule's verdict is
+            settled (one episode below the line, for a rule that every episode must meet); their
+            means then cover the episodes finished. For a run that asks only whether it succeeds
+            (a search's final seeds), not how its curve rises.
         stop_file: A search's :class:`~rewardgen.runs.StopSignal` file: training ends (saved,
             evaluated) once it exists, and records its first line as ``stopped_early``.
         verbose: sf: sample-factory's own log lines on the terminal too (else in
@@ -116,6 +120,7 @@ class TrainConfig:
     time_budget_s: float | None = None
     eval_every: int | None = None
     stop_on_success: bool = False
+    eval_until_decided: bool = False
     stop_file: str | None = None
     verbose: bool = False
     backend: str = "sb3"

@@ -114,7 +114,11 @@ class RunWatch:
             from rewardgen.training.periodic import PeriodicEvaluator
 
             evaluator = PeriodicEvaluator(
-                spec, run.file(RunDir.EVALS), seed=config.seed + 30_000, append=continuing
+                spec,
+                run.file(RunDir.EVALS),
+                seed=config.seed + 30_000,
+                append=continuing,
+                until_decided=getattr(config, "eval_until_decided", False),
             )
         watch = cls(
             spec,

@@ -29,6 +29,7 @@ EVAL_COLUMNS = [
     "timesteps",
     "wall_time_s",
     "eval_time_s",
+    "episodes",
     "env_return_mean",
     "success_metric_mean",
     "success_rate",
@@ -55,13 +56,20 @@ class PeriodicEvaluator:
     """
 
     def __init__(
-        self, spec: TaskSpec, path: Path, episodes: int = 2, seed: int = 30_000, append: bool = False
+        self,
+        spec: TaskSpec,
+        path: Path,
+        episodes: int = 2,
+        seed: int = 30_000,
+        append: bool = False,
+        until_decided: bool = False,
     ):
         from stable_baselines3.common.vec_env import DummyVecEnv
 
         from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
 
         self.spec, self.path, self.episodes = spec, path, spec.metric.episodes(episodes)
+        self.until_decided = until_decided  # stop once the verdict is settled (a final seed's)
         reward = _NoReward()
         venv = DummyVecEnv([make_env_fn(spec, fields=reward.fields) for _ in range(self.episodes)])
         venv.seed(seed)
@@ -86,6 +94,10 @@ class PeriodicEvaluator:
             obs, _, dones, infos = self.venv.step(action)
             for i in np.flatnonzero(dones):
                 episodes.setdefault(int(i), infos[i]["reward_episode"])  # each env's first episode
+            if self.until_decided and dones.any() and len(episodes) < self.episodes:
+                values = [e["metrics"]["success_metric"] for e in episodes.values()]
+                if self.spec.metric.decided(values, self.episodes) is not None:
+                    break
         self.spent_s += time.monotonic() - t0
         finished = list(episodes.values())
         means = episode_means(finished, self.spec.metric)
@@ -93,8 +105,12 @@ class PeriodicEvaluator:
             "timesteps": int(timesteps),
             "wall_time_s": round(wall_s + time.monotonic() - t0, 2),
             "eval_time_s": round(self.spent_s, 2),
+            "episodes": len(finished),
             **{k: means[k] for k in ("env_return_mean", "success_metric_mean", "success_rate")},
-            "succeeded": int(self.spec.metric.succeeds(e["metrics"]["success_metric"] for e in finished)),
+            "succeeded": int(
+                self.spec.metric.decided([e["metrics"]["success_metric"] for e in finished], self.episodes)
+                or False
+            ),
         }
         self.rows.append(row)
         with self.path.open("a", newline="") as f:
