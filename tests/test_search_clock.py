@@ -104,11 +104,17 @@ def test_the_best_rewards_final_seeds_train_until_success_and_are_counted(tmp_pa
         assert final["succeeded"] and final["first_success"] is not None
         assert manifest["trained_steps"] < 4096 and manifest["stopped_early"] == "succeeded"
     assert "It succeeds on 3 of its 3 seeds" in (run.path / "report.html").read_text()
-    # a line no policy meets: none of its seeds succeeds, and each trained its whole budget
+    # a line no policy meets: none of its seeds succeeds, and each trained its whole budget, its
+    # evaluations ending once the verdict was settled; the best policy is filmed beside the seeds,
+    # in the same batch of worker jobs
     cfg = config(task_with(below=-100.0), iterations=1, samples=1, final_seeds=1, steps=2048)
+    cfg = SearchConfig(**{**cfg.__dict__, "workers": 2, "videos": 1})
     run, summary, _ = search(tmp_path / "never", cfg, [[GOOD]])
     assert summary["seeds"] == {"succeeded": 0, "of": 2}
     assert json.loads((run.path / "final" / "seed1" / "manifest.json").read_text())["trained_steps"] == 2048
+    assert (run.path / "iter0" / "cand0" / "train" / "video.mp4").is_file()
+    evals = (run.path / "final" / "seed1" / "evals.csv").read_text().splitlines()
+    assert evals[0].split(",")[3] == "episodes" and all(int(r.split(",")[3]) >= 1 for r in evals[1:])
 
 
 def test_a_candidate_that_never_succeeds_trains_its_steps(tmp_path):
