@@ -459,6 +459,40 @@ def test_training_until_success_stops_at_the_first_successful_evaluation(tmp_pat
     assert len(result.eval.episodes) == VERDICT_EPISODES  # the rule's episodes, not eval_episodes' 3
     saved = PPO.load(tmp_path / "run" / "model.zip", device="cpu").policy.state_dict()
     assert len(judged) == 1 and all(torch.equal(saved[k], v) for k, v in judged[0].items())
+    # the success was confirmed on the final evaluation's own episodes: the same numbers
+    assert rows[0]["confirmation_mean"] == pytest.approx(result.eval.success_metric_mean, abs=1e-6)
+
+
+def test_a_success_counts_once_the_final_evaluations_episodes_confirm_it(tmp_path):
+    """Pendulum under a fixed policy: the periodic episodes and the final evaluation's differ by
+    their starting angles. With the line between their means, the periodic episodes meet it and
+    the final evaluation's do not: the row is no success, and says what the confirmation read."""
+    from rewardgen.tasks import derive_task
+    from rewardgen.training.periodic import PeriodicEvaluator
+
+    class Still:  # a deterministic policy: no torque
+        def predict(self, obs, deterministic=True):
+            return np.zeros((len(obs), 1), np.float32), None
+
+    def evaluated(seed, confirm_seed, line=-1e9):
+        metric = {"field": "env_reward", "reduce": "sum", "above": line, "over": "mean"}
+        task = derive_task("Pendulum-v1", "anything", {"metric": metric})
+        path = tmp_path / f"{seed}-{line}.csv"
+        ev = PeriodicEvaluator(task, path, seed=seed, confirm_seed=confirm_seed)
+        row = ev(Still(), 1000, 1.0)
+        ev.close()
+        return row, path.read_text().splitlines()[0]
+
+    means = {seed: evaluated(seed, None)[0]["success_metric_mean"] for seed in (30_000, 10_000)}
+    high, low = sorted(means, key=means.get, reverse=True)
+    assert means[high] > means[low]
+    line = (means[high] + means[low]) / 2
+    row, header = evaluated(high, low, line)  # its own episodes meet the line, the confirmation's not
+    assert row["success_metric_mean"] > line and row["succeeded"] == 0
+    assert row["confirmation_mean"] == pytest.approx(means[low])
+    assert header.endswith(",confirmation_mean,succeeded")
+    row, _ = evaluated(high, high, line)  # confirmed on episodes that meet it
+    assert row["succeeded"] == 1
 
 
 def test_an_evaluation_that_asks_only_for_the_verdict_ends_when_it_is_settled(tmp_path):

@@ -119,6 +119,9 @@ class RunWatch:
                 seed=config.seed + 30_000,
                 append=continuing,
                 until_decided=getattr(config, "eval_until_decided", False),
+                # a success counts once the final evaluation's episodes (finish_run's) confirm it
+                confirm_seed=config.seed + 10_000,
+                confirm_episodes=config.eval_episodes,
             )
         watch = cls(
             spec,

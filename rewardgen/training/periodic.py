@@ -33,6 +33,7 @@ EVAL_COLUMNS = [
     "env_return_mean",
     "success_metric_mean",
     "success_rate",
+    "confirmation_mean",
     "succeeded",
 ]
 
@@ -44,6 +45,17 @@ class _NoReward(RewardFn):
 
     def compute(self, batch: TransitionBatch) -> RewardOutput:
         return RewardOutput(np.zeros(batch.n))
+
+
+def _eval_venv(spec: TaskSpec, n: int) -> Any:
+    """``n`` envs of the task stepped together, scoring nothing but the env's return and metric."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
+
+    reward = _NoReward()
+    venv = DummyVecEnv([make_env_fn(spec, fields=reward.fields) for _ in range(n)])
+    return SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
 
 
 class PeriodicEvaluator:
@@ -63,17 +75,16 @@ class PeriodicEvaluator:
         seed: int = 30_000,
         append: bool = False,
         until_decided: bool = False,
+        confirm_seed: int | None = None,
+        confirm_episodes: int = 1,
     ):
-        from stable_baselines3.common.vec_env import DummyVecEnv
-
-        from rewardgen.wrappers.sb3 import SB3RewardVecWrapper
-
         self.spec, self.path, self.episodes = spec, path, spec.metric.episodes(episodes)
         self.until_decided = until_decided  # stop once the verdict is settled (a final seed's)
-        reward = _NoReward()
-        venv = DummyVecEnv([make_env_fn(spec, fields=reward.fields) for _ in range(self.episodes)])
-        venv.seed(seed)
-        self.venv = SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
+        self.venv = _eval_venv(spec, self.episodes)
+        self.venv.seed(seed)  # once: each evaluation starts where the last one's episodes left off
+        # the final evaluation's episodes (its seed), that confirm a success before it counts
+        self.confirm_seed, self.confirm_episodes = confirm_seed, spec.metric.episodes(confirm_episodes)
+        self._confirm_venv: Any = None
         from rewardgen.runs.tensorboard import ScalarLog
 
         self.rows: list[dict[str, Any]] = []
@@ -85,38 +96,53 @@ class PeriodicEvaluator:
 
     def __call__(self, policy: Policy, timesteps: int, wall_s: float) -> dict[str, Any]:
         t0 = time.monotonic()
-        norm = normalizer_of(policy)
-        obs = self.venv.reset()
-        episodes: dict[int, dict[str, Any]] = {}
-        while len(episodes) < self.episodes:
-            policy_obs = norm.normalize_obs(obs) if norm is not None else obs
-            action, _ = policy.predict(policy_obs, deterministic=True)
-            obs, _, dones, infos = self.venv.step(action)
-            for i in np.flatnonzero(dones):
-                episodes.setdefault(int(i), infos[i]["reward_episode"])  # each env's first episode
-            if self.until_decided and dones.any() and len(episodes) < self.episodes:
-                values = [e["metrics"]["success_metric"] for e in episodes.values()]
-                if self.spec.metric.decided(values, self.episodes) is not None:
-                    break
-        self.spent_s += time.monotonic() - t0
-        finished = list(episodes.values())
+        finished = self._episodes(self.venv, self.episodes, policy, self.until_decided)
         means = episode_means(finished, self.spec.metric)
+        values = [e["metrics"]["success_metric"] for e in finished]
+        succeeded = bool(self.spec.metric.decided(values, self.episodes))
+        confirmed: float | str = ""
+        if succeeded and self.confirm_seed is not None:
+            # a success counts once the final evaluation's own episodes confirm it: ten lucky
+            # episodes among many evaluations are not a success the saved policy keeps
+            if self._confirm_venv is None:
+                self._confirm_venv = _eval_venv(self.spec, self.confirm_episodes)
+            self._confirm_venv.seed(self.confirm_seed)  # the same episodes every time
+            again = self._episodes(self._confirm_venv, self.confirm_episodes, policy, until_decided=False)
+            confirmed = episode_means(again, self.spec.metric)["success_metric_mean"]
+            succeeded = self.spec.metric.succeeds(e["metrics"]["success_metric"] for e in again)
+        self.spent_s += time.monotonic() - t0
         row = {
             "timesteps": int(timesteps),
             "wall_time_s": round(wall_s + time.monotonic() - t0, 2),
             "eval_time_s": round(self.spent_s, 2),
             "episodes": len(finished),
             **{k: means[k] for k in ("env_return_mean", "success_metric_mean", "success_rate")},
-            "succeeded": int(
-                self.spec.metric.decided([e["metrics"]["success_metric"] for e in finished], self.episodes)
-                or False
-            ),
+            "confirmation_mean": confirmed,
+            "succeeded": int(succeeded),
         }
         self.rows.append(row)
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow([row[c] for c in EVAL_COLUMNS])
-        self.scalars.row(row, prefix="eval/")
+        self.scalars.row({k: v for k, v in row.items() if v != ""}, prefix="eval/")
         return row
+
+    def _episodes(self, venv: Any, n: int, policy: Policy, until_decided: bool) -> list[dict[str, Any]]:
+        """Each of the ``n`` envs' first episode under the deterministic ``policy`` (fewer once the
+        verdict is settled, with ``until_decided``)."""
+        norm = normalizer_of(policy)
+        obs = venv.reset()
+        episodes: dict[int, dict[str, Any]] = {}
+        while len(episodes) < n:
+            policy_obs = norm.normalize_obs(obs) if norm is not None else obs
+            action, _ = policy.predict(policy_obs, deterministic=True)
+            obs, _, dones, infos = venv.step(action)
+            for i in np.flatnonzero(dones):
+                episodes.setdefault(int(i), infos[i]["reward_episode"])  # each env's first episode
+            if until_decided and dones.any() and len(episodes) < n:
+                values = [e["metrics"]["success_metric"] for e in episodes.values()]
+                if self.spec.metric.decided(values, n) is not None:
+                    break
+        return list(episodes.values())
 
     def first_success(self) -> dict[str, Any] | None:
         """The first evaluation that met the task's success rule."""
@@ -124,6 +150,8 @@ class PeriodicEvaluator:
 
     def close(self) -> None:
         self.venv.close()
+        if self._confirm_venv is not None:
+            self._confirm_venv.close()
         self.scalars.close()
 
 

@@ -4,6 +4,7 @@ and saves SB3's checkpoints."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from rewardgen.runs import RunDir
@@ -59,16 +60,21 @@ def make_callback(watch: RunWatch, run: RunDir, ckpt_every: int, deferred_episod
             watch.poll_signal()  # the search's signal: the next step ends training
 
         def _on_training_end(self) -> None:
-            if (
-                not watch.stopped and not watch.over
-            ):  # the steps' end: the last update is in, as the saved policy's
+            if not watch.stopped and not watch.over:  # the steps' end: the last update is in
                 self._evaluate_if_due()
+            if self.judged_obs is not None:  # the env step taken after the success moved them
+                self.model.get_vec_normalize_env().obs_rms = self.judged_obs
             self._record(watch.flush(self.num_timesteps))
+
+        judged_obs: Any = None  # the observation statistics of the policy judged successful
 
         def _evaluate_if_due(self) -> None:
             if watch.eval_due(self.num_timesteps):
                 row = watch.evaluate(self.model, self.num_timesteps)
                 self.logger.record("rewardgen/eval_success_rate", row["success_rate"])
+                norm = self.model.get_vec_normalize_env()
+                if watch.stopped == "succeeded" and norm is not None:
+                    self.judged_obs = copy.deepcopy(norm.obs_rms)
 
     return RewardgenCallback()
 
