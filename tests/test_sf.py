@@ -112,6 +112,7 @@ def test_sf_refuses_what_it_does_not_do(tmp_path):
 @needs_sf
 def test_sf_evaluates_periodically_and_stops_at_success_and_at_a_stop_file(tmp_path):
     from rewardgen.tasks import MetricSpec, get_task
+    from rewardgen.training.periodic import read_evals
 
     spec = get_task("hopper-run")
     easy = spec.model_copy(update={"metric": MetricSpec(field="x_velocity", reduce="mean", below=100.0)})
@@ -131,9 +132,9 @@ def test_sf_evaluates_periodically_and_stops_at_success_and_at_a_stop_file(tmp_p
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["stopped_early"] == "succeeded" and manifest["first_success"]["timesteps"] >= 2000
     assert manifest["trained_steps"] < 50_000 and manifest["status"] == "finished"
-    header, *rows = (result.run_dir / "evals.csv").read_text().splitlines()
-    assert header.startswith("timesteps,") and header.endswith(",success_rate,succeeded") and len(rows) == 1
-    assert rows[0].endswith(",1.0,1")  # every episode met the line; the rule's verdict
+    (row,) = read_evals(result.run_dir / "evals.csv")
+    assert row["success_rate"] == 1.0 and row["succeeded"] == 1  # every episode met the line; the verdict
+    assert row["confirmation_mean"] == pytest.approx(result.eval.success_metric_mean, abs=1e-5)
     # the run keeps the checkpoint that evaluation judged, not the ones saved as training wound down
     ckpts = sorted((result.run_dir / "sf" / "checkpoint_p0").glob("checkpoint_*.pth"))
     assert int(ckpts[-1].stem.rsplit("_", 1)[-1]) == manifest["first_success"]["timesteps"]
@@ -144,9 +145,12 @@ def test_sf_evaluates_periodically_and_stops_at_success_and_at_a_stop_file(tmp_p
         TrainConfig(task=hard, steps=8000, eval_every=2000, stop_on_success=True, **common),
         out=tmp_path / "hard",
     )
-    rows = (result.run_dir / "evals.csv").read_text().splitlines()[1:]
-    steps = [int(r.split(",")[0]) for r in rows]
-    assert len(steps) >= 3 and steps == sorted(steps) and all(r.endswith(",0.0,0") for r in rows)
+    rows = read_evals(result.run_dir / "evals.csv")
+    steps = [int(r["timesteps"]) for r in rows]
+    assert len(steps) >= 3 and steps == sorted(steps)
+    assert all(
+        r["success_rate"] == 0.0 and r["succeeded"] == 0 and "confirmation_mean" not in r for r in rows
+    )
     # a search's stop file ends training at once, with the reason it gives
     stop = tmp_path / "stop"
     stop.write_text("another candidate succeeded\n")
