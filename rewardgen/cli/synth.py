@@ -200,7 +200,7 @@ def synthesize(
             f"best reward, seed {f['seed']}: success metric {f.get('success_metric_mean', float('nan')):.3f}"
             + verdict
         )
-    if summary.get("seeds"):
+    if summary.get("seeds") and summary["final_seeds"]:  # its own seed alone says nothing more
         won = summary["seeds"]
         console.print(f"the best reward succeeds on {won['succeeded']} of its {won['of']} seeds")
     console.print(client.usage.summary())
