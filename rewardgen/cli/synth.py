@@ -33,6 +33,7 @@ def synthesize(
     judge: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="JUDGE",
             help="icpl: web (a page in your browser; web:host=0.0.0.0,port=8765 to share it; "
             "web:raters=ana+bob for a room), terminal (numbered videos, for SSH) or synthetic[:noise=0.1] "
             "(ranks by the success metric; taste=x_velocity or taste=-ctrl for a rater's taste). "
