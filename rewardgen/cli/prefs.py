@@ -53,7 +53,7 @@ def prefppo(
             help="synthetic[:noise=0.1] (compares the segments' return under the task's reward), or a "
             "person: web or terminal (two short clips of the current policy; training waits for the "
             "answer). Repeat it for several raters, e.g. --judge synthetic:taste=x_velocity --judge "
-            "synthetic:taste=-ctrl (raters who want speed, and less torque)"
+            "synthetic:taste=-ctrl (raters who want speed, and less torque)",
         ),
     ] = None,
     model: Annotated[

@@ -37,7 +37,7 @@ def synthesize(
             help="icpl: web (a page in your browser; web:host=0.0.0.0,port=8765 to share it; "
             "web:raters=ana+bob for a room), terminal (numbered videos, for SSH) or synthetic[:noise=0.1] "
             "(ranks by the success metric; taste=x_velocity or taste=-ctrl for a rater's taste). "
-            "Repeat it to seat several raters. Default: web"
+            "Repeat it to seat several raters. Default: web",
         ),
     ] = None,
     follow: Annotated[
