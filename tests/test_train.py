@@ -516,6 +516,34 @@ def test_an_evaluation_that_asks_only_for_the_verdict_ends_when_it_is_settled(tm
     assert all(n == VERDICT_EPISODES for n in counted[False]), counted
 
 
+def test_a_verdict_only_evaluation_runs_its_first_episodes_and_the_rest_only_when_open(tmp_path):
+    """A final seed's evaluation (the verdict only) steps three envs first: three episodes that
+    fail a rule on every episode settle it, and the other seven envs never step; three that
+    succeed leave it open, and all ten run. A candidate's evaluation runs all ten at once."""
+    from rewardgen.tasks import derive_task
+    from rewardgen.training.periodic import FIRST_STAGE, PeriodicEvaluator
+
+    class Still:
+        def predict(self, obs, deterministic=True):
+            return np.zeros((len(obs), 1), np.float32), None
+
+    def evaluated(line, until_decided):
+        metric = {"field": "env_reward", "reduce": "sum", "above": line}
+        task = derive_task("Pendulum-v1", "anything", {"metric": metric})
+        ev = PeriodicEvaluator(task, tmp_path / f"{line}-{until_decided}.csv", until_decided=until_decided)
+        row = ev(Still(), 1000, 1.0)
+        ev.close()
+        return row, [venv.num_envs for venv in ev.stages]
+
+    row, sizes = evaluated(1e9, until_decided=True)  # no episode meets it: failed after three
+    assert sizes == [FIRST_STAGE, VERDICT_EPISODES - FIRST_STAGE]
+    assert row["episodes"] == FIRST_STAGE and row["succeeded"] == 0
+    row, _ = evaluated(-1e9, until_decided=True)  # every episode meets it: all ten confirm it
+    assert row["episodes"] == VERDICT_EPISODES and row["succeeded"] == 1
+    row, sizes = evaluated(1e9, until_decided=False)  # a curve's point: every episode
+    assert sizes == [VERDICT_EPISODES] and row["episodes"] == VERDICT_EPISODES
+
+
 def test_the_success_rule_is_the_same_in_periodic_and_final_evaluations(tmp_path):
     """A rule on the mean over episodes (gymnasium's reward_threshold) is judged on the mean in
     both evaluations: a threshold between the worst episode and the mean succeeds, though not

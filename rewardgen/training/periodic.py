@@ -2,7 +2,10 @@
 
 Every ``every`` steps the current policy runs deterministic episodes (in parallel, one env each;
 at least the task's success rule asks for, as the final evaluation) on fresh envs; the env's own
-return, the success metric and the rule's verdict go to ``evals.csv``. With ``stop_on_success``
+return, the success metric and the rule's verdict go to ``evals.csv``; an evaluation that asks
+only for the verdict (a final seed's) runs a few episodes first and the rest only where those
+leave it open (a standing hopper's ten 1000-step episodes cost half the steps trained between
+two evaluations). With ``stop_on_success``
 training ends at the first evaluation that meets the rule:
 ``rewardgen train --until-success`` and the demo stop there instead of spending the whole budget.
 """
@@ -10,6 +13,7 @@ training ends at the first evaluation that meets the rule:
 from __future__ import annotations
 
 import csv
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -58,6 +62,24 @@ def _eval_venv(spec: TaskSpec, n: int) -> Any:
     return SB3RewardVecWrapper(venv, reward, **wrapper_kwargs(spec, reward.fields))
 
 
+#: The fewest episodes an evaluation that asks only for the verdict runs first (its curve point).
+FIRST_STAGE = 3
+
+
+def _first_stage(spec: TaskSpec, n: int) -> int:
+    """How many of ``n`` episodes run first where only the verdict matters: enough that their
+    failures could settle it (a rule on each episode; a rule on the mean needs all ``n``)."""
+    metric = spec.metric
+    if metric.line is None or metric.over == "mean":
+        return n
+    need = math.ceil(metric.share * n - 1e-9)  # episodes that must meet the line
+    return min(n, max(FIRST_STAGE, n - need + 1))
+
+
+def _values(episodes: list[dict[str, Any]]) -> list[float]:
+    return [e["metrics"]["success_metric"] for e in episodes]
+
+
 class PeriodicEvaluator:
     """Deterministic episodes of the policy being trained, written to ``path`` (``evals.csv``).
 
@@ -80,8 +102,15 @@ class PeriodicEvaluator:
     ):
         self.spec, self.path, self.episodes = spec, path, spec.metric.episodes(episodes)
         self.until_decided = until_decided  # stop once the verdict is settled (a final seed's)
-        self.venv = _eval_venv(spec, self.episodes)
-        self.venv.seed(seed)  # once: each evaluation starts where the last one's episodes left off
+        # the envs run in stages: with ``until_decided`` a first few episodes (as many as could
+        # settle a failure, at least FIRST_STAGE) and the rest only where those leave the
+        # verdict open; without it all at once (a candidate's curve wants every episode)
+        first = self.episodes if not until_decided else _first_stage(spec, self.episodes)
+        self.stages = [_eval_venv(spec, first)]
+        if first < self.episodes:
+            self.stages.append(_eval_venv(spec, self.episodes - first))
+        for offset, venv in zip((0, first), self.stages, strict=False):
+            venv.seed(seed + offset)  # env i's episodes from seed + i; each evaluation goes on
         # the final evaluation's episodes (its seed), that confirm a success before it counts
         self.confirm_seed, self.confirm_episodes = confirm_seed, spec.metric.episodes(confirm_episodes)
         self._confirm_venv: Any = None
@@ -96,10 +125,13 @@ class PeriodicEvaluator:
 
     def __call__(self, policy: Policy, timesteps: int, wall_s: float) -> dict[str, Any]:
         t0 = time.monotonic()
-        finished = self._episodes(self.venv, self.episodes, policy, self.until_decided)
+        finished: list[dict[str, Any]] = []
+        for venv in self.stages:
+            finished += self._episodes(venv, policy, self.until_decided, finished)
+            if self.spec.metric.decided(_values(finished), self.episodes) is not None:
+                break
         means = episode_means(finished, self.spec.metric)
-        values = [e["metrics"]["success_metric"] for e in finished]
-        succeeded = bool(self.spec.metric.decided(values, self.episodes))
+        succeeded = bool(self.spec.metric.decided(_values(finished), self.episodes))
         confirmed: float | str = ""
         if succeeded and self.confirm_seed is not None:
             # a success counts once the final evaluation's own episodes confirm it: ten lucky
@@ -107,9 +139,9 @@ class PeriodicEvaluator:
             if self._confirm_venv is None:
                 self._confirm_venv = _eval_venv(self.spec, self.confirm_episodes)
             self._confirm_venv.seed(self.confirm_seed)  # the same episodes every time
-            again = self._episodes(self._confirm_venv, self.confirm_episodes, policy, until_decided=False)
+            again = self._episodes(self._confirm_venv, policy, until_decided=False)
             confirmed = episode_means(again, self.spec.metric)["success_metric_mean"]
-            succeeded = self.spec.metric.succeeds(e["metrics"]["success_metric"] for e in again)
+            succeeded = self.spec.metric.succeeds(_values(again))
         self.spent_s += time.monotonic() - t0
         row = {
             "timesteps": int(timesteps),
@@ -126,11 +158,14 @@ class PeriodicEvaluator:
         self.scalars.row({k: v for k, v in row.items() if v != ""}, prefix="eval/")
         return row
 
-    def _episodes(self, venv: Any, n: int, policy: Policy, until_decided: bool) -> list[dict[str, Any]]:
-        """Each of the ``n`` envs' first episode under the deterministic ``policy`` (fewer once the
-        verdict is settled, with ``until_decided``)."""
+    def _episodes(
+        self, venv: Any, policy: Policy, until_decided: bool, before: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Each of ``venv``'s envs' first episode under the deterministic ``policy`` (fewer once
+        the verdict, with the episodes ``before`` them, is settled, with ``until_decided``)."""
         norm = normalizer_of(policy)
         obs = venv.reset()
+        n = venv.num_envs
         episodes: dict[int, dict[str, Any]] = {}
         while len(episodes) < n:
             policy_obs = norm.normalize_obs(obs) if norm is not None else obs
@@ -139,8 +174,8 @@ class PeriodicEvaluator:
             for i in np.flatnonzero(dones):
                 episodes.setdefault(int(i), infos[i]["reward_episode"])  # each env's first episode
             if until_decided and dones.any() and len(episodes) < n:
-                values = [e["metrics"]["success_metric"] for e in episodes.values()]
-                if self.spec.metric.decided(values, n) is not None:
+                values = _values([*(before or []), *episodes.values()])
+                if self.spec.metric.decided(values, self.episodes) is not None:
                     break
         return list(episodes.values())
 
@@ -149,7 +184,8 @@ class PeriodicEvaluator:
         return next((r for r in self.rows if r["succeeded"]), None)
 
     def close(self) -> None:
-        self.venv.close()
+        for venv in self.stages:
+            venv.close()
         if self._confirm_venv is not None:
             self._confirm_venv.close()
         self.scalars.close()
