@@ -129,11 +129,11 @@ def test_a_candidate_that_never_succeeds_trains_its_steps(tmp_path):
 
 
 def test_the_time_budget_stops_training_and_keeps_everything(tmp_path):
-    # 10M steps cannot train in 20 s: the budget's alarm stops the candidate, which is evaluated
-    # and kept (trained, not failed); the second round is not started
+    # 10M steps cannot train in 20 s: the budget's alarm stops the one round's candidate, which is
+    # evaluated and kept (trained, not failed)
     cfg = config(
         task_with(below=-100.0), steps=10_000_000, eval_every=0, time_budget_s=20.0, samples=1,
-        final_seeds=1, videos=1,
+        iterations=1, final_seeds=1, videos=1,
     )  # fmt: skip
     lines = []
     started = time.monotonic()
@@ -149,6 +149,24 @@ def test_the_time_budget_stops_training_and_keeps_everything(tmp_path):
     assert (run.path / "iter0" / "cand0" / "train" / "model.zip").is_file()
     assert asked == 1 and "time budget" in summary["ended"]
     assert json.loads((run.path / "manifest.json").read_text())["status"] == "finished"
+
+
+def test_a_round_spends_at_most_its_share_of_the_time_left(tmp_path):
+    """10M steps per candidate and two rounds in 30 s: the first round stops its candidate at
+    its share (half of the 25 s left after the reserve), saved and evaluated, and the second
+    round is still asked and trained, as short as the time left makes it."""
+    cfg = config(task_with(below=-100.0), steps=10_000_000, eval_every=0, time_budget_s=30.0, samples=1)
+    lines = []
+    run, summary, asked = search(tmp_path, cfg, [[GOOD], [GOOD2]], log=lines.append)
+    first, second = (CandidateRecord.from_dict(c) for c in summary["candidates"])
+    assert asked == 2 and first.status == second.status == "trained", lines
+    assert first.stopped == "the round's share of the time budget (12.5s) is spent", first.stopped
+    assert 0 < first.steps < 10_000_000 and (first.path / "train" / "model.zip").is_file()
+    # the second round trains as many steps as fit the time left (not a quarter of 10M)
+    assert 0 < second.steps < 10_000_000 and any("fewer steps to fit" in line for line in lines), lines
+    rounds = json.loads((run.path / "manifest.json").read_text())["rounds"]
+    assert rounds[0]["cut"] == first.stopped and "cut" not in rounds[1]
+    assert any(line.startswith("round 1: the round's share") for line in lines), lines
 
 
 def record(steps, train_s, smoke_s=1.0, eval_s=2.0):

@@ -18,7 +18,10 @@ from typing import Any
 
 from rewardgen.runs import CandidateRecord, StopSignal
 
-__all__ = ["PHASES", "RoundPlan", "SearchClock", "format_seconds", "time_spent"]
+__all__ = ["PHASES", "ROUND_SHARE", "RoundPlan", "SearchClock", "format_seconds", "time_spent"]
+
+#: How a stop at a round's share of the time budget begins (the search takes it back after the round).
+ROUND_SHARE = "the round's share of the time budget"
 
 #: The phases of a candidate's time, in the order report.html shows them.
 PHASES = ("smoke_s", "train_s", "eval_s", "video_s")
@@ -60,6 +63,7 @@ class SearchClock:
     started: float = field(default_factory=time.monotonic)
     rounds: list[dict[str, Any]] = field(default_factory=list)  # per round: llm_s, wall_s, steps
     _timer: threading.Timer | None = None
+    _round_timer: threading.Timer | None = None  # the running round's share
 
     def left(self) -> float:
         """Seconds left of the budget (inf without one)."""
@@ -84,8 +88,54 @@ class SearchClock:
         self._timer.start()
 
     def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        for timer in (self._timer, self._round_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def round_share_s(self, rounds_left: int) -> float | None:
+        """The seconds the next round may spend, its LLM answer and its candidates' training and
+        evaluations: an equal share of the time left (less the reserve) between ``rounds_left``
+        rounds; None without a budget. A round stopped at its share keeps its candidates' saved
+        state, and the clock may continue the best of them rather than ask for new rewards.
+
+        Example:
+            >>> 89 < SearchClock(300.0).round_share_s(rounds_left=3) <= 90  # (300 s - 30 s kept) / 3
+            True
+        """
+        if self.time_budget_s is None:
+            return None
+        return max(0.0, self.left() - self.reserve_s()) / max(1, rounds_left)
+
+    def start_round_alarm(self, stop: StopSignal, rounds_left: int) -> None:
+        """Ask the round's candidates to stop (saved and evaluated) when its share of the time left
+        (:meth:`round_share_s`) is spent; nothing where there is no budget, or for the last round
+        (the search's own alarm ends that one). :meth:`end_round` takes the request back."""
+        share = self.round_share_s(rounds_left)
+        if share is None or rounds_left <= 1:
+            return
+        self._round_timer = threading.Timer(share, stop.request, args=(self._round_reason(share),))
+        self._round_timer.daemon = True
+        self._round_timer.start()
+
+    @staticmethod
+    def _round_reason(share_s: float) -> str:
+        return f"{ROUND_SHARE} ({format_seconds(share_s)}) is spent"
+
+    def end_round(self, stop: StopSignal) -> str | None:
+        """After a round: cancel its alarm and take back its stop request, if it made one (the
+        search's own alarm, which could not write its reason beside it, asks again where the
+        budget is spent). Returns why the round was cut, or None where it was not."""
+        timer, self._round_timer = self._round_timer, None
+        if timer is None:
+            return None
+        timer.cancel()
+        reason = stop.reason() or ""
+        if not reason.startswith(ROUND_SHARE):
+            return None
+        stop.clear()
+        if self.time_budget_s is not None and self.left() <= self.reserve_s():
+            stop.request(f"the search's time budget of {format_seconds(self.time_budget_s)} is spent")
+        return reason
 
     def plan(
         self,
@@ -94,11 +144,13 @@ class SearchClock:
         workers: int,
         done: Sequence[CandidateRecord],
         min_share: float = 0.25,
+        cut_at: int | None = None,
     ) -> RoundPlan:
         """The next round's steps per candidate: ``full_steps`` when a round of them fits in the
         time left at the speed the earlier rounds' candidates trained (``done``), fewer when only
-        a shorter round fits (at least ``min_share`` of them), none when not even that fits.
-        Without a budget, or before any candidate trained, ``full_steps``."""
+        a shorter round fits (at least ``min_share`` of them, or of ``cut_at``, the steps a round
+        cut at its share reached: rounds under a budget train short), none when not even that
+        fits. Without a budget, or before any candidate trained, ``full_steps``."""
         left = self.left() - self.reserve_s()
         if self.time_budget_s is None:
             return RoundPlan(full_steps, "no time budget")
@@ -117,9 +169,10 @@ class SearchClock:
         )
         if fit >= full_steps:
             return RoundPlan(full_steps, detail)
-        if fit >= min_share * full_steps:
+        least = min(full_steps, cut_at) if cut_at else full_steps
+        if fit >= min_share * least:
             return RoundPlan(max(1000, fit // 1000 * 1000), detail + ": fewer steps to fit")
-        return RoundPlan(0, detail + f": not even {min_share:.0%} of {full_steps:,} steps fit", fits=False)
+        return RoundPlan(0, detail + f": not even {min_share:.0%} of {least:,} steps fit", fits=False)
 
     def overhead_s(self, done: Sequence[CandidateRecord]) -> float:
         """A round's seconds besides training, per candidate: the LLM's answer, the smoke test,

@@ -95,8 +95,9 @@ def synthesize(
             closing.callback(executor.close)
         closing.callback(clock.cancel)
         clock.start_alarm(stop)
+        cut_at = None  # the steps a round cut at its share reached: the next may train as short
         for it in range(iterations):
-            plan = clock.plan(config.steps, config.samples, config.workers, candidates)
+            plan = clock.plan(config.steps, config.samples, config.workers, candidates, cut_at=cut_at)
             if not plan.fits or stop.requested():
                 ended = stop.reason() or plan.why
                 log(f"the search ends before round {it + 1}: {ended}")
@@ -113,10 +114,14 @@ def synthesize(
             lines = f" ({len(prompts)} lineages: {', '.join(prompts)})" if len(prompts) > 1 else ""
             log(f"round {it + 1}/{iterations}: asking {client.settings.model} for {asked}{lines}")
             round_start = time.monotonic()
+            # a round spends at most its share of the time left: the rounds after it (new rewards,
+            # or the best continued) get theirs, rather than the first round spending it all
+            clock.start_round_alarm(stop, rounds_left=iterations - it)
             usage_before = dataclasses.asdict(client.usage)
             try:
                 texts, lineage = ask_lineages(client, prompts, config.samples, config, seed=config.seed + it)
             except BudgetExceededError as exc:
+                clock.end_round(stop)
                 stopped = str(exc)
                 break
             record = {"round": round_dir.name, "llm_s": round(time.monotonic() - round_start, 2)}
@@ -137,6 +142,10 @@ def synthesize(
                     name: [c.path.name for c, of in zip(round_cands, lineage, strict=True) if of == name]  # type: ignore[union-attr]
                     for name in prompts
                 }
+            if (cut := clock.end_round(stop)) is not None:
+                record["cut"] = cut
+                log(f"round {it + 1}: {cut}: its candidates stopped, saved and evaluated")
+                cut_at = max((c.steps or 0 for c in round_cands if c.status == "trained"), default=0) or None
             record["wall_s"] = round(time.monotonic() - round_start, 2)
             record["llm"] = _usage_since(usage_before, client)
             candidates.extend(round_cands)
@@ -147,7 +156,12 @@ def synthesize(
             if not winners and not stop.requested():  # a rising curve may need time, not a new reward
                 # no round after this one (the last, or none fits the time left): the time is the best's
                 last = it + 1 >= iterations
-                last = last or not clock.plan(config.steps, config.samples, config.workers, candidates).fits
+                last = (
+                    last
+                    or not clock.plan(
+                        config.steps, config.samples, config.workers, candidates, cut_at=cut_at
+                    ).fits
+                )
                 best, won = _continue_learning(
                     task,
                     best,
@@ -407,7 +421,8 @@ def _plan_line(config: SearchConfig, clock: SearchClock, iterations: int) -> str
     if config.time_budget_s is not None:
         parts.append(
             f"within {format_seconds(config.time_budget_s)} (training stops "
-            f"{format_seconds(clock.reserve_s())} before it; later rounds' steps fit the time left)"
+            f"{format_seconds(clock.reserve_s())} before it; a round spends at most its share of the time "
+            "left, and later rounds' steps fit the time left)"
         )
     every = config.candidate_eval_every(config.steps)
     if every:
