@@ -167,6 +167,9 @@ def test_a_round_spends_at_most_its_share_of_the_time_left(tmp_path):
     rounds = json.loads((run.path / "manifest.json").read_text())["rounds"]
     assert rounds[0]["cut"] == first.stopped and "cut" not in rounds[1]
     assert any(line.startswith("round 1: the round's share") for line in lines), lines
+    import html
+
+    assert f"iter0: {html.escape(first.stopped)}" in (run.path / "report.html").read_text()
 
 
 def record(steps, train_s, smoke_s=1.0, eval_s=2.0):

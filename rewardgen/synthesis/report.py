@@ -171,10 +171,14 @@ def _time_table(manifest: dict[str, Any], cands: list[CandidateRecord]) -> list[
         )
     out.append("</table>")
     decided = [(name, d) for name, r in rounds.items() for d in r.get("decisions") or []]
-    if decided:  # the clock's choices between training the best on and asking for new rewards
+    cut = [(name, r["cut"]) for name, r in rounds.items() if r.get("cut")]
+    if decided or cut:  # the clock's choices: a round's share, training the best on or new rewards
         from rewardgen.synthesis.continuation import Outlook
 
-        out.append("<h3>What the clock decided after each round without a success</h3><ul>")
+        out.append("<h3>What the clock decided</h3><ul>")
+        out += [
+            f"<li>{e(name)}: {e(why)}; its candidates stopped, saved and evaluated</li>" for name, why in cut
+        ]
         out += [f"<li>{e(name)}: {e(Outlook(**d).text())}</li>" for name, d in decided]
         out.append("</ul>")
     return out
