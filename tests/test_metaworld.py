@@ -72,6 +72,7 @@ def test_sac_trains_on_a_meta_world_task_and_films_it(tmp_path):
     result = train(
         TrainConfig(
             task="metaworld-drawer-open",
+            algo="sac",  # PPO is the family's default; SAC stays a choice
             steps=600,
             eval_episodes=1,
             video_steps=10,
